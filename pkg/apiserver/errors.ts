@@ -1,0 +1,69 @@
+/**
+ * API errors and their wire form, the Kubernetes `Status` object. Every error a client sees
+ * goes through here; store errors are converted at one place (fromStoreError).
+ */
+import { API_VERSION } from '../api/kinds';
+import type { FieldCause } from '../api/validation';
+import { formatCauses } from '../api/validation';
+import { AlreadyExistsError, CompactedError, ConflictError, NotFoundError, UnavailableError } from '../store/errors';
+
+export type StatusReason =
+  | 'BadRequest' | 'Unauthorized' | 'Forbidden' | 'NotFound' | 'MethodNotAllowed' | 'AlreadyExists'
+  | 'Conflict' | 'Expired' | 'RequestEntityTooLarge' | 'UnsupportedMediaType' | 'Invalid'
+  | 'TooManyRequests' | 'InternalError' | 'ServiceUnavailable';
+
+const CODES: Record<StatusReason, number> = {
+  BadRequest: 400, Unauthorized: 401, Forbidden: 403, NotFound: 404, MethodNotAllowed: 405,
+  AlreadyExists: 409, Conflict: 409, Expired: 410, RequestEntityTooLarge: 413, UnsupportedMediaType: 415,
+  Invalid: 422, TooManyRequests: 429, InternalError: 500, ServiceUnavailable: 503,
+};
+
+export interface StatusDetails {
+  kind?: string;
+  name?: string;
+  causes?: FieldCause[];
+  retryAfterSeconds?: number;
+}
+
+/** The JSON body of every error response. */
+export interface Status {
+  kind: 'Status';
+  apiVersion: string;
+  status: 'Failure';
+  code: number;
+  reason: StatusReason;
+  message: string;
+  details?: StatusDetails;
+}
+
+/** An error that becomes a Status response. */
+export class ApiError extends Error {
+  readonly code: number;
+  constructor(readonly reason: StatusReason, message: string, readonly details?: StatusDetails) {
+    super(message);
+    this.name = 'ApiError';
+    this.code = CODES[reason];
+  }
+
+  toStatus(): Status {
+    return { kind: 'Status', apiVersion: API_VERSION, status: 'Failure', code: this.code, reason: this.reason, message: this.message, ...(this.details ? { details: this.details } : {}) };
+  }
+}
+
+/** 422 naming each bad field; 400 when the problem is the body's structure (depth, forbidden keys). */
+export function invalid(kind: string | undefined, name: string | undefined, causes: FieldCause[], structural = false): ApiError {
+  const what = kind ? `${kind}${name ? ` "${name}"` : ''}` : 'object';
+  return new ApiError(structural ? 'BadRequest' : 'Invalid', `${what} is invalid: ${formatCauses(causes)}`, { kind, name, causes });
+}
+
+/** Converts a typed store error into an ApiError; anything else is rethrown as is. */
+export function fromStoreError(err: unknown, kind: string, name: string): never {
+  if (err instanceof NotFoundError) throw new ApiError('NotFound', `${kind.toLowerCase()} "${name}" not found`, { kind, name });
+  if (err instanceof AlreadyExistsError) throw new ApiError('AlreadyExists', `${kind.toLowerCase()} "${name}" already exists`, { kind, name });
+  if (err instanceof ConflictError) {
+    throw new ApiError('Conflict', `${kind.toLowerCase()} "${name}" was modified (now at resourceVersion ${err.actual ?? 'none'}); read it again and retry`, { kind, name });
+  }
+  if (err instanceof CompactedError) throw new ApiError('Expired', `resourceVersion ${err.requested} is too old (compacted); list again`);
+  if (err instanceof UnavailableError) throw new ApiError('ServiceUnavailable', 'etcd is unavailable; retry shortly', { retryAfterSeconds: 1 });
+  throw err;
+}

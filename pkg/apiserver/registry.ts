@@ -1,0 +1,193 @@
+/**
+ * API semantics over the store: admission on every write, server-managed metadata
+ * (uid, generation, creationTimestamp, deletionTimestamp), status kept from what is stored,
+ * and compare-and-swap on mod revisions so concurrent writers never lose an update.
+ */
+import { randomUUID } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
+import { DEFAULT_NAMESPACE, type KindInfo } from '../api/kinds';
+import { admit, structuralCause, type ShoalObject } from '../api/validation';
+import { matchesSelector, type Selector } from '../api/labels';
+import { AlreadyExistsError, ConflictError } from '../store/errors';
+import { decodeKeyValue, encodeObject, kindPrefix, objectKey } from '../store/objects';
+import type { Store } from '../store/types';
+import { ApiError, fromStoreError, invalid } from './errors';
+import { mergePatch } from './merge-patch';
+
+export interface WriteOptions {
+  /** Validate and admit, but write nothing. */
+  dryRun?: boolean;
+}
+
+export interface ListResult {
+  items: ShoalObject[];
+  resourceVersion: string;
+}
+
+/** Identifies one object. namespace is undefined for cluster-scoped kinds. */
+export interface ObjectRef {
+  kind: KindInfo;
+  namespace: string | undefined;
+  name: string;
+}
+
+/** Times a read-modify-write is retried when a concurrent writer got there first. */
+const CAS_RETRIES = 5;
+
+/** Clock injected for tests. */
+export type Now = () => Date;
+
+export class Registry {
+  constructor(private readonly store: Store, private readonly prefix: string, private readonly now: Now = () => new Date()) {}
+
+  private key(ref: ObjectRef): string {
+    return objectKey(this.prefix, ref.kind, ref.namespace, ref.name);
+  }
+
+  async get(ref: ObjectRef): Promise<ShoalObject> {
+    const kv = await this.store.get(this.key(ref)).catch((e) => fromStoreError(e, ref.kind.kind, ref.name));
+    if (!kv) throw new ApiError('NotFound', `${ref.kind.singular} "${ref.name}" not found`, { kind: ref.kind.kind, name: ref.name });
+    return decodeKeyValue(kv);
+  }
+
+  async list(kind: KindInfo, namespace: string | undefined, selector: Selector): Promise<ListResult> {
+    const res = await this.store.list(kindPrefix(this.prefix, kind, namespace)).catch((e) => fromStoreError(e, kind.kind, ''));
+    const items = res.items.map((kv) => decodeKeyValue(kv)).filter((o) => matchesSelector(selector, o.metadata.labels));
+    return { items, resourceVersion: String(res.revision) };
+  }
+
+  /** Admits a body for `ref`'s kind and namespace, checking it names the same object as the URL. */
+  private admitFor(kind: KindInfo, namespace: string | undefined, body: unknown, urlName?: string): ShoalObject {
+    const structural = structuralCause(body);
+    if (structural) throw invalid(kind.kind, urlName, [structural], true);
+    const b = body as { kind?: unknown; metadata?: { name?: unknown; namespace?: unknown } } | null;
+    if (b && typeof b === 'object' && b.kind !== undefined && b.kind !== kind.kind) {
+      throw new ApiError('BadRequest', `body kind "${String(b.kind)}" does not match the URL's kind ${kind.kind}`);
+    }
+    if (kind.namespaced && b?.metadata?.namespace !== undefined && b.metadata.namespace !== namespace) {
+      throw new ApiError('BadRequest', `metadata.namespace "${String(b.metadata.namespace)}" does not match the URL's namespace "${namespace}"`);
+    }
+    if (urlName !== undefined && b?.metadata?.name !== undefined && b.metadata.name !== urlName) {
+      throw new ApiError('BadRequest', `metadata.name "${String(b.metadata.name)}" does not match the URL's name "${urlName}"`);
+    }
+    const withNs = kind.namespaced && b?.metadata && typeof b.metadata === 'object' && b.metadata.namespace === undefined
+      ? { ...b, metadata: { ...b.metadata, namespace: namespace ?? DEFAULT_NAMESPACE } }
+      : body;
+    const r = admit(withNs);
+    if (!r.ok) throw invalid(kind.kind, urlName ?? (typeof b?.metadata?.name === 'string' ? b.metadata.name : undefined), r.causes);
+    return r.object;
+  }
+
+  /** Creates an object: generation 1, a new uid, empty status. */
+  async create(kind: KindInfo, namespace: string | undefined, body: unknown, opts: WriteOptions = {}): Promise<ShoalObject> {
+    const obj = this.admitFor(kind, namespace, body);
+    const { resourceVersion: _rv, deletionTimestamp: _dt, ...meta } = obj.metadata;
+    const stored = {
+      ...obj,
+      metadata: { ...meta, uid: randomUUID(), generation: 1, creationTimestamp: this.now().toISOString() },
+      ...('status' in obj ? { status: {} } : {}),
+    } as ShoalObject;
+    const ref = { kind, namespace: obj.metadata.namespace, name: obj.metadata.name };
+    const key = this.key(ref);
+    if (opts.dryRun) {
+      const existing = await this.store.get(key).catch((e) => fromStoreError(e, kind.kind, ref.name));
+      if (existing) fromStoreError(new AlreadyExistsError(key), kind.kind, ref.name);
+      return stored;
+    }
+    const rev = await this.store.create(key, encodeObject(stored)).catch((e) => fromStoreError(e, kind.kind, ref.name));
+    stored.metadata.resourceVersion = String(rev);
+    return stored;
+  }
+
+  /** Replaces spec, labels, annotations and the other user-owned metadata of an object. */
+  async update(ref: ObjectRef, body: unknown, opts: WriteOptions = {}): Promise<ShoalObject> {
+    const desired = this.admitFor(ref.kind, ref.namespace, body, ref.name);
+    return this.readModifyWrite(ref, desired.metadata.resourceVersion, () => desired, opts);
+  }
+
+  /** Applies a JSON merge patch (RFC 7386) to the stored object, then updates as PUT does. */
+  async patch(ref: ObjectRef, patch: unknown, opts: WriteOptions = {}): Promise<ShoalObject> {
+    const structural = structuralCause(patch);
+    if (structural) throw invalid(ref.kind.kind, ref.name, [structural], true);
+    if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) {
+      throw new ApiError('BadRequest', 'a merge patch must be a JSON object');
+    }
+    const rv = (patch as { metadata?: { resourceVersion?: unknown } }).metadata?.resourceVersion;
+    return this.readModifyWrite(ref, typeof rv === 'string' ? rv : undefined, (current) => {
+      const { resourceVersion: _r, ...meta } = current.metadata;
+      return this.admitFor(ref.kind, ref.namespace, mergePatch({ ...current, metadata: meta }, patch), ref.name);
+    }, opts);
+  }
+
+  /**
+   * Reads the object, computes its new form, writes it with a mod-revision compare.
+   * With an explicit resourceVersion a mismatch is the client's 409; without one, a
+   * concurrent write just means read again.
+   */
+  private async readModifyWrite(ref: ObjectRef, expectedRv: string | undefined, desiredOf: (current: ShoalObject) => ShoalObject, opts: WriteOptions): Promise<ShoalObject> {
+    for (let attempt = 0; ; attempt++) {
+      const current = await this.get(ref);
+      if (expectedRv !== undefined && expectedRv !== current.metadata.resourceVersion) {
+        throw new ApiError('Conflict', `${ref.kind.singular} "${ref.name}" was modified: resourceVersion ${expectedRv} is stale (now ${current.metadata.resourceVersion}); read it again and retry`, { kind: ref.kind.kind, name: ref.name });
+      }
+      const next = this.merged(current, desiredOf(current));
+      if (isDeepStrictEqual(next, current) || opts.dryRun) return next;
+      try {
+        const rev = await this.store.update(this.key(ref), encodeObject(next), Number(current.metadata.resourceVersion));
+        next.metadata.resourceVersion = String(rev);
+        return next;
+      } catch (err) {
+        if (err instanceof ConflictError && expectedRv === undefined && attempt < CAS_RETRIES) continue;
+        fromStoreError(err, ref.kind.kind, ref.name);
+      }
+    }
+  }
+
+  /** The stored object after a client update: server-managed metadata and status are kept. */
+  private merged(current: ShoalObject, desired: ShoalObject): ShoalObject {
+    const cur = current.metadata;
+    const specChanged = !isDeepStrictEqual((desired as { spec?: unknown }).spec, (current as { spec?: unknown }).spec);
+    const next = {
+      ...desired,
+      metadata: {
+        ...desired.metadata,
+        uid: cur.uid,
+        creationTimestamp: cur.creationTimestamp,
+        generation: (cur.generation ?? 1) + (specChanged ? 1 : 0),
+        resourceVersion: cur.resourceVersion,
+        ...(cur.deletionTimestamp ? { deletionTimestamp: cur.deletionTimestamp } : {}),
+      },
+      ...('status' in current ? { status: current.status } : {}),
+    } as ShoalObject;
+    if (next.metadata.deletionTimestamp === undefined) delete next.metadata.deletionTimestamp;
+    return normalise(next);
+  }
+
+  /**
+   * Deletes an object, or marks it (deletionTimestamp) when finalizers hold it: the
+   * controllers owning the finalizers remove them once the object's children are gone.
+   */
+  async delete(ref: ObjectRef, expectedRv?: string, opts: WriteOptions = {}): Promise<ShoalObject> {
+    const current = await this.get(ref);
+    if (expectedRv !== undefined && expectedRv !== current.metadata.resourceVersion) {
+      throw new ApiError('Conflict', `${ref.kind.singular} "${ref.name}" was modified: resourceVersion ${expectedRv} is stale (now ${current.metadata.resourceVersion})`, { kind: ref.kind.kind, name: ref.name });
+    }
+    if (opts.dryRun) return current;
+    const rev = Number(current.metadata.resourceVersion);
+    if (current.metadata.finalizers?.length) {
+      if (current.metadata.deletionTimestamp) return current;
+      const marked = structuredClone(current);
+      marked.metadata.deletionTimestamp = this.now().toISOString();
+      const newRev = await this.store.update(this.key(ref), encodeObject(marked), rev).catch((e) => fromStoreError(e, ref.kind.kind, ref.name));
+      marked.metadata.resourceVersion = String(newRev);
+      return marked;
+    }
+    await this.store.delete(this.key(ref), rev).catch((e) => fromStoreError(e, ref.kind.kind, ref.name));
+    return current;
+  }
+}
+
+/** Key order of a JSON round trip, so deep comparison with stored objects is exact. */
+function normalise<T>(obj: T): T {
+  return JSON.parse(JSON.stringify(obj)) as T;
+}

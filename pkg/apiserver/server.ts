@@ -1,0 +1,324 @@
+/**
+ * The Shoal API server: REST over express with authentication, authorization, admission,
+ * watch streams, overload protection, /healthz, /readyz and /metrics. Stateless: etcd holds
+ * everything, so any number of these can run behind a load balancer.
+ */
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { kindByPlural, type KindInfo, type Verb } from '../api/kinds';
+import { parseSelector, SelectorError } from '../api/labels';
+import { DEFAULT_PREFIX, kindPrefix } from '../store/objects';
+import type { Store } from '../store/types';
+import { createLogger, type Logger } from '../util/log';
+import { authorize, type TokenAuthenticator, type User } from './auth';
+import { ApiError } from './errors';
+import { ApiMetrics } from './metrics';
+import { Registry, type Now, type ObjectRef } from './registry';
+import { serveWatch } from './watch';
+
+/** Options of the API server. */
+export interface ApiServerOptions {
+  store: Store;
+  authenticator: TokenAuthenticator;
+  /** etcd key prefix. @default "/shoal" */
+  prefix?: string;
+  logger?: Logger;
+  metrics?: ApiMetrics;
+  /** Non-watch requests served at once before answering 429. @default 400 */
+  maxInflight?: number;
+  /** Open watch streams before answering 429. @default 2000 */
+  maxWatches?: number;
+  /** Largest request body. @default 1 MiB */
+  bodyLimitBytes?: number;
+  /** Quiet time before a watch stream gets a BOOKMARK line. @default 15000 */
+  bookmarkMs?: number;
+  now?: Now;
+}
+
+const NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const JSON_TYPES = ['application/json', 'application/merge-patch+json'];
+
+interface Target {
+  kind: KindInfo;
+  /** undefined: cluster-scoped, or across all namespaces */
+  namespace: string | undefined;
+  name?: string;
+}
+
+/** Per-request facts for metrics and logs. */
+interface Locals {
+  verb?: Verb;
+  resource?: string;
+  user?: User;
+}
+
+export class ApiServer {
+  readonly app: express.Express;
+  readonly metrics: ApiMetrics;
+  private readonly registry: Registry;
+  private readonly log: Logger;
+  private readonly o: Required<Omit<ApiServerOptions, 'logger' | 'metrics' | 'now'>>;
+  private inflight = 0;
+  private watches = 0;
+  private server?: Server;
+
+  constructor(opts: ApiServerOptions) {
+    this.o = { prefix: DEFAULT_PREFIX, maxInflight: 400, maxWatches: 2000, bodyLimitBytes: 1 << 20, bookmarkMs: 15000, ...opts };
+    this.log = opts.logger ?? createLogger('apiserver');
+    this.metrics = opts.metrics ?? new ApiMetrics();
+    this.registry = new Registry(opts.store, this.o.prefix, opts.now);
+    this.app = this.build();
+  }
+
+  /** Listens on host:port (port 0 picks a free one) and returns the port. */
+  async listen(port: number, host = '127.0.0.1'): Promise<number> {
+    const server = this.app.listen(port, host);
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('listening', resolve);
+      server.once('error', reject);
+    });
+    server.requestTimeout = 0; // watches are long-lived
+    server.headersTimeout = 30_000;
+    return (server.address() as AddressInfo).port;
+  }
+
+  /** Stops accepting connections and ends open ones (watch streams included). */
+  async close(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+  }
+
+  private build(): express.Express {
+    const app = express();
+    app.disable('x-powered-by');
+    app.set('etag', false);
+    app.set('query parser', 'simple');
+    app.use((req, res, next) => this.observe(req, res, next));
+    app.get('/healthz', (_req, res) => void res.type('text/plain').send('ok'));
+    app.get('/readyz', (req, res, next) => this.readyz(res).catch(next));
+    app.get('/metrics', (_req, res, next) => {
+      this.metrics.registry.metrics().then((text) => res.type(this.metrics.registry.contentType).send(text), next);
+    });
+    app.use('/api', (req, res, next) => this.admitRequest(req, res, next));
+    app.use('/api', express.json({ limit: this.o.bodyLimitBytes, type: JSON_TYPES, strict: true }));
+    const h = (fn: (req: Request, res: Response) => Promise<void>) => (req: Request, res: Response, next: NextFunction) => fn(req, res).catch(next);
+    app.all('/api/v1/namespaces/:ns/:plural', h((req, res) => this.collection(req, res, this.target(req, true))));
+    app.all('/api/v1/namespaces/:ns/:plural/:name', h((req, res) => this.item(req, res, this.target(req, true))));
+    app.all('/api/v1/:plural', h((req, res) => this.collection(req, res, this.target(req, false))));
+    app.all('/api/v1/:plural/:name', h((req, res) => this.item(req, res, this.target(req, false))));
+    app.use((req, _res, next) => next(new ApiError('NotFound', `the server has no path ${req.path}`)));
+    app.use((err: unknown, req: Request, res: Response, next: NextFunction) => this.fail(err, req, res, next));
+    return app;
+  }
+
+  /** Metrics and one log line per request. */
+  private observe(req: Request, res: Response, next: NextFunction): void {
+    const start = process.hrtime.bigint();
+    res.locals.shoal = {} as Locals;
+    res.once('finish', () => {
+      const l = res.locals.shoal as Locals;
+      if (l.verb === 'watch') return;
+      const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+      const labels = { verb: l.verb ?? req.method.toLowerCase(), resource: l.resource ?? 'other', code: String(res.statusCode) };
+      this.metrics.requestDuration.observe(labels, seconds);
+      this.metrics.requests.inc(labels);
+      const mutating = l.verb && !['get', 'list'].includes(l.verb);
+      this.log[mutating || res.statusCode >= 500 ? 'info' : 'debug']({ ...labels, path: req.path, user: l.user?.name, ms: Math.round(seconds * 1000) }, 'request');
+    });
+    next();
+  }
+
+  /** Overload protection, then authentication; before any body is read. */
+  private admitRequest(req: Request, res: Response, next: NextFunction): void {
+    const isWatch = req.method === 'GET' && (req.query.watch === 'true' || req.query.watch === '1');
+    if (!isWatch) {
+      if (this.inflight >= this.o.maxInflight) {
+        res.set('Retry-After', '1');
+        throw new ApiError('TooManyRequests', `too many requests in flight (${this.inflight}); retry after 1 second`, { retryAfterSeconds: 1 });
+      }
+      this.inflight++;
+      this.metrics.inflight.set(this.inflight);
+      let done = false;
+      res.once('close', () => {
+        if (done) return;
+        done = true;
+        this.inflight--;
+        this.metrics.inflight.set(this.inflight);
+      });
+    }
+    (res.locals.shoal as Locals).user = this.o.authenticator.authenticate(req.get('authorization'));
+    const len = Number(req.get('content-length') ?? 0);
+    if (len > this.o.bodyLimitBytes) throw new ApiError('RequestEntityTooLarge', `request body of ${len} bytes is over the limit of ${this.o.bodyLimitBytes} bytes`);
+    if (['POST', 'PUT', 'PATCH'].includes(req.method) && !req.is(JSON_TYPES)) {
+      throw new ApiError('UnsupportedMediaType', `Content-Type must be ${JSON_TYPES.join(' or ')}, not ${req.get('content-type') ?? 'none'}`);
+    }
+    next();
+  }
+
+  private target(req: Request, namespacedPath: boolean): Target {
+    const { ns, plural, name } = req.params as { ns?: string; plural: string; name?: string };
+    const kind = kindByPlural(plural);
+    if (!kind) throw new ApiError('NotFound', `unknown resource "${plural}" (known: apps, jobs, tasks, nodes, events)`);
+    if (namespacedPath && !kind.namespaced) throw new ApiError('NotFound', `${plural} are cluster-scoped: use /api/v1/${plural}`);
+    if (!namespacedPath && kind.namespaced && name !== undefined) {
+      throw new ApiError('NotFound', `${plural} are namespaced: use /api/v1/namespaces/{namespace}/${plural}/${name}`);
+    }
+    for (const [what, v] of [['namespace', ns], ['name', name]] as const) {
+      if (v !== undefined && (v.length > 63 || !NAME.test(v))) throw new ApiError('BadRequest', `invalid ${what} "${v}" in the path: must be a DNS-1123 label`);
+    }
+    return { kind, namespace: namespacedPath ? ns : undefined, name };
+  }
+
+  /** Records the verb, checks the kind allows it and the user may do it. */
+  private allow(res: Response, verb: Verb, t: Target): void {
+    const l = res.locals.shoal as Locals;
+    l.verb = verb;
+    l.resource = t.kind.plural;
+    if (!t.kind.verbs.includes(verb)) {
+      throw new ApiError('MethodNotAllowed', `${t.kind.plural} do not support ${verb}${t.kind.kind === 'Task' && verb === 'create' ? ': tasks are created by the scheduler from apps and jobs' : ''}`);
+    }
+    authorize(l.user!, verb, t.kind, t.namespace);
+  }
+
+  private async collection(req: Request, res: Response, t: Target): Promise<void> {
+    const selector = parseSelector(str(req.query.labelSelector));
+    if (req.method === 'GET') {
+      const isWatch = req.query.watch === 'true' || req.query.watch === '1';
+      this.allow(res, isWatch ? 'watch' : 'list', t);
+      if (isWatch) return this.watch(req, res, t, selector);
+      const list = await this.registry.list(t.kind, t.namespace, selector);
+      res.json({ apiVersion: 'shoal/v1', kind: `${t.kind.kind}List`, metadata: { resourceVersion: list.resourceVersion }, items: list.items });
+      return;
+    }
+    if (req.method === 'POST') {
+      if (t.kind.namespaced && t.namespace === undefined) throw new ApiError('MethodNotAllowed', `create ${t.kind.plural} in a namespace: POST /api/v1/namespaces/{namespace}/${t.kind.plural}`);
+      this.allow(res, 'create', t);
+      const obj = await this.registry.create(t.kind, t.namespace, this.body(req), { dryRun: dryRun(req) });
+      res.status(dryRun(req) ? 200 : 201).json(obj);
+      return;
+    }
+    throw new ApiError('MethodNotAllowed', `${req.method} is not allowed on a collection`);
+  }
+
+  private async item(req: Request, res: Response, t: Target): Promise<void> {
+    const ref: ObjectRef = { kind: t.kind, namespace: t.namespace, name: t.name! };
+    const opts = { dryRun: dryRun(req) };
+    switch (req.method) {
+      case 'GET':
+        if (req.query.watch === 'true' || req.query.watch === '1') {
+          this.allow(res, 'watch', t);
+          return this.watch(req, res, t, parseSelector(str(req.query.labelSelector)));
+        }
+        this.allow(res, 'get', t);
+        res.json(await this.registry.get(ref));
+        return;
+      case 'PUT':
+        this.allow(res, 'update', t);
+        res.json(await this.registry.update(ref, this.body(req), opts));
+        return;
+      case 'PATCH':
+        this.allow(res, 'patch', t);
+        res.json(await this.registry.patch(ref, this.body(req), opts));
+        return;
+      case 'DELETE':
+        this.allow(res, 'delete', t);
+        res.json(await this.registry.delete(ref, str(req.query.resourceVersion), opts));
+        return;
+      default:
+        throw new ApiError('MethodNotAllowed', `${req.method} is not allowed on ${t.kind.plural}`);
+    }
+  }
+
+  private body(req: Request): unknown {
+    if (req.body === undefined) throw new ApiError('BadRequest', 'request body is empty');
+    return req.body;
+  }
+
+  private async watch(req: Request, res: Response, t: Target, selector: ReturnType<typeof parseSelector>): Promise<void> {
+    const rvText = str(req.query.resourceVersion);
+    const rv = rvText === undefined || rvText === '' ? undefined : Number(rvText);
+    if (rv !== undefined && (!Number.isSafeInteger(rv) || rv < 0)) throw new ApiError('BadRequest', `resourceVersion "${rvText}" is not a revision number`);
+    if (this.watches >= this.o.maxWatches) {
+      res.set('Retry-After', '5');
+      throw new ApiError('TooManyRequests', `too many open watches (${this.watches}); retry later`, { retryAfterSeconds: 5 });
+    }
+    const start = process.hrtime.bigint();
+    await serveWatch(req, res, {
+      store: this.o.store,
+      prefix: kindPrefix(this.o.prefix, t.kind, t.namespace),
+      selector,
+      name: t.name,
+      resourceVersion: rv,
+      logger: this.log,
+      bookmarkMs: this.o.bookmarkMs,
+      maxBufferedBytes: 16 << 20,
+      onOpen: () => {
+        this.watches++;
+        this.metrics.watches.set(this.watches);
+        const labels = { verb: 'watch', resource: t.kind.plural, code: '200' };
+        this.metrics.requestDuration.observe(labels, Number(process.hrtime.bigint() - start) / 1e9);
+        this.metrics.requests.inc(labels);
+      },
+      onClose: () => {
+        this.watches--;
+        this.metrics.watches.set(this.watches);
+      },
+    });
+  }
+
+  private async readyz(res: Response): Promise<void> {
+    const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), 2000).unref());
+    try {
+      await Promise.race([this.o.store.revision(), timeout]);
+      res.type('text/plain').send('ok');
+    } catch (err) {
+      res.status(503).type('text/plain').send(`etcd not reachable: ${(err as Error).message}`);
+    }
+  }
+
+  /** Every error becomes a Status; only our own bugs are 500s, and they are logged. */
+  private fail(err: unknown, req: Request, res: Response, next: NextFunction): void {
+    if (res.headersSent) {
+      next(err);
+      return;
+    }
+    const apiErr = toApiError(err);
+    if (apiErr.code >= 500 && apiErr.code !== 503) this.log.error({ err, path: req.path, method: req.method }, 'internal error');
+    if (apiErr.details?.retryAfterSeconds) res.set('Retry-After', String(apiErr.details.retryAfterSeconds));
+    if (apiErr.code === 413) res.set('Connection', 'close');
+    res.status(apiErr.code).json(apiErr.toStatus());
+  }
+}
+
+/** Maps body-parser, selector and unexpected errors onto ApiErrors. */
+function toApiError(err: unknown): ApiError {
+  if (err instanceof ApiError) return err;
+  if (err instanceof SelectorError) return new ApiError('BadRequest', err.message);
+  const e = err as { type?: string; status?: number; message?: string; limit?: number };
+  switch (e?.type) {
+    case 'entity.too.large':
+      return new ApiError('RequestEntityTooLarge', `request body is over the limit of ${e.limit} bytes`);
+    case 'entity.parse.failed':
+      return new ApiError('BadRequest', `request body is not valid JSON: ${e.message}`);
+    case 'encoding.unsupported':
+    case 'charset.unsupported':
+      return new ApiError('UnsupportedMediaType', e.message ?? 'unsupported encoding');
+  }
+  if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500) return new ApiError('BadRequest', e.message ?? 'bad request');
+  return new ApiError('InternalError', 'internal error; see the apiserver log');
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === 'string' ? v : undefined;
+}
+
+function dryRun(req: Request): boolean {
+  return req.query.dryRun === 'All';
+}
+

@@ -1,0 +1,46 @@
+/**
+ * Typed store errors. Foreign errors (etcd3/gRPC) are converted to these at one boundary
+ * (the etcd implementation), so callers never inspect gRPC codes.
+ */
+export class StoreError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** The key does not exist (or no longer exists). */
+export class NotFoundError extends StoreError {
+  constructor(readonly key: string) {
+    super(`key ${key} not found`);
+  }
+}
+
+/** create() found the key already present. */
+export class AlreadyExistsError extends StoreError {
+  constructor(readonly key: string) {
+    super(`key ${key} already exists`);
+  }
+}
+
+/** A compare-and-swap failed: the key's mod revision is not the one expected. */
+export class ConflictError extends StoreError {
+  constructor(readonly key: string, readonly expected: number, readonly actual: number | undefined) {
+    super(`key ${key} was modified: expected revision ${expected}, found ${actual ?? 'none'}`);
+  }
+}
+
+/** A watch asked for history that the store has compacted; relist and watch again. */
+export class CompactedError extends StoreError {
+  constructor(readonly requested: number, readonly compactRevision: number) {
+    super(`revision ${requested} has been compacted (compact revision ${compactRevision})`);
+  }
+}
+
+/** The store cannot be reached or timed out. */
+export class UnavailableError extends StoreError {
+  constructor(message: string, cause?: unknown) {
+    super(message);
+    this.cause = cause;
+  }
+}

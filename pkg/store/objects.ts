@@ -1,0 +1,41 @@
+/**
+ * How objects map onto etcd keys, and back: `<prefix>/registry/<plural>/<namespace>/<name>`
+ * (cluster-scoped: `<prefix>/registry/<plural>/<name>`). The stored JSON never carries
+ * metadata.resourceVersion; it is the key's mod revision, filled in on every read.
+ */
+import type { KindInfo } from '../api/kinds';
+import type { ShoalObject } from '../api/validation';
+import type { KeyValue } from './types';
+
+/** Default etcd key prefix of a Shoal cluster. */
+export const DEFAULT_PREFIX = '/shoal';
+
+/** Key of one object. */
+export function objectKey(prefix: string, kind: KindInfo, namespace: string | undefined, name: string): string {
+  return kind.namespaced ? `${prefix}/registry/${kind.plural}/${namespace}/${name}` : `${prefix}/registry/${kind.plural}/${name}`;
+}
+
+/** Prefix of every object of a kind, in one namespace or (namespace undefined) in all. Ends with '/'. */
+export function kindPrefix(prefix: string, kind: KindInfo, namespace?: string): string {
+  return kind.namespaced && namespace !== undefined
+    ? `${prefix}/registry/${kind.plural}/${namespace}/`
+    : `${prefix}/registry/${kind.plural}/`;
+}
+
+/** Serialises an object for storage, without its resourceVersion. */
+export function encodeObject(obj: ShoalObject): string {
+  const { resourceVersion: _rv, ...metadata } = obj.metadata;
+  return JSON.stringify({ ...obj, metadata });
+}
+
+/** Parses a stored object and sets metadata.resourceVersion to the given revision. */
+export function decodeObject<T extends ShoalObject = ShoalObject>(value: string, revision: number): T {
+  const obj = JSON.parse(value) as T;
+  obj.metadata.resourceVersion = String(revision);
+  return obj;
+}
+
+/** Decodes a stored key/value. */
+export function decodeKeyValue<T extends ShoalObject = ShoalObject>(kv: KeyValue): T {
+  return decodeObject<T>(kv.value, kv.modRevision);
+}

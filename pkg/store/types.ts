@@ -1,0 +1,105 @@
+/**
+ * The store: etcd's key/value model (keys, JSON string values, revisions, watches)
+ * behind an interface, with an etcd implementation and an in-memory double that pass
+ * the same contract tests (test/integration/store.contract.test.ts).
+ */
+
+/** One key as stored. Revisions are etcd revisions (the memory store counts the same way). */
+export interface KeyValue {
+  key: string;
+  value: string;
+  /** Revision of the last write to this key: the object's resourceVersion. */
+  modRevision: number;
+  /** Revision at which the key was created. */
+  createRevision: number;
+  /** Lease the key is attached to, 0 for none. */
+  lease?: string;
+}
+
+export interface ListResult {
+  items: KeyValue[];
+  /** The store revision the list was read at; watch with afterRevision = revision to see every later change. */
+  revision: number;
+}
+
+export type WatchEventType = 'put' | 'delete';
+
+export interface WatchEvent {
+  type: WatchEventType;
+  key: string;
+  /** The new value (put) or '' (delete). */
+  value: string;
+  /** Revision of this change. */
+  modRevision: number;
+  /** The key's createRevision after a put (equal to modRevision on creation). */
+  createRevision: number;
+  /** The value before this change, when it existed. */
+  prevValue?: string;
+}
+
+export interface WatchOptions {
+  /** Deliver every change with a revision greater than this. 0 means "from now". */
+  afterRevision: number;
+  /** Called with the events of one revision batch, in revision order. */
+  onEvents(events: WatchEvent[]): void;
+  /**
+   * Called once when the watch ends abnormally (CompactedError when afterRevision was compacted,
+   * UnavailableError when the store is gone). The watch is dead afterwards: relist and watch again.
+   */
+  onError(err: Error): void;
+}
+
+export interface Watch {
+  /** Stops the watch. Idempotent. */
+  cancel(): Promise<void>;
+}
+
+export interface PutOptions {
+  /** Attach the key to a lease with this TTL in seconds (events expire on their own). */
+  ttlSeconds?: number;
+  /** Attach the key to an existing lease id (as returned by grantLease). */
+  leaseId?: string;
+}
+
+/** A compare in a transaction: the key's mod revision equals `modRevision` (0 = key absent). */
+export interface TxnCompare {
+  key: string;
+  modRevision: number;
+}
+
+export type TxnOp =
+  | { op: 'put'; key: string; value: string; leaseId?: string }
+  | { op: 'delete'; key: string };
+
+/** Key/value store with revisions, compare-and-swap and watches. */
+export interface Store {
+  /** Reads one key; undefined when absent. */
+  get(key: string): Promise<KeyValue | undefined>;
+  /** Reads every key under a prefix, sorted by key, with the revision it was read at. */
+  list(prefix: string): Promise<ListResult>;
+  /** Creates a key only if absent (txn on mod revision 0). Returns the new mod revision. Throws AlreadyExistsError. */
+  create(key: string, value: string, opts?: PutOptions): Promise<number>;
+  /**
+   * Replaces a key only if its mod revision is `expectedModRevision`.
+   * Returns the new mod revision. Throws NotFoundError or ConflictError.
+   */
+  update(key: string, value: string, expectedModRevision: number, opts?: PutOptions): Promise<number>;
+  /**
+   * Deletes a key, only if its mod revision is `expectedModRevision` when one is given.
+   * Returns the deleted key/value. Throws NotFoundError or ConflictError.
+   */
+  delete(key: string, expectedModRevision?: number): Promise<KeyValue>;
+  /**
+   * Applies `ops` atomically if every compare holds. Returns the txn's revision when applied,
+   * or undefined when a compare failed (nothing written). At most 128 ops per call (etcd's default).
+   */
+  txn(compares: TxnCompare[], ops: TxnOp[]): Promise<number | undefined>;
+  /** Watches every key under a prefix from a revision. */
+  watch(prefix: string, opts: WatchOptions): Promise<Watch>;
+  /** Grants a lease with a TTL in seconds; returns its id. */
+  grantLease(ttlSeconds: number): Promise<string>;
+  /** Current store revision (for readiness and bookkeeping). */
+  revision(): Promise<number>;
+  /** Releases connections and cancels watches. */
+  close(): Promise<void>;
+}
