@@ -30,7 +30,11 @@ export class ConflictError extends StoreError {
   }
 }
 
-/** A watch asked for history that the store has compacted; relist and watch again. */
+/**
+ * A watch asked for history that the store has compacted; relist and watch again.
+ * `requested` is the first revision the watch still needed (afterRevision + 1 for a new watch);
+ * `compactRevision` is the oldest revision the store still has.
+ */
 export class CompactedError extends StoreError {
   constructor(readonly requested: number, readonly compactRevision: number) {
     super(`revision ${requested} has been compacted (compact revision ${compactRevision})`);

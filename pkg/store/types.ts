@@ -12,7 +12,7 @@ export interface KeyValue {
   modRevision: number;
   /** Revision at which the key was created. */
   createRevision: number;
-  /** Lease the key is attached to, 0 for none. */
+  /** Lease id (decimal string) the key is attached to; absent when it has none. */
   lease?: string;
 }
 
@@ -31,7 +31,7 @@ export interface WatchEvent {
   value: string;
   /** Revision of this change. */
   modRevision: number;
-  /** The key's createRevision after a put (equal to modRevision on creation). */
+  /** The key's createRevision after a put (equal to modRevision on creation); 0 for a delete, as etcd reports it. */
   createRevision: number;
   /** The value before this change, when it existed. */
   prevValue?: string;

@@ -1,0 +1,218 @@
+/**
+ * Runs a single-member etcd (Debian's /usr/bin/etcd, v3.4) as a child process, for the
+ * dev cluster and the test harness.
+ */
+import { ChildProcess, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as path from 'node:path';
+import * as readline from 'node:readline';
+import { settlesWithin, sleep } from '../util/async';
+import { freePorts } from '../util/net';
+
+export interface StartEtcdOptions {
+  /** Where etcd keeps its data; created by etcd when missing. Reusing it restarts the same member. */
+  dataDir: string;
+  /** Client port; a free one when omitted. */
+  clientPort?: number;
+  /** Peer port; a free one when omitted. */
+  peerPort?: number;
+  /** Address to listen on and advertise; must be reachable by clients. Default 127.0.0.1. */
+  host?: string;
+  /** Backend size quota in bytes. Default 2 GiB. */
+  quotaBackendBytes?: number;
+  /** Receives each line etcd prints (it logs JSON lines to stderr). */
+  log?: (line: string) => void;
+}
+
+/** A running etcd. */
+export interface EtcdProcess {
+  /** Client URL, e.g. http://127.0.0.1:2379. */
+  endpoint: string;
+  clientPort: number;
+  pid: number;
+  /** SIGTERM, then SIGKILL after 5 s. Idempotent; resolves once the process has exited. */
+  stop(): Promise<void>;
+}
+
+const DEFAULT_QUOTA_BYTES = 2 * 1024 ** 3;
+const HEALTH_TIMEOUT_MS = 20_000;
+const STOP_GRACE_MS = 5_000;
+const OUTPUT_TAIL_LINES = 40;
+const PORT_ATTEMPTS = 3;
+
+/**
+ * Starts etcd and resolves once GET /health reports healthy (20 s timeout).
+ * Throws when the binary is missing, or when etcd exits or stays unhealthy (the error
+ * message carries the tail of etcd's output); a failed etcd is killed before throwing.
+ */
+export async function startEtcd(opts: StartEtcdOptions): Promise<EtcdProcess> {
+  const bin = resolveEtcdBinary();
+  for (let attempt = 1; ; attempt++) {
+    const ports = await choosePorts(opts);
+    try {
+      return await launch(bin, opts, ports);
+    } catch (err) {
+      // Free ports are only free "a moment ago"; another process may take one before etcd binds.
+      const portsWereOurs = opts.clientPort === undefined || opts.peerPort === undefined;
+      if (!(err instanceof PortInUseError && portsWereOurs && attempt < PORT_ATTEMPTS)) throw err;
+    }
+  }
+}
+
+/** The etcd binary: $SHOAL_ETCD_BIN, else `etcd` on PATH. Throws with install advice when missing. */
+export function resolveEtcdBinary(): string {
+  const fromEnv = process.env.SHOAL_ETCD_BIN;
+  const candidates = fromEnv
+    ? [fromEnv]
+    : (process.env.PATH ?? '').split(path.delimiter).filter(Boolean).map((dir) => path.join(dir, 'etcd'));
+  const found = candidates.find(isExecutable);
+  if (found) return found;
+  const lookedFor = fromEnv ?? 'etcd on PATH';
+  throw new Error(`etcd binary not found (looked for ${lookedFor}); install it with hack/install-deps.sh`);
+}
+
+function isExecutable(file: string): boolean {
+  try {
+    fs.accessSync(file, fs.constants.X_OK);
+    return fs.statSync(file).isFile();
+  } catch {
+    return false;
+  }
+}
+
+interface Ports {
+  client: number;
+  peer: number;
+}
+
+async function choosePorts(opts: StartEtcdOptions): Promise<Ports> {
+  const taken = [opts.clientPort, opts.peerPort].filter((p): p is number => p !== undefined);
+  const spare = (await freePorts(2)).filter((p) => !taken.includes(p));
+  return { client: opts.clientPort ?? spare.shift()!, peer: opts.peerPort ?? spare.shift()! };
+}
+
+class PortInUseError extends Error {}
+
+function etcdArgs(opts: StartEtcdOptions, host: string, ports: Ports): string[] {
+  const clientUrl = `http://${host}:${ports.client}`;
+  const peerUrl = `http://${host}:${ports.peer}`;
+  return [
+    '--name=shoal',
+    `--data-dir=${opts.dataDir}`,
+    `--listen-client-urls=${clientUrl}`,
+    `--advertise-client-urls=${clientUrl}`,
+    `--listen-peer-urls=${peerUrl}`,
+    `--initial-advertise-peer-urls=${peerUrl}`,
+    `--initial-cluster=shoal=${peerUrl}`,
+    // Without compaction the history grows until the quota is hit and etcd refuses writes.
+    '--auto-compaction-mode=periodic',
+    '--auto-compaction-retention=5m',
+    `--quota-backend-bytes=${opts.quotaBackendBytes ?? DEFAULT_QUOTA_BYTES}`,
+    // 3.4's default logger (capnslog) is deprecated and prints a warning about it.
+    '--logger=zap',
+    '--log-outputs=stderr',
+  ];
+}
+
+async function launch(bin: string, opts: StartEtcdOptions, ports: Ports): Promise<EtcdProcess> {
+  const host = opts.host ?? '127.0.0.1';
+  const child = spawn(bin, etcdArgs(opts, host, ports), { stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = trackChild(child);
+  const output = captureOutput(child, opts.log);
+  const stop = stopper(child, exited);
+  const endpoint = `http://${host}:${ports.client}`;
+  try {
+    await waitHealthy(endpoint, exited);
+  } catch (err) {
+    await stop();
+    const tail = output.tail();
+    const message = `${(err as Error).message}; last output of etcd:\n${tail}`;
+    throw /address already in use/.test(tail) ? new PortInUseError(message) : new Error(message);
+  }
+  return { endpoint, clientPort: ports.client, pid: child.pid!, stop };
+}
+
+/** Keeps the last lines etcd printed (for error messages) and forwards every line to `log`. */
+function captureOutput(child: ChildProcess, log?: (line: string) => void): { tail(): string } {
+  const lines: string[] = [];
+  for (const stream of [child.stdout!, child.stderr!]) {
+    readline.createInterface({ input: stream }).on('line', (line) => {
+      lines.push(line);
+      if (lines.length > OUTPUT_TAIL_LINES) lines.shift();
+      log?.(line);
+    });
+  }
+  return { tail: () => lines.join('\n') };
+}
+
+/** Polls /health until it says true; rejects when etcd exits or the timeout passes. */
+async function waitHealthy(endpoint: string, exited: Promise<string>): Promise<void> {
+  let exitReason: string | undefined;
+  void exited.then((reason) => (exitReason = reason));
+  const deadline = Date.now() + HEALTH_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (exitReason) throw new Error(`etcd ${exitReason} before becoming healthy`);
+    if (await isHealthy(endpoint)) return;
+    await sleep(100);
+  }
+  throw new Error(`etcd at ${endpoint} was not healthy within ${HEALTH_TIMEOUT_MS / 1000} s`);
+}
+
+function isHealthy(endpoint: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = http.get(`${endpoint}/health`, { timeout: 1000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve(res.statusCode === 200 && parseHealth(body)));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(false));
+  });
+}
+
+function parseHealth(body: string): boolean {
+  try {
+    const health = (JSON.parse(body) as { health?: unknown }).health;
+    return health === true || health === 'true'; // etcd 3.4 sends the string "true"
+  } catch {
+    return false;
+  }
+}
+
+/** Makes stop(): SIGTERM, SIGKILL after the grace period; the same promise for every call. */
+function stopper(child: ChildProcess, exited: Promise<string>): () => Promise<void> {
+  let stopping: Promise<void> | undefined;
+  const terminate = async (): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    if (!(await settlesWithin(exited, STOP_GRACE_MS))) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  };
+  return () => (stopping ??= terminate());
+}
+
+/** Children still running; killed when this process exits so no etcd outlives it. */
+const liveChildren = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+/** Registers the child for the exit hook; resolves with a description when it exits. */
+function trackChild(child: ChildProcess): Promise<string> {
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    // 'exit' handlers must be synchronous; kill() is.
+    process.on('exit', () => liveChildren.forEach((c) => c.kill('SIGKILL')));
+  }
+  liveChildren.add(child);
+  return new Promise((resolve) => {
+    const done = (reason: string) => {
+      liveChildren.delete(child);
+      resolve(reason);
+    };
+    child.once('exit', (code, signal) => done(signal ? `was killed by ${signal}` : `exited with code ${code}`));
+    child.once('error', (err) => done(`failed to start (${err.message})`));
+  });
+}

@@ -1,0 +1,298 @@
+/**
+ * The Store on etcd v3 through the `etcd3` client. This is the one place where etcd3/gRPC
+ * errors become typed store errors.
+ */
+import { ClientClosedError, Etcd3, IKeyValue, IRequestOp, ITxnResponse, isRecoverableError } from 'etcd3';
+import { settlesWithin } from '../util/async';
+import { EtcdWatch, recordCompactRevisions } from './etcd-watch';
+import { AlreadyExistsError, ConflictError, NotFoundError, StoreError, UnavailableError } from './errors';
+import type { KeyValue, ListResult, PutOptions, Store, TxnCompare, TxnOp, Watch, WatchOptions } from './types';
+import { checkKey, checkPutOptions, checkRevision, checkTtl, checkTxn } from './validate';
+
+/** Names passed to StoreMetrics.observe. */
+export type StoreOperation =
+  | 'get'
+  | 'list'
+  | 'create'
+  | 'update'
+  | 'delete'
+  | 'txn'
+  | 'grantLease'
+  | 'revision'
+  | 'compact';
+
+/** Receives the duration of every etcd call (e.g. a Prometheus histogram). */
+export interface StoreMetrics {
+  observe(operation: string, seconds: number): void;
+}
+
+/** How to connect to etcd. */
+export interface EtcdStoreOptions {
+  /** Client URLs, e.g. ['http://127.0.0.1:2379']. */
+  endpoints: string[];
+  auth?: { username: string; password: string };
+  dialTimeoutMs?: number;
+  /** Deadline of each request (watches excluded). Default 10 s. */
+  requestTimeoutMs?: number;
+  metrics?: StoreMetrics;
+}
+
+/** An existing client; the store does not close it (its owner does). */
+export interface EtcdStoreClientOptions {
+  client: Etcd3;
+  metrics?: StoreMetrics;
+}
+
+const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
+/** Keys per range request in list(); keeps each response far below gRPC's 4 MiB default. */
+const LIST_PAGE_SIZE = 500;
+const CLOSE_WATCHES_TIMEOUT_MS = 2_000;
+
+/** Store backed by etcd. Values and keys are UTF-8 strings. */
+export class EtcdStore implements Store {
+  private readonly client: Etcd3;
+  private readonly ownsClient: boolean;
+  private readonly metrics?: StoreMetrics;
+  private readonly watches = new Set<EtcdWatch>();
+  private closed = false;
+
+  /** Connects with `options`, or uses an existing client (which close() then leaves open). */
+  constructor(options: EtcdStoreOptions | EtcdStoreClientOptions | Etcd3) {
+    if (options instanceof Etcd3) options = { client: options };
+    if ('client' in options) {
+      this.client = options.client;
+      this.ownsClient = false;
+    } else {
+      this.client = connect(options);
+      this.ownsClient = true;
+    }
+    this.metrics = options.metrics;
+    recordCompactRevisions(this.client);
+  }
+
+  /** @inheritdoc */
+  async get(key: string): Promise<KeyValue | undefined> {
+    checkKey(key);
+    const res = await this.call('get', () => this.client.kv.range({ key: bytes(key) }));
+    return res.kvs.length > 0 ? toKeyValue(res.kvs[0]) : undefined;
+  }
+
+  /** Pages through the prefix, every page read at the first page's revision (one consistent snapshot). */
+  async list(prefix: string): Promise<ListResult> {
+    const { start, end } = prefixRange(prefix);
+    return this.call('list', async () => {
+      const items: KeyValue[] = [];
+      let revision: number | undefined;
+      for (let from = start; ; ) {
+        const res = await this.client.kv.range({ key: from, range_end: end, limit: LIST_PAGE_SIZE, revision });
+        revision ??= Number(res.header.revision);
+        items.push(...res.kvs.map(toKeyValue));
+        if (!res.more || res.kvs.length === 0) return { items, revision };
+        from = Buffer.concat([res.kvs[res.kvs.length - 1].key, Buffer.from([0])]); // the next key after the last
+      }
+    });
+  }
+
+  /** @inheritdoc */
+  async create(key: string, value: string, opts: PutOptions = {}): Promise<number> {
+    checkKey(key);
+    checkPutOptions(opts);
+    const lease = await this.leaseFor(opts);
+    const res = await this.call('create', () =>
+      this.client.kv.txn({ compare: [modRevisionIs(key, 0)], success: [putOp(key, value, lease)] }),
+    );
+    if (!res.succeeded) throw new AlreadyExistsError(key);
+    return Number(res.header.revision);
+  }
+
+  /** @inheritdoc A put without lease options detaches the key from its lease, as in etcd. */
+  async update(key: string, value: string, expectedModRevision: number, opts: PutOptions = {}): Promise<number> {
+    checkKey(key);
+    checkRevision('expectedModRevision', expectedModRevision);
+    checkPutOptions(opts);
+    const lease = await this.leaseFor(opts);
+    const res = await this.call('update', () => this.compareAndSwap(key, expectedModRevision, putOp(key, value, lease)));
+    if (!res.succeeded) throw casFailure(key, expectedModRevision, res);
+    return Number(res.header.revision);
+  }
+
+  /** @inheritdoc Returns the key/value as it was before the delete. */
+  async delete(key: string, expectedModRevision?: number): Promise<KeyValue> {
+    checkKey(key);
+    const op: IRequestOp = { request_delete_range: { key: bytes(key), prev_kv: true } };
+    if (expectedModRevision === undefined) {
+      const res = await this.call('delete', () => this.client.kv.deleteRange(op.request_delete_range!));
+      if (res.prev_kvs.length === 0) throw new NotFoundError(key);
+      return toKeyValue(res.prev_kvs[0]);
+    }
+    checkRevision('expectedModRevision', expectedModRevision);
+    const res = await this.call('delete', () => this.compareAndSwap(key, expectedModRevision, op));
+    if (!res.succeeded) throw casFailure(key, expectedModRevision, res);
+    return toKeyValue(res.responses[0].response_delete_range.prev_kvs[0]);
+  }
+
+  /** @inheritdoc Throws TypeError for more than 128 ops or a key written twice (etcd's rules). */
+  async txn(compares: TxnCompare[], ops: TxnOp[]): Promise<number | undefined> {
+    checkTxn(compares, ops);
+    const res = await this.call('txn', () =>
+      this.client.kv.txn({
+        compare: compares.map((c) => modRevisionIs(c.key, c.modRevision)),
+        success: ops.map((op) => (op.op === 'put' ? putOp(op.key, op.value, op.leaseId) : deleteOp(op.key))),
+      }),
+    );
+    return res.succeeded ? Number(res.header.revision) : undefined;
+  }
+
+  /**
+   * @inheritdoc Resolves without waiting for etcd to register the watcher: the start revision is
+   * explicit ("from now" is first resolved to the current revision), so no later write is missed.
+   * Transient disconnects are retried by etcd3 and resume where delivery stopped.
+   */
+  async watch(prefix: string, opts: WatchOptions): Promise<Watch> {
+    checkRevision('afterRevision', opts.afterRevision, true);
+    const after = opts.afterRevision > 0 ? opts.afterRevision : await this.revision();
+    this.assertOpen();
+    const watch = new EtcdWatch(this.client, prefix, after + 1, opts, (w) => this.watches.delete(w));
+    this.watches.add(watch);
+    return watch;
+  }
+
+  /** @inheritdoc The id is a decimal string. etcd raises TTLs below its minimum (2 s by default). */
+  async grantLease(ttlSeconds: number): Promise<string> {
+    checkTtl(ttlSeconds);
+    return this.call('grantLease', () => this.client.lease(ttlSeconds, { autoKeepAlive: false }).grant());
+  }
+
+  /** @inheritdoc */
+  async revision(): Promise<number> {
+    const res = await this.call('revision', () => this.client.kv.range({ key: Buffer.from([0]), count_only: true }));
+    return Number(res.header.revision);
+  }
+
+  /**
+   * Compacts etcd's history before `revision` (for tests and tools; etcd also compacts on its own).
+   * Waits until the compaction is applied, so a watch started afterwards sees it. This affects every
+   * client of the etcd, not just this store. Compacting an already compacted revision does nothing.
+   */
+  async compact(revision: number): Promise<void> {
+    checkRevision('revision', revision);
+    try {
+      await this.call('compact', () => this.client.kv.compact({ revision, physical: true }));
+    } catch (err) {
+      if (!(err instanceof StoreError && /required revision has been compacted/.test(err.message))) throw err;
+    }
+  }
+
+  /** Cancels every watch (waiting at most 2 s for etcd), then closes the client if the store created it. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await settlesWithin(Promise.all([...this.watches].map((w) => w.cancel())), CLOSE_WATCHES_TIMEOUT_MS);
+    if (this.ownsClient) this.client.close();
+  }
+
+  /** One txn: apply `op` if the key's mod revision is `expected`, else read the key (to tell why). */
+  private compareAndSwap(key: string, expected: number, op: IRequestOp): Promise<ITxnResponse> {
+    return this.client.kv.txn({
+      compare: [modRevisionIs(key, expected)],
+      success: [op],
+      failure: [{ request_range: { key: bytes(key) } }],
+    });
+  }
+
+  private async leaseFor(opts: PutOptions): Promise<string | undefined> {
+    return opts.ttlSeconds !== undefined ? this.grantLease(opts.ttlSeconds) : opts.leaseId;
+  }
+
+  /** Runs one etcd call: timing for metrics, and foreign errors turned into store errors. */
+  private async call<T>(operation: StoreOperation, fn: () => Promise<T>): Promise<T> {
+    this.assertOpen();
+    const started = process.hrtime.bigint();
+    try {
+      return await fn();
+    } catch (err) {
+      throw toStoreError(err, operation);
+    } finally {
+      this.metrics?.observe(operation, Number(process.hrtime.bigint() - started) / 1e9);
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new UnavailableError('etcd store is closed');
+  }
+}
+
+function connect(options: EtcdStoreOptions): Etcd3 {
+  const timeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+  return new Etcd3({
+    hosts: options.endpoints,
+    auth: options.auth,
+    dialTimeout: options.dialTimeoutMs,
+    // Without a deadline a unary call to a hung etcd waits forever; streams (watches) must not expire.
+    defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeoutMs }),
+  });
+}
+
+/**
+ * gRPC errors that mean "etcd is not reachable now" (etcd3 marks them recoverable; an open
+ * circuit breaker or a closed client mean the same) become UnavailableError; any other foreign
+ * error becomes a StoreError carrying it as `cause`.
+ */
+function toStoreError(err: unknown, operation: string): Error {
+  if (err instanceof StoreError) return err;
+  const error = err instanceof Error ? err : new Error(String(err));
+  const message = `etcd ${operation}: ${error.message}`;
+  const brokenCircuit = 'isBrokenCircuitError' in error; // cockatiel's marker; etcd3 does not re-export the class
+  if (isRecoverableError(error) || brokenCircuit || error instanceof ClientClosedError) {
+    return new UnavailableError(message, error);
+  }
+  return Object.assign(new StoreError(message), { cause: error });
+}
+
+/** Tells NotFound from Conflict using the key read by the txn's failure branch. */
+function casFailure(key: string, expected: number, res: ITxnResponse): StoreError {
+  const current = res.responses[0]?.response_range?.kvs[0];
+  return current ? new ConflictError(key, expected, Number(current.mod_revision)) : new NotFoundError(key);
+}
+
+function toKeyValue(kv: IKeyValue): KeyValue {
+  const out: KeyValue = {
+    key: kv.key.toString(),
+    value: kv.value.toString(),
+    modRevision: Number(kv.mod_revision),
+    createRevision: Number(kv.create_revision),
+  };
+  if (kv.lease && kv.lease !== '0') out.lease = kv.lease;
+  return out;
+}
+
+function bytes(s: string): Buffer {
+  return Buffer.from(s, 'utf8');
+}
+
+/** Compare: the key's mod revision equals `revision` (0 = absent). */
+function modRevisionIs(key: string, revision: number) {
+  return { key: bytes(key), target: 'Mod', result: 'Equal', mod_revision: revision } as const;
+}
+
+function putOp(key: string, value: string, lease: string | undefined): IRequestOp {
+  return { request_put: { key: bytes(key), value: bytes(value), lease } };
+}
+
+function deleteOp(key: string): IRequestOp {
+  return { request_delete_range: { key: bytes(key) } };
+}
+
+/** The etcd key range of a prefix: [prefix, prefix with its last byte incremented). '' = every key. */
+export function prefixRange(prefix: string): { start: Buffer; end: Buffer } {
+  const start = bytes(prefix);
+  for (let i = start.length - 1; i >= 0; i--) {
+    if (start[i] < 0xff) {
+      const end = Buffer.from(start.subarray(0, i + 1));
+      end[i]++;
+      return { start, end };
+    }
+  }
+  // Empty (or all-0xff) prefix: etcd reads "\0" to "\0" as "every key".
+  return { start: prefix === '' ? Buffer.from([0]) : start, end: Buffer.from([0]) };
+}

@@ -1,0 +1,51 @@
+/**
+ * Argument checks shared by every Store implementation, so a bad call fails the same way
+ * (TypeError, before any I/O) whether it would reach etcd or the memory double.
+ */
+import type { PutOptions, TxnCompare, TxnOp } from './types';
+
+/** etcd's default --max-txn-ops. */
+export const MAX_TXN_OPS = 128;
+
+export function checkKey(key: string): void {
+  // etcd rejects the empty key ("key is not provided").
+  if (typeof key !== 'string' || key === '') throw new TypeError('store key must be a non-empty string');
+}
+
+/** A revision given by a caller: a positive integer (or 0 when `allowZero`). */
+export function checkRevision(name: string, revision: number, allowZero = false): void {
+  const min = allowZero ? 0 : 1;
+  if (!Number.isSafeInteger(revision) || revision < min) {
+    throw new TypeError(`${name} must be an integer >= ${min}, got ${revision}`);
+  }
+}
+
+export function checkTtl(ttlSeconds: number): void {
+  if (!Number.isSafeInteger(ttlSeconds) || ttlSeconds < 1) {
+    throw new TypeError(`lease TTL must be a whole number of seconds >= 1, got ${ttlSeconds}`);
+  }
+}
+
+export function checkPutOptions(opts: PutOptions): void {
+  if (opts.ttlSeconds !== undefined && opts.leaseId !== undefined) {
+    throw new TypeError('give ttlSeconds or leaseId, not both');
+  }
+  if (opts.ttlSeconds !== undefined) checkTtl(opts.ttlSeconds);
+}
+
+/** etcd's limits on one txn: at most 128 ops, and no key written twice. */
+export function checkTxn(compares: TxnCompare[], ops: TxnOp[]): void {
+  if (ops.length > MAX_TXN_OPS) {
+    throw new TypeError(`a txn may hold at most ${MAX_TXN_OPS} ops, got ${ops.length}`);
+  }
+  compares.forEach((c) => {
+    checkKey(c.key);
+    checkRevision('compare modRevision', c.modRevision, true);
+  });
+  const written = new Set<string>();
+  for (const op of ops) {
+    checkKey(op.key);
+    if (written.has(op.key)) throw new TypeError(`txn writes key ${op.key} twice`);
+    written.add(op.key);
+  }
+}

@@ -1,0 +1,110 @@
+/**
+ * EtcdStore behaviour the memory double has no counterpart for: surviving an etcd restart,
+ * an unreachable etcd, and the metrics hook.
+ */
+import * as fs from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { EventEmitter } from 'node:events';
+import { Etcd3 } from 'etcd3';
+import { startEtcd } from '../../pkg/devcluster/etcd';
+import { EtcdStore, UnavailableError, WatchEvent } from '../../pkg/store';
+import { freePort } from '../../pkg/util/net';
+import { testEtcdEndpoint, uniquePrefix } from '../harness/etcd';
+
+async function eventually(check: () => void | Promise<void>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await check();
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+}
+
+describe('EtcdStore', () => {
+  it('a watch survives an etcd restart and resumes without losing or repeating events', async () => {
+    const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'shoal-restart-'));
+    let etcd = await startEtcd({ dataDir });
+    const store = new EtcdStore({ endpoints: [etcd.endpoint], requestTimeoutMs: 2000 });
+    try {
+      const seen: WatchEvent[] = [];
+      const errors: Error[] = [];
+      const watch = await store.watch('/r/', { afterRevision: 0, onEvents: (e) => seen.push(...e), onError: (e) => errors.push(e) });
+      await store.create('/r/a', '1');
+      await eventually(() => expect(seen).toHaveLength(1));
+
+      await etcd.stop();
+      etcd = await startEtcd({ dataDir, clientPort: etcd.clientPort });
+      // The client's circuit breaker may still be open for a few seconds after the outage.
+      await eventually(async () => void (await store.create('/r/b', '2')));
+      await store.create('/r/c', '3');
+
+      await eventually(() => expect(seen.map((e) => e.key)).toEqual(['/r/a', '/r/b', '/r/c']));
+      expect(errors).toEqual([]);
+      await watch.cancel();
+    } finally {
+      await store.close();
+      await etcd.stop();
+      await fs.rm(dataDir, { recursive: true, force: true });
+    }
+  }, 30_000);
+
+  // etcd3 alone resumes from the header revision of the 'created' response, which skips history
+  // not yet replayed. Simulating a drop at that moment needs etcd3 internals (watchManager,
+  // the store's watcher); if they change, this test needs updating along with etcd-watch.ts.
+  it('a stream dropped while history is still being replayed resumes from the last delivered event', async () => {
+    const client = new Etcd3({ hosts: testEtcdEndpoint() });
+    const store = new EtcdStore({ client });
+    const p = uniquePrefix();
+    try {
+      const first = await store.create(`${p}0`, 'x');
+      for (let i = 1; i < 5; i++) await store.create(`${p}${i}`, 'x');
+      const keys: string[] = [];
+      const watch = await store.watch(p, { afterRevision: first - 1, onEvents: (e) => keys.push(...e.map((ev) => ev.key)), onError: () => undefined });
+      const watcher = (watch as unknown as { watcher: EventEmitter }).watcher;
+      const manager = (client as unknown as { watchManager: { handleError(err: Error): void } }).watchManager;
+      await new Promise<void>((resolve) =>
+        watcher.once('connected', () => {
+          manager.handleError(new Error('simulated stream drop'));
+          resolve();
+        }),
+      );
+      await eventually(() => expect(keys).toEqual([0, 1, 2, 3, 4].map((i) => `${p}${i}`)));
+      await watch.cancel();
+    } finally {
+      await store.close();
+      client.close();
+    }
+  });
+
+  it('calls to an unreachable etcd fail with UnavailableError', async () => {
+    const store = new EtcdStore({ endpoints: [`http://127.0.0.1:${await freePort()}`], requestTimeoutMs: 1000 });
+    try {
+      await expect(store.get('/x')).rejects.toBeInstanceOf(UnavailableError);
+      await expect(store.create('/x', 'v')).rejects.toBeInstanceOf(UnavailableError);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('reports the duration of every etcd call to the metrics hook, by operation', async () => {
+    const observed: Array<[string, number]> = [];
+    const store = new EtcdStore({ endpoints: [testEtcdEndpoint()], metrics: { observe: (op, s) => observed.push([op, s]) } });
+    const p = uniquePrefix();
+    try {
+      const rev = await store.create(`${p}a`, 'v', { ttlSeconds: 60 });
+      await store.get(`${p}a`);
+      await store.list(p);
+      await store.update(`${p}a`, 'v2', rev).then((r) => store.delete(`${p}a`, r));
+      await store.txn([], [{ op: 'put', key: `${p}b`, value: 'v' }]);
+      await expect(store.update(`${p}b`, 'v', 1)).rejects.toThrow(); // failed calls are observed too
+    } finally {
+      await store.close();
+    }
+    expect(observed.map(([op]) => op)).toEqual(['grantLease', 'create', 'get', 'list', 'update', 'delete', 'txn', 'update']);
+    observed.forEach(([, seconds]) => expect(seconds).toBeGreaterThanOrEqual(0));
+  });
+});
