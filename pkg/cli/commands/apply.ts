@@ -1,0 +1,224 @@
+/**
+ * `shoal apply -f FILE|DIR|-`: all documents are validated locally, then dry-run on the server,
+ * and only if every one passes is anything written. Each object is then created, replaced
+ * (optimistic concurrency, retried on 409) or left alone when nothing changed.
+ */
+import type { Command } from 'commander';
+import { KINDS, type KindInfo } from '../../api/kinds';
+import type { ManifestDocument } from '../../api/manifest';
+import { admit, type FieldCause, type ShoalObject } from '../../api/validation';
+import type { ResourceClient } from '../client';
+import { contextOf } from '../context';
+import { ApiError, CliError, isNotFound, ReportedFailure } from '../errors';
+import type { CliIO } from '../io';
+import { loadManifests } from '../manifests';
+import { jsonEqual } from '../../util/json';
+
+/** One validated, defaulted object ready to send. */
+export interface PlannedObject {
+  doc: ManifestDocument;
+  kind: KindInfo;
+  /** undefined for cluster-scoped kinds. */
+  namespace: string | undefined;
+  object: ShoalObject;
+  /** `app/web`. */
+  ref: string;
+}
+
+export type ApplyResult = 'created' | 'configured' | 'unchanged';
+
+/** What applying needs from outside: output, a lazily created client, the fallback namespace. */
+export interface ApplyDeps {
+  out(line: string): void;
+  err(line: string): void;
+  client(): ResourceClient;
+  /** `-n`, else the config file's namespace, else `default`; used when a document names none. */
+  defaultNamespace(): string;
+}
+
+/** PUT conflicts (409) are retried this many times, re-reading the object each time. */
+export const MAX_CONFLICT_RETRIES = 3;
+
+type Raw = Record<string, unknown>;
+
+const isMap = (v: unknown): v is Raw => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/** `app/web` for messages, from whatever the document holds. */
+function docRef(obj: unknown, kind: KindInfo | undefined, doc: ManifestDocument): string {
+  if (!isMap(obj)) return `document ${doc.index}`;
+  const kindName = kind?.singular ?? (typeof obj.kind === 'string' && obj.kind ? obj.kind.toLowerCase() : 'object');
+  const meta = obj.metadata;
+  const name = isMap(meta) && typeof meta.name === 'string' && meta.name ? meta.name : '<unnamed>';
+  return `${kindName}/${name}`;
+}
+
+/** `file:line: app/web: field: message`, the line found from the field path. */
+export function causeLine(doc: ManifestDocument, ref: string, cause: FieldCause): string {
+  const line = cause.field ? doc.lineOf(cause.field) : doc.line;
+  return `${doc.source}:${line}: ${ref}: ${cause.field ? `${cause.field}: ` : ''}${cause.message}`;
+}
+
+/** Validates one document: kind allowed, namespace filled in, admitted (defaults applied). */
+function planOne(doc: ManifestDocument, defaultNamespace: () => string): { planned?: PlannedObject; errors: string[] } {
+  const raw = doc.object;
+  const kind = isMap(raw) ? KINDS.find((k) => k.kind === raw.kind) : undefined;
+  const ref = docRef(raw, kind, doc);
+  if (kind && !kind.verbs.includes('create')) {
+    const message = `${kind.kind} objects cannot be applied: Shoal creates them (allowed: ${kind.verbs.join(', ')})`;
+    return { errors: [causeLine(doc, ref, { field: 'kind', message })] };
+  }
+  const input = isMap(raw) ? withNamespace(raw, kind, defaultNamespace) : raw;
+  const result = admit(input);
+  if (!result.ok) return { errors: result.causes.map((c) => causeLine(doc, ref, c)) };
+  const namespace = result.kind.namespaced ? result.object.metadata.namespace : undefined;
+  return { planned: { doc, kind: result.kind, namespace, object: result.object, ref }, errors: [] };
+}
+
+/** The document with metadata.namespace filled in for namespaced kinds, so admission checks it too. */
+function withNamespace(raw: Raw, kind: KindInfo | undefined, defaultNamespace: () => string): Raw {
+  if (!kind?.namespaced || !isMap(raw.metadata) || raw.metadata.namespace !== undefined) return raw;
+  return { ...raw, metadata: { ...raw.metadata, namespace: defaultNamespace() } };
+}
+
+/** Validates every document; returns what to send, or every problem (with file and line). */
+export function planApply(docs: ManifestDocument[], defaultNamespace: () => string): { planned: PlannedObject[]; errors: string[] } {
+  const planned: PlannedObject[] = [];
+  const errors: string[] = [];
+  const seen = new Map<string, PlannedObject>();
+  for (const doc of docs) {
+    const r = planOne(doc, defaultNamespace);
+    errors.push(...r.errors);
+    if (!r.planned) continue;
+    const key = `${r.planned.kind.kind}/${r.planned.namespace ?? ''}/${r.planned.object.metadata.name}`;
+    const first = seen.get(key);
+    if (first) {
+      // Applying both would silently keep only the second.
+      errors.push(causeLine(doc, r.planned.ref, { field: 'metadata.name', message: `duplicate of ${first.doc.source}:${first.doc.line}` }));
+      continue;
+    }
+    seen.set(key, r.planned);
+    planned.push(r.planned);
+  }
+  return { planned, errors };
+}
+
+/** Top-level fields a user owns: everything but the envelope, metadata and status (spec for apps and jobs). */
+function desiredFields(obj: ShoalObject): Raw {
+  const rest: Raw = { ...(obj as unknown as Raw) };
+  for (const key of ['apiVersion', 'kind', 'metadata', 'status']) delete rest[key];
+  return rest;
+}
+
+/** True when the server's object differs from the local one in spec, labels or annotations. */
+export function needsUpdate(local: ShoalObject, server: ShoalObject): boolean {
+  return !jsonEqual(desiredFields(local), desiredFields(server)) ||
+    !jsonEqual(local.metadata.labels ?? {}, server.metadata.labels ?? {}) ||
+    !jsonEqual(local.metadata.annotations ?? {}, server.metadata.annotations ?? {});
+}
+
+/** The PUT body: local fields over the server's metadata (uid, resourceVersion, ...), without status. */
+export function updateBody(local: ShoalObject, server: ShoalObject): ShoalObject {
+  const metadata = { ...server.metadata, labels: local.metadata.labels, annotations: local.metadata.annotations };
+  const body = { ...local, metadata } as Raw;
+  delete body.status;
+  return body as unknown as ShoalObject;
+}
+
+async function getOrUndefined(client: ResourceClient, p: PlannedObject): Promise<ShoalObject | undefined> {
+  try {
+    return await client.get(p.kind, p.namespace, p.object.metadata.name);
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
+/** Errors that concern one object and let the others proceed (anything else aborts: no server, no auth). */
+function isObjectError(err: unknown): err is ApiError {
+  return err instanceof ApiError && [400, 403, 404, 405, 409, 413, 415, 422].includes(err.code);
+}
+
+/** Server errors as `file:line: app/web: ...` lines, one per cause when the server named fields. */
+export function serverErrorLines(p: PlannedObject, err: ApiError): string[] {
+  if (err.causes.length) return err.causes.map((c) => causeLine(p.doc, p.ref, c));
+  return [causeLine(p.doc, p.ref, { field: '', message: err.message })];
+}
+
+/** Server-side dry run of every object (create or replace, as apply would); returns the problems. */
+export async function dryRunAll(client: ResourceClient, planned: PlannedObject[]): Promise<string[]> {
+  const errors: string[] = [];
+  for (const p of planned) {
+    try {
+      const current = await getOrUndefined(client, p);
+      const name = p.object.metadata.name;
+      if (!current) await client.create(p.kind, p.namespace, p.object, { dryRun: true });
+      else if (needsUpdate(p.object, current)) await client.replace(p.kind, p.namespace, name, updateBody(p.object, current), { dryRun: true });
+    } catch (err) {
+      if (!isObjectError(err)) throw err;
+      errors.push(...serverErrorLines(p, err));
+    }
+  }
+  return errors;
+}
+
+/** Creates, replaces or leaves one object; re-reads and retries when a write loses a race (409). */
+export async function applyOne(client: ResourceClient, p: PlannedObject): Promise<ApplyResult> {
+  const name = p.object.metadata.name;
+  for (let attempt = 0; ; attempt++) {
+    const current = await getOrUndefined(client, p);
+    if (current && !needsUpdate(p.object, current)) return 'unchanged';
+    try {
+      if (!current) await client.create(p.kind, p.namespace, p.object);
+      else await client.replace(p.kind, p.namespace, name, updateBody(p.object, current));
+      return current ? 'configured' : 'created';
+    } catch (err) {
+      const raced = err instanceof ApiError && err.code === 409;
+      if (!raced || attempt >= MAX_CONFLICT_RETRIES) throw err;
+    }
+  }
+}
+
+/** The whole apply: validate all, dry-run all, then write each. Throws CliError listing every problem. */
+export async function applyManifests(docs: ManifestDocument[], loadErrors: string[], deps: ApplyDeps): Promise<void> {
+  const { planned, errors } = planApply(docs, deps.defaultNamespace);
+  const local = [...loadErrors, ...errors];
+  if (local.length) throw new CliError(local);
+  if (!planned.length) throw new CliError('no objects passed to apply');
+  const client = deps.client();
+  const remote = await dryRunAll(client, planned);
+  if (remote.length) throw new CliError(remote);
+  let failed = false;
+  for (const p of planned) {
+    try {
+      deps.out(`${p.ref} ${await applyOne(client, p)}`);
+    } catch (err) {
+      if (!isObjectError(err)) throw err;
+      failed = true; // like kubectl: report, carry on with the rest, exit 1 at the end
+      for (const line of serverErrorLines(p, err)) deps.err(`error: ${line}`);
+    }
+  }
+  if (failed) throw new ReportedFailure();
+}
+
+/** Registers `apply`. */
+export function registerApply(program: Command, io: CliIO): void {
+  program
+    .command('apply')
+    .description('Create or update objects from YAML/JSON manifests (all are validated before any is written)')
+    .option('-f, --filename <path>', 'file, directory or - for stdin (repeatable)', collect, [])
+    .action(async (opts: { filename: string[] }, command: Command) => {
+      const ctx = contextOf(io, command);
+      const { docs, errors } = await loadManifests(opts.filename, io);
+      await applyManifests(docs, errors, {
+        out: (line) => ctx.out(line),
+        err: (line) => ctx.err(line),
+        client: () => ctx.client(),
+        defaultNamespace: () => ctx.namespace(),
+      });
+    });
+}
+
+/** Commander collector for repeatable options. */
+export function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}

@@ -1,0 +1,55 @@
+/**
+ * `shoal describe KIND [NAME]`: the object in words, with the events about it (listed in its
+ * namespace, or in all namespaces for cluster-scoped kinds, and filtered here).
+ */
+import type { Command } from 'commander';
+import { lookupKind, type KindInfo } from '../../api/kinds';
+import type { Event } from '../../api/types.generated';
+import type { ShoalObject } from '../../api/validation';
+import { parseKindArgs } from '../args';
+import type { ResourceClient } from '../client';
+import { contextOf, type CommandContext } from '../context';
+import { describeObject, eventIsAbout } from '../describe';
+import { ApiError, messageOf } from '../errors';
+import type { CliIO } from '../io';
+import { emptyListMessage } from '../printers';
+
+/** Events about `obj`, or why they could not be listed (describe still shows the object). */
+export async function eventsAbout(client: ResourceClient, kind: KindInfo, objs: ShoalObject[]): Promise<Map<ShoalObject, Event[] | string>> {
+  const eventKind = lookupKind('events')!;
+  const result = new Map<ShoalObject, Event[] | string>();
+  let events: Event[] | string;
+  try {
+    const namespace = kind.namespaced ? objs[0]?.metadata.namespace : undefined;
+    events = (await client.list(eventKind, namespace)).items as Event[];
+  } catch (err) {
+    if (!(err instanceof ApiError)) throw err;
+    events = `<unable to list events: ${messageOf(err)}>`;
+  }
+  for (const obj of objs) result.set(obj, typeof events === 'string' ? events : events.filter((e) => eventIsAbout(e, obj)));
+  return result;
+}
+
+/** Runs `describe` for a kind and, optionally, a name (without one: every object of the kind). */
+export async function runDescribe(ctx: CommandContext, kind: KindInfo, name: string | undefined): Promise<void> {
+  const client = ctx.client();
+  const namespace = ctx.namespaceFor(kind);
+  const objs = name ? [await client.get(kind, namespace, name)] : (await client.list(kind, namespace)).items;
+  if (!objs.length) return ctx.err(emptyListMessage(kind, namespace));
+  const events = await eventsAbout(client, kind, objs);
+  const now = ctx.io.now();
+  ctx.out(objs.map((o) => describeObject(kind, o, events.get(o) ?? [], now)).join('\n\n\n'));
+}
+
+/** Registers `describe`. */
+export function registerDescribe(program: Command, io: CliIO): void {
+  program
+    .command('describe')
+    .description('Show an object in detail, with its conditions and events')
+    .argument('<kind>', 'app, job, task, node, event (or KIND/NAME)')
+    .argument('[name]')
+    .action(async (kindArg: string, nameArg: string | undefined, _opts: unknown, command: Command) => {
+      const { kind, name } = parseKindArgs(kindArg, nameArg);
+      await runDescribe(contextOf(io, command), kind, name);
+    });
+}

@@ -1,0 +1,282 @@
+/**
+ * `shoal describe` text, kubectl-like: aligned `Label:  value` blocks, sub-sections indented by
+ * two spaces, conditions and events as small tables. Pure functions of the object, its events
+ * and the clock, so they are easy to test.
+ */
+import type { KindInfo } from '../api/kinds';
+import type {
+  App, Condition, Constraint, Container, Event, HealthCheck, Job, Node, ObjectMeta, Port, ReadinessCheck, Resources, Task,
+} from '../api/types.generated';
+import type { ShoalObject } from '../api/validation';
+import { eventTime, formatMap, nodeStatus, taskPorts } from './printers';
+import { age, formatTable } from './table';
+
+type Value = string | number | boolean | undefined | null | string[];
+
+type Entry = { field: true; indent: number; label: string; lines: string[] } | { field: false; line: string };
+
+const NONE = '<none>';
+
+/** Collects lines; consecutive fields at one indent have their values aligned, as kubectl's tabwriter does. */
+export class DescribeWriter {
+  private readonly entries: Entry[] = [];
+
+  /** `Label:  value`; arrays print one item per line, aligned; empty values print `<none>`. */
+  field(label: string, value: Value, indent = 0): this {
+    const lines = Array.isArray(value) ? value : [value === undefined || value === null || value === '' ? NONE : String(value)];
+    this.entries.push({ field: true, indent, label, lines: lines.length ? lines : [NONE] });
+    return this;
+  }
+
+  /** A heading (`Spec:`) whose fields follow, indented. */
+  section(label: string, indent = 0): this {
+    return this.text(`${label}:`, indent);
+  }
+
+  /** A free line. */
+  text(line: string, indent = 0): this {
+    this.entries.push({ field: false, line: ' '.repeat(indent) + line });
+    return this;
+  }
+
+  /** A table with a dashed underline under its header (describe's Conditions and Events). */
+  table(header: string[], rows: string[][], indent = 2): this {
+    const underline = header.map((h) => '-'.repeat(h.length));
+    for (const line of formatTable([header, underline, ...rows])) this.text(line, indent);
+    return this;
+  }
+
+  /** The text, without a trailing newline. */
+  render(): string {
+    const out: string[] = [];
+    for (let i = 0; i < this.entries.length; ) {
+      const e = this.entries[i];
+      if (!e.field) {
+        out.push(e.line);
+        i++;
+        continue;
+      }
+      let j = i;
+      while (j < this.entries.length && isFieldAt(this.entries[j], e.indent)) j++;
+      out.push(...renderBlock(this.entries.slice(i, j) as Array<Extract<Entry, { field: true }>>));
+      i = j;
+    }
+    return out.map((l) => l.trimEnd()).join('\n');
+  }
+}
+
+function isFieldAt(e: Entry, indent: number): boolean {
+  return e.field && e.indent === indent;
+}
+
+function renderBlock(block: Array<Extract<Entry, { field: true }>>): string[] {
+  const width = Math.max(...block.map((e) => e.label.length + 1)) + 2;
+  const out: string[] = [];
+  for (const e of block) {
+    const pad = ' '.repeat(e.indent);
+    e.lines.forEach((line, k) => out.push(pad + (k === 0 ? `${e.label}:`.padEnd(width) : ' '.repeat(width)) + line));
+  }
+  return out;
+}
+
+/** Everything `describe` prints for one object. `events` are those about it (any order). */
+export function describeObject(kind: KindInfo, obj: ShoalObject, events: Event[] | string, now: number): string {
+  const w = new DescribeWriter();
+  describeMeta(w, kind, obj.metadata, now);
+  switch (obj.kind) {
+    case 'App': describeApp(w, obj); break;
+    case 'Job': describeJob(w, obj, now); break;
+    case 'Task': describeTask(w, obj, now); break;
+    case 'Node': describeNode(w, obj, now); break;
+    case 'Event': describeEvent(w, obj); break;
+  }
+  const conditions = (obj as { status?: { conditions?: Condition[] } }).status?.conditions;
+  if (obj.kind !== 'Event') describeConditions(w, conditions, now);
+  if (obj.kind !== 'Event') describeEvents(w, events, now);
+  return w.render();
+}
+
+function timestamp(ts: string | undefined, now: number): string | undefined {
+  return ts ? `${ts} (${age(ts, now)} ago)` : undefined;
+}
+
+function describeMeta(w: DescribeWriter, kind: KindInfo, m: ObjectMeta, now: number): void {
+  w.field('Name', m.name);
+  if (kind.namespaced) w.field('Namespace', m.namespace);
+  w.field('Labels', formatMap(m.labels, '\n').split('\n'));
+  w.field('Annotations', formatMap(m.annotations, '\n').split('\n'));
+  w.field('Created', timestamp(m.creationTimestamp, now));
+  if (m.deletionTimestamp) w.field('Deleting Since', timestamp(m.deletionTimestamp, now));
+  const owner = m.ownerReferences?.find((r) => r.controller) ?? m.ownerReferences?.[0];
+  if (owner) w.field('Controlled By', `${owner.kind}/${owner.name}${owner.version !== undefined ? ` (version ${owner.version})` : ''}`);
+  if (kind.kind !== 'Event') w.field('Generation', m.generation);
+}
+
+function resources(r: Resources | undefined): string {
+  return r ? `cpus=${r.cpus ?? 0}, mem=${r.mem ?? 0} MiB, disk=${r.disk ?? 0} MiB` : NONE;
+}
+
+function workload(w: DescribeWriter, spec: { cmd?: string; container?: Container; env?: Record<string, string> }): void {
+  if (spec.cmd !== undefined) w.field('Command', spec.cmd.split('\n'), 2);
+  if (spec.container) {
+    w.field('Image', spec.container.image, 2);
+    if (spec.container.command) w.field('Entrypoint', JSON.stringify(spec.container.command), 2);
+    if (spec.container.args) w.field('Args', JSON.stringify(spec.container.args), 2);
+    if (spec.container.user) w.field('User', spec.container.user, 2);
+  }
+  w.field('Environment', formatMap({ ...spec.env, ...spec.container?.env }, '\n').split('\n'), 2);
+}
+
+function port(p: Port, i: number): string {
+  const host = p.hostPort ? String(p.hostPort) : 'dynamic';
+  const container = p.containerPort !== undefined ? ` -> container ${p.containerPort}` : '';
+  return `${p.name ?? `#${i}`}: host ${host}${container}/${p.protocol ?? 'tcp'}`;
+}
+
+function constraint(c: Constraint): string {
+  return c.filter((x) => x !== undefined).join(' ');
+}
+
+function probeTarget(p: HealthCheck | ReadinessCheck): string {
+  if ('command' in p && p.protocol === 'COMMAND') return `COMMAND ${p.command?.value ?? ''}`;
+  const portRef = p.portName !== undefined ? `port ${p.portName}` : `port index ${p.portIndex ?? 0}`;
+  return p.protocol === 'TCP' ? `TCP ${portRef}` : `HTTP ${p.path ?? '/'} on ${portRef}`;
+}
+
+function healthCheck(h: HealthCheck): string {
+  return `${probeTarget(h)}: grace ${h.gracePeriodSeconds}s, every ${h.intervalSeconds}s, timeout ${h.timeoutSeconds}s, ` +
+    `unhealthy after ${h.maxConsecutiveFailures} failures`;
+}
+
+function readinessCheck(r: ReadinessCheck): string {
+  return `${r.name} ${probeTarget(r)}: every ${r.intervalSeconds}s, timeout ${r.timeoutSeconds}s, ready on ${(r.httpStatusCodesForReady ?? []).join(',')}`;
+}
+
+function list<T>(items: T[] | undefined, fmt: (t: T, i: number) => string): string[] {
+  return (items ?? []).map(fmt);
+}
+
+function describeApp(w: DescribeWriter, app: App): void {
+  const s = app.spec ?? ({} as App['spec']);
+  w.section('Spec');
+  w.field('Instances', s.instances, 2).field('Role', s.role, 2);
+  workload(w, s);
+  w.field('Resources', resources(s.resources), 2);
+  w.field('Ports', list(s.ports, port), 2);
+  w.field('Constraints', list(s.constraints, constraint), 2);
+  w.field('Health Checks', list(s.healthChecks, healthCheck), 2);
+  w.field('Readiness Checks', list(s.readinessChecks, readinessCheck), 2);
+  const u = s.upgradeStrategy;
+  w.field('Upgrade Strategy', u && `minimumHealthCapacity=${u.minimumHealthCapacity}, maximumOverCapacity=${u.maximumOverCapacity}`, 2);
+  const b = s.backoff;
+  w.field('Backoff', b && `${b.seconds}s, factor ${b.factor}, max ${b.maxLaunchDelaySeconds}s`, 2);
+  w.field('Kill Selection', s.killSelection, 2).field('Kill Grace Period', s.taskKillGracePeriodSeconds !== undefined ? `${s.taskKillGracePeriodSeconds}s` : undefined, 2);
+  const st = app.status ?? {};
+  w.section('Status');
+  w.field('Observed Generation', st.observedGeneration, 2);
+  w.field('Tasks', `${st.tasksStaged ?? 0} staged, ${st.tasksRunning ?? 0} running, ${st.tasksHealthy ?? 0} healthy, ${st.tasksUnhealthy ?? 0} unhealthy`, 2);
+  w.field('Up-to-date', st.updatedInstances ?? 0, 2).field('Available', st.availableInstances ?? 0, 2);
+  if (st.pendingReason) w.field('Pending Reason', st.pendingReason, 2);
+}
+
+function describeJob(w: DescribeWriter, job: Job, now: number): void {
+  const s = job.spec ?? ({} as Job['spec']);
+  w.section('Spec');
+  w.field('Schedule', s.schedule ?? '<none> (runs once)', 2).field('Timezone', s.timezone, 2).field('Suspend', s.suspend ?? false, 2);
+  w.field('Concurrency Policy', s.concurrencyPolicy, 2).field('Retries', s.retries, 2);
+  w.field('Parents', s.parents?.length ? s.parents.join(', ') : undefined, 2);
+  if (s.startingDeadlineSeconds !== undefined) w.field('Starting Deadline', `${s.startingDeadlineSeconds}s`, 2);
+  if (s.activeDeadlineSeconds !== undefined) w.field('Active Deadline', `${s.activeDeadlineSeconds}s`, 2);
+  w.field('History Limit', s.historyLimit, 2).field('Role', s.role, 2);
+  workload(w, s);
+  w.field('Resources', resources(s.resources), 2).field('Constraints', list(s.constraints, constraint), 2);
+  const st = job.status ?? {};
+  w.section('Status');
+  w.field('Active', st.active ?? 0, 2).field('Succeeded', st.succeeded ?? 0, 2).field('Failed', st.failed ?? 0, 2);
+  w.field('Last Schedule', timestamp(st.lastScheduleTime, now), 2);
+  w.field('Last Success', timestamp(st.lastSuccessTime, now), 2).field('Last Failure', timestamp(st.lastFailureTime, now), 2);
+}
+
+function describeTask(w: DescribeWriter, task: Task, now: number): void {
+  const s = task.spec ?? ({} as Task['spec']);
+  const st = task.status ?? {};
+  w.field('Node', s.nodeName).field('State', st.state);
+  w.field('Healthy', st.healthy === undefined ? '<none> (no health checks)' : st.healthy);
+  if (st.ready !== undefined) w.field('Ready', st.ready);
+  w.field('Host Ports', taskPorts(task));
+  if (st.containerId) w.field('Container ID', st.containerId);
+  if (st.pid !== undefined) w.field('PID', st.pid);
+  if (!st.containerId && st.pid === undefined) w.field('Container/PID', undefined);
+  if (st.exitCode !== undefined) w.field('Exit Code', st.exitCode);
+  w.field('Reason', st.reason).field('Message', st.message?.split('\n'));
+  w.field('Staged', timestamp(st.stagedAt, now)).field('Started', timestamp(st.startedAt, now)).field('Finished', timestamp(st.finishedAt, now));
+  w.section('Spec');
+  w.field('Runtime', s.runtime, 2).field('Role', s.role, 2);
+  workload(w, s);
+  w.field('Resources', resources(s.resources), 2);
+  w.field('Ports', list(s.ports, port), 2).field('Health Checks', list(s.healthChecks, healthCheck), 2);
+}
+
+function describeNode(w: DescribeWriter, node: Node, now: number): void {
+  const st = node.status ?? {};
+  const cap = st.capacity;
+  w.field('Status', nodeStatus(node)).field('Unschedulable', node.spec?.unschedulable ?? false);
+  w.field('Address', st.address).field('Hostname', st.hostname).field('Agent Version', st.agentVersion);
+  w.field('Runtimes', st.runtimes?.length ? st.runtimes.join(', ') : undefined);
+  w.field('Last Heartbeat', timestamp(st.lastHeartbeatTime, now));
+  w.section('Capacity');
+  w.field('cpus', cap?.cpus, 2).field('mem', cap?.mem !== undefined ? `${cap.mem} MiB` : undefined, 2);
+  w.field('disk', cap?.disk !== undefined ? `${cap.disk} MiB` : undefined, 2);
+  w.field('ports', cap?.ports?.length ? cap.ports.map((r) => `${r[0]}-${r[1]}`).join(', ') : undefined, 2);
+  w.field('Attributes', formatMap(st.attributes, '\n').split('\n'));
+}
+
+function describeEvent(w: DescribeWriter, e: Event): void {
+  const o = e.involvedObject;
+  w.field('Type', e.type).field('Reason', e.reason).field('Object', o && `${o.kind.toLowerCase()}/${o.name}`);
+  w.field('Message', e.message?.split('\n')).field('Source', [e.source?.component, e.source?.host].filter(Boolean).join(', '));
+  w.field('Count', e.count).field('First Seen', e.firstTimestamp).field('Last Seen', e.lastTimestamp);
+}
+
+function describeConditions(w: DescribeWriter, conditions: Condition[] | undefined, now: number): void {
+  if (!conditions?.length) {
+    w.field('Conditions', NONE);
+    return;
+  }
+  w.section('Conditions');
+  const rows = conditions.map((c) => [
+    c.type, c.status, c.reason ?? '', (c.message ?? '').replace(/\s+/g, ' '), c.lastTransitionTime ? `${age(c.lastTransitionTime, now)} ago` : '',
+  ]);
+  w.table(['Type', 'Status', 'Reason', 'Message', 'Last Transition'], rows);
+}
+
+function describeEvents(w: DescribeWriter, events: Event[] | string, now: number): void {
+  if (typeof events === 'string') {
+    w.field('Events', events); // why they could not be listed; describe still succeeds
+    return;
+  }
+  if (!events.length) {
+    w.field('Events', NONE);
+    return;
+  }
+  w.section('Events');
+  const sorted = [...events].sort((a, b) => (Date.parse(eventTime(a) ?? '') || 0) - (Date.parse(eventTime(b) ?? '') || 0));
+  const rows = sorted.map((e) => [
+    e.type ?? '', e.reason ?? '', countedAge(e, now), e.source?.component ?? '', (e.message ?? '').replace(/\s+/g, ' '),
+  ]);
+  w.table(['Type', 'Reason', 'Age', 'From', 'Message'], rows);
+}
+
+/** kubectl: `5m`, or `5m (x3 over 10m)` for a repeated event. */
+function countedAge(e: Event, now: number): string {
+  const last = age(eventTime(e), now);
+  return (e.count ?? 1) > 1 && e.firstTimestamp ? `${last} (x${e.count} over ${age(e.firstTimestamp, now)})` : last;
+}
+
+/** True when an event is about `obj` (same kind and name, and the same uid when both are known). */
+export function eventIsAbout(e: Event, obj: ShoalObject): boolean {
+  const ref = e.involvedObject;
+  if (!ref || ref.kind !== obj.kind || ref.name !== obj.metadata.name) return false;
+  if (ref.namespace && obj.metadata.namespace && ref.namespace !== obj.metadata.namespace) return false;
+  return !(ref.uid && obj.metadata.uid && ref.uid !== obj.metadata.uid);
+}

@@ -1,0 +1,203 @@
+/**
+ * How objects look on the terminal: kubectl-style tables per kind (with `-o wide` extras and a
+ * NAMESPACE column for `-A`), and `-o json|yaml|name`.
+ */
+import { dump } from 'js-yaml';
+import { API_VERSION, type KindInfo } from '../api/kinds';
+import type { App, Condition, Event, Job, Node, Task } from '../api/types.generated';
+import type { ShoalObject } from '../api/validation';
+import { refString, type OutputFormat } from './args';
+import { age } from './table';
+
+/** One table column. `wide` columns appear only with `-o wide`. */
+interface Column {
+  header: string;
+  wide?: boolean;
+  cell(obj: ShoalObject, now: number): string;
+}
+
+/** Options that shape a table. */
+export interface TableOptions {
+  wide: boolean;
+  /** Adds NAMESPACE as the first column (`-A`). */
+  allNamespaces: boolean;
+  /** Epoch ms that AGE columns are measured from. */
+  now: number;
+}
+
+const NONE = '<none>';
+
+const name: Column = { header: 'NAME', cell: (o) => o.metadata.name };
+const ageColumn: Column = { header: 'AGE', cell: (o, now) => age(o.metadata.creationTimestamp, now) };
+const num = (v: number | undefined): string => String(v ?? 0);
+const orNone = (v: string | number | undefined): string => (v === undefined || v === '' ? NONE : String(v));
+
+/** `image`, or the shell command flattened to one line and shortened, for IMAGE/CMD columns. */
+export function workloadSummary(spec: { cmd?: string; container?: { image: string } } | undefined): string {
+  if (spec?.container) return spec.container.image;
+  const cmd = (spec?.cmd ?? '').replace(/\s+/g, ' ').trim();
+  if (!cmd) return NONE;
+  return cmd.length > 50 ? `${cmd.slice(0, 47)}...` : cmd;
+}
+
+/** READY counts healthy tasks when the app has health checks, else running ones (Marathon's meaning). */
+function appReady(a: App): string {
+  const checked = (a.spec?.healthChecks?.length ?? 0) > 0;
+  const ready = checked ? a.status?.tasksHealthy : a.status?.tasksRunning;
+  return `${ready ?? 0}/${a.spec?.instances ?? 0}`;
+}
+
+const APP_COLUMNS: Column[] = [
+  name,
+  { header: 'INSTANCES', cell: (o) => num((o as App).spec?.instances) },
+  { header: 'READY', cell: (o) => appReady(o as App) },
+  { header: 'UP-TO-DATE', cell: (o) => num((o as App).status?.updatedInstances) },
+  { header: 'AVAILABLE', cell: (o) => num((o as App).status?.availableInstances) },
+  ageColumn,
+  { header: 'ROLE', wide: true, cell: (o) => (o as App).spec?.role ?? '*' },
+  { header: 'CPUS', wide: true, cell: (o) => orNone((o as App).spec?.resources?.cpus) },
+  { header: 'MEM', wide: true, cell: (o) => orNone((o as App).spec?.resources?.mem) },
+  { header: 'IMAGE/CMD', wide: true, cell: (o) => workloadSummary((o as App).spec) },
+];
+
+const JOB_COLUMNS: Column[] = [
+  name,
+  { header: 'SCHEDULE', cell: (o) => orNone((o as Job).spec?.schedule) },
+  { header: 'SUSPEND', cell: (o) => ((o as Job).spec?.suspend ? 'True' : 'False') },
+  { header: 'ACTIVE', cell: (o) => num((o as Job).status?.active) },
+  { header: 'LAST SCHEDULE', cell: (o, now) => ((o as Job).status?.lastScheduleTime ? age((o as Job).status.lastScheduleTime, now) : NONE) },
+  ageColumn,
+  { header: 'ROLE', wide: true, cell: (o) => (o as Job).spec?.role ?? '*' },
+  { header: 'IMAGE/CMD', wide: true, cell: (o) => workloadSummary((o as Job).spec) },
+];
+
+/** Host ports as assigned (status), else as requested when fixed (spec). */
+export function taskPorts(t: Task): string {
+  const assigned = t.status?.hostPorts ?? [];
+  const ports = assigned.length ? assigned : (t.spec?.ports ?? []).map((p) => p.hostPort).filter((p) => p > 0);
+  return ports.length ? ports.join(',') : NONE;
+}
+
+/** Docker's short container id (12 characters) or `pid N`. */
+export function taskRuntimeId(t: Task): string {
+  if (t.status?.containerId) return t.status.containerId.slice(0, 12);
+  if (t.status?.pid !== undefined) return `pid ${t.status.pid}`;
+  return NONE;
+}
+
+const TASK_COLUMNS: Column[] = [
+  name,
+  { header: 'STATE', cell: (o) => orNone((o as Task).status?.state) },
+  { header: 'HEALTHY', cell: (o) => orNone((o as Task).status?.healthy === undefined ? undefined : String((o as Task).status.healthy)) },
+  { header: 'NODE', cell: (o) => orNone((o as Task).spec?.nodeName) },
+  { header: 'PORTS', cell: (o) => taskPorts(o as Task) },
+  ageColumn,
+  { header: 'CONTAINER/PID', wide: true, cell: (o) => taskRuntimeId(o as Task) },
+  { header: 'MESSAGE', wide: true, cell: (o) => orNone((o as Task).status?.message?.replace(/\s+/g, ' ')) },
+];
+
+/** `Ready`, `NotReady` or `Unknown` from the Ready condition, plus `,SchedulingDisabled` when cordoned. */
+export function nodeStatus(n: Node): string {
+  const ready = findCondition(n.status?.conditions, 'Ready');
+  const base = ready?.status === 'True' ? 'Ready' : ready?.status === 'False' ? 'NotReady' : 'Unknown';
+  return n.spec?.unschedulable ? `${base},SchedulingDisabled` : base;
+}
+
+/** `k=v,k=v` sorted by key, or `<none>`. */
+export function formatMap(map: Record<string, string> | undefined, sep = ','): string {
+  const entries = Object.entries(map ?? {}).sort(([a], [b]) => a.localeCompare(b));
+  return entries.length ? entries.map(([k, v]) => `${k}=${v}`).join(sep) : NONE;
+}
+
+const NODE_COLUMNS: Column[] = [
+  name,
+  { header: 'STATUS', cell: (o) => nodeStatus(o as Node) },
+  { header: 'CPUS', cell: (o) => orNone((o as Node).status?.capacity?.cpus) },
+  { header: 'MEM', cell: (o) => orNone((o as Node).status?.capacity?.mem) },
+  { header: 'ATTRIBUTES', cell: (o) => formatMap((o as Node).status?.attributes) },
+  ageColumn,
+  { header: 'ADDRESS', wide: true, cell: (o) => orNone((o as Node).status?.address) },
+  { header: 'RUNTIMES', wide: true, cell: (o) => orNone((o as Node).status?.runtimes?.join(',')) },
+  { header: 'VERSION', wide: true, cell: (o) => orNone((o as Node).status?.agentVersion) },
+];
+
+/** When an event last happened: lastTimestamp, else firstTimestamp, else when it was stored. */
+export function eventTime(e: Event): string | undefined {
+  return e.lastTimestamp ?? e.firstTimestamp ?? e.metadata.creationTimestamp;
+}
+
+const EVENT_COLUMNS: Column[] = [
+  { header: 'LAST SEEN', cell: (o, now) => age(eventTime(o as Event), now) },
+  { header: 'TYPE', cell: (o) => orNone((o as Event).type) },
+  { header: 'REASON', cell: (o) => orNone((o as Event).reason) },
+  { header: 'OBJECT', cell: (o) => `${(o as Event).involvedObject?.kind?.toLowerCase()}/${(o as Event).involvedObject?.name}` },
+  { header: 'MESSAGE', cell: (o) => orNone((o as Event).message?.replace(/\s+/g, ' ')) },
+  { header: 'SOURCE', wide: true, cell: (o) => orNone((o as Event).source?.component) },
+  { header: 'COUNT', wide: true, cell: (o) => num((o as Event).count) },
+  { header: 'FIRST SEEN', wide: true, cell: (o, now) => age((o as Event).firstTimestamp, now) },
+];
+
+const COLUMNS: Record<string, Column[]> = { App: APP_COLUMNS, Job: JOB_COLUMNS, Task: TASK_COLUMNS, Node: NODE_COLUMNS, Event: EVENT_COLUMNS };
+
+function columnsFor(kind: KindInfo, opts: TableOptions): Column[] {
+  const cols = (COLUMNS[kind.kind] ?? [name, ageColumn]).filter((c) => opts.wide || !c.wide);
+  if (opts.allNamespaces && kind.namespaced) cols.unshift({ header: 'NAMESPACE', cell: (o) => o.metadata.namespace ?? '' });
+  return cols;
+}
+
+/** The header row of a kind's table. */
+export function tableHeader(kind: KindInfo, opts: TableOptions): string[] {
+  return columnsFor(kind, opts).map((c) => c.header);
+}
+
+/** One object's table row. */
+export function tableRow(kind: KindInfo, obj: ShoalObject, opts: TableOptions): string[] {
+  return columnsFor(kind, opts).map((c) => c.cell(obj, opts.now));
+}
+
+/** Header plus one row per object, unaligned (see formatTable). */
+export function tableRows(kind: KindInfo, objs: ShoalObject[], opts: TableOptions): string[][] {
+  return [tableHeader(kind, opts), ...objs.map((o) => tableRow(kind, o, opts))];
+}
+
+/** Events oldest first (kubectl events); other kinds keep the server's order. */
+export function sortForDisplay(kind: KindInfo, items: ShoalObject[]): ShoalObject[] {
+  if (kind.kind !== 'Event') return items;
+  const time = (o: ShoalObject) => Date.parse(eventTime(o as Event) ?? '') || 0;
+  return [...items].sort((a, b) => time(a) - time(b));
+}
+
+/** A single object as `-o json` (pretty), `-o yaml` or `-o name` prints it. */
+export function formatObject(kind: KindInfo, obj: ShoalObject, format: 'json' | 'yaml' | 'name'): string {
+  if (format === 'name') return refString(kind, obj.metadata.name);
+  if (format === 'json') return JSON.stringify(obj, null, 2);
+  return toYaml(obj);
+}
+
+/** A list as `-o json` (an `AppList`), `-o yaml` (a kubectl `List`) or `-o name` (one line each). */
+export function formatList(kind: KindInfo, items: ShoalObject[], resourceVersion: string | undefined, format: 'json' | 'yaml' | 'name'): string {
+  if (format === 'name') return items.map((o) => refString(kind, o.metadata.name)).join('\n');
+  const metadata = { resourceVersion: resourceVersion ?? '' };
+  if (format === 'json') return JSON.stringify({ kind: `${kind.kind}List`, apiVersion: API_VERSION, metadata, items }, null, 2);
+  return toYaml({ apiVersion: API_VERSION, kind: 'List', items, metadata });
+}
+
+function toYaml(value: unknown): string {
+  // Unlimited width: folded long commands would read differently when copied back into a manifest.
+  return dump(value, { noRefs: true, lineWidth: -1 }).trimEnd();
+}
+
+/** kubectl's message for an empty list, printed on stderr. */
+export function emptyListMessage(kind: KindInfo, namespace: string | undefined): string {
+  return kind.namespaced && namespace !== undefined ? `No resources found in ${namespace} namespace.` : 'No resources found';
+}
+
+/** True for a non-table format that prints objects instead of rows. */
+export function isObjectFormat(format: OutputFormat): format is 'json' | 'yaml' | 'name' {
+  return format === 'json' || format === 'yaml' || format === 'name';
+}
+
+/** The condition of a type, if present. */
+export function findCondition(conditions: Condition[] | undefined, type: string): Condition | undefined {
+  return conditions?.find((c) => c.type === type);
+}
