@@ -4,7 +4,6 @@
  * and compare-and-swap on mod revisions so concurrent writers never lose an update.
  */
 import { randomUUID } from 'node:crypto';
-import { isDeepStrictEqual } from 'node:util';
 import { DEFAULT_NAMESPACE, type KindInfo } from '../api/kinds';
 import { admit, structuralCause, type ShoalObject } from '../api/validation';
 import { matchesSelector, type Selector } from '../api/labels';
@@ -12,6 +11,7 @@ import { AlreadyExistsError, ConflictError } from '../store/errors';
 import { decodeKeyValue, encodeObject, kindPrefix, objectKey } from '../store/objects';
 import type { Store } from '../store/types';
 import { ApiError, fromStoreError, invalid } from './errors';
+import { jsonEqual } from '../util/json';
 import { mergePatch } from './merge-patch';
 
 export interface WriteOptions {
@@ -131,7 +131,7 @@ export class Registry {
         throw new ApiError('Conflict', `${ref.kind.singular} "${ref.name}" was modified: resourceVersion ${expectedRv} is stale (now ${current.metadata.resourceVersion}); read it again and retry`, { kind: ref.kind.kind, name: ref.name });
       }
       const next = this.merged(current, desiredOf(current));
-      if (isDeepStrictEqual(next, current) || opts.dryRun) return next;
+      if (jsonEqual(next, current) || opts.dryRun) return next;
       try {
         const rev = await this.store.update(this.key(ref), encodeObject(next), Number(current.metadata.resourceVersion));
         next.metadata.resourceVersion = String(rev);
@@ -146,7 +146,7 @@ export class Registry {
   /** The stored object after a client update: server-managed metadata and status are kept. */
   private merged(current: ShoalObject, desired: ShoalObject): ShoalObject {
     const cur = current.metadata;
-    const specChanged = !isDeepStrictEqual((desired as { spec?: unknown }).spec, (current as { spec?: unknown }).spec);
+    const specChanged = !jsonEqual((desired as { spec?: unknown }).spec, (current as { spec?: unknown }).spec);
     const next = {
       ...desired,
       metadata: {

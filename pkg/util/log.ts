@@ -20,7 +20,7 @@ export function createLogger(component: string, opts: LogOptions = {}): Logger {
   if (opts.pretty) {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const pretty = require('pino-pretty') as (o: object) => NodeJS.WritableStream;
-    const stream = pretty({ colorize: false, sync: true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname', destination: opts.destination ?? 1 });
+    const stream = pretty({ colorize: false, sync: true, singleLine: true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname', destination: opts.destination ?? 1 });
     return pino({ level, base: { component } }, stream);
   }
   return pino({ level, base: { component } }, (opts.destination as pino.DestinationStream | undefined) ?? pino.destination({ sync: false }));

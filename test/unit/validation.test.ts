@@ -36,7 +36,7 @@ describe('admit defaults', () => {
       killSelection: 'YoungestFirst',
       taskKillGracePeriodSeconds: 3,
     });
-    expect(r.object.status).toEqual({});
+    expect((r.object as App).status).toEqual({});
   });
 
   it('keepsGivenValuesAndDoesNotModifyTheInput', () => {
