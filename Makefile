@@ -1,0 +1,39 @@
+# Shoal. `make demo` on a fresh machine installs, builds and runs a dev cluster; `make test` runs every test.
+SHELL := /bin/bash
+DEMO_DIR ?= $(CURDIR)/.shoal-demo
+API_PORT ?= 7070
+ETCD_PORT ?= 23790
+SHOAL := node dist/cmd/shoal/main.js --config $(DEMO_DIR)/config.yaml
+
+.PHONY: all deps node_modules build typecheck gen-types test demo down bench clean
+
+all: build
+
+deps:
+	@hack/install-deps.sh
+
+node_modules: package-lock.json
+	@hack/npm-ci.sh
+	@touch node_modules
+
+build: node_modules
+	@npm run -s build
+
+typecheck: node_modules
+	@npx tsc -p tsconfig.test.json
+	@node hack/gen-types.mjs --check
+
+gen-types: node_modules
+	@node hack/gen-types.mjs
+
+test: build typecheck
+	@npx jest
+
+demo: deps build
+	@hack/demo.sh "$(DEMO_DIR)" "$(API_PORT)" "$(ETCD_PORT)"
+
+down:
+	@hack/down.sh "$(DEMO_DIR)"
+
+clean:
+	rm -rf dist coverage

@@ -1,0 +1,97 @@
+/**
+ * `shoal dev`: a whole cluster on one machine — a real etcd child process and the API
+ * server in this process — plus the files a CLI needs (config.yaml with server and token).
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { dump } from 'js-yaml';
+import { TokenAuthenticator } from '../apiserver/auth';
+import { ApiServer } from '../apiserver/server';
+import { ApiMetrics } from '../apiserver/metrics';
+import { EtcdStore } from '../store/etcd';
+import { DEFAULT_PREFIX } from '../store/objects';
+import type { Logger } from '../util/log';
+import { startEtcd, type EtcdProcess } from './etcd';
+
+/** Options of a dev cluster. */
+export interface DevClusterOptions {
+  /** Holds etcd's data, tokens.yaml and config.yaml; reused across restarts. */
+  dataDir: string;
+  /** @default 7070 */
+  apiPort?: number;
+  /** @default 23790 */
+  etcdPort?: number;
+  /** Also write this config file (the user's ~/.shoal/config.yaml). */
+  userConfigPath?: string;
+  logger: Logger;
+}
+
+export interface DevCluster {
+  server: string;
+  token: string;
+  configPath: string;
+  etcdEndpoint: string;
+  stop(): Promise<void>;
+}
+
+/** Reads the admin token kept in dataDir, or makes one (0600) on first start. */
+export function ensureAdminToken(dataDir: string): { token: string; tokenFile: string } {
+  const tokenFile = join(dataDir, 'tokens.yaml');
+  if (existsSync(tokenFile)) {
+    const match = /token:\s*(\S+)/.exec(readFileSync(tokenFile, 'utf8'));
+    if (match) return { token: match[1], tokenFile };
+  }
+  const token = randomBytes(24).toString('hex');
+  writeFileSync(tokenFile, dump({ users: [{ name: 'admin', token, roles: [{ namespace: '*', role: 'admin' }] }]}), { mode: 0o600 });
+  return { token, tokenFile };
+}
+
+/** Starts etcd and the API server; resolves once both answer. */
+export async function startDevCluster(o: DevClusterOptions): Promise<DevCluster> {
+  mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
+  const { token, tokenFile } = ensureAdminToken(o.dataDir);
+  const etcdLog = o.logger.child({ component: 'etcd' });
+  const etcd: EtcdProcess = await startEtcd({
+    dataDir: join(o.dataDir, 'etcd'),
+    clientPort: o.etcdPort ?? 23790,
+    log: (line) => etcdLog.debug(line),
+  });
+  const metrics = new ApiMetrics();
+  const store = new EtcdStore({ endpoints: [etcd.endpoint], metrics: metrics.storeObserver() });
+  const api = new ApiServer({
+    store,
+    prefix: DEFAULT_PREFIX,
+    authenticator: TokenAuthenticator.fromFile(tokenFile),
+    logger: o.logger.child({ component: 'apiserver' }),
+    metrics,
+  });
+  let port: number;
+  try {
+    port = await api.listen(o.apiPort ?? 7070);
+  } catch (err) {
+    await store.close();
+    await etcd.stop();
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new Error(code === 'EADDRINUSE' ? `API port ${o.apiPort ?? 7070} is in use; pick another with --api-port` : String(err));
+  }
+  const server = `http://127.0.0.1:${port}`;
+  const config = dump({ server, token });
+  const configPath = join(o.dataDir, 'config.yaml');
+  writeFileSync(configPath, config, { mode: 0o600 });
+  if (o.userConfigPath) {
+    mkdirSync(join(o.userConfigPath, '..'), { recursive: true, mode: 0o700 });
+    writeFileSync(o.userConfigPath, config, { mode: 0o600 });
+  }
+  return {
+    server,
+    token,
+    configPath,
+    etcdEndpoint: etcd.endpoint,
+    stop: async () => {
+      await api.close();
+      await store.close();
+      await etcd.stop();
+    },
+  };
+}

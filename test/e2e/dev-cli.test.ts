@@ -1,0 +1,133 @@
+/**
+ * End to end, as a user: `shoal dev` (real etcd child process + apiserver), then the compiled
+ * CLI: apply, get, watch, describe, delete, bad manifests; then SIGINT stops everything.
+ * Needs `npm run build` (make test does it).
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { freePorts } from '../../pkg/util/net';
+
+const run = promisify(execFile);
+const MAIN = join(__dirname, '../../dist/cmd/shoal/main.js');
+const EXAMPLE = join(__dirname, '../../manifests/examples/web.yaml');
+
+let dir: string;
+let dev: ChildProcess;
+let devLog = '';
+let etcdPort: number;
+let env: NodeJS.ProcessEnv;
+
+async function shoal(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run('node', [MAIN, ...args], { env, timeout: 20_000 });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout: string; stderr: string };
+    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+async function etcdKeys(): Promise<string> {
+  const { stdout } = await run('etcdctl', ['--endpoints', `http://127.0.0.1:${etcdPort}`, 'get', '--prefix', '/shoal/registry/'], { env: { ...process.env, ETCDCTL_API: '3' } });
+  return stdout;
+}
+
+async function waitFor(what: string, ok: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await ok()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}; shoal dev log:\n${devLog}`);
+}
+
+beforeAll(async () => {
+  if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run \`npm run build\` (make test does)`);
+  dir = mkdtempSync(join(tmpdir(), 'shoal-e2e-'));
+  const [apiPort, ePort] = await freePorts(2);
+  etcdPort = ePort;
+  env = { ...process.env, SHOAL_CONFIG: join(dir, 'config.yaml'), HOME: dir };
+  dev = spawn('node', [MAIN, 'dev', '--data-dir', dir, '--api-port', String(apiPort), '--etcd-port', String(etcdPort), '--agents', '0'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  dev.stdout!.on('data', (d) => (devLog += d));
+  dev.stderr!.on('data', (d) => (devLog += d));
+  await waitFor('config.yaml', () => existsSync(join(dir, 'config.yaml')));
+}, 30_000);
+
+afterAll(async () => {
+  if (dev.exitCode === null) {
+    dev.kill('SIGKILL');
+    await new Promise((r) => dev.once('exit', r));
+  }
+  rmSync(dir, { recursive: true, force: true });
+});
+
+it('writesAConfigWithServerAndToken', () => {
+  expect(readFileSync(join(dir, 'config.yaml'), 'utf8')).toMatch(/^server: http:\/\/127\.0\.0\.1:\d+\ntoken: [0-9a-f]{48}\n$/);
+});
+
+it('appliesAnExampleThenReportsUnchanged', async () => {
+  expect(await shoal('apply', '-f', EXAMPLE)).toMatchObject({ code: 0, stdout: 'app/web created\n' });
+  expect(await shoal('apply', '-f', EXAMPLE)).toMatchObject({ code: 0, stdout: 'app/web unchanged\n' });
+  expect(await etcdKeys()).toMatch(/^\/shoal\/registry\/apps\/default\/web\n\{.*"name":"web"/m);
+});
+
+it('showsEveryDefaultInJson', async () => {
+  const res = await shoal('get', 'app', 'web', '-o', 'json');
+  const app = JSON.parse(res.stdout);
+  expect(app.spec).toMatchObject({
+    instances: 2, role: '*', constraints: [], readinessChecks: [], killSelection: 'YoungestFirst',
+    taskKillGracePeriodSeconds: 3, backoff: { seconds: 1, factor: 1.15, maxLaunchDelaySeconds: 300 },
+    resources: { cpus: 0.1, mem: 32, disk: 0 }, ports: [{ name: 'http', containerPort: 8080, hostPort: 0, protocol: 'tcp' }],
+  });
+  expect(app.spec.healthChecks[0]).toMatchObject({ maxConsecutiveFailures: 3, delaySeconds: 15 });
+});
+
+it('printsChangesAsTheyHappenWithGetWatch', async () => {
+  const watch = spawn('node', [MAIN, 'get', 'apps', '-w'], { env });
+  let out = '';
+  watch.stdout.on('data', (d) => (out += d));
+  await waitFor('the watch table', () => /^web\s+2\s/m.test(out));
+  await shoal('scale', 'app', 'web', '--instances', '4');
+  await waitFor('the scaled row', () => /^web\s+4\s/m.test(out));
+  watch.kill('SIGINT');
+  expect(await new Promise((r) => watch.once('exit', r))).toBe(0);
+});
+
+it('rejectsABadManifestNamingFileLineAndFieldAndWritesNothing', async () => {
+  const bad = join(dir, 'bad.yaml');
+  writeFileSync(bad, 'apiVersion: shoal/v1\nkind: App\nmetadata:\n  name: good\nspec:\n  cmd: x\n---\napiVersion: shoal/v1\nkind: App\nmetadata:\n  name: bad\nspec:\n  cmd: x\n  instances: -1\n');
+  const before = await etcdKeys();
+  const res = await shoal('apply', '-f', bad);
+  expect(res.code).toBe(1);
+  expect(res.stderr).toBe(`error: ${bad}:14: app/bad: spec.instances: must be >= 0\n`);
+  expect(await etcdKeys()).toBe(before);
+});
+
+it('rejectsInvalidYamlWithFileAndLine', async () => {
+  const bad = join(dir, 'broken.yaml');
+  writeFileSync(bad, 'kind: App\nmetadata:\n  name: x\n   bad: indent\n');
+  const res = await shoal('apply', '-f', bad);
+  expect(res.code).toBe(1);
+  expect(res.stderr).toMatch(new RegExp(`^error: ${bad}:4: .+\\n$`));
+});
+
+it('describesAndDeletes', async () => {
+  expect((await shoal('describe', 'app', 'web')).stdout).toMatch(/^Name:\s+web$/m);
+  expect(await shoal('delete', 'app/web')).toMatchObject({ code: 0, stdout: 'app/web deleted\n' });
+  expect((await etcdKeys())).not.toMatch(/apps\/default\/web/);
+  const missing = await shoal('get', 'app', 'web');
+  expect(missing.code).toBe(1);
+  expect(missing.stderr).toBe('error: app "web" not found\n');
+});
+
+it('stopsEtcdAndTheApiOnSigint', async () => {
+  dev.kill('SIGINT');
+  expect(await new Promise((r) => dev.once('exit', (code) => r(code)))).toBe(0);
+  const res = await shoal('get', 'apps');
+  expect(res.code).toBe(1);
+  expect(res.stderr).toMatch(/^error: cannot reach server http:\/\/127\.0\.0\.1:\d+/);
+  await expect(run('etcdctl', ['--endpoints', `http://127.0.0.1:${etcdPort}`, '--dial-timeout', '1s', 'get', 'x'], { env: { ...process.env, ETCDCTL_API: '3' } })).rejects.toThrow();
+});
