@@ -30,8 +30,8 @@ cat <<MSG
 
 Try:
   export SHOAL_CONFIG=$dir/config.yaml
-  node dist/cmd/shoal/main.js get app web -o yaml     # every Marathon default filled in
-  node dist/cmd/shoal/main.js get apps -w              # watch changes as they happen
-  tail -f $dir/dev.log                                 # the control plane's log
-  make down                                            # stop the cluster
+  node dist/cmd/shoal/main.js get app web -o yaml   # every Marathon default filled in
+  node dist/cmd/shoal/main.js get apps -w            # watch changes as they happen
+  tail -f $dir/dev.log   # the control plane's log
+  make down              # stop the cluster
 MSG

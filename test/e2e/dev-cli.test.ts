@@ -114,6 +114,36 @@ it('rejectsInvalidYamlWithFileAndLine', async () => {
   expect(res.stderr).toMatch(new RegExp(`^error: ${bad}:4: .+\\n$`));
 });
 
+describe('bad manifests through apply', () => {
+  const head = 'apiVersion: shoal/v1\nkind: App\nmetadata:\n  name: x\n';
+  const bomb = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' +
+    'bcdefghi'.split('').map((c, i) => `${c}: &${c} [${Array(9).fill('*' + 'abcdefghi'[i]).join(',')}]`).join('\n') + '\n';
+  const cases: Array<[string, string, RegExp]> = [
+    ['a YAML alias bomb', bomb, /^error: FILE:2: column \d+: YAML aliases \(\*name\) are not allowed in manifests$/],
+    ['5,000-deep nesting', head + 'spec:\n  cmd: ' + '['.repeat(5000) + ']'.repeat(5000) + '\n', /^error: FILE:6: column \d+: nesting exceeded maxDepth \(64\)$/],
+    ['a __proto__ key', head + '  __proto__: {polluted: true}\nspec:\n  cmd: x\n', /^error: FILE:5: app\/x: metadata.__proto__: key "__proto__" is not allowed$/],
+    ['a constructor key', head + 'spec:\n  cmd: x\n  env:\n    constructor: x\n', /^error: FILE:8: app\/x: spec.env.constructor: key "constructor" is not allowed$/],
+    ['an unknown field', head + 'spec:\n  cmd: x\n  replicas: 3\n', /^error: FILE:7: app\/x: spec.replicas: unknown field$/],
+    ['a wrong type', head + 'spec:\n  cmd: x\n  instances: three\n', /^error: FILE:7: app\/x: spec.instances: must be integer, not string$/],
+    ['an unknown kind', 'apiVersion: shoal/v1\nkind: Pod\nmetadata:\n  name: x\n', /^error: FILE:2: .*kind: unknown kind "Pod"/],
+    ['an unknown apiVersion', 'apiVersion: apps/v1\nkind: App\nmetadata:\n  name: x\nspec:\n  cmd: x\n', /^error: FILE:1: .*apiVersion: unsupported "apps\/v1"/],
+    ['a missing name', 'apiVersion: shoal/v1\nkind: App\nmetadata: {}\nspec:\n  cmd: x\n', /^error: FILE:3: .*metadata.name: is required$/],
+    ['a name that is not a DNS-1123 label', head.replace('name: x', 'name: My_App') + 'spec:\n  cmd: x\n', /^error: FILE:4: .*metadata.name: must be a DNS-1123 label/],
+    ['a 5 MB manifest', head + 'spec:\n  cmd: ' + 'x'.repeat(5 << 20) + '\n', /^error: FILE:6: app\/x: spec.cmd: must NOT have more than 65536 characters$/],
+  ];
+  it.each(cases)('rejects %s, writing nothing', async (_name, text, message) => {
+    const file = join(dir, 'bad-input.yaml');
+    writeFileSync(file, text);
+    const before = await etcdKeys();
+    const res = await shoal('apply', '-f', file);
+    expect(res.code).toBe(1);
+    const lines = res.stderr.trimEnd().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0].replace(file, 'FILE')).toMatch(message);
+    expect(await etcdKeys()).toBe(before);
+  });
+});
+
 it('describesAndDeletes', async () => {
   expect((await shoal('describe', 'app', 'web')).stdout).toMatch(/^Name:\s+web$/m);
   expect(await shoal('delete', 'app/web')).toMatchObject({ code: 0, stdout: 'app/web deleted\n' });
