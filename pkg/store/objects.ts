@@ -39,3 +39,31 @@ export function decodeObject<T extends ShoalObject = ShoalObject>(value: string,
 export function decodeKeyValue<T extends ShoalObject = ShoalObject>(kv: KeyValue): T {
   return decodeObject<T>(kv.value, kv.modRevision);
 }
+
+/**
+ * Key attached to an agent's etcd lease; it exists exactly while the agent is alive. Its mod
+ * revision identifies one registration: the binder guards launches on it.
+ */
+export function agentLeaseKey(prefix: string, node: string): string {
+  return `${prefix}/leases/nodes/${node}`;
+}
+
+/** Prefix of every agent lease key. */
+export function agentLeasePrefix(prefix: string): string {
+  return `${prefix}/leases/nodes/`;
+}
+
+/** What one agent must run: `<prefix>/assignments/<node>/<namespace>/<task>`. Written by the binder. */
+export function assignmentKey(prefix: string, node: string, namespace: string, task: string): string {
+  return `${prefix}/assignments/${node}/${namespace}/${task}`;
+}
+
+/** Prefix of one agent's assignments (it watches only this). Ends with '/'. */
+export function assignmentPrefix(prefix: string, node: string): string {
+  return `${prefix}/assignments/${node}/`;
+}
+
+/** The controller-manager's leader key; every controller-manager write is fenced on it. */
+export function leaderKey(prefix: string): string {
+  return `${prefix}/leader/controller-manager`;
+}
