@@ -8,8 +8,8 @@ import { DEFAULT_NAMESPACE, type KindInfo } from '../api/kinds';
 import { admit, structuralCause, type ShoalObject } from '../api/validation';
 import { matchesSelector, type Selector } from '../api/labels';
 import { AlreadyExistsError, ConflictError } from '../store/errors';
-import { decodeKeyValue, encodeObject, kindPrefix, objectKey } from '../store/objects';
-import type { Store } from '../store/types';
+import { assignmentKey, decodeKeyValue, encodeObject, kindPrefix, objectKey } from '../store/objects';
+import type { Store, TxnOp } from '../store/types';
 import { ApiError, fromStoreError, invalid } from './errors';
 import { jsonEqual } from '../util/json';
 import { mergePatch } from './merge-patch';
@@ -182,7 +182,12 @@ export class Registry {
       marked.metadata.resourceVersion = String(newRev);
       return marked;
     }
-    await this.store.delete(this.key(ref), rev).catch((e) => fromStoreError(e, ref.kind.kind, ref.name));
+    // A task's assignment key goes with it, so its agent stops it (this is how drain and
+    // `delete task` kill); both deletes in one txn, compared on the task's revision.
+    const ops: TxnOp[] = [{ op: 'delete', key: this.key(ref) }];
+    if (current.kind === 'Task' && current.spec.nodeName) ops.push({ op: 'delete', key: assignmentKey(this.prefix, current.spec.nodeName, ref.namespace ?? '', ref.name) });
+    const done = await this.store.txn([{ key: this.key(ref), modRevision: rev }], ops).catch((e) => fromStoreError(e, ref.kind.kind, ref.name));
+    if (done === undefined) fromStoreError(new ConflictError(this.key(ref), rev, undefined), ref.kind.kind, ref.name);
     return current;
   }
 }

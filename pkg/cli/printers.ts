@@ -13,7 +13,7 @@ import { age } from './table';
 interface Column {
   header: string;
   wide?: boolean;
-  cell(obj: ShoalObject, now: number): string;
+  cell(obj: ShoalObject, now: number, opts: TableOptions): string;
 }
 
 /** Options that shape a table. */
@@ -23,6 +23,8 @@ export interface TableOptions {
   allNamespaces: boolean;
   /** Epoch ms that AGE columns are measured from. */
   now: number;
+  /** Resources held by non-terminal tasks, by node name (nodes' ALLOCATED column). */
+  allocated?: Map<string, { cpus: number; mem: number }>;
 }
 
 const NONE = '<none>';
@@ -103,6 +105,25 @@ export function nodeStatus(n: Node): string {
   return n.spec?.unschedulable ? `${base},SchedulingDisabled` : base;
 }
 
+/** `cpus=0.5 mem=64` held by the node's non-terminal tasks, when known. */
+function allocatedCell(n: Node, opts: TableOptions): string {
+  if (!opts.allocated) return NONE;
+  const a = opts.allocated.get(n.metadata.name) ?? { cpus: 0, mem: 0 };
+  return `cpus=${Math.round(a.cpus * 1000) / 1000} mem=${Math.round(a.mem)}`;
+}
+
+/** Sums the resources of non-terminal tasks per node. */
+export function allocationByNode(tasks: Task[]): Map<string, { cpus: number; mem: number }> {
+  const out = new Map<string, { cpus: number; mem: number }>();
+  for (const t of tasks) {
+    const node = t.spec?.nodeName;
+    if (!node || ['FINISHED', 'FAILED', 'KILLED', 'ERROR', 'LOST'].includes(t.status?.state ?? '')) continue;
+    const a = out.get(node) ?? { cpus: 0, mem: 0 };
+    out.set(node, { cpus: a.cpus + (t.spec.resources?.cpus ?? 0), mem: a.mem + (t.spec.resources?.mem ?? 0) });
+  }
+  return out;
+}
+
 /** `k=v,k=v` sorted by key, or `<none>`. */
 export function formatMap(map: Record<string, string> | undefined, sep = ','): string {
   const entries = Object.entries(map ?? {}).sort(([a], [b]) => a.localeCompare(b));
@@ -114,6 +135,7 @@ const NODE_COLUMNS: Column[] = [
   { header: 'STATUS', cell: (o) => nodeStatus(o as Node) },
   { header: 'CPUS', cell: (o) => orNone((o as Node).status?.capacity?.cpus) },
   { header: 'MEM', cell: (o) => orNone((o as Node).status?.capacity?.mem) },
+  { header: 'ALLOCATED', cell: (o, _now, opts) => allocatedCell(o as Node, opts) },
   { header: 'ATTRIBUTES', cell: (o) => formatMap((o as Node).status?.attributes) },
   ageColumn,
   { header: 'ADDRESS', wide: true, cell: (o) => orNone((o as Node).status?.address) },
@@ -152,7 +174,7 @@ export function tableHeader(kind: KindInfo, opts: TableOptions): string[] {
 
 /** One object's table row. */
 export function tableRow(kind: KindInfo, obj: ShoalObject, opts: TableOptions): string[] {
-  return columnsFor(kind, opts).map((c) => c.cell(obj, opts.now));
+  return columnsFor(kind, opts).map((c) => c.cell(obj, opts.now, opts));
 }
 
 /** Header plus one row per object, unaligned (see formatTable). */

@@ -67,6 +67,12 @@ export interface TxnCompare {
   modRevision: number;
 }
 
+/**
+ * A fence: the leader key still has this mod revision. Every controller-manager write puts it
+ * first among its compares, so a deposed leader's writes fail.
+ */
+export type Fence = TxnCompare;
+
 export type TxnOp =
   | { op: 'put'; key: string; value: string; leaseId?: string }
   | { op: 'delete'; key: string };

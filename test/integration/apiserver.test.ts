@@ -154,6 +154,15 @@ describe('objects', () => {
     expect((await call('GET', `${APPS}/fin`)).status).toBe(200);
   });
 
+  it('deletesATaskTogetherWithItsAssignmentSoItsAgentStopsIt', async () => {
+    const task = { apiVersion: 'shoal/v1', kind: 'Task', metadata: { name: 't1', namespace: 'default', uid: 'u', generation: 1 }, spec: { nodeName: 'n1', cmd: 'x' }, status: { state: 'RUNNING' } };
+    await store.create(`${prefix}/registry/tasks/default/t1`, JSON.stringify(task));
+    await store.create(`${prefix}/assignments/n1/default/t1`, JSON.stringify({ metadata: task.metadata, spec: task.spec }));
+    expect((await call('DELETE', '/api/v1/namespaces/default/tasks/t1', undefined, { token: TOKENS.edit })).status).toBe(200);
+    expect(await store.get(`${prefix}/registry/tasks/default/t1`)).toBeUndefined();
+    expect(await store.get(`${prefix}/assignments/n1/default/t1`)).toBeUndefined();
+  });
+
   it('servesClusterScopedNodesAndLetsAdminsCordon', async () => {
     await store.create(`${prefix}/registry/nodes/n1`, JSON.stringify({ apiVersion: 'shoal/v1', kind: 'Node', metadata: { name: 'n1', uid: 'u', generation: 1 }, spec: { unschedulable: false }, status: { capacity: { cpus: 4 } } }));
     const cordon = await call('PATCH', '/api/v1/nodes/n1', { spec: { unschedulable: true } }, { contentType: 'application/merge-patch+json' });

@@ -131,6 +131,35 @@ describe('shoal apply, delete, scale, cordon', () => {
     expect(r).toMatchObject({ code: 0, out: 'node/n1 cordoned\n' });
     expect(r.requests).toEqual(['GET /api/v1/nodes/n1', 'PATCH /api/v1/nodes/n1']);
   });
+
+  const task = (name: string, node: string, state: string) => ({
+    apiVersion: 'shoal/v1', kind: 'Task', metadata: { name, namespace: 'default', creationTimestamp: ago(60) },
+    spec: { nodeName: node, resources: { cpus: 0.5, mem: 64, disk: 0 } }, status: { state },
+  });
+
+  it('drainsANodeByCordoningAndKillingOnlyItsLiveTasks', async () => {
+    const node = { apiVersion: 'shoal/v1', kind: 'Node', metadata: { name: 'n1' }, spec: { unschedulable: false } };
+    const tasks = [task('a', 'n1', 'RUNNING'), task('b', 'n2', 'RUNNING'), task('c', 'n1', 'LOST')];
+    const r = await run(['drain', 'n1'], (m, p) => {
+      if (p === '/api/v1/nodes/n1') return ok(node);
+      if (p === '/api/v1/tasks') return list('Task', tasks);
+      if (m === 'DELETE' && p === '/api/v1/namespaces/default/tasks/a') return ok(tasks[0]);
+      return undefined;
+    });
+    expect(r).toMatchObject({ code: 0, out: 'node/n1 cordoned\ntask/a killed (namespace default)\nnode/n1 drained\n' });
+    expect(r.requests).toContain('DELETE /api/v1/namespaces/default/tasks/a');
+  });
+
+  it('showsWhatLiveTasksHoldOnEachNode', async () => {
+    const node = (name: string) => ({ apiVersion: 'shoal/v1', kind: 'Node', metadata: { name, creationTimestamp: ago(60) }, spec: {}, status: { capacity: { cpus: 2, mem: 1024 }, conditions: [{ type: 'Ready', status: 'True' }] } });
+    const r = await run(['get', 'nodes'], (_m, p) => {
+      if (p === '/api/v1/nodes') return list('Node', [node('n1'), node('n2')]);
+      if (p === '/api/v1/tasks') return list('Task', [task('a', 'n1', 'RUNNING'), task('b', 'n1', 'STAGING'), task('c', 'n1', 'FAILED')]);
+      return undefined;
+    });
+    expect(r.out).toMatch(/^n1\s+Ready\s+2\s+1024\s+cpus=1 mem=128\s/m);
+    expect(r.out).toMatch(/^n2\s+Ready\s+2\s+1024\s+cpus=0 mem=0\s/m);
+  });
 });
 
 describe('shoal describe', () => {

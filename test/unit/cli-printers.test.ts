@@ -99,9 +99,9 @@ describe('other kinds', () => {
       status: { capacity: { cpus: 4, mem: 8192 }, attributes: { zone: 'a', rack: 'r1' }, conditions: [{ type: 'Ready', status: 'True' }] },
     };
     expect(table('nodes', [n, { kind: 'Node', metadata: { name: 'n2' } }])).toEqual([
-      'NAME   STATUS                     CPUS     MEM      ATTRIBUTES       AGE',
-      'n1     Ready,SchedulingDisabled   4        8192     rack=r1,zone=a   2d',
-      'n2     Unknown                    <none>   <none>   <none>           <unknown>',
+      'NAME   STATUS                     CPUS     MEM      ALLOCATED   ATTRIBUTES       AGE',
+      'n1     Ready,SchedulingDisabled   4        8192     <none>      rack=r1,zone=a   2d',
+      'n2     Unknown                    <none>   <none>   <none>      <none>           <unknown>',
     ]);
   });
 

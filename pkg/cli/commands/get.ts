@@ -5,12 +5,13 @@
 import type { Command } from 'commander';
 import { lookupKind, type KindInfo } from '../../api/kinds';
 import type { ShoalObject } from '../../api/validation';
+import type { Task } from '../../api/types.generated';
 import { parseKindArgs, parseOutput, type KindRef, type OutputFormat } from '../args';
 import { contextOf, type CommandContext } from '../context';
 import { CliError } from '../errors';
 import type { CliIO } from '../io';
 import {
-  emptyListMessage, formatList, formatObject, isObjectFormat, sortForDisplay, tableHeader, tableRow, type TableOptions,
+  emptyListMessage, formatList, formatObject, isObjectFormat, sortForDisplay, tableHeader, tableRow, type TableOptions, allocationByNode
 } from '../printers';
 import { columnWidths, formatRow } from '../table';
 
@@ -75,6 +76,10 @@ export async function runGet(ctx: CommandContext, ref: KindRef, opts: GetOptions
   const namespace = ctx.namespaceFor(kind, allNamespaces);
   const client = ctx.client();
   const table: TableOptions = { wide: format === 'wide', allNamespaces, now: ctx.io.now() };
+  if (kind.kind === 'Node' && !isObjectFormat(format)) {
+    const tasks = await client.list(lookupKind('tasks')!, undefined);
+    table.allocated = allocationByNode(tasks.items as Task[]);
+  }
   let items: ShoalObject[];
   let resourceVersion: string | undefined;
   if (name) {

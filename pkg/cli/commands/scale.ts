@@ -3,7 +3,7 @@
  */
 import type { Command } from 'commander';
 import { lookupKind } from '../../api/kinds';
-import type { Node } from '../../api/types.generated';
+import type { Node, Task } from '../../api/types.generated';
 import { parseCount, parseKindArgs, refString } from '../args';
 import { contextOf, type CommandContext } from '../context';
 import { CliError } from '../errors';
@@ -39,7 +39,25 @@ export async function runCordon(ctx: CommandContext, arg: string, unschedulable:
   ctx.out(`${refString(kind, name)} ${verb}`);
 }
 
-/** Registers `scale`, `cordon` and `uncordon`. */
+/**
+ * Cordons a node, then kills every live task on it (deleting a task removes its assignment,
+ * so the agent stops it and its framework places a replacement elsewhere).
+ */
+export async function runDrain(ctx: CommandContext, arg: string): Promise<void> {
+  await runCordon(ctx, arg, true);
+  const name = nodeName(arg);
+  const tasks = lookupKind('tasks')!;
+  const client = ctx.client();
+  const live = ((await client.list(tasks, undefined)).items as Task[])
+    .filter((t) => t.spec?.nodeName === name && !['FINISHED', 'FAILED', 'KILLED', 'ERROR', 'LOST'].includes(t.status?.state ?? ''));
+  for (const t of live) {
+    await client.delete(tasks, t.metadata.namespace, t.metadata.name);
+    ctx.out(`task/${t.metadata.name} killed (namespace ${t.metadata.namespace})`);
+  }
+  ctx.out(`node/${name} drained`);
+}
+
+/** Registers `scale`, `cordon`, `uncordon` and `drain`. */
 export function registerScale(program: Command, io: CliIO): void {
   program
     .command('scale')
@@ -59,4 +77,11 @@ export function registerScale(program: Command, io: CliIO): void {
         await runCordon(contextOf(io, command), arg, unschedulable);
       });
   }
+  program
+    .command('drain')
+    .description('Cordon a node and kill its tasks so their apps and jobs replace them elsewhere')
+    .argument('<node>', 'node name (or node/NAME)')
+    .action(async (arg: string, _opts: unknown, command: Command) => {
+      await runDrain(contextOf(io, command), arg);
+    });
 }

@@ -1,0 +1,174 @@
+/**
+ * An informer: a read-only cache of every key under a prefix, kept current by list + watch,
+ * that tells handlers what changed. Level-triggered users only need "key K changed"; the
+ * cache answers "what is K now". On compaction or an etcd outage it relists and reports the
+ * difference, so a missed event never leaves the cache wrong.
+ */
+import type { Logger } from 'pino';
+import { CompactedError } from '../store/errors';
+import type { KeyValue, Store, Watch, WatchEvent } from '../store/types';
+
+export interface InformerHandlers<T> {
+  /** Called for a new key, and for keys found again after a relist. */
+  onAdd?(key: string, obj: T): void;
+  onUpdate?(key: string, obj: T, old: T): void;
+  onDelete?(key: string, old: T): void;
+}
+
+export interface InformerOptions<T> {
+  store: Store;
+  /** Key prefix to mirror (ends with '/'). */
+  prefix: string;
+  /** Turns a stored value into the cached object; undefined skips the key. */
+  decode(kv: { key: string; value: string; modRevision: number }): T | undefined;
+  logger: Logger;
+  /** Delay before relisting after a failure. @default 1000 */
+  retryMs?: number;
+}
+
+/** A cache of one prefix, fed by list + watch. Never throws from its background loop. */
+export class Informer<T> {
+  private readonly cache = new Map<string, T>();
+  private readonly handlers: InformerHandlers<T>[] = [];
+  private watch?: Watch;
+  private stopped = false;
+  private synced = false;
+  private revision = 0;
+  private syncWaiters: Array<() => void> = [];
+
+  constructor(private readonly o: InformerOptions<T>) {}
+
+  /** Registers handlers; call before start() to see the initial list as adds. */
+  addHandlers(h: InformerHandlers<T>): void {
+    this.handlers.push(h);
+  }
+
+  /** Starts list + watch in the background; resolves once the first list is in the cache. */
+  async start(): Promise<void> {
+    void this.relist();
+    await this.waitForSync();
+  }
+
+  waitForSync(): Promise<void> {
+    return this.synced ? Promise.resolve() : new Promise((resolve) => this.syncWaiters.push(resolve));
+  }
+
+  hasSynced(): boolean {
+    return this.synced;
+  }
+
+  /** The revision the cache reflects. */
+  lastRevision(): number {
+    return this.revision;
+  }
+
+  get(key: string): T | undefined {
+    return this.cache.get(key);
+  }
+
+  /** Every cached object. The objects are shared: copy before changing them. */
+  list(): T[] {
+    return [...this.cache.values()];
+  }
+
+  entries(): IterableIterator<[string, T]> {
+    return this.cache.entries();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.watch?.cancel();
+  }
+
+  private async relist(): Promise<void> {
+    while (!this.stopped) {
+      try {
+        const list = await this.o.store.list(this.o.prefix);
+        this.replace(list.items);
+        this.revision = list.revision;
+        this.markSynced();
+        this.watch = await this.o.store.watch(this.o.prefix, {
+          afterRevision: list.revision,
+          onEvents: (events) => this.apply(events),
+          onError: (err) => this.onWatchError(err),
+        });
+        if (this.stopped) await this.watch.cancel();
+        return;
+      } catch (err) {
+        this.o.logger.warn({ prefix: this.o.prefix, err: (err as Error).message }, 'informer list failed; retrying');
+        await new Promise((r) => setTimeout(r, this.o.retryMs ?? 1000));
+      }
+    }
+  }
+
+  private onWatchError(err: Error): void {
+    if (this.stopped) return;
+    const why = err instanceof CompactedError ? 'compacted' : err.message;
+    this.o.logger.info({ prefix: this.o.prefix, why }, 'watch ended; relisting');
+    setTimeout(() => void this.relist(), err instanceof CompactedError ? 0 : this.o.retryMs ?? 1000);
+  }
+
+  private markSynced(): void {
+    if (this.synced) return;
+    this.synced = true;
+    for (const w of this.syncWaiters.splice(0)) w();
+  }
+
+  /** Replaces the cache with a fresh list and reports the difference. */
+  private replace(items: KeyValue[]): void {
+    const seen = new Set<string>();
+    for (const kv of items) {
+      seen.add(kv.key);
+      this.put(kv.key, kv.value, kv.modRevision);
+    }
+    for (const [key, old] of [...this.cache]) {
+      if (seen.has(key)) continue;
+      this.cache.delete(key);
+      this.emit((h) => h.onDelete?.(key, old));
+    }
+  }
+
+  private apply(events: WatchEvent[]): void {
+    for (const ev of events) {
+      this.revision = Math.max(this.revision, ev.modRevision);
+      if (ev.type === 'put') {
+        this.put(ev.key, ev.value, ev.modRevision);
+        continue;
+      }
+      const old = this.cache.get(ev.key);
+      if (old === undefined) continue;
+      this.cache.delete(ev.key);
+      this.emit((h) => h.onDelete?.(ev.key, old));
+    }
+  }
+
+  private put(key: string, value: string, modRevision: number): void {
+    let obj: T | undefined;
+    try {
+      obj = this.o.decode({ key, value, modRevision });
+    } catch (err) {
+      this.o.logger.warn({ key, err: (err as Error).message }, 'skipping undecodable value');
+    }
+    const old = this.cache.get(key);
+    if (obj === undefined) {
+      if (old !== undefined) {
+        this.cache.delete(key);
+        this.emit((h) => h.onDelete?.(key, old));
+      }
+      return;
+    }
+    this.cache.set(key, obj);
+    if (old === undefined) this.emit((h) => h.onAdd?.(key, obj!));
+    else this.emit((h) => h.onUpdate?.(key, obj!, old));
+  }
+
+  private emit(fn: (h: InformerHandlers<T>) => void): void {
+    for (const h of this.handlers) {
+      try {
+        fn(h);
+      } catch (err) {
+        this.o.logger.error({ err: (err as Error).message }, 'informer handler threw');
+      }
+    }
+  }
+}

@@ -1,0 +1,150 @@
+/**
+ * The binder: accepted launches become Task objects (already bound to their node) plus
+ * assignment keys, in batched etcd transactions. Each transaction is guarded by the leader key
+ * (fence), by each agent's lease key at the revision the offer was made from, and by the task
+ * key being absent: a failed guard means those launches did not happen, and nothing is
+ * half-written.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import { lookupKind } from '../api/kinds';
+import { admit, formatCauses } from '../api/validation';
+import type { Task } from '../api/types.generated';
+import { agentLeaseKey, assignmentKey, encodeObject, objectKey } from '../store/objects';
+import type { Fence, Store, TxnCompare, TxnOp } from '../store/types';
+import type { LaunchRequest, LaunchResult } from './types';
+
+/** One accepted launch with the agent registration it was offered from. */
+export interface BindItem {
+  request: LaunchRequest;
+  agent: string;
+  leaseRevision: number;
+  frameworkId: string;
+}
+
+/** The part of a Task a framework supplies in LaunchRequest.task. */
+export interface TaskTemplate {
+  metadata?: { labels?: Record<string, string>; annotations?: Record<string, string>; ownerReferences?: Task['metadata']['ownerReferences'] };
+  spec: Omit<Task['spec'], 'nodeName' | 'resources'>;
+}
+
+/** etcd's default --max-txn-ops; compares and ops are each limited. */
+const MAX_TXN_OPS = 128;
+const TASKS = lookupKind('task')!;
+
+/** Label carrying the framework that owns a task (statusUpdate routing). */
+export const FRAMEWORK_LABEL = 'shoal.dev/framework';
+
+export class Binder {
+  constructor(private readonly store: Store, private readonly prefix: string, private readonly log: Logger, private readonly now: () => Date = () => new Date()) {}
+
+  /** Writes every launch it can; one result per item, in order. */
+  async bind(items: BindItem[], fence: Fence): Promise<LaunchResult[]> {
+    const results = new Map<BindItem, LaunchResult>();
+    const ready: Array<{ item: BindItem; task: Task }> = [];
+    for (const item of items) {
+      const task = this.taskFor(item);
+      if (typeof task === 'string') {
+        this.log.warn({ task: `${item.request.namespace}/${item.request.taskName}`, why: task }, 'launch refused: invalid task');
+        results.set(item, { request: item.request, ok: false, reason: 'BindFailed' });
+      } else ready.push({ item, task });
+    }
+    for (const batch of batches(ready)) {
+      for (const [item, r] of await this.bindBatch(batch, fence)) results.set(item, r);
+    }
+    return items.map((i) => results.get(i)!);
+  }
+
+  private taskFor(item: BindItem): Task | string {
+    const r = item.request;
+    const tpl = r.task as TaskTemplate;
+    const ports = (tpl.spec.ports ?? []).map((p, i) => ({ ...p, hostPort: r.ports[i] ?? p.hostPort }));
+    const candidate = {
+      apiVersion: 'shoal/v1',
+      kind: 'Task',
+      metadata: {
+        ...tpl.metadata,
+        labels: { ...tpl.metadata?.labels, [FRAMEWORK_LABEL]: item.frameworkId },
+        name: r.taskName,
+        namespace: r.namespace,
+        uid: randomUUID(),
+        generation: 1,
+        creationTimestamp: this.now().toISOString(),
+      },
+      spec: { ...tpl.spec, ports, nodeName: item.agent, resources: r.resources },
+      status: { state: 'STAGING', stagedAt: this.now().toISOString(), hostPorts: r.ports },
+    };
+    const admitted = admit(candidate);
+    return admitted.ok ? (admitted.object as Task) : formatCauses(admitted.causes);
+  }
+
+  /** One transaction; on a failed guard, finds which guard failed and retries the rest once. */
+  private async bindBatch(batch: Array<{ item: BindItem; task: Task }>, fence: Fence, retry = true): Promise<Array<[BindItem, LaunchResult]>> {
+    const compares: TxnCompare[] = [{ key: fence.key, modRevision: fence.modRevision }];
+    const ops: TxnOp[] = [];
+    const agents = new Map<string, number>();
+    for (const { item, task } of batch) {
+      agents.set(item.agent, item.leaseRevision);
+      const key = objectKey(this.prefix, TASKS, item.request.namespace, item.request.taskName);
+      compares.push({ key, modRevision: 0 });
+      ops.push({ op: 'put', key, value: encodeObject(task) });
+      const { status: _s, ...assignment } = task;
+      ops.push({ op: 'put', key: assignmentKey(this.prefix, item.agent, item.request.namespace, item.request.taskName), value: JSON.stringify({ metadata: assignment.metadata, spec: assignment.spec }) });
+    }
+    for (const [agent, rev] of agents) compares.push({ key: agentLeaseKey(this.prefix, agent), modRevision: rev });
+    let revision: number | undefined;
+    try {
+      revision = await this.store.txn(compares, ops);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message, tasks: batch.length }, 'bind transaction failed');
+      return batch.map(({ item }) => [item, { request: item.request, ok: false, reason: 'BindFailed' }]);
+    }
+    if (revision !== undefined) {
+      for (const { item } of batch) this.log.info({ task: `${item.request.namespace}/${item.request.taskName}`, node: item.agent, framework: item.frameworkId, revision }, 'task bound');
+      return batch.map(({ item }) => [item, { request: item.request, ok: true }]);
+    }
+    return this.diagnose(batch, fence, retry);
+  }
+
+  private async diagnose(batch: Array<{ item: BindItem; task: Task }>, fence: Fence, retry: boolean): Promise<Array<[BindItem, LaunchResult]>> {
+    const leader = await this.store.get(fence.key);
+    if (leader?.modRevision !== fence.modRevision) {
+      this.log.warn({ tasks: batch.length }, 'bind refused: no longer the leader');
+      return batch.map(({ item }) => [item, { request: item.request, ok: false, reason: 'NotLeader' }]);
+    }
+    const out: Array<[BindItem, LaunchResult]> = [];
+    const rest: typeof batch = [];
+    const leases = new Map<string, number>();
+    for (const { item, task } of batch) {
+      if (!leases.has(item.agent)) leases.set(item.agent, (await this.store.get(agentLeaseKey(this.prefix, item.agent)))?.modRevision ?? 0);
+      const taskKey = objectKey(this.prefix, TASKS, item.request.namespace, item.request.taskName);
+      if (leases.get(item.agent) !== item.leaseRevision) out.push([item, { request: item.request, ok: false, reason: 'AgentLost' }]);
+      else if (await this.store.get(taskKey)) out.push([item, { request: item.request, ok: false, reason: 'BindFailed' }]);
+      else rest.push({ item, task });
+    }
+    for (const [item, r] of out) this.log.warn({ task: `${item.request.namespace}/${item.request.taskName}`, node: item.agent, reason: r.reason }, 'bind refused');
+    if (rest.length && retry) out.push(...(await this.bindBatch(rest, fence, false)));
+    else for (const { item } of rest) out.push([item, { request: item.request, ok: false, reason: 'BindFailed' }]);
+    return out;
+  }
+}
+
+/** Splits launches so each txn stays within etcd's op and compare limits. */
+function batches<T extends { item: BindItem }>(all: T[]): T[][] {
+  const out: T[][] = [];
+  let cur: T[] = [];
+  let agents = new Set<string>();
+  for (const x of all) {
+    const newAgent = agents.has(x.item.agent) ? 0 : 1;
+    const compares = 1 + cur.length + 1 + agents.size + newAgent;
+    if ((cur.length + 1) * 2 > MAX_TXN_OPS || compares > MAX_TXN_OPS) {
+      out.push(cur);
+      cur = [];
+      agents = new Set();
+    }
+    cur.push(x);
+    agents.add(x.item.agent);
+  }
+  if (cur.length) out.push(cur);
+  return out;
+}

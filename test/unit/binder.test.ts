@@ -1,0 +1,85 @@
+import { Binder, type BindItem } from '../../pkg/scheduler/binder';
+import { MemoryStore } from '../../pkg/store/memory';
+import { agentLeaseKey, assignmentKey, decodeKeyValue, leaderKey } from '../../pkg/store/objects';
+import type { Task } from '../../pkg/api/types.generated';
+import { silentLogger } from '../../pkg/util/log';
+
+const P = '/shoal';
+const now = () => new Date('2026-01-01T00:00:00Z');
+
+async function setup() {
+  const store = new MemoryStore();
+  const fence = { key: leaderKey(P), modRevision: await store.create(leaderKey(P), 'cm-a') };
+  const leases: Record<string, number> = {};
+  for (const n of ['n1', 'n2']) leases[n] = await store.create(agentLeaseKey(P, n), '{}');
+  return { store, fence, leases, binder: new Binder(store, P, silentLogger(), now) };
+}
+
+const item = (agent: string, leaseRevision: number, name: string, extra: Partial<BindItem['request']> = {}): BindItem => ({
+  agent, leaseRevision, frameworkId: 'fw',
+  request: { offerId: 'o1', namespace: 'default', taskName: name, resources: { cpus: 0.5, mem: 64, disk: 0 }, ports: [31005], task: { spec: { cmd: 'sleep 1', ports: [{ name: 'http', hostPort: 0 }] } }, ...extra },
+});
+
+describe('Binder', () => {
+  it('writesABoundStagingTaskAndItsAssignmentTogether', async () => {
+    const { store, fence, leases, binder } = await setup();
+    const [r] = await binder.bind([item('n1', leases.n1, 't1')], fence);
+    expect(r.ok).toBe(true);
+    const task = decodeKeyValue<Task>((await store.get(`${P}/registry/tasks/default/t1`))!);
+    expect(task.spec).toMatchObject({ nodeName: 'n1', cmd: 'sleep 1', resources: { cpus: 0.5, mem: 64, disk: 0 }, ports: [{ name: 'http', hostPort: 31005, protocol: 'tcp' }] });
+    expect(task.status).toMatchObject({ state: 'STAGING', stagedAt: '2026-01-01T00:00:00.000Z', hostPorts: [31005] });
+    expect(task.metadata.labels).toEqual({ 'shoal.dev/framework': 'fw' });
+    const assignment = JSON.parse((await store.get(assignmentKey(P, 'n1', 'default', 't1')))!.value);
+    expect(assignment).toEqual({ metadata: expect.objectContaining({ name: 't1', uid: task.metadata.uid }), spec: task.spec });
+  });
+
+  it('refusesEveryLaunchWhenTheFenceIsStale', async () => {
+    const { store, fence, leases, binder } = await setup();
+    await store.update(fence.key, 'cm-b', fence.modRevision); // another leader's term
+    const results = await binder.bind([item('n1', leases.n1, 't1'), item('n2', leases.n2, 't2')], fence);
+    expect(results.map((r) => r.reason)).toEqual(['NotLeader', 'NotLeader']);
+    expect((await store.list(`${P}/registry/`)).items).toHaveLength(0);
+    expect((await store.list(`${P}/assignments/`)).items).toHaveLength(0);
+  });
+
+  it('refusesLaunchesOnAReRegisteredAgentAndBindsTheRest', async () => {
+    const { store, fence, leases, binder } = await setup();
+    await store.delete(agentLeaseKey(P, 'n1'));
+    await store.create(agentLeaseKey(P, 'n1'), '{}'); // a new registration: new revision
+    const results = await binder.bind([item('n1', leases.n1, 't1'), item('n2', leases.n2, 't2')], fence);
+    expect(results.map((r) => r.reason ?? 'ok')).toEqual(['AgentLost', 'ok']);
+    expect(await store.get(`${P}/registry/tasks/default/t1`)).toBeUndefined();
+    expect(await store.get(assignmentKey(P, 'n1', 'default', 't1'))).toBeUndefined();
+    expect(await store.get(`${P}/registry/tasks/default/t2`)).toBeDefined();
+  });
+
+  it('neverOverwritesAnExistingTask', async () => {
+    const { store, fence, leases, binder } = await setup();
+    await binder.bind([item('n1', leases.n1, 't1')], fence);
+    const before = (await store.get(`${P}/registry/tasks/default/t1`))!.modRevision;
+    const [r] = await binder.bind([item('n2', leases.n2, 't1')], fence);
+    expect(r).toMatchObject({ ok: false, reason: 'BindFailed' });
+    expect((await store.get(`${P}/registry/tasks/default/t1`))!.modRevision).toBe(before);
+    expect(await store.get(assignmentKey(P, 'n2', 'default', 't1'))).toBeUndefined();
+  });
+
+  it('splitsLargeBindsIntoTransactionsWithinEtcdsOpLimit', async () => {
+    const { store, fence, leases, binder } = await setup();
+    const txn = jest.spyOn(store, 'txn');
+    const items = [...Array(150).keys()].map((i) => item(i % 2 ? 'n1' : 'n2', i % 2 ? leases.n1 : leases.n2, `t${i}`));
+    const results = await binder.bind(items, fence);
+    expect(results.every((r) => r.ok)).toBe(true);
+    expect(txn).toHaveBeenCalledTimes(3);
+    for (const [compares, ops] of txn.mock.calls) {
+      expect(ops.length).toBeLessThanOrEqual(128);
+      expect(compares.length).toBeLessThanOrEqual(128);
+    }
+  });
+
+  it('refusesAnInvalidTaskWithoutWriting', async () => {
+    const { store, fence, leases, binder } = await setup();
+    const [r] = await binder.bind([item('n1', leases.n1, 'Bad_Name')], fence);
+    expect(r).toMatchObject({ ok: false, reason: 'BindFailed' });
+    expect((await store.list(`${P}/registry/`)).items).toHaveLength(0);
+  });
+});

@@ -1,0 +1,71 @@
+import { Informer } from '../../pkg/client/informer';
+import { MemoryStore } from '../../pkg/store/memory';
+import { CompactedError } from '../../pkg/store/errors';
+import { silentLogger } from '../../pkg/util/log';
+
+const flush = () => new Promise((r) => setTimeout(r, 20));
+
+function informer(store: MemoryStore) {
+  const inf = new Informer<string>({ store, prefix: '/p/', logger: silentLogger(), retryMs: 10, decode: (kv) => (kv.value === 'skip' ? undefined : kv.value) });
+  const seen: string[] = [];
+  inf.addHandlers({
+    onAdd: (k, v) => seen.push(`add ${k}=${v}`),
+    onUpdate: (k, v, old) => seen.push(`update ${k}=${old}->${v}`),
+    onDelete: (k, old) => seen.push(`delete ${k}=${old}`),
+  });
+  return { inf, seen };
+}
+
+describe('Informer', () => {
+  it('listsThenFollowsChanges', async () => {
+    const store = new MemoryStore();
+    await store.create('/p/a', '1');
+    await store.create('/other/x', '1');
+    const { inf, seen } = informer(store);
+    await inf.start();
+    expect(inf.list()).toEqual(['1']);
+    const rev = await store.create('/p/b', '2');
+    await store.update('/p/a', '3', (await store.get('/p/a'))!.modRevision);
+    await store.delete('/p/b');
+    await flush();
+    expect(seen).toEqual(['add /p/a=1', 'add /p/b=2', 'update /p/a=1->3', 'delete /p/b=2']);
+    expect(inf.lastRevision()).toBeGreaterThan(rev);
+    await inf.stop();
+  });
+
+  it('skipsValuesItCannotDecode', async () => {
+    const store = new MemoryStore();
+    await store.create('/p/a', 'skip');
+    const { inf } = informer(store);
+    await inf.start();
+    expect(inf.list()).toEqual([]);
+    await inf.stop();
+  });
+
+  it('relistsAfterCompactionAndReportsWhatItMissed', async () => {
+    const store = new MemoryStore();
+    await store.create('/p/a', '1');
+    await store.create('/p/gone', 'x');
+    // The first watch delivers nothing and then dies as etcd's does when its revision is compacted.
+    const realWatch = store.watch.bind(store);
+    let failFirst: ((err: Error) => void) | undefined;
+    jest.spyOn(store, 'watch').mockImplementationOnce(async (_prefix, opts) => {
+      failFirst = opts.onError;
+      return { cancel: async () => undefined };
+    }).mockImplementation(realWatch);
+    const { inf, seen } = informer(store);
+    await inf.start();
+    seen.length = 0;
+    await store.delete('/p/gone');
+    await store.create('/p/new', '2');
+    await store.update('/p/a', '3', (await store.get('/p/a'))!.modRevision);
+    await store.compact(await store.revision());
+    failFirst!(new CompactedError(1, await store.revision()));
+    await flush();
+    expect(seen.sort()).toEqual(['add /p/new=2', 'delete /p/gone=x', 'update /p/a=1->3']);
+    await store.create('/p/later', '4');
+    await flush();
+    expect(seen).toContain('add /p/later=4');
+    await inf.stop();
+  });
+});
