@@ -29,6 +29,11 @@ gen-types: node_modules
 test: build typecheck
 	@npx jest
 
+# Benchmarks: every scenario, or one with `make bench SCENARIO=allocator`; results in test/bench/results/.
+bench: build
+	@npx tsc -p tsconfig.bench.json
+	@node dist-bench/test/bench/run.js $(SCENARIO)
+
 demo: deps build
 	@hack/demo.sh "$(DEMO_DIR)" "$(API_PORT)" "$(ETCD_PORT)"
 

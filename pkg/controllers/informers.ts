@@ -1,0 +1,50 @@
+/**
+ * The informers the controller-manager shares between its controllers: one list + watch per
+ * prefix, however many controllers read it.
+ */
+import type { Logger } from 'pino';
+import { lookupKind } from '../api/kinds';
+import type { Node, Task } from '../api/types.generated';
+import { Informer } from '../client/informer';
+import { agentLeasePrefix, decodeObject, kindPrefix } from '../store/objects';
+import type { Store } from '../store/types';
+
+export interface ClusterInformers {
+  /** Node objects by key. */
+  nodes: Informer<Node>;
+  /** Agent lease keys: the value cached is the key's mod revision (the registration). */
+  leases: Informer<number>;
+  /** Task objects by key. */
+  tasks: Informer<Task>;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Task states after which a task holds no resources and never runs again. */
+export const TERMINAL_STATES = new Set(['FINISHED', 'FAILED', 'KILLED', 'ERROR', 'LOST']);
+
+export function isTerminal(task: Task): boolean {
+  return TERMINAL_STATES.has(task.status?.state ?? '');
+}
+
+/** Last path segment of a key: the node name for node and lease keys. */
+export function lastSegment(key: string): string {
+  return key.slice(key.lastIndexOf('/') + 1);
+}
+
+export function clusterInformers(store: Store, prefix: string, logger: Logger): ClusterInformers {
+  const nodes = new Informer<Node>({ store, prefix: kindPrefix(prefix, lookupKind('node')!), logger, decode: (kv) => decodeObject<Node>(kv.value, kv.modRevision) });
+  const leases = new Informer<number>({ store, prefix: agentLeasePrefix(prefix), logger, decode: (kv) => kv.modRevision });
+  const tasks = new Informer<Task>({ store, prefix: kindPrefix(prefix, lookupKind('task')!), logger, decode: (kv) => decodeObject<Task>(kv.value, kv.modRevision) });
+  return {
+    nodes,
+    leases,
+    tasks,
+    start: async () => {
+      await Promise.all([nodes.start(), leases.start(), tasks.start()]);
+    },
+    stop: async () => {
+      await Promise.all([nodes.stop(), leases.stop(), tasks.stop()]);
+    },
+  };
+}

@@ -1,0 +1,119 @@
+/**
+ * Node lifecycle: an agent whose lease key is gone is lost. Its Node gets Ready=Unknown and an
+ * event; after a grace period (default 0 s, Marathon's) its non-terminal tasks become LOST and
+ * their assignment keys are deleted, in fenced transactions, so their frameworks replace them
+ * and an agent that comes back finds no assignment and stops what it still runs.
+ */
+import type { Logger } from 'pino';
+import { lookupKind } from '../api/kinds';
+import type { Node, Task } from '../api/types.generated';
+import { agentLeaseKey, assignmentKey, encodeObject, objectKey } from '../store/objects';
+import type { Fence, Store, TxnCompare, TxnOp } from '../store/types';
+import type { EventRecorder } from './events';
+import { isTerminal, lastSegment, type ClusterInformers } from './informers';
+import { WorkQueue } from './queue';
+
+const NODES = lookupKind('node')!;
+const TASKS = lookupKind('task')!;
+/** Tasks per transaction: two ops each, within etcd's 128. */
+const BATCH = 60;
+
+export interface NodeLifecycleOptions {
+  store: Store;
+  prefix: string;
+  informers: ClusterInformers;
+  fence: Fence;
+  events: EventRecorder;
+  logger: Logger;
+  /** Seconds between losing an agent and marking its tasks LOST. @default 0 */
+  lostTaskGraceSeconds?: number;
+  now?: () => Date;
+}
+
+export class NodeLifecycleController {
+  private readonly queue: WorkQueue;
+  /** When each node was first seen without a lease (grace accounting). */
+  private readonly lostSince = new Map<string, number>();
+  private readonly now: () => Date;
+
+  constructor(private readonly o: NodeLifecycleOptions) {
+    this.now = o.now ?? (() => new Date());
+    this.queue = new WorkQueue({ sync: (name) => this.sync(name), logger: o.logger, workers: 2 });
+  }
+
+  start(): void {
+    const enqueue = (key: string) => this.queue.add(lastSegment(key));
+    this.o.informers.nodes.addHandlers({ onAdd: enqueue, onUpdate: enqueue });
+    this.o.informers.leases.addHandlers({ onAdd: enqueue, onDelete: enqueue });
+    for (const [key] of this.o.informers.nodes.entries()) enqueue(key);
+  }
+
+  stop(): void {
+    this.queue.stop();
+  }
+
+  /** Converges one node: alive → nothing to do; lost → Ready=Unknown, then its tasks LOST. */
+  async sync(name: string): Promise<void> {
+    const node = this.o.informers.nodes.get(objectKey(this.o.prefix, NODES, undefined, name));
+    if (!node) return;
+    if (this.o.informers.leases.get(agentLeaseKey(this.o.prefix, name)) !== undefined) {
+      this.lostSince.delete(name);
+      return;
+    }
+    const since = this.lostSince.get(name) ?? this.now().getTime();
+    this.lostSince.set(name, since);
+    await this.markNotReady(node);
+    const graceMs = (this.o.lostTaskGraceSeconds ?? 0) * 1000;
+    const wait = since + graceMs - this.now().getTime();
+    if (wait > 0) {
+      this.queue.addAfter(name, wait);
+      return;
+    }
+    await this.markTasksLost(name);
+  }
+
+  private async markNotReady(node: Node): Promise<void> {
+    const ready = node.status?.conditions?.find((c) => c.type === 'Ready');
+    if (ready?.status === 'Unknown') return;
+    const next = structuredClone(node);
+    const at = this.now().toISOString();
+    const condition = { type: 'Ready', status: 'Unknown' as const, reason: 'NodeLeaseExpired', message: 'the agent stopped renewing its lease', lastTransitionTime: at };
+    next.status.conditions = [...(next.status.conditions ?? []).filter((c) => c.type !== 'Ready'), condition];
+    const key = objectKey(this.o.prefix, NODES, undefined, node.metadata.name);
+    const ok = await this.o.store.txn(this.guard({ key, modRevision: Number(node.metadata.resourceVersion) }), [{ op: 'put', key, value: encodeObject(next) }]);
+    if (ok === undefined) throw new Error(`node ${node.metadata.name} changed or leadership lost; retrying`);
+    this.o.logger.warn({ node: node.metadata.name }, 'agent lost: node not ready');
+    await this.o.events.record({ kind: 'Node', name: node.metadata.name, uid: node.metadata.uid }, 'Warning', 'NodeNotReady', `agent ${node.metadata.name} stopped renewing its lease`);
+  }
+
+  private async markTasksLost(node: string): Promise<void> {
+    const tasks = this.o.informers.tasks.list().filter((t) => t.spec.nodeName === node && !isTerminal(t));
+    for (let i = 0; i < tasks.length; i += BATCH) {
+      const batch = tasks.slice(i, i + BATCH);
+      const compares: TxnCompare[] = [];
+      const ops: TxnOp[] = [];
+      for (const task of batch) {
+        const ns = task.metadata.namespace ?? 'default';
+        const key = objectKey(this.o.prefix, TASKS, ns, task.metadata.name);
+        compares.push({ key, modRevision: Number(task.metadata.resourceVersion) });
+        ops.push({ op: 'put', key, value: encodeObject(this.lost(task, node)) });
+        ops.push({ op: 'delete', key: assignmentKey(this.o.prefix, node, ns, task.metadata.name) });
+      }
+      if ((await this.o.store.txn(this.guard(...compares), ops)) === undefined) {
+        throw new Error(`tasks on ${node} changed or leadership lost; retrying`);
+      }
+      for (const t of batch) this.o.logger.warn({ task: `${t.metadata.namespace}/${t.metadata.name}`, node }, 'task lost with its agent');
+    }
+    if (tasks.length) await this.o.events.record({ kind: 'Node', name: node }, 'Warning', 'TasksLost', `${tasks.length} task(s) on ${node} marked LOST`);
+  }
+
+  private lost(task: Task, node: string): Task {
+    const next = structuredClone(task);
+    next.status = { ...next.status, state: 'LOST', reason: 'AgentLost', message: `agent ${node} was lost`, finishedAt: this.now().toISOString() };
+    return next;
+  }
+
+  private guard(...compares: TxnCompare[]): TxnCompare[] {
+    return [{ key: this.o.fence.key, modRevision: this.o.fence.modRevision }, ...compares];
+  }
+}

@@ -1,0 +1,71 @@
+import { EventRecorder } from '../../pkg/controllers/events';
+import { clusterInformers } from '../../pkg/controllers/informers';
+import { NodeLifecycleController } from '../../pkg/controllers/nodelifecycle';
+import type { Node, Task } from '../../pkg/api/types.generated';
+import { MemoryStore } from '../../pkg/store/memory';
+import { agentLeaseKey, assignmentKey, decodeKeyValue, leaderKey } from '../../pkg/store/objects';
+import { silentLogger } from '../../pkg/util/log';
+
+const P = '/shoal';
+const log = silentLogger();
+
+const node = (name: string): Node => ({
+  apiVersion: 'shoal/v1', kind: 'Node', metadata: { name, uid: `u-${name}`, generation: 1 }, spec: { unschedulable: false },
+  status: { capacity: { cpus: 2, mem: 1024 }, conditions: [{ type: 'Ready', status: 'True', reason: 'AgentRegistered' }] },
+});
+const task = (name: string, nodeName: string, state: string): Task => ({
+  apiVersion: 'shoal/v1', kind: 'Task', metadata: { name, namespace: 'default', uid: `u-${name}`, generation: 1 },
+  spec: { nodeName, role: '*', cmd: 'x', resources: { cpus: 0.5, mem: 64, disk: 0 }, ports: [], healthChecks: [], readinessChecks: [], taskKillGracePeriodSeconds: 3 },
+  status: { state: state as Task['status']['state'] },
+});
+
+async function cluster(withLease: boolean) {
+  const store = new MemoryStore();
+  const fence = { key: leaderKey(P), modRevision: await store.create(leaderKey(P), 'cm') };
+  await store.create(`${P}/registry/nodes/n1`, JSON.stringify(node('n1')));
+  if (withLease) await store.create(agentLeaseKey(P, 'n1'), '{}');
+  for (const [name, state] of [['a', 'RUNNING'], ['b', 'STAGING'], ['c', 'FAILED']] as const) {
+    await store.create(`${P}/registry/tasks/default/${name}`, JSON.stringify(task(name, 'n1', state)));
+    await store.create(assignmentKey(P, 'n1', 'default', name), '{}');
+  }
+  const informers = clusterInformers(store, P, log);
+  await informers.start();
+  const ctl = new NodeLifecycleController({ store, prefix: P, informers, fence, logger: log, events: new EventRecorder(store, P, 'test', log) });
+  return { store, fence, informers, ctl };
+}
+
+const stateOf = async (store: MemoryStore, name: string) => decodeKeyValue<Task>((await store.get(`${P}/registry/tasks/default/${name}`))!).status.state;
+
+describe('NodeLifecycleController', () => {
+  it('doesNothingWhileTheAgentsLeaseLives', async () => {
+    const { store, ctl, informers } = await cluster(true);
+    const before = await store.revision();
+    await ctl.sync('n1');
+    expect(await store.revision()).toBe(before);
+    await informers.stop();
+  });
+
+  it('marksALostAgentsNodeUnknownAndItsLiveTasksLostAndUnassigned', async () => {
+    const { store, ctl, informers } = await cluster(false);
+    await ctl.sync('n1');
+    const n = decodeKeyValue<Node>((await store.get(`${P}/registry/nodes/n1`))!);
+    expect(n.status.conditions).toEqual([expect.objectContaining({ type: 'Ready', status: 'Unknown', reason: 'NodeLeaseExpired' })]);
+    await new Promise((r) => setTimeout(r, 10)); // informer catches up with the node write
+    await ctl.sync('n1');
+    expect([await stateOf(store, 'a'), await stateOf(store, 'b'), await stateOf(store, 'c')]).toEqual(['LOST', 'LOST', 'FAILED']);
+    expect(await store.get(assignmentKey(P, 'n1', 'default', 'a'))).toBeUndefined();
+    expect(await store.get(assignmentKey(P, 'n1', 'default', 'c'))).toBeDefined();
+    const events = (await store.list(`${P}/registry/events/`)).items.map((kv) => JSON.parse(kv.value).reason);
+    expect(events).toEqual(expect.arrayContaining(['NodeNotReady', 'TasksLost']));
+    await informers.stop();
+  });
+
+  it('writesNothingOnceAnotherLeaderTookOver', async () => {
+    const { store, fence, ctl, informers } = await cluster(false);
+    await store.update(fence.key, 'cm-b', fence.modRevision);
+    const before = (await store.list(`${P}/registry/`)).items.map((kv) => kv.modRevision);
+    await expect(ctl.sync('n1')).rejects.toThrow(/leadership lost/);
+    expect((await store.list(`${P}/registry/`)).items.map((kv) => kv.modRevision)).toEqual(before);
+    await informers.stop();
+  });
+});
