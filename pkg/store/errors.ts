@@ -48,3 +48,10 @@ export class UnavailableError extends StoreError {
     this.cause = cause;
   }
 }
+
+/** A lease kept alive by Store.lease ended without its holder revoking or releasing it. */
+export class LeaseLostError extends StoreError {
+  constructor(readonly leaseId: string, reason: string) {
+    super(`lease ${leaseId} lost: ${reason}`);
+  }
+}

@@ -2,12 +2,12 @@
  * The Store on etcd v3 through the `etcd3` client. This is the one place where etcd3/gRPC
  * errors become typed store errors.
  */
-import { ClientClosedError, Etcd3, IKeyValue, IRequestOp, ITxnResponse, isRecoverableError } from 'etcd3';
+import { ClientClosedError, Etcd3, EtcdLeaseInvalidError, IKeyValue, IRequestOp, ITxnResponse, Lease as EtcdLease, isRecoverableError } from 'etcd3';
 import { settlesWithin } from '../util/async';
 import { EtcdWatch, recordCompactRevisions } from './etcd-watch';
-import { AlreadyExistsError, ConflictError, NotFoundError, StoreError, UnavailableError } from './errors';
-import type { KeyValue, ListResult, PutOptions, Store, TxnCompare, TxnOp, Watch, WatchOptions } from './types';
-import { checkKey, checkPutOptions, checkRevision, checkTtl, checkTxn } from './validate';
+import { AlreadyExistsError, ConflictError, LeaseLostError, NotFoundError, StoreError, UnavailableError } from './errors';
+import type { KeyValue, Lease, ListResult, PutOptions, Store, TxnCompare, TxnOp, Watch, WatchOptions } from './types';
+import { checkKey, checkLeaseId, checkPutOptions, checkRevision, checkTtl, checkTxn } from './validate';
 
 /** Names passed to StoreMetrics.observe. */
 export type StoreOperation =
@@ -18,6 +18,7 @@ export type StoreOperation =
   | 'delete'
   | 'txn'
   | 'grantLease'
+  | 'revokeLease'
   | 'revision'
   | 'compact';
 
@@ -54,6 +55,8 @@ export class EtcdStore implements Store {
   private readonly ownsClient: boolean;
   private readonly metrics?: StoreMetrics;
   private readonly watches = new Set<EtcdWatch>();
+  /** Leases kept alive by lease(); close() releases them. */
+  private readonly keptLeases = new Set<EtcdLease>();
   private closed = false;
 
   /** Connects with `options`, or uses an existing client (which close() then leaves open). */
@@ -163,6 +166,61 @@ export class EtcdStore implements Store {
     return this.call('grantLease', () => this.client.lease(ttlSeconds, { autoKeepAlive: false }).grant());
   }
 
+  /**
+   * @inheritdoc etcd3's Lease does the keep-alive: one LeaseKeepAlive gRPC stream per lease
+   * (multiplexed on the client's HTTP/2 connection) and a timer firing every TTL/3.
+   */
+  async lease(ttlSeconds: number, onLost: (err: Error) => void): Promise<Lease> {
+    checkTtl(ttlSeconds);
+    this.assertOpen();
+    const lease = this.client.lease(ttlSeconds);
+    let id: string | undefined;
+    let ended = false;
+    const end = () => {
+      ended = true;
+      this.keptLeases.delete(lease);
+    };
+    // Attached before the grant so no 'lost' is ever unheard; a failed grant also emits 'lost',
+    // but then the caller gets the rejection instead and has no lease to lose.
+    lease.on('lost', (err) => {
+      if (ended || id === undefined) return;
+      end();
+      const lost = new LeaseLostError(id, err.message);
+      setImmediate(() => onLost(lost));
+    });
+    this.keptLeases.add(lease);
+    try {
+      id = await this.call('grantLease', () => lease.grant());
+    } catch (err) {
+      end();
+      lease.release();
+      throw err;
+    }
+    return {
+      id,
+      revoke: async () => {
+        end();
+        await this.call('revokeLease', () => lease.revoke());
+      },
+      release: () => {
+        end();
+        lease.release();
+      },
+    };
+  }
+
+  /** @inheritdoc */
+  async revokeLease(id: string): Promise<void> {
+    checkLeaseId(id);
+    await this.call('revokeLease', async () => {
+      try {
+        await this.client.leaseClient.leaseRevoke({ ID: id });
+      } catch (err) {
+        if (!(err instanceof EtcdLeaseInvalidError)) throw err; // already gone: nothing to do
+      }
+    });
+  }
+
   /** @inheritdoc */
   async revision(): Promise<number> {
     const res = await this.call('revision', () => this.client.kv.range({ key: Buffer.from([0]), count_only: true }));
@@ -183,10 +241,15 @@ export class EtcdStore implements Store {
     }
   }
 
-  /** Cancels every watch (waiting at most 2 s for etcd), then closes the client if the store created it. */
+  /**
+   * Stops keeping leases alive (without revoking them: their keys expire with their TTL), cancels
+   * every watch (waiting at most 2 s for etcd), then closes the client if the store created it.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.keptLeases.forEach((lease) => lease.release());
+    this.keptLeases.clear();
     await settlesWithin(Promise.all([...this.watches].map((w) => w.cancel())), CLOSE_WATCHES_TIMEOUT_MS);
     if (this.ownsClient) this.client.close();
   }

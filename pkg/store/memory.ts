@@ -2,9 +2,9 @@
  * An in-memory Store with etcd's semantics (revisions, CAS, watch history, compaction,
  * leases) for unit tests and the contract suite. Not for production: nothing is persisted.
  */
-import { AlreadyExistsError, CompactedError, ConflictError, NotFoundError, StoreError, UnavailableError } from './errors';
-import type { KeyValue, ListResult, PutOptions, Store, TxnCompare, TxnOp, Watch, WatchEvent, WatchOptions } from './types';
-import { checkKey, checkPutOptions, checkRevision, checkTtl, checkTxn } from './validate';
+import { AlreadyExistsError, CompactedError, ConflictError, LeaseLostError, NotFoundError, StoreError, UnavailableError } from './errors';
+import type { KeyValue, Lease, ListResult, PutOptions, Store, TxnCompare, TxnOp, Watch, WatchEvent, WatchOptions } from './types';
+import { checkKey, checkLeaseId, checkPutOptions, checkRevision, checkTtl, checkTxn } from './validate';
 
 interface Entry {
   value: string;
@@ -13,11 +13,15 @@ interface Entry {
   lease?: string;
 }
 
-interface Lease {
+interface LeaseEntry {
   /** Date.now() at which it expires. */
   deadline: number;
+  ttlMs: number;
   keys: Set<string>;
+  /** Revokes the lease at the deadline; keep-alive re-arms it. */
   timer: NodeJS.Timeout;
+  /** Present while a holder keeps the lease alive (Store.lease). */
+  keeper?: { interval: NodeJS.Timeout; onLost: (err: Error) => void };
 }
 
 type Mutation = { op: 'put'; key: string; value: string; lease?: string } | { op: 'delete'; key: string };
@@ -40,7 +44,7 @@ export class MemoryStore implements Store {
   private historyStart = 2;
   private compactRevision = 0;
   private readonly watches = new Set<MemoryWatch>();
-  private readonly leases = new Map<string, Lease>();
+  private readonly leases = new Map<string, LeaseEntry>();
   private nextLeaseId = 1;
   private closed = false;
 
@@ -100,7 +104,7 @@ export class MemoryStore implements Store {
     checkTxn(compares, ops);
     if (!compares.every((c) => (this.data.get(c.key)?.modRevision ?? 0) === c.modRevision)) return undefined;
     // Like etcd, leases are checked only for the branch that runs, and before anything is applied.
-    for (const op of ops) if (op.op === 'put' && op.leaseId !== undefined) this.lease(op.leaseId);
+    for (const op of ops) if (op.op === 'put' && op.leaseId !== undefined) this.leaseEntry(op.leaseId);
     return this.commit(ops.map((op) => (op.op === 'put' ? { ...op, lease: op.leaseId } : op)));
   }
 
@@ -129,17 +133,54 @@ export class MemoryStore implements Store {
     return this.newLease(ttlSeconds);
   }
 
+  /**
+   * @inheritdoc Keep-alive is an unref'd interval per lease firing every TTL/3 (as etcd clients
+   * do) that pushes the deadline out by the TTL; it never keeps a process alive.
+   */
+  async lease(ttlSeconds: number, onLost: (err: Error) => void): Promise<Lease> {
+    this.assertOpen();
+    checkTtl(ttlSeconds);
+    const id = this.newLease(ttlSeconds);
+    const entry = this.leases.get(id)!;
+    const interval = setInterval(() => this.keepAlive(entry), entry.ttlMs / 3);
+    interval.unref();
+    entry.keeper = { interval, onLost };
+    const stopKeepAlive = () => {
+      clearInterval(interval);
+      if (entry.keeper?.interval === interval) entry.keeper = undefined;
+    };
+    return {
+      id,
+      revoke: async () => {
+        stopKeepAlive();
+        this.dropLease(id);
+      },
+      release: stopKeepAlive,
+    };
+  }
+
+  /** @inheritdoc */
+  async revokeLease(id: string): Promise<void> {
+    this.assertOpen();
+    checkLeaseId(id);
+    this.dropLease(id);
+  }
+
   /** @inheritdoc */
   async revision(): Promise<number> {
     this.assertOpen();
     return this.rev;
   }
 
-  /** Cancels watches and lease timers; later calls throw UnavailableError. */
+  /** Cancels watches and lease timers (keep-alive included, without onLost); later calls throw UnavailableError. */
   async close(): Promise<void> {
     this.closed = true;
     this.watches.forEach((w) => this.endWatch(w));
-    this.leases.forEach((lease) => clearTimeout(lease.timer));
+    this.leases.forEach((lease) => {
+      clearTimeout(lease.timer);
+      if (lease.keeper) clearInterval(lease.keeper.interval);
+      lease.keeper = undefined;
+    });
   }
 
   /**
@@ -158,18 +199,38 @@ export class MemoryStore implements Store {
     this.watches.forEach((w) => this.schedule(w)); // lagging watches learn they were compacted
   }
 
-  /** Deletes the lease and its keys (in one revision, as etcd does). Unknown ids are ignored. */
-  revokeLease(id: string): void {
+  /**
+   * Revokes every lease whose deadline is at or before `now` (ms); lets tests skip waiting for
+   * TTLs, or (with a future `now`) simulate a holder cut off from the store: kept-alive leases
+   * expire too and their holders get onLost.
+   */
+  expireLeases(now: number = Date.now()): void {
+    [...this.leases].filter(([, l]) => l.deadline <= now).forEach(([id]) => this.dropLease(id));
+  }
+
+  /**
+   * Deletes the lease and its keys (in one revision, as etcd does); a holder still keeping it
+   * alive learns on a later tick, as an etcd client learns from its next keep-alive. Unknown ids
+   * are ignored.
+   */
+  private dropLease(id: string): void {
     const lease = this.leases.get(id);
     if (!lease) return;
     clearTimeout(lease.timer);
     this.leases.delete(id);
+    if (lease.keeper) {
+      clearInterval(lease.keeper.interval);
+      const { onLost } = lease.keeper;
+      lease.keeper = undefined;
+      setImmediate(() => onLost(new LeaseLostError(id, 'expired or revoked')));
+    }
     if (!this.closed) this.commit([...lease.keys].map((key) => ({ op: 'delete' as const, key })));
   }
 
-  /** Revokes every lease whose deadline is at or before `now` (ms); lets tests skip waiting for TTLs. */
-  expireLeases(now: number = Date.now()): void {
-    [...this.leases].filter(([, l]) => l.deadline <= now).forEach(([id]) => this.revokeLease(id));
+  private keepAlive(lease: LeaseEntry): void {
+    if (this.closed || !lease.keeper) return;
+    lease.deadline = Date.now() + lease.ttlMs;
+    lease.timer.refresh();
   }
 
   private checkModRevision(key: string, expected: number): void {
@@ -181,20 +242,21 @@ export class MemoryStore implements Store {
   /** The lease a put attaches to; call only once the write is known to go ahead. */
   private leaseFor(opts: PutOptions): string | undefined {
     if (opts.ttlSeconds !== undefined) return this.newLease(opts.ttlSeconds);
-    if (opts.leaseId !== undefined) this.lease(opts.leaseId);
+    if (opts.leaseId !== undefined) this.leaseEntry(opts.leaseId);
     return opts.leaseId;
   }
 
   private newLease(ttlSeconds: number): string {
     const id = String(this.nextLeaseId++);
-    const timer = setTimeout(() => this.revokeLease(id), ttlSeconds * 1000);
+    const ttlMs = ttlSeconds * 1000;
+    const timer = setTimeout(() => this.dropLease(id), ttlMs);
     timer.unref(); // a pending lease must not keep a test process alive
-    this.leases.set(id, { deadline: Date.now() + ttlSeconds * 1000, keys: new Set(), timer });
+    this.leases.set(id, { deadline: Date.now() + ttlMs, ttlMs, keys: new Set(), timer });
     return id;
   }
 
   /** The lease, or the error etcd gives for an unknown or expired one. */
-  private lease(id: string): Lease {
+  private leaseEntry(id: string): LeaseEntry {
     const lease = this.leases.get(id);
     if (!lease) throw new StoreError(`lease ${id} not found (expired or revoked)`);
     return lease;
@@ -222,7 +284,7 @@ export class MemoryStore implements Store {
     const entry: Entry = { value: m.value, createRevision: prev?.createRevision ?? revision, modRevision: revision };
     if (m.lease !== undefined) {
       entry.lease = m.lease;
-      this.lease(m.lease).keys.add(m.key);
+      this.leaseEntry(m.lease).keys.add(m.key);
     }
     this.data.set(m.key, entry);
     const event: WatchEvent = { type: 'put', key: m.key, value: m.value, modRevision: revision, createRevision: entry.createRevision };

@@ -57,7 +57,7 @@ export interface Watch {
 export interface PutOptions {
   /** Attach the key to a lease with this TTL in seconds (events expire on their own). */
   ttlSeconds?: number;
-  /** Attach the key to an existing lease id (as returned by grantLease). */
+  /** Attach the key to an existing lease id (as returned by grantLease, or Lease.id). */
   leaseId?: string;
 }
 
@@ -76,6 +76,22 @@ export type Fence = TxnCompare;
 export type TxnOp =
   | { op: 'put'; key: string; value: string; leaseId?: string }
   | { op: 'delete'; key: string };
+
+/**
+ * A lease that the store keeps alive in the background (Store.lease), e.g. an agent's
+ * heartbeat: keys attached to it live exactly as long as its holder keeps it.
+ */
+export interface Lease {
+  /** Lease id (decimal string) for PutOptions.leaseId and TxnOp.leaseId. */
+  readonly id: string;
+  /** Stops keep-alive and revokes the lease: every key attached to it is deleted at once. Idempotent. */
+  revoke(): Promise<void>;
+  /**
+   * Stops keep-alive WITHOUT revoking, as a crashed process would: the attached keys vanish
+   * when the TTL runs out. onLost is not called. Idempotent.
+   */
+  release(): void;
+}
 
 /** Key/value store with revisions, compare-and-swap and watches. */
 export interface Store {
@@ -102,10 +118,24 @@ export interface Store {
   txn(compares: TxnCompare[], ops: TxnOp[]): Promise<number | undefined>;
   /** Watches every key under a prefix from a revision. */
   watch(prefix: string, opts: WatchOptions): Promise<Watch>;
-  /** Grants a lease with a TTL in seconds; returns its id. */
+  /** Grants a lease with a TTL in seconds, NOT kept alive (it expires after the TTL); returns its id. */
   grantLease(ttlSeconds: number): Promise<string>;
+  /**
+   * Grants a lease and keeps it alive in the background (a keep-alive every TTL/3) until
+   * revoke() or release(). `onLost` is called once, never inside this call, when the lease
+   * ends any other way: etcd reports it expired or revoked (revokeLease by anyone else), or
+   * keep-alive could not reach etcd for longer than the TTL (etcd3 gives up after 2 × TTL).
+   * It is not called after revoke(), release() or close(). Throws UnavailableError when the
+   * grant fails (no lease exists then).
+   */
+  lease(ttlSeconds: number, onLost: (err: Error) => void): Promise<Lease>;
+  /**
+   * Revokes a lease by id, whoever holds it: its keys are deleted at once and a holder keeping it
+   * alive gets onLost. Unknown, expired or already revoked ids are ignored.
+   */
+  revokeLease(id: string): Promise<void>;
   /** Current store revision (for readiness and bookkeeping). */
   revision(): Promise<number>;
-  /** Releases connections and cancels watches. */
+  /** Releases connections, cancels watches and stops keeping leases alive (without revoking them). */
   close(): Promise<void>;
 }

@@ -26,6 +26,11 @@ export function checkTtl(ttlSeconds: number): void {
   }
 }
 
+/** A lease id as etcd gives them: a decimal string. */
+export function checkLeaseId(id: string): void {
+  if (typeof id !== 'string' || !/^\d+$/.test(id)) throw new TypeError(`lease id must be a decimal string, got ${JSON.stringify(id)}`);
+}
+
 export function checkPutOptions(opts: PutOptions): void {
   if (opts.ttlSeconds !== undefined && opts.leaseId !== undefined) {
     throw new TypeError('give ttlSeconds or leaseId, not both');

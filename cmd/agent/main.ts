@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+/** shoal-agent: flags, wiring and signals only; the agent lives in pkg/agent. */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { Agent, checkNodeName, defaultNodeName, machineCapacity, parseAmount, parseAttributes, parsePort, parsePortRanges, parseSeconds } from '../../pkg/agent';
+import { createRuntime } from '../../pkg/runtime';
+import { EtcdStore } from '../../pkg/store/etcd';
+import { createLogger } from '../../pkg/util/log';
+
+/** A flag parser whose errors commander prints as one line. */
+const flag = <T>(parse: (v: string) => T) => (v: string): T => {
+  try { return parse(v); } catch (err) { throw new InvalidArgumentError((err as Error).message); }
+};
+const amount = (name: string) => flag((v) => parseAmount(name, v));
+
+const opts = new Command('shoal-agent')
+  .description('The Shoal agent: registers this machine as a Node and runs the tasks assigned to it')
+  .option('--etcd-endpoints <urls>', 'comma-separated etcd client URLs', 'http://127.0.0.1:2379')
+  .option('--etcd-prefix <prefix>', 'etcd key prefix', '/shoal')
+  .option('--node-name <name>', 'Node name (default: this host name)', flag(checkNodeName))
+  .option('--cpus <n>', 'CPUs offered (default: all)', amount('--cpus'))
+  .option('--mem <MiB>', 'memory offered (default: all)', amount('--mem'))
+  .option('--disk <MiB>', 'disk offered (default: free space of --data-dir)', amount('--disk'))
+  .option('--ports <ranges>', 'host port ranges, e.g. 31000-32000,33000-33100', flag(parsePortRanges), parsePortRanges('31000-32000'))
+  .option('--attributes <k=v,...>', 'attributes for placement constraints, e.g. rack=r1,zone=a', flag(parseAttributes), {})
+  .addOption(new Option('--runtime <name>', 'task runtime').choices(['docker', 'process', 'hollow', 'auto']).default('auto'))
+  .option('--data-dir <dir>', 'agent state directory', path.join(os.homedir(), '.shoal', 'agent'))
+  .addOption(new Option('--listen <port>', 'HTTP port (logs endpoint)').default(5051).argParser(flag(parsePort)))
+  .option('--advertise-address <host:port>', 'address the apiserver reaches this agent at (default: <hostname>:<listen>)')
+  .addOption(new Option('--lease-ttl <seconds>', 'lease TTL: how soon a dead agent is noticed').default(10).argParser(flag(parseSeconds)))
+  .option('--revoke-lease-on-exit', 'on SIGINT/SIGTERM revoke the lease, so the node is lost at once (decommissioning); by default a restart within the TTL loses nothing')
+  .parse()
+  .opts();
+
+async function main(): Promise<void> {
+  const runtime = createRuntime(opts.runtime);
+  fs.mkdirSync(opts.dataDir, { recursive: true });
+  const machine = machineCapacity(opts.dataDir, opts.ports);
+  const capacity = { cpus: opts.cpus ?? machine.cpus, mem: opts.mem ?? machine.mem, disk: opts.disk ?? machine.disk, ports: opts.ports };
+  const log = createLogger('agent');
+  const store = new EtcdStore({ endpoints: String(opts.etcdEndpoints).split(',') });
+  const agent = new Agent({
+    store, prefix: opts.etcdPrefix, nodeName: opts.nodeName ?? checkNodeName(defaultNodeName()), capacity, attributes: opts.attributes, runtime,
+    address: opts.advertiseAddress ?? `${os.hostname()}:${opts.listen}`, leaseTtlSeconds: opts.leaseTtl, logger: log,
+  });
+  const stop = async () => {
+    // Not revoking by default: an agent restarted within the lease TTL re-puts its lease key on a
+    // new lease and its tasks never look lost.
+    await agent.stop({ revoke: Boolean(opts.revokeLeaseOnExit) });
+    await store.close();
+    process.exit(0);
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  await agent.start();
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`error: ${err.message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,476 @@
+/**
+ * The Shoal agent (Mesos agent / kubelet): registers its Node, keeps a lease alive (that IS the
+ * heartbeat: the Node is not rewritten per beat), runs what `<prefix>/assignments/<node>/`
+ * assigns, and reports each task's status with a status-only CAS update of its Task (see
+ * ./status.ts). Every background loop catches, logs and retries; nothing here may crash the
+ * process hosting it (one process can host thousands of hollow agents, see ./host.ts).
+ */
+import { randomUUID } from 'node:crypto';
+import * as os from 'node:os';
+import type { Logger } from 'pino';
+import { lookupKind } from '../api/kinds';
+import type { Condition, Node, NodeStatus, TaskStatus } from '../api/types.generated';
+import { admit, formatCauses } from '../api/validation';
+import { createRuntime } from '../runtime';
+import type { Runtime, StartedTask } from '../runtime/types';
+import type { Resources } from '../scheduler/types';
+import { AlreadyExistsError, ConflictError, NotFoundError } from '../store/errors';
+import { DEFAULT_PREFIX, agentLeaseKey, assignmentPrefix, encodeObject, objectKey } from '../store/objects';
+import type { Store } from '../store/types';
+import { settlesWithin } from '../util/async';
+import { backoffDelay, errorMessage, sleepUnlessAborted } from '../util/backoff';
+import { AssignmentWatch, type Assignment } from './assignments';
+import { perAgentLeases, type AgentLease, type LeaseProvider } from './leases';
+import { StatusReporter, registryVerdict, taskRefKey, type TaskRef } from './status';
+import { AGENT_VERSION } from './version';
+
+const NODES = lookupKind('node')!;
+const DEFAULT_LEASE_TTL_SECONDS = 10;
+/** Kill grace for tasks adopted after a restart (their spec is not at hand): TaskSpec's default. */
+const DEFAULT_GRACE_SECONDS = 3;
+/** Node read-modify-write rounds lost to concurrent writers before backing off. */
+const MAX_NODE_CONFLICTS = 10;
+const WATCH_CANCEL_TIMEOUT_MS = 2000;
+
+export interface AgentOptions {
+  store: Store;
+  /** etcd key prefix of the cluster. @default '/shoal' */
+  prefix?: string;
+  /** The Node's name (a DNS-1123 label). */
+  nodeName: string;
+  /** What the agent offers: cpus, mem and disk (MiB), host port ranges. */
+  capacity: Resources;
+  attributes?: Record<string, string>;
+  /** The runtime that runs tasks, or its name (`hollow`; docker and process arrive with issue 4). */
+  runtime: string | Runtime;
+  /** Runtimes advertised in Node.status.runtimes. @default [runtime.name] */
+  runtimes?: string[];
+  /** host:port of the agent's HTTP endpoint (logs), advertised in Node.status.address. */
+  address?: string;
+  /** Node.status.hostname (what `hostname` constraints match). @default os.hostname() */
+  hostname?: string;
+  /** Lease TTL: how long after the agent dies its node is seen lost. @default 10 */
+  leaseTtlSeconds?: number;
+  logger: Logger;
+  /** @default () => new Date() */
+  clock?: () => Date;
+  /** Where leases come from. @default one lease per agent (Store.lease) */
+  leases?: LeaseProvider;
+}
+
+/** A task as this agent knows it. `done`: ended here, or refused by the registry; never (re)started while assigned. */
+interface LocalTask {
+  uid: string;
+  phase: 'running' | 'done';
+  graceSeconds: number;
+  /** Found running at start (adopted after an agent restart); its registry state is not checked yet. */
+  adopted?: boolean;
+  /** The registry said terminal or gone: stop it without reporting. */
+  stale?: boolean;
+}
+
+/** One agent. start() once; stop() or crash() once. */
+export class Agent {
+  readonly nodeName: string;
+  readonly prefix: string;
+  private readonly o: AgentOptions;
+  private readonly log: Logger;
+  private readonly runtime: Runtime;
+  private readonly leases: LeaseProvider;
+  private readonly now: () => Date;
+  private readonly abort = new AbortController();
+  private readonly reporter: StatusReporter;
+  private readonly assignments: AssignmentWatch;
+  private readonly startedAt: string;
+  /** What the assignments say should run, by `namespace/name`. */
+  private readonly desired = new Map<string, Assignment>();
+  /** What runs here (or ran and must not run again while assigned). */
+  private readonly tasks = new Map<string, LocalTask>();
+  /** Per-task serialisation: a sync in flight, and whether another was asked for meanwhile. */
+  private readonly syncing = new Set<string>();
+  private readonly dirty = new Set<string>();
+  /** The lease being registered or registered with; cleared when lost. */
+  private lease?: AgentLease;
+  /** Mod revision of the lease key written with `lease`. */
+  private leaseRevision = 0;
+  /** Set once a registration completed (lease key and Node written), until its lease is lost. */
+  private registeredLease?: AgentLease;
+  private registering?: Promise<void>;
+  private registrations = 0;
+  private started = false;
+  /** How stop()/crash() let go of the lease; a lease granted after that goes the same way. */
+  private exit: 'revoke' | 'release' = 'revoke';
+
+  constructor(options: AgentOptions) {
+    this.o = options;
+    this.nodeName = options.nodeName;
+    this.prefix = options.prefix ?? DEFAULT_PREFIX;
+    this.log = options.logger.child({ node: options.nodeName });
+    this.runtime = typeof options.runtime === 'string' ? createRuntime(options.runtime) : options.runtime;
+    this.leases = options.leases ?? perAgentLeases(options.store);
+    this.now = options.clock ?? (() => new Date());
+    this.startedAt = this.now().toISOString();
+    const signal = this.abort.signal;
+    this.reporter = new StatusReporter({ store: options.store, prefix: this.prefix, logger: this.log, signal, onStale: (ref, why) => this.onStale(ref, why) });
+    const handler = { reset: (all: Map<string, Assignment>) => this.resetAssignments(all), put: (k: string, a: Assignment) => this.putAssignment(k, a), delete: (k: string) => this.deleteAssignment(k) };
+    this.assignments = new AssignmentWatch({ store: options.store, prefix: assignmentPrefix(this.prefix, this.nodeName), handler, logger: this.log, signal });
+    this.validNode(this.newNode()); // a bad name or capacity fails here, not in a retry loop
+  }
+
+  /** Whether stop() or crash() was called. */
+  get stopped(): boolean {
+    return this.abort.signal.aborted;
+  }
+
+  /** Mod revision of the current registration's lease key (what the binder guards on); 0 while unregistered. */
+  get registration(): number {
+    return this.registeredLease && this.registeredLease === this.lease ? this.leaseRevision : 0;
+  }
+
+  /** The lease id of the current registration; undefined while unregistered. */
+  get leaseId(): string | undefined {
+    return this.registeredLease && this.registeredLease === this.lease ? this.lease.id : undefined;
+  }
+
+  /** Tasks running here now, as `namespace/name`, sorted. */
+  runningTasks(): string[] {
+    return [...this.tasks].filter(([, t]) => t.phase === 'running').map(([k]) => k).sort();
+  }
+
+  /**
+   * Adopts what the runtime already runs, registers (retrying with backoff while etcd is
+   * unreachable) and starts following assignments. Resolves once all that is done, or at stop.
+   */
+  async start(): Promise<void> {
+    if (this.started) throw new Error(`agent ${this.nodeName} was already started`);
+    this.started = true;
+    await this.adopt();
+    await this.register();
+    await this.assignments.start();
+  }
+
+  /**
+   * Stops the agent. `revoke: true` (clean shutdown) revokes the lease so the node is seen gone at
+   * once; `revoke: false` only stops keep-alive, like a killed process: the lease key vanishes
+   * when the TTL runs out. Tasks keep running either way (an agent restart adopts them).
+   */
+  async stop({ revoke = true }: { revoke?: boolean } = {}): Promise<void> {
+    if (this.stopped) return;
+    this.exit = revoke ? 'revoke' : 'release';
+    this.abort.abort();
+    const lease = this.lease;
+    this.lease = undefined;
+    if (lease && !revoke) lease.release();
+    // Bounded: with etcd unreachable the cancel is never confirmed, and a SIGTERM must still end.
+    await settlesWithin(this.assignments.stop(), WATCH_CANCEL_TIMEOUT_MS);
+    if (lease && revoke) await this.revoke(lease);
+    this.log.info({ revoked: revoke }, 'agent stopped');
+  }
+
+  /** Simulates a killed agent: stops everything at once without revoking (stop({revoke: false}) without waiting). */
+  crash(): void {
+    if (this.stopped) return;
+    this.exit = 'release';
+    this.abort.abort();
+    this.lease?.release();
+    this.lease = undefined;
+    void this.assignments.stop().catch(() => undefined);
+    this.log.warn('agent crashed (simulated): lease released, not revoked');
+  }
+
+  // ---- registration ----------------------------------------------------------------------
+
+  /** Registers until it works or the agent stops; one registration loop at a time. */
+  private register(): Promise<void> {
+    this.registering ??= this.registerLoop().finally(() => (this.registering = undefined));
+    return this.registering;
+  }
+
+  private async registerLoop(): Promise<void> {
+    for (let attempt = 0; !this.stopped; attempt++) {
+      try {
+        await this.registerOnce();
+        return;
+      } catch (err) {
+        if (this.stopped) return;
+        this.log.warn({ err: errorMessage(err), attempt }, 'registration failed; retrying');
+        await sleepUnlessAborted(backoffDelay(attempt), this.abort.signal);
+      }
+    }
+  }
+
+  /**
+   * Grants a lease, puts the lease key on it, then writes the Node. The lease key first: node
+   * lifecycle marks a Node without a lease key NotReady, which would undo our Ready=True.
+   */
+  private async registerOnce(): Promise<void> {
+    const lease: AgentLease = await this.leases(this.o.leaseTtlSeconds ?? DEFAULT_LEASE_TTL_SECONDS, (err) => this.onLeaseLost(lease, err));
+    if (this.stopped) {
+      // stop() or crash() came during the grant and could not see this lease: let go of it their way.
+      if (this.exit === 'revoke') await this.revoke(lease);
+      else lease.release();
+      return;
+    }
+    this.lease = lease;
+    try {
+      const value = JSON.stringify({ node: this.nodeName, startedAt: this.startedAt });
+      const key = agentLeaseKey(this.prefix, this.nodeName);
+      const revision = await this.o.store.txn([], [{ op: 'put', key, value, leaseId: lease.id }]);
+      this.leaseRevision = revision!; // a txn without compares always applies
+      const action = await this.upsertNode();
+      if (this.lease !== lease) throw new Error('lease lost during registration');
+      this.registeredLease = lease;
+      this.registrations++;
+      const msg = this.registrations === 1 ? 'registered' : 're-registered';
+      this.log.info({ lease: lease.id, leaseRevision: revision, nodeObject: action, ttlSeconds: this.o.leaseTtlSeconds ?? DEFAULT_LEASE_TTL_SECONDS }, msg);
+    } catch (err) {
+      if (this.lease === lease) this.lease = undefined;
+      // Best effort (it expires anyway); never for a stopped agent: a crash must not revoke.
+      if (!this.stopped) await lease.revoke().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private onLeaseLost(lease: AgentLease, err: Error): void {
+    if (this.lease !== lease || this.stopped) return; // an old lease, or we are leaving anyway
+    this.lease = undefined;
+    this.log.warn({ lease: lease.id, err: err.message }, 'lease lost; re-registering');
+    void this.register();
+  }
+
+  private async revoke(lease: AgentLease): Promise<void> {
+    try {
+      await lease.revoke();
+      // A shared lease lives on for the other agents: take our own key off it.
+      if (lease.shared) await this.o.store.delete(agentLeaseKey(this.prefix, this.nodeName), this.leaseRevision);
+    } catch (err) {
+      if (!(err instanceof NotFoundError || err instanceof ConflictError)) this.log.warn({ err: errorMessage(err) }, 'revoking the lease failed; it will expire');
+    }
+  }
+
+  /** Creates the Node, or CAS-updates its status (spec, e.g. a cordon, stays the operator's). */
+  private async upsertNode(): Promise<'created' | 'updated'> {
+    const key = objectKey(this.prefix, NODES, undefined, this.nodeName);
+    for (let round = 0; round < MAX_NODE_CONFLICTS; round++) {
+      const kv = await this.o.store.get(key);
+      try {
+        if (!kv) {
+          await this.o.store.create(key, encodeObject(this.validNode(this.newNode())));
+          return 'created';
+        }
+        const current = JSON.parse(kv.value) as Node;
+        await this.o.store.update(key, encodeObject(this.validNode({ ...current, status: this.nodeStatus(current.status) })), kv.modRevision);
+        return 'updated';
+      } catch (err) {
+        if (!(err instanceof AlreadyExistsError || err instanceof ConflictError || err instanceof NotFoundError)) throw err;
+      }
+    }
+    throw new Error(`node ${this.nodeName} kept changing under ${MAX_NODE_CONFLICTS} registration writes`);
+  }
+
+  private newNode(): Node {
+    const now = this.now().toISOString();
+    return {
+      apiVersion: 'shoal/v1',
+      kind: 'Node',
+      metadata: { name: this.nodeName, uid: randomUUID(), generation: 1, creationTimestamp: now },
+      spec: { unschedulable: false },
+      status: this.nodeStatus(undefined),
+    };
+  }
+
+  /** Status as this agent sees itself; other writers' conditions are kept, Ready=True keeps its transition time. */
+  private nodeStatus(prev: NodeStatus | undefined): NodeStatus {
+    const now = this.now().toISOString();
+    const prevReady = prev?.conditions?.find((c) => c.type === 'Ready');
+    const ready: Condition =
+      prevReady?.status === 'True'
+        ? { ...prevReady, reason: 'AgentRegistered' }
+        : { type: 'Ready', status: 'True', reason: 'AgentRegistered', message: 'the agent registered and keeps its lease alive', lastTransitionTime: now };
+    const status: NodeStatus = {
+      capacity: this.o.capacity,
+      attributes: this.o.attributes ?? {},
+      hostname: this.o.hostname ?? os.hostname(),
+      runtimes: this.o.runtimes ?? [this.runtime.name],
+      agentVersion: AGENT_VERSION,
+      conditions: [...(prev?.conditions ?? []).filter((c) => c.type !== 'Ready'), ready],
+      // The time of registration; liveness afterwards is the lease key, not this field.
+      lastHeartbeatTime: now,
+    };
+    if (this.o.address !== undefined) status.address = this.o.address;
+    return status;
+  }
+
+  /** Admits a Node (defaults + schema); a failure is a configuration error. */
+  private validNode(node: Node): Node {
+    const admitted = admit(node);
+    if (!admitted.ok) throw new Error(`invalid Node for agent ${this.nodeName}: ${formatCauses(admitted.causes)}`);
+    return admitted.object as Node;
+  }
+
+  // ---- assignments and tasks -------------------------------------------------------------
+
+  /** Takes over tasks the runtime already runs (started before this agent restarted). */
+  private async adopt(): Promise<void> {
+    for (let attempt = 0; !this.stopped; attempt++) {
+      try {
+        for (const ref of await this.runtime.list()) {
+          this.tasks.set(taskRefKey(ref), { uid: ref.uid, phase: 'running', graceSeconds: DEFAULT_GRACE_SECONDS, adopted: true });
+        }
+        if (this.tasks.size > 0) this.log.info({ tasks: this.runningTasks() }, 'adopted running tasks');
+        return;
+      } catch (err) {
+        this.log.warn({ err: errorMessage(err), attempt }, 'listing runtime tasks failed; retrying');
+        await sleepUnlessAborted(backoffDelay(attempt), this.abort.signal);
+      }
+    }
+  }
+
+  private resetAssignments(all: Map<string, Assignment>): void {
+    const keys = new Set([...this.desired.keys(), ...all.keys(), ...this.tasks.keys()]);
+    this.desired.clear();
+    all.forEach((a, k) => this.desired.set(k, a));
+    keys.forEach((k) => this.sync(k));
+  }
+
+  private putAssignment(key: string, assignment: Assignment): void {
+    this.desired.set(key, assignment);
+    this.sync(key);
+  }
+
+  private deleteAssignment(key: string): void {
+    this.desired.delete(key);
+    this.sync(key);
+  }
+
+  /** The registry refused a task (terminal or gone): stop it here, report nothing. */
+  private onStale(ref: TaskRef, why: 'terminal' | 'gone'): void {
+    const key = taskRefKey(ref);
+    const local = this.tasks.get(key);
+    if (!local || local.uid !== ref.uid || local.phase !== 'running') return;
+    local.stale = true;
+    this.log.info({ task: key, why }, 'task must not run here');
+    this.sync(key);
+  }
+
+  /** Converges one task; runs of the same task never overlap (level-triggered, coalesced). */
+  private sync(key: string): void {
+    if (this.stopped) return;
+    if (this.syncing.has(key)) {
+      this.dirty.add(key);
+      return;
+    }
+    this.syncing.add(key);
+    void this.syncLoop(key);
+  }
+
+  private async syncLoop(key: string): Promise<void> {
+    for (let attempt = 0; !this.stopped; ) {
+      this.dirty.delete(key);
+      try {
+        await this.syncTask(key);
+        attempt = 0;
+      } catch (err) {
+        this.log.warn({ task: key, err: errorMessage(err), attempt }, 'task sync failed; retrying');
+        await sleepUnlessAborted(backoffDelay(attempt++), this.abort.signal);
+        this.dirty.add(key);
+      }
+      if (!this.dirty.has(key)) break;
+    }
+    this.syncing.delete(key);
+  }
+
+  /** What runs must match what is assigned: stop the stale, the unassigned and the replaced; start the new. */
+  private async syncTask(key: string): Promise<void> {
+    const want = this.desired.get(key);
+    let have = this.tasks.get(key);
+    if (have?.stale) {
+      await this.stopStale(key, have);
+      have = this.tasks.get(key);
+    }
+    if (have && (!want || want.uid !== have.uid)) {
+      await this.kill(key, have, want ? 'replaced' : 'unassigned');
+      have = undefined;
+    }
+    if (!want) return;
+    if (!have) return this.launch(key, want);
+    if (have.adopted) {
+      have.adopted = false; // ask the registry once whether it may keep running (it may be LOST by now)
+      this.reporter.report(this.ref(want), { state: 'RUNNING', hostPorts: hostPorts(want) }, { startedAt: this.now().toISOString() });
+    }
+  }
+
+  /** Stops a task the registry ended or deleted, without a word to the registry. */
+  private async stopStale(key: string, task: LocalTask): Promise<void> {
+    if (task.phase === 'running') {
+      await this.runtime.stop(...splitKey(key), task.graceSeconds);
+      this.log.info({ task: key, uid: task.uid, reason: 'terminal or gone in the registry' }, 'task stopped');
+    }
+    task.phase = 'done'; // kept while assigned, so it is not started again
+    task.stale = false;
+    if (!this.desired.has(key)) this.tasks.delete(key);
+  }
+
+  /** Stops a task that is no longer assigned (or was replaced) and reports it KILLED. */
+  private async kill(key: string, task: LocalTask, reason: 'unassigned' | 'replaced'): Promise<void> {
+    const [namespace, name] = splitKey(key);
+    if (task.phase === 'running') {
+      await this.runtime.stop(namespace, name, task.graceSeconds);
+      this.log.info({ task: key, uid: task.uid, reason }, 'task stopped');
+      const status: TaskStatus = { state: 'KILLED', reason: 'TaskKilled', message: `assignment removed from agent ${this.nodeName}`, finishedAt: this.now().toISOString() };
+      this.reporter.report({ namespace, name, uid: task.uid }, status);
+    }
+    this.tasks.delete(key);
+  }
+
+  /** Starts an assigned task unless the registry already ended it; then reports RUNNING. */
+  private async launch(key: string, want: Assignment): Promise<void> {
+    const verdict = await registryVerdict(this.o.store, this.prefix, this.ref(want));
+    if (this.desired.get(key)?.uid !== want.uid || this.stopped) return; // superseded while reading: the next sync decides
+    const graceSeconds = want.spec.taskKillGracePeriodSeconds ?? DEFAULT_GRACE_SECONDS;
+    if (verdict !== 'live') {
+      this.tasks.set(key, { uid: want.uid, phase: 'done', graceSeconds });
+      this.log.info({ task: key, uid: want.uid, why: verdict }, 'task not started: the registry ended it');
+      return;
+    }
+    let started: StartedTask;
+    try {
+      started = await this.runtime.start({ ...this.ref(want), spec: want.spec }, (code) => this.onExit(key, want.uid, code));
+    } catch (err) {
+      this.tasks.set(key, { uid: want.uid, phase: 'done', graceSeconds });
+      this.log.warn({ task: key, uid: want.uid, err: errorMessage(err) }, 'task failed to start');
+      this.reporter.report(this.ref(want), { state: 'FAILED', reason: 'StartFailed', message: errorMessage(err), finishedAt: this.now().toISOString() });
+      return;
+    }
+    this.tasks.set(key, { uid: want.uid, phase: 'running', graceSeconds });
+    const startedAt = this.now().toISOString();
+    this.log.info({ task: key, uid: want.uid, runtime: this.runtime.name, ...started }, 'task started');
+    this.reporter.report(this.ref(want), { state: 'RUNNING', startedAt, hostPorts: hostPorts(want), ...started }, { stagedAt: startedAt });
+  }
+
+  /** The runtime says a task ended by itself. */
+  private onExit(key: string, uid: string, code: number): void {
+    const local = this.tasks.get(key);
+    if (!local || local.uid !== uid || local.phase !== 'running') return;
+    local.phase = 'done';
+    if (!this.desired.has(key)) this.tasks.delete(key);
+    const [namespace, name] = splitKey(key);
+    this.log.info({ task: key, uid, exitCode: code }, 'task exited');
+    const status: TaskStatus = { state: code === 0 ? 'FINISHED' : 'FAILED', exitCode: code, finishedAt: this.now().toISOString() };
+    if (code !== 0) status.message = `exited with code ${code}`;
+    this.reporter.report({ namespace, name, uid }, status);
+  }
+
+  private ref(a: Assignment): TaskRef {
+    return { namespace: a.namespace, name: a.name, uid: a.uid };
+  }
+}
+
+function hostPorts(a: Assignment): number[] {
+  return (a.spec.ports ?? []).map((p) => p.hostPort);
+}
+
+function splitKey(key: string): [string, string] {
+  const slash = key.indexOf('/');
+  return [key.slice(0, slash), key.slice(slash + 1)];
+}

@@ -1,0 +1,44 @@
+/**
+ * What an agent needs from a runtime (docker, process, hollow): start a task, stop it, and list
+ * what it already runs (so a restarted agent adopts tasks instead of restarting them).
+ */
+import type { TaskSpec } from '../api/types.generated';
+
+/** A task as the agent hands it to a runtime. */
+export interface RuntimeTask {
+  namespace: string;
+  name: string;
+  uid: string;
+  spec: TaskSpec;
+}
+
+/** What a runtime knows of a task it started: the ids reported in the Task's status. */
+export interface StartedTask {
+  containerId?: string;
+  pid?: number;
+}
+
+/** A task the runtime runs now. */
+export interface RuntimeTaskRef {
+  namespace: string;
+  name: string;
+  uid: string;
+}
+
+/** Runs tasks on this machine. Implementations must not throw from onExit or from timers. */
+export interface Runtime {
+  /** `hollow`, `docker`, `process`. */
+  readonly name: string;
+  /**
+   * Starts a task; resolves once it runs (or rejects when it cannot start). `onExit` is called
+   * once if the task ends by itself, never after stop().
+   */
+  start(task: RuntimeTask, onExit: (code: number) => void): Promise<StartedTask>;
+  /** Stops a task: a graceful signal, then a kill after `graceSeconds`. Stopping an unknown task does nothing. */
+  stop(namespace: string, name: string, graceSeconds: number): Promise<void>;
+  /** Every task this runtime runs now, including ones started before the agent restarted. */
+  list(): Promise<RuntimeTaskRef[]>;
+}
+
+/** Runtime names the agent knows; only `hollow` is implemented so far. */
+export const RUNTIME_NAMES = ['docker', 'process', 'hollow'] as const;

@@ -1,0 +1,235 @@
+/**
+ * Agent behaviour on the in-memory store with a fake runtime: relist after compaction, tasks
+ * ending by themselves, start failures, lease loss, and the status-only CAS write.
+ */
+import { Agent } from '../../pkg/agent/agent';
+import { StatusReporter, writeTaskStatus } from '../../pkg/agent/status';
+import { lookupKind } from '../../pkg/api/kinds';
+import type { Node, Task } from '../../pkg/api/types.generated';
+import { admit } from '../../pkg/api/validation';
+import { FakeRuntime } from '../../pkg/runtime/fake';
+import { UnavailableError } from '../../pkg/store/errors';
+import { MemoryStore } from '../../pkg/store/memory';
+import { agentLeaseKey, assignmentKey, decodeKeyValue, encodeObject, objectKey } from '../../pkg/store/objects';
+import { silentLogger } from '../../pkg/util/log';
+
+const TASKS = lookupKind('task')!;
+const NODES = lookupKind('node')!;
+const P = '/shoal';
+const log = silentLogger();
+const capacity = { cpus: 2, mem: 1024, disk: 0, ports: [] };
+
+let store: MemoryStore;
+let runtime: FakeRuntime;
+let agents: Agent[];
+
+beforeEach(() => {
+  store = new MemoryStore();
+  runtime = new FakeRuntime();
+  agents = [];
+});
+afterEach(async () => {
+  await Promise.all(agents.map((a) => a.stop()));
+  await store.close();
+});
+
+async function startAgent(): Promise<Agent> {
+  const a = new Agent({ store, prefix: P, nodeName: 'n1', capacity, runtime, leaseTtlSeconds: 5, logger: log });
+  agents.push(a);
+  await a.start();
+  return a;
+}
+
+function task(name: string): Task {
+  const r = admit({ apiVersion: 'shoal/v1', kind: 'Task', metadata: { name, namespace: 'default', uid: `uid-${name}` }, spec: { nodeName: 'n1', cmd: 'true' }, status: { state: 'STAGING' } });
+  if (!r.ok) throw new Error(JSON.stringify(r.causes));
+  return r.object as Task;
+}
+
+/** Task + assignment in one revision, as the binder writes them (synchronously applied by the memory store). */
+function bind(name: string): Promise<number | undefined> {
+  const t = task(name);
+  return store.txn([], [
+    { op: 'put', key: objectKey(P, TASKS, 'default', name), value: encodeObject(t) },
+    { op: 'put', key: assignmentKey(P, 'n1', 'default', name), value: JSON.stringify({ metadata: t.metadata, spec: t.spec }) },
+  ]);
+}
+
+async function state(name: string): Promise<string | undefined> {
+  const kv = await store.get(objectKey(P, TASKS, 'default', name));
+  return kv && decodeKeyValue<Task>(kv).status.state;
+}
+
+async function until(what: string, check: () => Promise<boolean> | boolean, ms = 3000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe('Agent on the memory store', () => {
+  it('relists after its watch was compacted: starts what was assigned, kills what was unassigned meanwhile', async () => {
+    const lists = jest.spyOn(store, 'list');
+    await startAgent();
+    await bind('old');
+    await until('old RUNNING', async () => (await state('old')) === 'RUNNING');
+    expect(lists).toHaveBeenCalledTimes(1);
+    // Three writes then a compaction in the same tick (the memory store applies writes at once
+    // and delivers watch events on a later microtask): the watch is behind the compact revision.
+    const base = await store.revision();
+    void bind('a');
+    void bind('b');
+    void store.delete(assignmentKey(P, 'n1', 'default', 'old'));
+    store.compact(base + 3);
+    await until('a, b RUNNING and old KILLED', async () => (await state('a')) === 'RUNNING' && (await state('b')) === 'RUNNING' && (await state('old')) === 'KILLED');
+    expect(runtime.runningKeys()).toEqual(['default/a', 'default/b']);
+    expect(lists).toHaveBeenCalledTimes(2); // the relist
+    expect(lists).toHaveBeenLastCalledWith(`${P}/assignments/n1/`);
+  });
+
+  it('a task that exits is reported FINISHED or FAILED with its exit code and is not restarted while assigned', async () => {
+    await startAgent();
+    await bind('ok');
+    await bind('bad');
+    await until('both RUNNING', async () => (await state('ok')) === 'RUNNING' && (await state('bad')) === 'RUNNING');
+    runtime.exit('default', 'ok', 0);
+    runtime.exit('default', 'bad', 3);
+    await until('terminal', async () => (await state('ok')) === 'FINISHED' && (await state('bad')) === 'FAILED');
+    const bad = decodeKeyValue<Task>((await store.get(objectKey(P, TASKS, 'default', 'bad')))!);
+    expect(bad.status).toMatchObject({ exitCode: 3, message: 'exited with code 3', finishedAt: expect.any(String) });
+    // A relist (here: a compaction) must not start them again.
+    const lists = jest.spyOn(store, 'list');
+    const base = await store.revision();
+    void store.create(`${P}/unrelated`, 'x');
+    void store.create(`${P}/unrelated2`, 'x');
+    store.compact(base + 2);
+    await until('relisted', () => lists.mock.calls.length === 1);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(runtime.calls.filter((c) => c.startsWith('start'))).toHaveLength(2);
+  });
+
+  it('a task the runtime cannot start is reported FAILED with the reason', async () => {
+    runtime.failStart.set('default/web', 'image busybox:missing not found');
+    await startAgent();
+    await bind('web');
+    await until('FAILED', async () => (await state('web')) === 'FAILED');
+    const t = decodeKeyValue<Task>((await store.get(objectKey(P, TASKS, 'default', 'web')))!);
+    expect(t.status).toMatchObject({ reason: 'StartFailed', message: 'image busybox:missing not found' });
+  });
+
+  it('re-registers with a new lease when the lease expires behind it (a partition), keeping its tasks', async () => {
+    const a = await startAgent();
+    await bind('web');
+    await until('RUNNING', async () => (await state('web')) === 'RUNNING');
+    const old = a.leaseId;
+    store.expireLeases(Date.now() + 60_000); // as if keep-alive had not reached etcd for a minute
+    expect(await store.get(agentLeaseKey(P, 'n1'))).toBeUndefined();
+    await until('re-registered', () => a.leaseId !== undefined && a.leaseId !== old);
+    expect((await store.get(agentLeaseKey(P, 'n1')))?.lease).toBe(a.leaseId);
+    const node = decodeKeyValue<Node>((await store.get(objectKey(P, NODES, undefined, 'n1')))!);
+    expect(node.status.conditions?.find((c) => c.type === 'Ready')?.status).toBe('True');
+    expect(runtime.calls).toEqual(['start default/web']);
+  });
+
+  it.each([
+    ['stop()', (a: Agent) => void a.stop(), 'revoke'],
+    ['crash()', (a: Agent) => a.crash(), 'release'],
+  ])('%s during the lease grant lets go of the late lease the same way (no lease kept alive forever)', async (_what, leave, how) => {
+    let grant!: () => void;
+    const gate = new Promise<void>((resolve) => (grant = resolve));
+    const calls: string[] = [];
+    const a = new Agent({
+      store, prefix: P, nodeName: 'n1', capacity, runtime, logger: log,
+      leases: async (ttl, onLost) => {
+        await gate;
+        const lease = await store.lease(ttl, onLost);
+        return { id: lease.id, revoke: () => (calls.push('revoke'), lease.revoke()), release: () => (calls.push('release'), lease.release()) };
+      },
+    });
+    const started = a.start();
+    await new Promise((r) => setTimeout(r, 10));
+    leave(a);
+    grant();
+    await started;
+    expect(calls).toEqual([how]);
+    expect(await store.get(agentLeaseKey(P, 'n1'))).toBeUndefined();
+  });
+
+  it('stop({revoke: false}) leaves the lease key to expire; crash() does too', async () => {
+    const a = await startAgent();
+    await a.stop({ revoke: false });
+    expect((await store.get(agentLeaseKey(P, 'n1')))?.lease).toBeDefined();
+    store.expireLeases(Date.now() + 60_000);
+    expect(await store.get(agentLeaseKey(P, 'n1'))).toBeUndefined();
+  });
+});
+
+describe('task status writes', () => {
+  const ref = { namespace: 'default', name: 'web', uid: 'uid-web' };
+  const key = objectKey(P, TASKS, 'default', 'web');
+
+  it('replace status only (spec and metadata stay byte-identical), with defaults for missing fields', async () => {
+    await bind('web');
+    const before = JSON.parse((await store.get(key))!.value) as Task;
+    expect(await writeTaskStatus(store, P, ref, { state: 'RUNNING', startedAt: 't1' }, { stagedAt: 't0' })).toBe('written');
+    const after = JSON.parse((await store.get(key))!.value) as Task;
+    expect(JSON.stringify(after.spec)).toBe(JSON.stringify(before.spec));
+    expect(JSON.stringify(after.metadata)).toBe(JSON.stringify(before.metadata));
+    expect(after.status).toEqual({ stagedAt: 't0', state: 'RUNNING', startedAt: 't1' });
+    expect(await writeTaskStatus(store, P, ref, { state: 'RUNNING', startedAt: 't1' })).toBe('unchanged');
+  });
+
+  it('never overwrites a terminal state, and says whether the task is gone', async () => {
+    await bind('web');
+    expect(await writeTaskStatus(store, P, ref, { state: 'LOST' })).toBe('written');
+    const rev = (await store.get(key))!.modRevision;
+    expect(await writeTaskStatus(store, P, ref, { state: 'RUNNING' })).toBe('terminal');
+    expect(await writeTaskStatus(store, P, ref, { state: 'LOST' })).toBe('unchanged');
+    expect((await store.get(key))!.modRevision).toBe(rev);
+    expect(await writeTaskStatus(store, P, { ...ref, uid: 'another' }, { state: 'RUNNING' })).toBe('gone');
+    await store.delete(key);
+    expect(await writeTaskStatus(store, P, ref, { state: 'RUNNING' })).toBe('gone');
+  });
+
+  it('retries a compare-and-swap lost to a concurrent writer', async () => {
+    await bind('web');
+    const realUpdate = store.update.bind(store);
+    let raced = false;
+    jest.spyOn(store, 'update').mockImplementation(async (k, v, rev, opts) => {
+      if (!raced) {
+        raced = true; // someone else writes between our read and our update
+        const cur = (await store.get(k))!;
+        const other = JSON.parse(cur.value) as Task;
+        other.metadata.labels = { touched: 'yes' };
+        await realUpdate(k, JSON.stringify(other), cur.modRevision);
+      }
+      return realUpdate(k, v, rev, opts);
+    });
+    expect(await writeTaskStatus(store, P, ref, { state: 'RUNNING' })).toBe('written');
+    const t = JSON.parse((await store.get(key))!.value) as Task;
+    expect(t.status.state).toBe('RUNNING');
+    expect(t.metadata.labels).toEqual({ touched: 'yes' }); // the other writer's change survives
+  });
+
+  it('the reporter retries until written when the store is unavailable, with the latest word', async () => {
+    await bind('web');
+    const realUpdate = store.update.bind(store);
+    let failures = 0;
+    jest.spyOn(store, 'update').mockImplementation(async (...args) => {
+      if (failures++ < 1) throw new UnavailableError('etcd is unreachable');
+      return realUpdate(...args);
+    });
+    const abort = new AbortController();
+    const stale: string[] = [];
+    const reporter = new StatusReporter({ store, prefix: P, logger: log, signal: abort.signal, onStale: (_r, why) => stale.push(why) });
+    reporter.report(ref, { state: 'RUNNING', startedAt: 't1' });
+    await new Promise((r) => setTimeout(r, 50));
+    reporter.report(ref, { state: 'KILLED', finishedAt: 't2' }); // arrives while the first is backing off
+    await until('KILLED', async () => (await state('web')) === 'KILLED');
+    const t = decodeKeyValue<Task>((await store.get(key))!);
+    expect(t.status).toMatchObject({ state: 'KILLED', startedAt: 't1', finishedAt: 't2' });
+    expect(stale).toEqual([]);
+    abort.abort();
+  });
+});
