@@ -49,7 +49,7 @@ export function registerDevCommand(program: Command): void {
         logger: log,
       });
       log.info({ server: cluster.server, etcd: cluster.etcdEndpoint, config: cluster.configPath }, 'dev cluster ready');
-      if (agents > 0) log.warn({ agents, runtime: o.runtime }, 'agents and the controller-manager are not built yet; running the API only');
+      if (agents > 0) log.warn({ agents, runtime: o.runtime }, 'agents with docker/process runtimes arrive with the runtime work; running etcd, API and controller-manager only');
       await new Promise<void>((done) => {
         const stop = (signal: string) => {
           log.info({ signal }, 'stopping dev cluster');

@@ -56,7 +56,10 @@ export class NodeLifecycleController {
   async sync(name: string): Promise<void> {
     const node = this.o.informers.nodes.get(objectKey(this.o.prefix, NODES, undefined, name));
     if (!node) return;
-    if (this.o.informers.leases.get(agentLeaseKey(this.o.prefix, name)) !== undefined) {
+    // The lease informer can lag the node informer (a re-registered agent writes its lease key
+    // first): confirm with a read before declaring the agent lost.
+    const leaseKey = agentLeaseKey(this.o.prefix, name);
+    if (this.o.informers.leases.get(leaseKey) !== undefined || (await this.o.store.get(leaseKey)) !== undefined) {
       this.lostSince.delete(name);
       return;
     }

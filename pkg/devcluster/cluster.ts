@@ -9,6 +9,7 @@ import { dump } from 'js-yaml';
 import { TokenAuthenticator } from '../apiserver/auth';
 import { ApiServer } from '../apiserver/server';
 import { ApiMetrics } from '../apiserver/metrics';
+import { ControllerManager } from '../controllers/manager';
 import { EtcdStore } from '../store/etcd';
 import { DEFAULT_PREFIX } from '../store/objects';
 import type { Logger } from '../util/log';
@@ -66,9 +67,12 @@ export async function startDevCluster(o: DevClusterOptions): Promise<DevCluster>
     logger: o.logger.child({ component: 'apiserver' }),
     metrics,
   });
+  // In dev the controller-manager's metrics join the apiserver's /metrics.
+  const cm = new ControllerManager({ store, prefix: DEFAULT_PREFIX, identity: 'dev', logger: o.logger.child({ component: 'controller-manager' }), registry: metrics.registry });
   let port: number;
   try {
     port = await api.listen(o.apiPort ?? 7070);
+    cm.start();
   } catch (err) {
     await store.close();
     await etcd.stop();
@@ -89,6 +93,7 @@ export async function startDevCluster(o: DevClusterOptions): Promise<DevCluster>
     configPath,
     etcdEndpoint: etcd.endpoint,
     stop: async () => {
+      await cm.stop();
       await api.close();
       await store.close();
       await etcd.stop();

@@ -138,7 +138,10 @@ export class Master {
       accept: (offerIds, launches) => this.accept(frameworkId, offerIds, launches),
       decline: (offerIds, refuseSeconds) => {
         this.allocator.decline(offerIds, refuseSeconds, this.now());
-        for (const id of offerIds) this.offerAgents.delete(id);
+        for (const id of offerIds) {
+          this.o.logger.debug({ offer: id, framework: frameworkId, node: this.offerAgents.get(id)?.agent, refuseSeconds }, 'offer declined');
+          this.offerAgents.delete(id);
+        }
         this.m.offers.inc({ result: 'declined' }, offerIds.length);
       },
       suppress: () => this.allocator.suppress(frameworkId),
@@ -154,9 +157,12 @@ export class Master {
     const where = new Map(offerIds.map((id) => [id, this.offerAgents.get(id)]));
     for (const id of offerIds) this.offerAgents.delete(id);
     this.m.offers.inc({ result: 'accepted' }, offerIds.length);
+    for (const r of rejected) this.o.logger.info({ framework: frameworkId, task: `${r.request.namespace}/${r.request.taskName}`, reason: r.reason }, 'launch refused');
     const items = accepted.map((request) => ({ request, frameworkId, agent: where.get(request.offerId)?.agent ?? '', leaseRevision: where.get(request.offerId)?.leaseRevision ?? 0 }));
     const bound = items.length ? await this.o.binder.bind(items, this.o.fence) : [];
+    const boundAt = this.now();
     for (const r of bound) {
+      if (r.ok && r.request.queuedAt !== undefined) this.m.queuedToBound.observe((boundAt - r.request.queuedAt) / 1000);
       if (!r.ok) this.allocator.untrack(`${r.request.namespace}/${r.request.taskName}`);
       this.m.launches.inc({ result: r.ok ? 'bound' : r.reason ?? 'failed' });
     }
@@ -240,6 +246,7 @@ function metrics(registry: Registry, agentCounts: () => { alive: number; lost: n
   return {
     offers: new Counter({ name: 'shoal_offers_total', help: 'Offers by result: offered, accepted, declined, rescinded.', labelNames: ['result'], registers: [registry] }),
     launches: new Counter({ name: 'shoal_launches_total', help: 'Launch requests by result: bound, or why not.', labelNames: ['result'], registers: [registry] }),
+    queuedToBound: new Histogram({ name: 'shoal_scheduling_latency_seconds', help: 'Time from a framework queueing work to its task being bound.', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: [registry] }),
     roundSeconds: new Histogram({ name: 'shoal_allocation_round_duration_seconds', help: 'Duration of one allocation round (allocator only).', buckets: [0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1], registers: [registry] }),
     agents: new Gauge({
       name: 'shoal_agents',

@@ -74,6 +74,8 @@ export interface LaunchRequest {
   ports: number[];
   /** Everything the binder needs to write the Task (spec without nodeName, owner, labels). */
   task: unknown;
+  /** Epoch ms when the framework queued this work: queued→bound latency is measured from it. */
+  queuedAt?: number;
 }
 
 /** Why a launch did not happen. */

@@ -1,0 +1,111 @@
+/**
+ * The controller-manager: campaigns for leadership and, while it leads, runs the master
+ * (allocator + offer loop + binder) with its frameworks and the node lifecycle controller.
+ * Everything is rebuilt from etcd at the start of each term, so a new leader needs nothing
+ * from the old one; every write is fenced on the leader key.
+ */
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { Binder } from '../scheduler/binder';
+import { Master } from '../scheduler/master';
+import type { AllocatorOptions } from '../scheduler/allocator';
+import type { Framework } from '../scheduler/types';
+import type { Store } from '../store/types';
+import { EventRecorder } from './events';
+import { clusterInformers, type ClusterInformers } from './informers';
+import { LeaderElector, type Fence } from './leader';
+import { NodeLifecycleController } from './nodelifecycle';
+
+/** What a framework factory gets at the start of a leadership term. */
+export interface TermContext {
+  store: Store;
+  prefix: string;
+  informers: ClusterInformers;
+  fence: Fence;
+  events: EventRecorder;
+  logger: Logger;
+}
+
+export interface ControllerManagerOptions {
+  store: Store;
+  /** @default "/shoal" */
+  prefix?: string;
+  identity: string;
+  logger: Logger;
+  registry: Registry;
+  /** Builds the frameworks for one leadership term. */
+  frameworks?: (ctx: TermContext) => Framework[];
+  /** @default 5 */
+  leaderLeaseSeconds?: number;
+  allocationIntervalMs?: number;
+  allocator?: AllocatorOptions;
+  lostTaskGraceSeconds?: number;
+}
+
+/** A running term: what must be stopped when leadership ends. */
+interface Term {
+  informers: ClusterInformers;
+  master: Master;
+  lifecycle: NodeLifecycleController;
+}
+
+export class ControllerManager {
+  private readonly elector: LeaderElector;
+  private term?: Term;
+  private readonly prefix: string;
+
+  constructor(private readonly o: ControllerManagerOptions) {
+    this.prefix = o.prefix ?? '/shoal';
+    this.elector = new LeaderElector({ store: o.store, prefix: this.prefix, identity: o.identity, ttlSeconds: o.leaderLeaseSeconds, logger: o.logger });
+  }
+
+  start(): void {
+    this.elector.run({
+      onStartedLeading: (fence, signal) => this.lead(fence, signal),
+      onStoppedLeading: () => void this.endTerm(),
+    });
+  }
+
+  isLeader(): boolean {
+    return this.elector.isLeader();
+  }
+
+  /** The master of the current term (tests and metrics). */
+  master(): Master | undefined {
+    return this.term?.master;
+  }
+
+  async stop(): Promise<void> {
+    await this.endTerm();
+    await this.elector.stop();
+  }
+
+  private async lead(fence: Fence, signal: AbortSignal): Promise<void> {
+    const { store, logger } = this.o;
+    const informers = clusterInformers(store, this.prefix, logger);
+    await informers.start();
+    if (signal.aborted) return void informers.stop();
+    const events = new EventRecorder(store, this.prefix, 'controller-manager', logger);
+    const master = new Master({
+      informers, prefix: this.prefix, fence, logger, registry: this.o.registry,
+      binder: new Binder(store, this.prefix, logger),
+      allocationIntervalMs: this.o.allocationIntervalMs, allocator: this.o.allocator,
+    });
+    for (const fw of this.o.frameworks?.({ store, prefix: this.prefix, informers, fence, events, logger }) ?? []) master.registerFramework(fw);
+    const lifecycle = new NodeLifecycleController({ store, prefix: this.prefix, informers, fence, events, logger, lostTaskGraceSeconds: this.o.lostTaskGraceSeconds });
+    master.start();
+    lifecycle.start();
+    this.term = { informers, master, lifecycle };
+    logger.info({ identity: this.o.identity }, 'controllers started');
+  }
+
+  private async endTerm(): Promise<void> {
+    const term = this.term;
+    this.term = undefined;
+    if (!term) return;
+    term.master.stop();
+    term.lifecycle.stop();
+    await term.informers.stop();
+    this.o.logger.info({ identity: this.o.identity }, 'controllers stopped');
+  }
+}
