@@ -12,6 +12,7 @@ import { EtcdStore } from '../../pkg/store/etcd';
 import { agentLeaseKey, agentLeasePrefix, assignmentKey, decodeKeyValue, encodeObject, kindPrefix, objectKey } from '../../pkg/store/objects';
 import { silentLogger } from '../../pkg/util/log';
 import { testEtcdEndpoint, uniquePrefix } from '../harness/etcd';
+import { until } from '../harness/wait';
 
 const NODES = lookupKind('node')!;
 const TASKS = lookupKind('task')!;
@@ -42,16 +43,6 @@ function agent(name: string, extra: Partial<AgentOptions> = {}): Agent {
   return a;
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: T | undefined | false;
-  while (Date.now() < deadline) {
-    last = await fn();
-    if (last) return last;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out after ${ms} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const taskKey = (name: string) => objectKey(prefix, TASKS, 'default', name);

@@ -14,6 +14,7 @@ import { assignmentPrefix, decodeKeyValue, leaderKey } from '../../pkg/store/obj
 import { silentLogger } from '../../pkg/util/log';
 import { testEtcdEndpoint, uniquePrefix } from '../harness/etcd';
 import { TestFramework, type TestFrameworkOptions } from '../harness/test-framework';
+import { until as waitUntil } from '../harness/wait';
 
 const log = silentLogger();
 let store: EtcdStore;
@@ -25,15 +26,12 @@ afterAll(async () => {
   await store.close();
 });
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: T | undefined | false;
-  while (Date.now() < deadline) {
-    last = await fn();
-    if (last) return last;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
+/** Polls with a 15 s default; on timeout also lists every task's state and node. */
+function until<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 15_000): Promise<T> {
+  return waitUntil(what, fn, ms, { everyMs: 100, explain: async () => {
+    const tasks = (await store.list('/')).items.filter((kv) => kv.key.includes('/registry/tasks/')).map((kv) => JSON.parse(kv.value) as Task);
+    return `tasks: ${tasks.map((t) => `${t.metadata.name}:${t.status?.state}@${t.spec?.nodeName}`).join(' ')}`;
+  } });
 }
 
 async function tasks(prefix: string): Promise<Task[]> {

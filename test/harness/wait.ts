@@ -1,0 +1,17 @@
+/** Polling for integration tests: real components converge asynchronously. */
+
+/**
+ * Calls `fn` every `everyMs` until it returns something truthy, and returns that. On timeout,
+ * throws naming what was awaited, the last value, and `explain()` when given.
+ */
+export async function until<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 10_000, opts: { everyMs?: number; explain?: () => Promise<string> } = {}): Promise<T> {
+  const deadline = Date.now() + ms;
+  let last: T | undefined | false;
+  while (Date.now() < deadline) {
+    last = await fn();
+    if (last) return last;
+    await new Promise((r) => setTimeout(r, opts.everyMs ?? 50));
+  }
+  const extra = opts.explain ? `; ${await opts.explain()}` : '';
+  throw new Error(`timed out after ${ms} ms waiting for ${what} (last: ${JSON.stringify(last)}${extra})`);
+}
