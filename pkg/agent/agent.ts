@@ -435,7 +435,7 @@ export class Agent {
     }
     let started: StartedTask;
     try {
-      started = await this.runtime.start({ ...this.ref(want), spec: want.spec }, (code) => this.onExit(key, want.uid, code));
+      started = await this.runtime.start({ ...this.ref(want), spec: want.spec, owner: want.owner }, (code) => this.onExit(key, want.uid, code));
     } catch (err) {
       this.tasks.set(key, { uid: want.uid, phase: 'done', graceSeconds });
       this.log.warn({ task: key, uid: want.uid, err: errorMessage(err) }, 'task failed to start');

@@ -15,6 +15,8 @@ export interface Assignment {
   name: string;
   uid: string;
   spec: TaskSpec;
+  /** Name of the App or Job the task belongs to (its controlling owner reference). */
+  owner?: string;
 }
 
 /** Receives the assignment set; keys are `namespace/name`. */
@@ -106,11 +108,12 @@ export class AssignmentWatch {
   private parse(key: string, value: string): [string, Assignment] | undefined {
     const taskKey = this.taskKey(key);
     try {
-      const { metadata, spec } = JSON.parse(value) as { metadata?: { name?: unknown; namespace?: unknown; uid?: unknown }; spec?: unknown };
+      const { metadata, spec } = JSON.parse(value) as { metadata?: { name?: unknown; namespace?: unknown; uid?: unknown; ownerReferences?: Array<{ name?: unknown }> }; spec?: unknown };
       const [namespace, name] = taskKey.split('/');
       const ok = metadata && metadata.name === name && (metadata.namespace ?? namespace) === namespace && typeof metadata.uid === 'string' && spec && typeof spec === 'object';
       if (!ok) throw new Error('want {metadata: {name, namespace, uid}, spec} matching the key');
-      return [taskKey, { namespace, name, uid: metadata.uid as string, spec: spec as TaskSpec }];
+      const owner = metadata.ownerReferences?.[0]?.name;
+      return [taskKey, { namespace, name, uid: metadata.uid as string, spec: spec as TaskSpec, ...(typeof owner === 'string' ? { owner } : {}) }];
     } catch (err) {
       this.o.logger.warn({ key, err: errorMessage(err) }, 'ignoring malformed assignment');
       return undefined;

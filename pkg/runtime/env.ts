@@ -38,7 +38,6 @@ export function taskEnv(task: RuntimeTask, node: NodeContext): Record<string, st
   env.SHOAL_NODE = node.nodeName;
   env.SHOAL_NAMESPACE = task.namespace;
   env.SHOAL_TASK_ID = task.name;
-  const owner = (task as { ownerReferences?: Array<{ name: string }> }).ownerReferences?.[0];
-  if (owner) env.SHOAL_APP_ID = owner.name;
+  if (task.owner) env.SHOAL_APP_ID = task.owner;
   return { ...env };
 }

@@ -10,6 +10,8 @@ export interface RuntimeTask {
   name: string;
   uid: string;
   spec: TaskSpec;
+  /** The App or Job it belongs to (SHOAL_APP_ID). */
+  owner?: string;
 }
 
 /** What a runtime knows of a task it started: the ids reported in the Task's status. */

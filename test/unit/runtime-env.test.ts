@@ -15,7 +15,7 @@ describe('taskEnv', () => {
   });
 
   it('setsIdentityVariablesAndLetsThemWinOverTheSpec', () => {
-    const env = taskEnv(task({ env: { HOST: 'spoofed', A: '1' }, container: { image: 'x', env: { A: '2' } } }, { ownerReferences: [{ name: 'web' }] }), node);
+    const env = taskEnv(task({ env: { HOST: 'spoofed', A: '1' }, container: { image: 'x', env: { A: '2' } } }, { owner: 'web' }), node);
     expect(env).toEqual({ A: '2', HOST: 'host-1', SHOAL_NODE: 'n1', SHOAL_NAMESPACE: 'prod', SHOAL_TASK_ID: 'web-3f9a', SHOAL_APP_ID: 'web' });
   });
 
