@@ -1,0 +1,109 @@
+/**
+ * "Why is this not running?": the outcome of the last offer seen from each agent for a
+ * framework's pending work, summed up the way Kubernetes' scheduler does
+ * (`0/5 agents available: 3 insufficient cpus, 2 constraint UNIQUE hostname.`), for an App's
+ * status condition message and `shoal describe`. Pure bookkeeping: no time, no I/O.
+ */
+import { REASON_ORDER, REASONS, type Reason, type Rejection } from './feasibility';
+
+/**
+ * What one agent's last offer did: could run the work (`ok`), or was rejected — a bare reason
+ * (counted under its default sentence) or a {@link Rejection} (counted under its own sentence).
+ */
+export type Outcome = 'ok' | Reason | (Pick<Rejection, 'reason'> & Partial<Pick<Rejection, 'sentence' | 'detail'>>);
+
+/** One line of a summary: how many agents were rejected with the same sentence. */
+export interface ReasonCount {
+  reason: Reason;
+  count: number;
+  sentence: string;
+}
+
+/** What {@link PendingSummary.summary} returns. */
+export interface PendingReport {
+  /** Distinct agents with a recorded outcome. */
+  agentsSeen: number;
+  /** Agents whose last offer could run the work. */
+  available: number;
+  /** Most frequent first; ties in stage order, then by sentence. */
+  reasons: ReasonCount[];
+}
+
+/** One agent's outcome, as `describe` lists it. */
+export interface AgentOutcome {
+  agent: string;
+  ok: boolean;
+  reason?: Reason;
+  /** The rejection's detail (or its sentence when only that was recorded). */
+  detail?: string;
+}
+
+interface Recorded {
+  reason: Reason;
+  sentence: string;
+  detail: string;
+}
+
+/**
+ * The last outcome per agent for one framework's (or one app's) pending work. Recording an agent
+ * again replaces its outcome: only the latest offer says what the agent can do now.
+ */
+export class PendingSummary {
+  private readonly outcomes = new Map<string, Recorded | 'ok'>();
+
+  /** Records what the last offer from `agent` did. */
+  record(agent: string, outcome: Outcome): void {
+    this.outcomes.set(agent, normalize(outcome));
+  }
+
+  /** Drops an agent (lost or removed): it no longer counts among the agents seen. */
+  forget(agent: string): void {
+    this.outcomes.delete(agent);
+  }
+
+  /** Starts over, e.g. when the pending work changed and old rejections no longer apply. */
+  clear(): void {
+    this.outcomes.clear();
+  }
+
+  /** Counts per sentence, most frequent first. */
+  summary(): PendingReport {
+    const bySentence = new Map<string, ReasonCount>();
+    let available = 0;
+    for (const o of this.outcomes.values()) {
+      if (o === 'ok') available++;
+      else bySentence.set(o.sentence, { reason: o.reason, sentence: o.sentence, count: (bySentence.get(o.sentence)?.count ?? 0) + 1 });
+    }
+    const reasons = [...bySentence.values()].sort(
+      (a, b) => b.count - a.count || REASON_ORDER.indexOf(a.reason) - REASON_ORDER.indexOf(b.reason) || compare(a.sentence, b.sentence),
+    );
+    return { agentsSeen: this.outcomes.size, available, reasons };
+  }
+
+  /** `0/5 agents available: 3 insufficient cpus, 2 constraint UNIQUE hostname.` */
+  message(): string {
+    const { agentsSeen, available, reasons } = this.summary();
+    const head = `${available}/${agentsSeen} agents available`;
+    if (agentsSeen === 0) return `${head}: no offers seen yet.`;
+    if (reasons.length === 0) return `${head}.`;
+    return `${head}: ${reasons.map((r) => `${r.count} ${r.sentence}`).join(', ')}.`;
+  }
+
+  /** Every agent's outcome, by agent name. */
+  perAgent(): AgentOutcome[] {
+    return [...this.outcomes.entries()]
+      .sort(([a], [b]) => compare(a, b))
+      .map(([agent, o]) => (o === 'ok' ? { agent, ok: true } : { agent, ok: false, reason: o.reason, detail: o.detail }));
+  }
+}
+
+function normalize(outcome: Outcome): Recorded | 'ok' {
+  if (outcome === 'ok') return 'ok';
+  const given = typeof outcome === 'string' ? { reason: outcome } : outcome;
+  const sentence: string = given.sentence ?? REASONS[given.reason];
+  return { reason: given.reason, sentence, detail: given.detail ?? sentence };
+}
+
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
