@@ -35,14 +35,15 @@ const opts = new Command('shoal-agent')
   .opts();
 
 async function main(): Promise<void> {
-  const runtime = createRuntime(opts.runtime);
   fs.mkdirSync(opts.dataDir, { recursive: true });
+  const nodeName = opts.nodeName ?? checkNodeName(defaultNodeName());
+  const log = createLogger('agent');
+  const runtime = createRuntime(opts.runtime, { dataDir: opts.dataDir, node: { hostname: os.hostname(), nodeName }, logger: log });
   const machine = machineCapacity(opts.dataDir, opts.ports);
   const capacity = { cpus: opts.cpus ?? machine.cpus, mem: opts.mem ?? machine.mem, disk: opts.disk ?? machine.disk, ports: opts.ports };
-  const log = createLogger('agent');
   const store = new EtcdStore({ endpoints: String(opts.etcdEndpoints).split(',') });
   const agent = new Agent({
-    store, prefix: opts.etcdPrefix, nodeName: opts.nodeName ?? checkNodeName(defaultNodeName()), capacity, attributes: opts.attributes, runtime,
+    store, prefix: opts.etcdPrefix, nodeName, capacity, attributes: opts.attributes, runtime,
     address: opts.advertiseAddress ?? `${os.hostname()}:${opts.listen}`, leaseTtlSeconds: opts.leaseTtl, logger: log,
   });
   const stop = async () => {

@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { lookupKind } from '../api/kinds';
 import type { Condition, Node, NodeStatus, TaskStatus } from '../api/types.generated';
 import { admit, formatCauses } from '../api/validation';
-import { createRuntime } from '../runtime';
+import { createRuntime, UNKNOWN_EXIT_CODE } from '../runtime';
 import type { Runtime, StartedTask } from '../runtime/types';
 import type { Resources } from '../scheduler/types';
 import { AlreadyExistsError, ConflictError, NotFoundError } from '../store/errors';
@@ -158,6 +158,7 @@ export class Agent {
     if (this.stopped) return;
     this.exit = revoke ? 'revoke' : 'release';
     this.abort.abort();
+    this.runtime.close?.();
     const lease = this.lease;
     this.lease = undefined;
     if (lease && !revoke) lease.release();
@@ -172,6 +173,7 @@ export class Agent {
     if (this.stopped) return;
     this.exit = 'release';
     this.abort.abort();
+    this.runtime.close?.();
     this.lease?.release();
     this.lease = undefined;
     void this.assignments.stop().catch(() => undefined);
@@ -315,7 +317,9 @@ export class Agent {
     for (let attempt = 0; !this.stopped; attempt++) {
       try {
         for (const ref of await this.runtime.list()) {
-          this.tasks.set(taskRefKey(ref), { uid: ref.uid, phase: 'running', graceSeconds: DEFAULT_GRACE_SECONDS, adopted: true });
+          const key = taskRefKey(ref);
+          this.tasks.set(key, { uid: ref.uid, phase: 'running', graceSeconds: DEFAULT_GRACE_SECONDS, adopted: true });
+          await this.runtime.adopt?.(ref, (code) => this.onExit(key, ref.uid, code));
         }
         if (this.tasks.size > 0) this.log.info({ tasks: this.runningTasks() }, 'adopted running tasks');
         return;
@@ -433,18 +437,27 @@ export class Agent {
       this.log.info({ task: key, uid: want.uid, why: verdict }, 'task not started: the registry ended it');
       return;
     }
+    // A task that ended while no agent watched it is known to the runtime, not listed as running:
+    // take its recorded exit instead of starting it a second time.
+    if (await this.runtime.adopt?.(this.ref(want), (code) => this.onExit(key, want.uid, code))) {
+      this.tasks.set(key, { uid: want.uid, phase: 'running', graceSeconds, adopted: true });
+      return;
+    }
+    // Recorded as running before it starts: a quick command can exit (onExit) before start() resolves.
+    const local: LocalTask = { uid: want.uid, phase: 'running', graceSeconds };
+    this.tasks.set(key, local);
     let started: StartedTask;
     try {
       started = await this.runtime.start({ ...this.ref(want), spec: want.spec, owner: want.owner }, (code) => this.onExit(key, want.uid, code));
     } catch (err) {
-      this.tasks.set(key, { uid: want.uid, phase: 'done', graceSeconds });
+      local.phase = 'done';
       this.log.warn({ task: key, uid: want.uid, err: errorMessage(err) }, 'task failed to start');
       this.reporter.report(this.ref(want), { state: 'FAILED', reason: 'StartFailed', message: errorMessage(err), finishedAt: this.now().toISOString() });
       return;
     }
-    this.tasks.set(key, { uid: want.uid, phase: 'running', graceSeconds });
     const startedAt = this.now().toISOString();
     this.log.info({ task: key, uid: want.uid, runtime: this.runtime.name, ...started }, 'task started');
+    if (local.phase !== 'running') return; // already exited, and reported so
     this.reporter.report(this.ref(want), { state: 'RUNNING', startedAt, hostPorts: hostPorts(want), ...started }, { stagedAt: startedAt });
   }
 
@@ -456,8 +469,12 @@ export class Agent {
     if (!this.desired.has(key)) this.tasks.delete(key);
     const [namespace, name] = splitKey(key);
     this.log.info({ task: key, uid, exitCode: code }, 'task exited');
-    const status: TaskStatus = { state: code === 0 ? 'FINISHED' : 'FAILED', exitCode: code, finishedAt: this.now().toISOString() };
-    if (code !== 0) status.message = `exited with code ${code}`;
+    const status: TaskStatus = { state: code === 0 ? 'FINISHED' : 'FAILED', finishedAt: this.now().toISOString() };
+    if (code === UNKNOWN_EXIT_CODE) status.message = 'ended while no exit code could be recorded (killed with its watcher, or the machine restarted)';
+    else {
+      status.exitCode = code;
+      if (code !== 0) status.message = `exited with code ${code}`;
+    }
     this.reporter.report({ namespace, name, uid }, status);
   }
 

@@ -51,8 +51,16 @@ export class FakeRuntime implements Runtime {
   }
 
   /** Pretends a task already runs (started before the agent restarted). */
-  adopt(ref: RuntimeTaskRef): void {
+  seedRunning(ref: RuntimeTaskRef): void {
     this.running.set(`${ref.namespace}/${ref.name}`, { uid: ref.uid, onExit: () => undefined });
+  }
+
+  /** Attaches exit detection to a task it runs (an agent restart). */
+  async adopt(ref: RuntimeTaskRef, onExit: (code: number) => void): Promise<boolean> {
+    const task = this.running.get(`${ref.namespace}/${ref.name}`);
+    if (!task || task.uid !== ref.uid) return false;
+    task.onExit = onExit;
+    return true;
   }
 
   /** Keys of the tasks running now. */

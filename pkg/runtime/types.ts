@@ -40,7 +40,33 @@ export interface Runtime {
   stop(namespace: string, name: string, graceSeconds: number): Promise<void>;
   /** Every task this runtime runs now, including ones started before the agent restarted. */
   list(): Promise<RuntimeTaskRef[]>;
+  /**
+   * Attaches exit detection to a task started by an earlier agent process: true when the runtime
+   * knows the task (running, or ended while no agent watched: its exit comes through onExit).
+   */
+  adopt?(ref: RuntimeTaskRef, onExit: (code: number) => void): Promise<boolean>;
+  /** The task's output: the last `tail` lines, and with `follow` what comes after. */
+  logs?(namespace: string, name: string, o: LogOptions): NodeJS.ReadableStream | Promise<NodeJS.ReadableStream>;
+  /** Runs a command in the task's context (COMMAND health checks). */
+  exec?(namespace: string, name: string, command: string, timeoutSeconds: number): Promise<ExecResult>;
+  /** Forgets tasks and timers without touching what runs (the agent is stopping). */
+  close?(): void;
 }
+
+export interface LogOptions {
+  tail?: number;
+  follow?: boolean;
+  stream?: 'stdout' | 'stderr' | 'both';
+}
+
+export interface ExecResult {
+  exitCode: number;
+  output: string;
+  timedOut?: boolean;
+}
+
+/** onExit code of a task that ended while no exit code could be recorded (killed with its watcher). */
+export const UNKNOWN_EXIT_CODE = -1;
 
 /** Runtime names the agent knows; only `hollow` is implemented so far. */
 export const RUNTIME_NAMES = ['docker', 'process', 'hollow'] as const;

@@ -1,0 +1,92 @@
+/**
+ * An agent with the real process runtime on a real etcd: what a user's `cmd` does becomes Task
+ * status (RUNNING, FINISHED, FAILED with its exit code, KILLED), and an agent restart adopts the
+ * processes it left running (same pid) and reports the ones that ended while it was down.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Agent } from '../../pkg/agent/agent';
+import { admit } from '../../pkg/api/validation';
+import type { Task } from '../../pkg/api/types.generated';
+import { ProcessRuntime } from '../../pkg/runtime/process';
+import { EtcdStore } from '../../pkg/store/etcd';
+import { assignmentKey, decodeKeyValue, encodeObject } from '../../pkg/store/objects';
+import { createLogger, silentLogger } from '../../pkg/util/log';
+import { testEtcdEndpoint, uniquePrefix } from '../harness/etcd';
+import { until } from '../harness/wait';
+
+const log = process.env.DEBUG_AGENT ? createLogger('test', { level: 'debug' }) : silentLogger();
+let store: EtcdStore;
+let prefix: string;
+let dataDir: string;
+
+beforeAll(() => {
+  store = new EtcdStore({ endpoints: [testEtcdEndpoint()] });
+  prefix = uniquePrefix().slice(0, -1);
+  dataDir = mkdtempSync(join(tmpdir(), 'shoal-agent-process-'));
+});
+afterAll(async () => {
+  await store.close();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+const taskKey = (name: string) => `${prefix}/registry/tasks/default/${name}`;
+const getTask = async (name: string) => {
+  const kv = await store.get(taskKey(name));
+  return kv && decodeKeyValue<Task>(kv);
+};
+const stateOf = async (name: string) => (await getTask(name))?.status;
+
+function agent(): Agent {
+  const runtime = new ProcessRuntime({ dataDir, node: { hostname: 'host-p', nodeName: 'proc-1' }, logger: log });
+  return new Agent({ store, prefix, nodeName: 'proc-1', runtime, runtimes: ['process'], capacity: { cpus: 2, mem: 512, disk: 0, ports: [[31000, 31010]] }, leaseTtlSeconds: 5, logger: log });
+}
+
+async function bind(name: string, cmd: string): Promise<void> {
+  const admitted = admit({
+    apiVersion: 'shoal/v1', kind: 'Task',
+    metadata: { name, namespace: 'default', uid: `uid-${name}`, generation: 1, ownerReferences: [{ apiVersion: 'shoal/v1', kind: 'App', name: 'demo', uid: 'app-uid' }] },
+    spec: { nodeName: 'proc-1', cmd, resources: { cpus: 0.1, mem: 32 }, ports: [{ name: 'http', hostPort: 31001 }], taskKillGracePeriodSeconds: 1 },
+    status: { state: 'STAGING' },
+  });
+  if (!admitted.ok) throw new Error(JSON.stringify(admitted.causes));
+  const task = admitted.object as Task;
+  await store.txn([], [
+    { op: 'put', key: taskKey(name), value: encodeObject(task) },
+    { op: 'put', key: assignmentKey(prefix, 'proc-1', 'default', name), value: JSON.stringify({ metadata: task.metadata, spec: task.spec }) },
+  ]);
+}
+
+it('reportsWhatTheCommandDoesAndAdoptsAcrossAnAgentRestart', async () => {
+  const first = agent();
+  await first.start();
+  await bind('ok', 'test "$PORT0" = 31001 && test "$SHOAL_APP_ID" = demo && test "$HOST" = host-p');
+  await bind('bad', 'exit 3');
+  await bind('long', 'sleep 300');
+  await bind('ends-later', 'sleep 2; exit 4');
+  await until('ok FINISHED', async () => (await stateOf('ok'))?.state === 'FINISHED');
+  expect(await stateOf('ok')).toMatchObject({ exitCode: 0 });
+  await until('bad FAILED', async () => (await stateOf('bad'))?.state === 'FAILED');
+  expect(await stateOf('bad')).toMatchObject({ exitCode: 3, message: 'exited with code 3' });
+  await until('long RUNNING', async () => (await stateOf('long'))?.state === 'RUNNING');
+  const pid = (await stateOf('long'))!.pid;
+  expect(pid).toEqual(expect.any(Number));
+
+  // The agent dies; its processes do not. One ends while nobody watches.
+  first.crash();
+  await new Promise((r) => setTimeout(r, 2500));
+  const second = agent();
+  await second.start();
+  await until('ends-later reported FAILED with its code', async () => (await stateOf('ends-later'))?.state === 'FAILED', 10_000);
+  expect(await stateOf('ends-later')).toMatchObject({ exitCode: 4 });
+  expect(second.runningTasks()).toContain('default/long');
+  expect(() => process.kill(pid!, 0)).not.toThrow(); // same process: adopted, not restarted
+  expect((await stateOf('long'))!.pid).toBe(pid);
+
+  // Removing the assignment kills it (SIGTERM to its group) and reports KILLED.
+  await store.delete(assignmentKey(prefix, 'proc-1', 'default', 'long'));
+  await until('long KILLED', async () => (await stateOf('long'))?.state === 'KILLED');
+  expect(() => process.kill(pid!, 0)).toThrow();
+  await second.stop({ revoke: true });
+}, 30_000);
