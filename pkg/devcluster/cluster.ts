@@ -9,7 +9,10 @@ import { dump } from 'js-yaml';
 import { TokenAuthenticator } from '../apiserver/auth';
 import { ApiServer } from '../apiserver/server';
 import { ApiMetrics } from '../apiserver/metrics';
+import { cpus, totalmem } from 'node:os';
+import { Agent } from '../agent/agent';
 import { ControllerManager } from '../controllers/manager';
+import { createRuntime } from '../runtime';
 import { EtcdStore } from '../store/etcd';
 import { DEFAULT_PREFIX } from '../store/objects';
 import type { Logger } from '../util/log';
@@ -25,6 +28,10 @@ export interface DevClusterOptions {
   etcdPort?: number;
   /** Also write this config file (the user's ~/.shoal/config.yaml). */
   userConfigPath?: string;
+  /** Agents to run in this process. @default 0 */
+  agents?: number;
+  /** Their runtime. @default "process" */
+  runtime?: 'process' | 'docker';
   logger: Logger;
 }
 
@@ -46,6 +53,30 @@ export function ensureAdminToken(dataDir: string): { token: string; tokenFile: s
   const token = randomBytes(24).toString('hex');
   writeFileSync(tokenFile, dump({ users: [{ name: 'admin', token, roles: [{ namespace: '*', role: 'admin' }] }]}), { mode: 0o600 });
   return { token, tokenFile };
+}
+
+/**
+ * Agents sharing this machine: each gets an equal slice of its cpus and memory and its own
+ * host port range (31000-31999, 32000-32999, ...), so their tasks never collide.
+ */
+async function startAgents(store: EtcdStore, o: DevClusterOptions): Promise<Agent[]> {
+  const n = o.agents ?? 0;
+  const agents: Agent[] = [];
+  for (let i = 0; i < n; i++) {
+    const nodeName = `dev-agent-${i + 1}`;
+    const logger = o.logger.child({ component: 'agent', node: nodeName });
+    const runtime = createRuntime(o.runtime ?? 'process', { dataDir: join(o.dataDir, 'agents', nodeName), node: { hostname: '127.0.0.1', nodeName }, logger });
+    const capacity = {
+      cpus: Math.max(0.1, Math.floor((cpus().length / n) * 10) / 10),
+      mem: Math.floor(totalmem() / 2 ** 20 / n),
+      disk: 10240,
+      ports: [[31000 + i * 1000, 31999 + i * 1000]] as Array<[number, number]>,
+    };
+    const agent = new Agent({ store, prefix: DEFAULT_PREFIX, nodeName, runtime, runtimes: [runtime.name], capacity, attributes: { dev: 'true' }, hostname: '127.0.0.1', logger });
+    await agent.start();
+    agents.push(agent);
+  }
+  return agents;
 }
 
 /** Starts etcd and the API server; resolves once both answer. */
@@ -79,6 +110,7 @@ export async function startDevCluster(o: DevClusterOptions): Promise<DevCluster>
     const code = (err as NodeJS.ErrnoException).code;
     throw new Error(code === 'EADDRINUSE' ? `API port ${o.apiPort ?? 7070} is in use; pick another with --api-port` : String(err));
   }
+  const agents = await startAgents(store, o);
   const server = `http://127.0.0.1:${port}`;
   const config = dump({ server, token });
   const configPath = join(o.dataDir, 'config.yaml');
@@ -93,6 +125,8 @@ export async function startDevCluster(o: DevClusterOptions): Promise<DevCluster>
     configPath,
     etcdEndpoint: etcd.endpoint,
     stop: async () => {
+      // Agents stop without revoking: their tasks keep running and a restarted dev cluster adopts them.
+      await Promise.all(agents.map((a) => a.stop({ revoke: false })));
       await cm.stop();
       await api.close();
       await store.close();
