@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { Agent, checkNodeName, defaultNodeName, machineCapacity, parseAmount, parseAttributes, parsePort, parsePortRanges, parseSeconds } from '../../pkg/agent';
-import { createRuntime } from '../../pkg/runtime';
+import { resolveRuntime } from '../../pkg/runtime';
 import { EtcdStore } from '../../pkg/store/etcd';
 import { createLogger } from '../../pkg/util/log';
 
@@ -30,6 +30,8 @@ const opts = new Command('shoal-agent')
   .addOption(new Option('--listen <port>', 'HTTP port (logs endpoint)').default(5051).argParser(flag(parsePort)))
   .option('--advertise-address <host:port>', 'address the apiserver reaches this agent at (default: <hostname>:<listen>)')
   .addOption(new Option('--lease-ttl <seconds>', 'lease TTL: how soon a dead agent is noticed').default(10).argParser(flag(parseSeconds)))
+  .option('--pull', 'docker: pull images that are not present locally (needs a registry)')
+  .option('--allow-root', 'docker: let containers run as root when the image or task asks')
   .option('--revoke-lease-on-exit', 'on SIGINT/SIGTERM revoke the lease, so the node is lost at once (decommissioning); by default a restart within the TTL loses nothing')
   .parse()
   .opts();
@@ -38,7 +40,7 @@ async function main(): Promise<void> {
   fs.mkdirSync(opts.dataDir, { recursive: true });
   const nodeName = opts.nodeName ?? checkNodeName(defaultNodeName());
   const log = createLogger('agent');
-  const runtime = createRuntime(opts.runtime, { dataDir: opts.dataDir, node: { hostname: os.hostname(), nodeName }, logger: log });
+  const runtime = await resolveRuntime(opts.runtime, { dataDir: opts.dataDir, node: { hostname: os.hostname(), nodeName }, logger: log, pull: Boolean(opts.pull), allowRoot: Boolean(opts.allowRoot) });
   const machine = machineCapacity(opts.dataDir, opts.ports);
   const capacity = { cpus: opts.cpus ?? machine.cpus, mem: opts.mem ?? machine.mem, disk: opts.disk ?? machine.disk, ports: opts.ports };
   const store = new EtcdStore({ endpoints: String(opts.etcdEndpoints).split(',') });

@@ -34,7 +34,7 @@ export function registerDevCommand(program: Command): void {
     .option('--api-port <port>', 'apiserver port (default 7070)')
     .option('--etcd-port <port>', 'etcd client port (default 23790)')
     .option('--agents <n>', 'number of agents (default 1)')
-    .option('--runtime <runtime>', 'docker or process (default: process)')
+    .option('--runtime <runtime>', 'docker or process (default: docker when a daemon answers, else process)')
     .action(async (o: DevOptions) => {
       const agents = o.agents === undefined ? 1 : Number(o.agents);
       if (!Number.isInteger(agents) || agents < 0 || agents > 1000) throw new CliError(`--agents must be a whole number from 0 to 1000, not "${o.agents}"`);
@@ -47,7 +47,7 @@ export function registerDevCommand(program: Command): void {
         // Without flags, also point the user's default config at this cluster.
         userConfigPath: o.dataDir === undefined ? join(homedir(), '.shoal', 'config.yaml') : undefined,
         agents,
-        runtime: o.runtime === 'docker' ? 'docker' : 'process',
+        runtime: o.runtime === 'docker' || o.runtime === 'process' ? o.runtime : 'auto',
         logger: log,
       });
       log.info({ server: cluster.server, etcd: cluster.etcdEndpoint, config: cluster.configPath }, 'dev cluster ready');

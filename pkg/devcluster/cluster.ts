@@ -12,7 +12,7 @@ import { ApiMetrics } from '../apiserver/metrics';
 import { cpus, totalmem } from 'node:os';
 import { Agent } from '../agent/agent';
 import { ControllerManager } from '../controllers/manager';
-import { createRuntime } from '../runtime';
+import { resolveRuntime } from '../runtime';
 import { EtcdStore } from '../store/etcd';
 import { DEFAULT_PREFIX } from '../store/objects';
 import type { Logger } from '../util/log';
@@ -30,8 +30,8 @@ export interface DevClusterOptions {
   userConfigPath?: string;
   /** Agents to run in this process. @default 0 */
   agents?: number;
-  /** Their runtime. @default "process" */
-  runtime?: 'process' | 'docker';
+  /** Their runtime; auto = docker when its daemon answers, else process. @default "auto" */
+  runtime?: 'process' | 'docker' | 'auto';
   logger: Logger;
 }
 
@@ -65,7 +65,7 @@ async function startAgents(store: EtcdStore, o: DevClusterOptions): Promise<Agen
   for (let i = 0; i < n; i++) {
     const nodeName = `dev-agent-${i + 1}`;
     const logger = o.logger.child({ component: 'agent', node: nodeName });
-    const runtime = createRuntime(o.runtime ?? 'process', { dataDir: join(o.dataDir, 'agents', nodeName), node: { hostname: '127.0.0.1', nodeName }, logger });
+    const runtime = await resolveRuntime(o.runtime ?? 'auto', { dataDir: join(o.dataDir, 'agents', nodeName), node: { hostname: '127.0.0.1', nodeName }, logger });
     const capacity = {
       cpus: Math.max(0.1, Math.floor((cpus().length / n) * 10) / 10),
       mem: Math.floor(totalmem() / 2 ** 20 / n),

@@ -2,6 +2,7 @@
 import type { Logger } from 'pino';
 import type { NodeContext } from './env';
 import { HollowRuntime } from './hollow';
+import { DockerRuntime } from './docker';
 import { ProcessRuntime } from './process';
 import type { Runtime } from './types';
 
@@ -12,9 +13,7 @@ export { HollowRuntime } from './hollow';
 export class UnsupportedRuntimeError extends Error {
   constructor(readonly runtime: string, why?: string) {
     super(
-      why ?? (runtime === 'docker'
-        ? 'runtime docker is not available yet; use --runtime process or hollow'
-        : `unknown runtime "${runtime}" (one of docker, process, hollow, auto)`),
+      why ?? `unknown runtime "${runtime}" (one of docker, process, hollow, auto)`,
     );
     this.name = 'UnsupportedRuntimeError';
   }
@@ -26,13 +25,30 @@ export interface RuntimeContext {
   dataDir: string;
   node: NodeContext;
   logger: Logger;
+  /** Docker: pull images that are not present (needs a registry). @default false */
+  pull?: boolean;
+  /** Docker: let containers run as root. @default false */
+  allowRoot?: boolean;
+}
+
+/** `auto`: docker when its daemon answers, else process. Other names as createRuntime. */
+export async function resolveRuntime(name: string, ctx: RuntimeContext): Promise<Runtime> {
+  if (name !== 'auto') return createRuntime(name, ctx);
+  const docker = new DockerRuntime({ node: ctx.node, logger: ctx.logger, pull: ctx.pull, allowRoot: ctx.allowRoot });
+  try {
+    await docker.ping();
+    return docker;
+  } catch (err) {
+    ctx.logger.info({ why: (err as Error).message }, 'no Docker daemon answers: using the process runtime');
+    return createRuntime('process', ctx);
+  }
 }
 
 /** Makes the runtime called `name`. Throws UnsupportedRuntimeError for names it cannot run. */
 export function createRuntime(name: string, ctx?: RuntimeContext): Runtime {
   if (name === 'hollow') return new HollowRuntime();
-  // auto: docker when its daemon answers (once the docker runtime is wired), else process.
-  if ((name === 'process' || name === 'auto') && ctx) return new ProcessRuntime({ dataDir: ctx.dataDir, node: ctx.node, logger: ctx.logger });
-  if (name === 'process' || name === 'auto') throw new UnsupportedRuntimeError(name, `runtime ${name} needs the agent's data dir: pass a RuntimeContext`);
+  if (name === 'process' && ctx) return new ProcessRuntime({ dataDir: ctx.dataDir, node: ctx.node, logger: ctx.logger });
+  if (name === 'docker' && ctx) return new DockerRuntime({ node: ctx.node, logger: ctx.logger, pull: ctx.pull, allowRoot: ctx.allowRoot });
+  if (name === 'process' || name === 'docker') throw new UnsupportedRuntimeError(name, `runtime ${name} needs the agent's context: pass a RuntimeContext`);
   throw new UnsupportedRuntimeError(name);
 }

@@ -140,7 +140,7 @@ describe('agent registration', () => {
 
   it('an agent configured with an invalid node name fails at construction', () => {
     expect(() => new Agent({ store, prefix, nodeName: 'Bad_Name', capacity, runtime: 'hollow', logger: log })).toThrow(/metadata.name/);
-    expect(() => new Agent({ store, prefix, nodeName: 'n', capacity, runtime: 'docker', logger: log })).toThrow(/runtime docker is not available yet/);
+    expect(() => new Agent({ store, prefix, nodeName: 'n', capacity, runtime: 'docker', logger: log })).toThrow(/runtime docker needs the agent's context/);
   });
 });
 
