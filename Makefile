@@ -5,7 +5,7 @@ API_PORT ?= 7070
 ETCD_PORT ?= 23790
 SHOAL := node dist/cmd/shoal/main.js --config $(DEMO_DIR)/config.yaml
 
-.PHONY: all deps node_modules build typecheck gen-types test demo down bench clean
+.PHONY: all deps build typecheck gen-types test demo down bench clean
 
 all: build
 

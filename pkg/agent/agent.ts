@@ -419,6 +419,7 @@ export class Agent {
   private async kill(key: string, task: LocalTask, reason: 'unassigned' | 'replaced'): Promise<void> {
     const [namespace, name] = splitKey(key);
     if (task.phase === 'running') {
+      if (task.graceSeconds > 0) this.reporter.report({ namespace, name, uid: task.uid }, { state: 'KILLING' });
       await this.runtime.stop(namespace, name, task.graceSeconds);
       this.log.info({ task: key, uid: task.uid, reason }, 'task stopped');
       const status: TaskStatus = { state: 'KILLED', reason: 'TaskKilled', message: `assignment removed from agent ${this.nodeName}`, finishedAt: this.now().toISOString() };
@@ -446,13 +447,18 @@ export class Agent {
     // Recorded as running before it starts: a quick command can exit (onExit) before start() resolves.
     const local: LocalTask = { uid: want.uid, phase: 'running', graceSeconds };
     this.tasks.set(key, local);
+    // Mesos' STARTING while a real runtime creates the task (a docker run takes ~0.6 s); hollow
+    // tasks go straight to RUNNING, which keeps simulated clusters at one write per task.
+    if (this.runtime.name !== 'hollow') this.reporter.report(this.ref(want), { state: 'STARTING' }, { stagedAt: this.now().toISOString() });
     let started: StartedTask;
     try {
       started = await this.runtime.start({ ...this.ref(want), spec: want.spec, owner: want.owner }, (code) => this.onExit(key, want.uid, code));
     } catch (err) {
       local.phase = 'done';
       this.log.warn({ task: key, uid: want.uid, err: errorMessage(err) }, 'task failed to start');
-      this.reporter.report(this.ref(want), { state: 'FAILED', reason: 'StartFailed', message: errorMessage(err), finishedAt: this.now().toISOString() });
+      // A start that can never succeed here (image absent, policy) is ERROR, as Mesos reports it.
+      const permanent = (err as { code?: string }).code === 'ImageNotPresent' || (err as { code?: string }).code === 'Policy';
+      this.reporter.report(this.ref(want), { state: permanent ? 'ERROR' : 'FAILED', reason: permanent ? String((err as { code?: string }).code) : 'StartFailed', message: errorMessage(err), finishedAt: this.now().toISOString() });
       return;
     }
     const startedAt = this.now().toISOString();

@@ -10,6 +10,8 @@ export class FakeRuntime implements Runtime {
   readonly calls: string[] = [];
   /** Task keys (`ns/name`) whose start rejects with this message. */
   readonly failStart = new Map<string, string>();
+  /** Error code to attach to a start failure (as DockerRuntimeError has: ImageNotPresent, Policy). */
+  readonly failCode = new Map<string, string>();
   private readonly running = new Map<string, { uid: string; onExit: (code: number) => void }>();
   private nextPid = 1000;
 
@@ -22,7 +24,7 @@ export class FakeRuntime implements Runtime {
     const key = `${task.namespace}/${task.name}`;
     this.calls.push(`start ${key}`);
     const failure = this.failStart.get(key);
-    if (failure !== undefined) throw new Error(failure);
+    if (failure !== undefined) throw Object.assign(new Error(failure), this.failCode.has(key) ? { code: this.failCode.get(key) } : {});
     this.running.set(key, { uid: task.uid, onExit });
     return { pid: this.nextPid++ };
   }

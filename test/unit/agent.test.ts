@@ -118,6 +118,16 @@ describe('Agent on the memory store', () => {
     expect(t.status).toMatchObject({ reason: 'StartFailed', message: 'image busybox:missing not found' });
   });
 
+  it('a start that can never succeed (image absent) is reported ERROR, not FAILED', async () => {
+    runtime.failStart.set('default/web', 'image shoal/missing:1 not present on node n1');
+    runtime.failCode.set('default/web', 'ImageNotPresent');
+    await startAgent();
+    await bind('web');
+    await until('ERROR', async () => (await state('web')) === 'ERROR');
+    const t = decodeKeyValue<Task>((await store.get(objectKey(P, TASKS, 'default', 'web')))!);
+    expect(t.status).toMatchObject({ reason: 'ImageNotPresent', message: 'image shoal/missing:1 not present on node n1' });
+  });
+
   it('re-registers with a new lease when the lease expires behind it (a partition), keeping its tasks', async () => {
     const a = await startAgent();
     await bind('web');
