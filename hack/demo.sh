@@ -21,6 +21,8 @@ else
   echo "dev cluster up: API http://127.0.0.1:$api_port, log $dir/dev.log"
 fi
 
+shoal get nodes
+echo
 shoal apply -f manifests/examples/
 echo
 shoal get apps
