@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { AgentHttpServer } from '../../pkg/agent/http';
 import { Agent, checkNodeName, defaultNodeName, machineCapacity, parseAmount, parseAttributes, parsePort, parsePortRanges, parseSeconds } from '../../pkg/agent';
 import { resolveRuntime } from '../../pkg/runtime';
 import { EtcdStore } from '../../pkg/store/etcd';
@@ -28,6 +29,7 @@ const opts = new Command('shoal-agent')
   .addOption(new Option('--runtime <name>', 'task runtime').choices(['docker', 'process', 'hollow', 'auto']).default('auto'))
   .option('--data-dir <dir>', 'agent state directory', path.join(os.homedir(), '.shoal', 'agent'))
   .addOption(new Option('--listen <port>', 'HTTP port (logs endpoint)').default(5051).argParser(flag(parsePort)))
+  .option('--log-token-file <file>', 'file holding the cluster-internal agent token the apiserver sends for logs (the apiserver\'s --agent-token-file); without one, logs are not served')
   .option('--advertise-address <host:port>', 'address the apiserver reaches this agent at (default: <hostname>:<listen>)')
   .addOption(new Option('--lease-ttl <seconds>', 'lease TTL: how soon a dead agent is noticed').default(10).argParser(flag(parseSeconds)))
   .option('--pull', 'docker: pull images that are not present locally (needs a registry)')
@@ -44,6 +46,11 @@ async function main(): Promise<void> {
   const machine = machineCapacity(opts.dataDir, opts.ports);
   const capacity = { cpus: opts.cpus ?? machine.cpus, mem: opts.mem ?? machine.mem, disk: opts.disk ?? machine.disk, ports: opts.ports };
   const store = new EtcdStore({ endpoints: String(opts.etcdEndpoints).split(',') });
+  const token = opts.logTokenFile ? fs.readFileSync(opts.logTokenFile, 'utf8').trim() : undefined;
+  if (opts.logTokenFile && !token) throw new Error(`--log-token-file ${opts.logTokenFile} is empty`);
+  if (!token) log.warn('no --log-token-file: the logs endpoint answers 503');
+  const http = new AgentHttpServer({ token, logger: log });
+  await http.listen(opts.listen);
   const agent = new Agent({
     store, prefix: opts.etcdPrefix, nodeName, capacity, attributes: opts.attributes, runtime,
     address: opts.advertiseAddress ?? `${os.hostname()}:${opts.listen}`, leaseTtlSeconds: opts.leaseTtl, logger: log,
@@ -52,6 +59,7 @@ async function main(): Promise<void> {
     // Not revoking by default: an agent restarted within the lease TTL re-puts its lease key on a
     // new lease and its tasks never look lost.
     await agent.stop({ revoke: Boolean(opts.revokeLeaseOnExit) });
+    await http.close();
     await store.close();
     process.exit(0);
   };

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 /** shoal-apiserver: flags, wiring and signals only; the server lives in pkg/apiserver. */
+import * as fs from 'node:fs';
 import { Command, Option } from 'commander';
 import { TokenAuthenticator } from '../../pkg/apiserver/auth';
 import { ApiMetrics } from '../../pkg/apiserver/metrics';
@@ -10,6 +11,7 @@ import { createLogger } from '../../pkg/util/log';
 const opts = new Command('shoal-apiserver')
   .description('The Shoal API server (stateless; run several behind a load balancer)')
   .requiredOption('--token-file <file>', 'YAML token file (see docs/api.md)')
+  .option('--agent-token-file <file>', 'cluster-internal token sent to agents for task logs (the agents\' --log-token-file)')
   .option('--etcd-endpoints <urls>', 'comma-separated etcd client URLs', 'http://127.0.0.1:2379')
   .option('--etcd-prefix <prefix>', 'etcd key prefix', '/shoal')
   .option('--listen <host>', 'address to listen on', '127.0.0.1')
@@ -29,6 +31,7 @@ async function main(): Promise<void> {
     logger: log,
     metrics,
     maxInflight: opts.maxInflight,
+    agentToken: opts.agentTokenFile ? fs.readFileSync(opts.agentTokenFile, 'utf8').trim() || undefined : undefined,
   });
   const port = await api.listen(opts.port, opts.listen);
   log.info({ port, etcd: opts.etcdEndpoints }, 'apiserver listening');

@@ -19,7 +19,9 @@ import { DEFAULT_PREFIX, agentLeaseKey, assignmentPrefix, encodeObject, objectKe
 import type { Store } from '../store/types';
 import { settlesWithin } from '../util/async';
 import { backoffDelay, errorMessage, sleepUnlessAborted } from '../util/backoff';
+import { EventRecorder } from '../controllers/events';
 import { AssignmentWatch, type Assignment } from './assignments';
+import { HealthMonitor, defaultProber } from './health';
 import { perAgentLeases, type AgentLease, type LeaseProvider } from './leases';
 import { StatusReporter, registryVerdict, taskRefKey, type TaskRef } from './status';
 import { AGENT_VERSION } from './version';
@@ -75,12 +77,15 @@ export class Agent {
   readonly prefix: string;
   private readonly o: AgentOptions;
   private readonly log: Logger;
-  private readonly runtime: Runtime;
+  /** The runtime tasks run in (the HTTP server reads logs through it). */
+  readonly runtime: Runtime;
   private readonly leases: LeaseProvider;
   private readonly now: () => Date;
   private readonly abort = new AbortController();
   private readonly reporter: StatusReporter;
   private readonly assignments: AssignmentWatch;
+  /** Health checks of running tasks (./health.ts); changes become status and events. */
+  private readonly health: HealthMonitor;
   private readonly startedAt: string;
   /** What the assignments say should run, by `namespace/name`. */
   private readonly desired = new Map<string, Assignment>();
@@ -114,6 +119,12 @@ export class Agent {
     this.reporter = new StatusReporter({ store: options.store, prefix: this.prefix, logger: this.log, signal, onStale: (ref, why) => this.onStale(ref, why) });
     const handler = { reset: (all: Map<string, Assignment>) => this.resetAssignments(all), put: (k: string, a: Assignment) => this.putAssignment(k, a), delete: (k: string) => this.deleteAssignment(k) };
     this.assignments = new AssignmentWatch({ store: options.store, prefix: assignmentPrefix(this.prefix, this.nodeName), handler, logger: this.log, signal });
+    const events = new EventRecorder(options.store, this.prefix, `agent/${options.nodeName}`, this.log, this.now);
+    this.health = new HealthMonitor({ prober: defaultProber(this.runtime), logger: this.log, onChange: (ref, healthy, message) => {
+      this.log.info({ task: taskRefKey(ref), uid: ref.uid, healthy, message }, healthy ? 'task healthy' : 'task unhealthy');
+      this.reporter.report(ref, { healthy, healthMessage: message });
+      void events.record({ kind: 'Task', ...ref }, healthy ? 'Normal' : 'Warning', healthy ? 'Healthy' : 'Unhealthy', message);
+    } });
     this.validNode(this.newNode()); // a bad name or capacity fails here, not in a retry loop
   }
 
@@ -130,6 +141,12 @@ export class Agent {
   /** The lease id of the current registration; undefined while unregistered. */
   get leaseId(): string | undefined {
     return this.registeredLease && this.registeredLease === this.lease ? this.lease.id : undefined;
+  }
+
+  /** Whether this agent knows the task: running here, or ended here while still assigned. */
+  knowsTask(namespace: string, name: string): boolean {
+    const key = taskRefKey({ namespace, name });
+    return this.tasks.has(key) || this.desired.has(key);
   }
 
   /** Tasks running here now, as `namespace/name`, sorted. */
@@ -158,6 +175,7 @@ export class Agent {
     if (this.stopped) return;
     this.exit = revoke ? 'revoke' : 'release';
     this.abort.abort();
+    this.health.stopAll();
     this.runtime.close?.();
     const lease = this.lease;
     this.lease = undefined;
@@ -173,6 +191,7 @@ export class Agent {
     if (this.stopped) return;
     this.exit = 'release';
     this.abort.abort();
+    this.health.stopAll();
     this.runtime.close?.();
     this.lease?.release();
     this.lease = undefined;
@@ -401,11 +420,13 @@ export class Agent {
     if (have.adopted) {
       have.adopted = false; // ask the registry once whether it may keep running (it may be LOST by now)
       this.reporter.report(this.ref(want), { state: 'RUNNING', hostPorts: hostPorts(want) }, { startedAt: this.now().toISOString() });
+      this.startProbing(want, Date.now()); // its start time is not at hand: the grace period starts again
     }
   }
 
   /** Stops a task the registry ended or deleted, without a word to the registry. */
   private async stopStale(key: string, task: LocalTask): Promise<void> {
+    this.health.stop(key);
     if (task.phase === 'running') {
       await this.runtime.stop(...splitKey(key), task.graceSeconds);
       this.log.info({ task: key, uid: task.uid, reason: 'terminal or gone in the registry' }, 'task stopped');
@@ -418,6 +439,7 @@ export class Agent {
   /** Stops a task that is no longer assigned (or was replaced) and reports it KILLED. */
   private async kill(key: string, task: LocalTask, reason: 'unassigned' | 'replaced'): Promise<void> {
     const [namespace, name] = splitKey(key);
+    this.health.stop(key);
     if (task.phase === 'running') {
       if (task.graceSeconds > 0) this.reporter.report({ namespace, name, uid: task.uid }, { state: 'KILLING' });
       await this.runtime.stop(namespace, name, task.graceSeconds);
@@ -465,6 +487,12 @@ export class Agent {
     this.log.info({ task: key, uid: want.uid, runtime: this.runtime.name, ...started }, 'task started');
     if (local.phase !== 'running') return; // already exited, and reported so
     this.reporter.report(this.ref(want), { state: 'RUNNING', startedAt, hostPorts: hostPorts(want), ...started }, { stagedAt: startedAt });
+    this.startProbing(want, Date.now()); // the monitor's timers run on the real clock
+  }
+
+  /** Health checks for a running task; hollow tasks serve nothing to probe. */
+  private startProbing(want: Assignment, startedAtMs: number): void {
+    if (this.runtime.name !== 'hollow' && !this.stopped) this.health.start(this.ref(want), want.spec, startedAtMs);
   }
 
   /** The runtime says a task ended by itself. */
@@ -472,6 +500,7 @@ export class Agent {
     const local = this.tasks.get(key);
     if (!local || local.uid !== uid || local.phase !== 'running') return;
     local.phase = 'done';
+    this.health.stop(key);
     if (!this.desired.has(key)) this.tasks.delete(key);
     const [namespace, name] = splitKey(key);
     this.log.info({ task: key, uid, exitCode: code }, 'task exited');

@@ -493,6 +493,10 @@ export interface TaskStatus {
     | 'LOST'
     | 'UNREACHABLE';
   healthy?: boolean;
+  /**
+   * Set by the agent with healthy: why the task is unhealthy (the failing check's last reason), or that its checks pass.
+   */
+  healthMessage?: string;
   ready?: boolean;
   hostPorts?: number[];
   containerId?: string;

@@ -4,10 +4,12 @@
  * everything, so any number of these can run behind a load balancer.
  */
 import express, { type NextFunction, type Request, type Response } from 'express';
+import * as http from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { kindByPlural, type KindInfo, type Verb } from '../api/kinds';
 import { parseSelector, SelectorError } from '../api/labels';
+import type { ShoalObject } from '../api/validation';
 import { DEFAULT_PREFIX, kindPrefix } from '../store/objects';
 import type { Store } from '../store/types';
 import { createLogger, type Logger } from '../util/log';
@@ -34,6 +36,8 @@ export interface ApiServerOptions {
   /** Quiet time before a watch stream gets a BOOKMARK line. @default 15000 */
   bookmarkMs?: number;
   now?: Now;
+  /** Cluster-internal token sent to agents (their --log-token-file) when proxying task logs. */
+  agentToken?: string;
 }
 
 const NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -58,7 +62,7 @@ export class ApiServer {
   readonly metrics: ApiMetrics;
   private readonly registry: Registry;
   private readonly log: Logger;
-  private readonly o: Required<Omit<ApiServerOptions, 'logger' | 'metrics' | 'now'>>;
+  private readonly o: Required<Omit<ApiServerOptions, 'logger' | 'metrics' | 'now' | 'agentToken'>> & Pick<ApiServerOptions, 'agentToken'>;
   private inflight = 0;
   private watches = 0;
   private server?: Server;
@@ -108,6 +112,7 @@ export class ApiServer {
     app.use('/api', (req, res, next) => this.admitRequest(req, res, next));
     app.use('/api', express.json({ limit: this.o.bodyLimitBytes, type: JSON_TYPES, strict: true }));
     const h = (fn: (req: Request, res: Response) => Promise<void>) => (req: Request, res: Response, next: NextFunction) => fn(req, res).catch(next);
+    app.get('/api/v1/namespaces/:ns/tasks/:name/log', h((req, res) => this.taskLog(req, res, this.target(req, true, 'tasks'))));
     app.all('/api/v1/namespaces/:ns/:plural', h((req, res) => this.collection(req, res, this.target(req, true))));
     app.all('/api/v1/namespaces/:ns/:plural/:name', h((req, res) => this.item(req, res, this.target(req, true))));
     app.all('/api/v1/:plural', h((req, res) => this.collection(req, res, this.target(req, false))));
@@ -136,7 +141,8 @@ export class ApiServer {
 
   /** Overload protection, then authentication; before any body is read. */
   private admitRequest(req: Request, res: Response, next: NextFunction): void {
-    const isWatch = req.method === 'GET' && (req.query.watch === 'true' || req.query.watch === '1');
+    const longRunning = req.query.watch === 'true' || req.query.watch === '1' || (req.path.endsWith('/log') && (req.query.follow === 'true' || req.query.follow === '1'));
+    const isWatch = req.method === 'GET' && longRunning;
     if (!isWatch) {
       if (this.inflight >= this.o.maxInflight) {
         res.set('Retry-After', '1');
@@ -161,8 +167,9 @@ export class ApiServer {
     next();
   }
 
-  private target(req: Request, namespacedPath: boolean): Target {
-    const { ns, plural, name } = req.params as { ns?: string; plural: string; name?: string };
+  private target(req: Request, namespacedPath: boolean, fixedPlural?: string): Target {
+    const { ns, name } = req.params as { ns?: string; plural: string; name?: string };
+    const plural = fixedPlural ?? (req.params as { plural: string }).plural;
     const kind = kindByPlural(plural);
     if (!kind) throw new ApiError('NotFound', `unknown resource "${plural}" (known: apps, jobs, tasks, nodes, events)`);
     if (namespacedPath && !kind.namespaced) throw new ApiError('NotFound', `${plural} are cluster-scoped: use /api/v1/${plural}`);
@@ -235,6 +242,40 @@ export class ApiServer {
     }
   }
 
+  /**
+   * GET .../tasks/{name}/log: finds the Task's node and that Node's status.address, and streams
+   * the agent's `/v1/tasks/{ns}/{name}/log` through, sent with the agent token.
+   */
+  private async taskLog(req: Request, res: Response, t: Target): Promise<void> {
+    this.allow(res, 'get', t);
+    const query = new URLSearchParams();
+    for (const k of ['tail', 'follow', 'stream'] as const) {
+      const v = str(req.query[k]);
+      if (v === undefined || v === '') continue;
+      if (k === 'tail' && !/^\d+$/.test(v)) throw new ApiError('BadRequest', `tail must be a non-negative integer, not "${v}"`);
+      if (k === 'follow' && !['true', 'false', '1', '0'].includes(v)) throw new ApiError('BadRequest', `follow must be true or false, not "${v}"`);
+      if (k === 'stream' && !['stdout', 'stderr', 'both'].includes(v)) throw new ApiError('BadRequest', `stream must be stdout, stderr or both, not "${v}"`);
+      query.set(k, v);
+    }
+    const task = (await this.registry.get({ kind: t.kind, namespace: t.namespace, name: t.name! })) as ShoalObject & { spec?: { nodeName?: string } };
+    const nodeName = task.spec?.nodeName;
+    if (!nodeName) throw new ApiError('BadRequest', `task "${t.name}" has no logs yet: it is not placed on a node`);
+    const nodes = kindByPlural('nodes')!;
+    let node: ShoalObject & { status?: { address?: string } };
+    try {
+      node = await this.registry.get({ kind: nodes, namespace: undefined, name: nodeName });
+    } catch (err) {
+      if (err instanceof ApiError && err.code === 404) throw new ApiError('NotFound', `task "${t.name}" ran on node "${nodeName}", which no longer exists: its logs are gone`);
+      throw err;
+    }
+    const address = node.status?.address;
+    if (!address) throw new ApiError('ServiceUnavailable', `node "${nodeName}" advertises no agent address: cannot read logs of task "${t.name}"`);
+    if (!this.o.agentToken) throw new ApiError('ServiceUnavailable', 'this apiserver has no agent token (--agent-token-file): it cannot read task logs');
+    const qs = query.toString();
+    const path = `/v1/tasks/${encodeURIComponent(t.namespace!)}/${encodeURIComponent(t.name!)}/log${qs ? `?${qs}` : ''}`;
+    await proxyLog(req, res, { address, path, token: this.o.agentToken, what: `agent of node "${nodeName}" at ${address}` });
+  }
+
   private body(req: Request): unknown {
     if (req.body === undefined) throw new ApiError('BadRequest', 'request body is empty');
     return req.body;
@@ -289,11 +330,73 @@ export class ApiServer {
       return;
     }
     const apiErr = toApiError(err);
-    if (apiErr.code >= 500 && apiErr.code !== 503) this.log.error({ err, path: req.path, method: req.method }, 'internal error');
+    if (apiErr.code >= 500 && apiErr.code !== 503 && apiErr.code !== 501) this.log.error({ err, path: req.path, method: req.method }, 'internal error');
     if (apiErr.details?.retryAfterSeconds) res.set('Retry-After', String(apiErr.details.retryAfterSeconds));
     if (apiErr.code === 413) res.set('Connection', 'close');
     res.status(apiErr.code).json(apiErr.toStatus());
   }
+}
+
+interface ProxyTarget {
+  /** host:port */
+  address: string;
+  path: string;
+  token: string;
+  /** For messages: `agent of node "n1" at host:5051`. */
+  what: string;
+}
+
+const AGENT_CONNECT_TIMEOUT_MS = 5000;
+
+/**
+ * Streams an agent's log response to the client. Errors before the agent answered become
+ * Statuses (unreachable: 503); once streaming, a failure ends the response. The client going
+ * away aborts the upstream request.
+ */
+function proxyLog(req: Request, res: Response, t: ProxyTarget): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const url = new URL(`http://${t.address}${t.path}`);
+    const upstream = http.get(url, { headers: { Authorization: `Bearer ${t.token}`, Accept: 'text/plain' } });
+    let answered = false;
+    const connectTimer = setTimeout(() => upstream.destroy(Object.assign(new Error('connection timed out'), { code: 'ETIMEDOUT' })), AGENT_CONNECT_TIMEOUT_MS);
+    res.once('close', () => {
+      clearTimeout(connectTimer);
+      upstream.destroy();
+      resolve();
+    });
+    upstream.once('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(connectTimer);
+      if (answered || res.writableEnded || res.destroyed) {
+        res.destroy();
+        return resolve();
+      }
+      reject(new ApiError('ServiceUnavailable', `cannot reach the ${t.what}: ${err.code ?? err.message}`, { retryAfterSeconds: 1 }));
+    });
+    upstream.once('response', (up) => {
+      clearTimeout(connectTimer);
+      answered = true;
+      const code = up.statusCode ?? 502;
+      if (code !== 200) {
+        const chunks: Buffer[] = [];
+        up.on('data', (c: Buffer) => chunks.push(c));
+        up.once('error', () => resolve());
+        up.once('end', () => {
+          const msg = Buffer.concat(chunks).toString('utf8').trim().slice(0, 500) || `status ${code}`;
+          const reason = code === 404 ? 'NotFound' : code === 400 ? 'BadRequest' : code === 501 ? 'NotImplemented' : 'ServiceUnavailable';
+          const extra = code === 401 ? ' (the apiserver\'s --agent-token-file must match the agent\'s --log-token-file)' : '';
+          reject(new ApiError(reason, `${t.what}: ${msg}${extra}`));
+        });
+        return;
+      }
+      res.status(200);
+      res.set({ 'Content-Type': up.headers['content-type'] ?? 'text/plain; charset=utf-8', 'Cache-Control': 'no-cache', 'X-Content-Type-Options': 'nosniff' });
+      res.flushHeaders();
+      up.pipe(res);
+      up.once('error', () => res.destroy());
+      up.once('aborted', () => res.destroy());
+      up.once('end', () => resolve());
+    });
+  });
 }
 
 /** Maps body-parser, selector and unexpected errors onto ApiErrors. */

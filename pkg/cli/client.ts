@@ -29,6 +29,14 @@ export interface WatchOptions extends ListOptions {
   known?: ShoalObject[];
 }
 
+export interface LogOptions {
+  /** Only the last N lines. */
+  tail?: number;
+  /** Keep streaming what the task prints until `signal` aborts or the task ends. */
+  follow?: boolean;
+  signal?: AbortSignal;
+}
+
 export interface WriteOptions {
   /** `?dryRun=All`: validate and admit on the server, write nothing. */
   dryRun?: boolean;
@@ -46,6 +54,8 @@ export interface ResourceClient {
   /** JSON merge patch (RFC 7386). */
   patch(kind: KindInfo, namespace: string | undefined, name: string, patch: object): Promise<ShoalObject>;
   delete(kind: KindInfo, namespace: string | undefined, name: string): Promise<ShoalObject>;
+  /** A task's output (`.../tasks/{name}/log`), as it arrives; ends at the end of the log, or at `signal`. */
+  logs?(namespace: string, name: string, opts?: LogOptions): Promise<AsyncIterable<Uint8Array>>;
   /** Changes until the stream is interrupted (SIGINT) or the consumer stops iterating. */
   watch(kind: KindInfo, namespace: string | undefined, opts?: WatchOptions): AsyncIterable<WatchEvent>;
 }
@@ -118,6 +128,15 @@ export class HttpClient implements ResourceClient {
 
   delete(kind: KindInfo, namespace: string | undefined, name: string): Promise<ShoalObject> {
     return this.json('DELETE', resourcePath(kind, namespace, name)) as Promise<ShoalObject>;
+  }
+
+  /** See {@link ResourceClient.logs}. No timeout: a followed log is open for as long as the user wants. */
+  async logs(namespace: string, name: string, opts: LogOptions = {}): Promise<AsyncIterable<Uint8Array>> {
+    const query = { tail: opts.tail === undefined ? undefined : String(opts.tail), follow: opts.follow ? 'true' : undefined };
+    const path = `${resourcePath({ plural: 'tasks', namespaced: true } as KindInfo, namespace, name)}/log`;
+    const res = await this.send('GET', path, { query, signal: opts.signal });
+    if (!res.ok) await readJson(res); // throws the Status as ApiError
+    return (res.body ?? []) as unknown as AsyncIterable<Uint8Array>;
   }
 
   /** Sends a request and returns the parsed JSON body; throws ApiError or CliError. */

@@ -7,6 +7,7 @@ import { registerApply } from './commands/apply';
 import { registerDelete } from './commands/delete';
 import { registerDescribe } from './commands/describe';
 import { registerGet } from './commands/get';
+import { registerLogs } from './commands/logs';
 import { registerScale } from './commands/scale';
 import { CliError, messageOf, ReportedFailure } from './errors';
 import { eprintln, type CliIO } from './io';
@@ -36,6 +37,7 @@ export function buildProgram(io: CliIO, extra?: (program: Command) => void): Com
   registerDescribe(program, io);
   registerDelete(program, io);
   registerScale(program, io);
+  registerLogs(program, io);
   extra?.(program);
   return program;
 }

@@ -11,6 +11,7 @@ import { ApiServer } from '../apiserver/server';
 import { ApiMetrics } from '../apiserver/metrics';
 import { cpus, totalmem } from 'node:os';
 import { Agent } from '../agent/agent';
+import { AgentHttpServer } from '../agent/http';
 import { ControllerManager } from '../controllers/manager';
 import { resolveRuntime } from '../runtime';
 import { EtcdStore } from '../store/etcd';
@@ -55,13 +56,30 @@ export function ensureAdminToken(dataDir: string): { token: string; tokenFile: s
   return { token, tokenFile };
 }
 
+/** Reads the cluster-internal agent token (apiserver → agents, for task logs) kept in dataDir, or makes one (0600). */
+export function ensureAgentToken(dataDir: string): { token: string; tokenFile: string } {
+  const tokenFile = join(dataDir, 'agent-token');
+  if (existsSync(tokenFile)) {
+    const token = readFileSync(tokenFile, 'utf8').trim();
+    if (token) return { token, tokenFile };
+  }
+  const token = randomBytes(24).toString('hex');
+  writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
+  return { token, tokenFile };
+}
+
+interface RunningAgent {
+  agent: Agent;
+  http: AgentHttpServer;
+}
+
 /**
  * Agents sharing this machine: each gets an equal slice of its cpus and memory and its own
  * host port range (31000-31999, 32000-32999, ...), so their tasks never collide.
  */
-async function startAgents(store: EtcdStore, o: DevClusterOptions): Promise<Agent[]> {
+async function startAgents(store: EtcdStore, o: DevClusterOptions, agentToken: string): Promise<RunningAgent[]> {
   const n = o.agents ?? 0;
-  const agents: Agent[] = [];
+  const agents: RunningAgent[] = [];
   for (let i = 0; i < n; i++) {
     const nodeName = `dev-agent-${i + 1}`;
     const logger = o.logger.child({ component: 'agent', node: nodeName });
@@ -72,9 +90,13 @@ async function startAgents(store: EtcdStore, o: DevClusterOptions): Promise<Agen
       disk: 10240,
       ports: [[31000 + i * 1000, 31999 + i * 1000]] as Array<[number, number]>,
     };
-    const agent = new Agent({ store, prefix: DEFAULT_PREFIX, nodeName, runtime, runtimes: [runtime.name], capacity, attributes: { dev: 'true' }, hostname: '127.0.0.1', logger });
+    // Each agent's logs endpoint on a free port of the loopback interface.
+    const http = new AgentHttpServer({ token: agentToken, logger });
+    const port = await http.listen(0, '127.0.0.1');
+    const agent = new Agent({ store, prefix: DEFAULT_PREFIX, nodeName, runtime, runtimes: [runtime.name], capacity, attributes: { dev: 'true' }, hostname: '127.0.0.1', address: `127.0.0.1:${port}`, logger });
+    http.source = agent;
+    agents.push({ agent, http });
     await agent.start();
-    agents.push(agent);
   }
   return agents;
 }
@@ -83,6 +105,7 @@ async function startAgents(store: EtcdStore, o: DevClusterOptions): Promise<Agen
 export async function startDevCluster(o: DevClusterOptions): Promise<DevCluster> {
   mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
   const { token, tokenFile } = ensureAdminToken(o.dataDir);
+  const agentToken = ensureAgentToken(o.dataDir).token;
   const etcdLog = o.logger.child({ component: 'etcd' });
   const etcd: EtcdProcess = await startEtcd({
     dataDir: join(o.dataDir, 'etcd'),
@@ -97,6 +120,7 @@ export async function startDevCluster(o: DevClusterOptions): Promise<DevCluster>
     authenticator: TokenAuthenticator.fromFile(tokenFile),
     logger: o.logger.child({ component: 'apiserver' }),
     metrics,
+    agentToken,
   });
   // In dev the controller-manager's metrics join the apiserver's /metrics.
   const cm = new ControllerManager({ store, prefix: DEFAULT_PREFIX, identity: 'dev', logger: o.logger.child({ component: 'controller-manager' }), registry: metrics.registry });
@@ -110,7 +134,7 @@ export async function startDevCluster(o: DevClusterOptions): Promise<DevCluster>
     const code = (err as NodeJS.ErrnoException).code;
     throw new Error(code === 'EADDRINUSE' ? `API port ${o.apiPort ?? 7070} is in use; pick another with --api-port` : String(err));
   }
-  const agents = await startAgents(store, o);
+  const agents = await startAgents(store, o, agentToken);
   const server = `http://127.0.0.1:${port}`;
   const config = dump({ server, token });
   const configPath = join(o.dataDir, 'config.yaml');
@@ -126,7 +150,10 @@ export async function startDevCluster(o: DevClusterOptions): Promise<DevCluster>
     etcdEndpoint: etcd.endpoint,
     stop: async () => {
       // Agents stop without revoking: their tasks keep running and a restarted dev cluster adopts them.
-      await Promise.all(agents.map((a) => a.stop({ revoke: false })));
+      await Promise.all(agents.map(async (a) => {
+        await a.agent.stop({ revoke: false });
+        await a.http.close();
+      }));
       await cm.stop();
       await api.close();
       await store.close();
