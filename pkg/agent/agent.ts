@@ -455,7 +455,7 @@ export class Agent {
     const verdict = await registryVerdict(this.o.store, this.prefix, this.ref(want));
     if (this.desired.get(key)?.uid !== want.uid || this.stopped) return; // superseded while reading: the next sync decides
     const graceSeconds = want.spec.taskKillGracePeriodSeconds ?? DEFAULT_GRACE_SECONDS;
-    if (verdict !== 'live') {
+    if (verdict === 'terminal' || verdict === 'gone') {
       this.tasks.set(key, { uid: want.uid, phase: 'done', graceSeconds });
       this.log.info({ task: key, uid: want.uid, why: verdict }, 'task not started: the registry ended it');
       return;
@@ -464,6 +464,15 @@ export class Agent {
     // take its recorded exit instead of starting it a second time.
     if (await this.runtime.adopt?.(this.ref(want), (code) => this.onExit(key, want.uid, code))) {
       this.tasks.set(key, { uid: want.uid, phase: 'running', graceSeconds, adopted: true });
+      return;
+    }
+    // Started once, and its container or process is gone without a trace (a host reboot, a
+    // removed container): a task never runs twice, so it is LOST and its framework replaces it.
+    // Hollow runtimes keep nothing across restarts, so they re-run instead.
+    if (verdict === 'started' && this.runtime.name !== 'hollow') {
+      this.tasks.set(key, { uid: want.uid, phase: 'done', graceSeconds });
+      this.log.warn({ task: key, uid: want.uid }, 'task gone while the agent was down; reporting LOST');
+      this.reporter.report(this.ref(want), { state: 'LOST', reason: 'TaskGone', message: `its ${this.runtime.name} task was gone when agent ${this.nodeName} restarted (host reboot or removed by hand)`, finishedAt: this.now().toISOString() });
       return;
     }
     // Recorded as running before it starts: a quick command can exit (onExit) before start() resolves.

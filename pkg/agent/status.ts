@@ -45,7 +45,8 @@ export interface TaskRef {
  * What the registry says about a task: `live` (present, ours, not terminal), `terminal`, or
  * `gone` (deleted, or the key now holds another task).
  */
-export type RegistryVerdict = 'live' | 'terminal' | 'gone';
+/** live: may start (STAGING); started: began running once already; terminal; gone. */
+export type RegistryVerdict = 'live' | 'started' | 'terminal' | 'gone';
 
 /** Outcome of one status report. */
 export type ReportOutcome = 'written' | 'unchanged' | RegistryVerdict;
@@ -63,7 +64,9 @@ export async function registryVerdict(store: Store, prefix: string, ref: TaskRef
 
 function verdictOf(task: Task, ref: TaskRef): RegistryVerdict {
   if (task.metadata?.uid !== ref.uid) return 'gone';
-  return TERMINAL_STATES.has(task.status?.state ?? '') ? 'terminal' : 'live';
+  const state = task.status?.state ?? '';
+  if (TERMINAL_STATES.has(state)) return 'terminal';
+  return state === '' || state === 'STAGING' ? 'live' : 'started';
 }
 
 /**

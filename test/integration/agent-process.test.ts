@@ -3,7 +3,7 @@
  * status (RUNNING, FINISHED, FAILED with its exit code, KILLED), and an agent restart adopts the
  * processes it left running (same pid) and reports the ones that ended while it was down.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent } from '../../pkg/agent/agent';
@@ -65,6 +65,7 @@ it('reportsWhatTheCommandDoesAndAdoptsAcrossAnAgentRestart', async () => {
   await bind('bad', 'exit 3');
   await bind('long', 'sleep 300');
   await bind('ends-later', 'sleep 2; exit 4');
+  await bind('vanishes', 'sleep 300');
   await until('ok FINISHED', async () => (await stateOf('ok'))?.state === 'FINISHED');
   expect(await stateOf('ok')).toMatchObject({ exitCode: 0 });
   await until('bad FAILED', async () => (await stateOf('bad'))?.state === 'FAILED');
@@ -73,13 +74,24 @@ it('reportsWhatTheCommandDoesAndAdoptsAcrossAnAgentRestart', async () => {
   const pid = (await stateOf('long'))!.pid;
   expect(pid).toEqual(expect.any(Number));
 
-  // The agent dies; its processes do not. One ends while nobody watches.
+  await until('vanishes RUNNING', async () => (await stateOf('vanishes'))?.state === 'RUNNING');
+  const vanishingPid = (await stateOf('vanishes'))!.pid!;
+
+  // The agent dies; its processes do not. One ends while nobody watches; one disappears without
+  // a trace (as after a host reboot).
   first.crash();
+  process.kill(-vanishingPid, 'SIGKILL');
+  for (const dir of readdirSync(join(dataDir, 'tasks', 'default')).filter((d) => d.startsWith('vanishes-'))) {
+    rmSync(join(dataDir, 'tasks', 'default', dir), { recursive: true, force: true });
+  }
   await new Promise((r) => setTimeout(r, 2500));
   const second = agent();
   await second.start();
   await until('ends-later reported FAILED with its code', async () => (await stateOf('ends-later'))?.state === 'FAILED', 10_000);
   expect(await stateOf('ends-later')).toMatchObject({ exitCode: 4 });
+  await until('vanishes LOST, not started again', async () => (await stateOf('vanishes'))?.state === 'LOST');
+  expect(await stateOf('vanishes')).toMatchObject({ reason: 'TaskGone' });
+  expect(second.runningTasks()).not.toContain('default/vanishes');
   expect(second.runningTasks()).toContain('default/long');
   expect(() => process.kill(pid!, 0)).not.toThrow(); // same process: adopted, not restarted
   expect((await stateOf('long'))!.pid).toBe(pid);
