@@ -15,6 +15,7 @@ import type { RuntimeTask } from '../../pkg/runtime/types';
 import { silentLogger } from '../../pkg/util/log';
 import { freePort } from '../../pkg/util/net';
 import { until } from '../harness/wait';
+import { dockerUnavailableReason } from '../harness/docker';
 
 const ROOT = path.resolve(__dirname, '../..');
 const IMAGE = 'shoal/busybox:latest';
@@ -22,13 +23,6 @@ const IMAGE = 'shoal/busybox:latest';
 const ROOT_IMAGE = 'shoal-test/busybox-root:latest';
 const NODE = `docker-test-${process.pid}`;
 const NS = 'default';
-
-/** Synchronous so the suite can be skipped at load time: a daemon answers, or one was started. */
-function dockerUnavailableReason(): string | undefined {
-  const r = spawnSync(path.join(ROOT, 'hack/start-dockerd.sh'), { encoding: 'utf8', timeout: 45_000 });
-  if (r.status === 0) return undefined;
-  return (r.stderr || r.error?.message || `exit ${r.status}`).trim().split('\n').pop();
-}
 
 const skipReason = dockerUnavailableReason();
 if (skipReason) console.warn(`docker-runtime tests SKIPPED: no Docker daemon (${skipReason})`);
