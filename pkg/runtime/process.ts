@@ -41,7 +41,7 @@ import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { settlesWithin } from '../util/async';
 import { taskEnv, type NodeContext } from './env';
-import type { Runtime, RuntimeTask, RuntimeTaskRef, StartedTask } from './types';
+import type { ExecResult, LogOptions, Runtime, RuntimeTask, RuntimeTaskRef, StartedTask } from './types';
 
 /** The PATH a task gets unless its spec sets one. */
 export const PROCESS_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -107,24 +107,8 @@ export interface ProcessTaskInfo {
   exitCode?: number;
 }
 
-/** Options of logs(). */
-export interface ProcessLogOptions {
-  /** Only the last N lines (of each file, with `both`). */
-  tail?: number;
-  /** Keep reading as the files grow, until the task ends or the stream is destroyed. */
-  follow?: boolean;
-  /** @default 'both' (stdout, then stderr: two files keep no order between them) */
-  stream?: 'stdout' | 'stderr' | 'both';
-}
-
-/** What exec() returns. */
-export interface ExecResult {
-  /** The command's code; 128+n when a signal ended it; EXEC_TIMEOUT_EXIT_CODE on a timeout. */
-  exitCode: number;
-  /** stdout and stderr interleaved, the first 10 KiB. */
-  output: string;
-  timedOut: boolean;
-}
+/** Options of logs(): `both` reads stdout, then stderr (two files keep no order between them). */
+export type ProcessLogOptions = LogOptions;
 
 /** The task has no work directory here (never started on this node, or removed). */
 export class TaskNotFoundError extends Error {

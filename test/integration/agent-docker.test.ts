@@ -9,16 +9,16 @@ import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import Dockerode from 'dockerode';
 import { Agent } from '../../pkg/agent/agent';
-import { admit } from '../../pkg/api/validation';
 import type { Task } from '../../pkg/api/types.generated';
 import { DockerRuntime } from '../../pkg/runtime/docker';
 import { EtcdStore } from '../../pkg/store/etcd';
-import { assignmentKey, decodeKeyValue, encodeObject } from '../../pkg/store/objects';
+import { assignmentKey, decodeKeyValue } from '../../pkg/store/objects';
 import { silentLogger } from '../../pkg/util/log';
 import { freePorts } from '../../pkg/util/net';
 import { dockerUnavailableReason } from '../harness/docker';
 import { testEtcdEndpoint, uniquePrefix } from '../harness/etcd';
 import { until } from '../harness/wait';
+import { bindTask } from '../harness/tasks';
 
 const skipReason = dockerUnavailableReason();
 if (skipReason) console.warn(`agent-docker tests SKIPPED: no Docker daemon (${skipReason})`);
@@ -63,19 +63,9 @@ describeDocker('agent with the Docker runtime (real etcd, real Docker)', () => {
   }
 
   async function bind(name: string, spec: Record<string, unknown>): Promise<void> {
-    const admitted = admit({
-      apiVersion: 'shoal/v1', kind: 'Task',
-      metadata: { name, namespace: 'default', uid: `uid-${name}-${process.pid}`, generation: 1, ownerReferences: [{ apiVersion: 'shoal/v1', kind: 'App', name: 'web', uid: 'u' }] },
-      spec: { nodeName: NODE, resources: { cpus: 0.25, mem: 64 }, taskKillGracePeriodSeconds: 2, ...spec },
-      status: { state: 'STAGING' },
-    });
-    if (!admitted.ok) throw new Error(JSON.stringify(admitted.causes));
-    const task = admitted.object as Task;
-    await store.txn([], [
-      { op: 'put', key: taskKey(name), value: encodeObject(task) },
-      { op: 'put', key: assignmentKey(prefix, NODE, 'default', name), value: JSON.stringify({ metadata: task.metadata, spec: task.spec }) },
-    ]);
+    await bindTask(store, prefix, NODE, name, { resources: { cpus: 0.25, mem: 64 }, taskKillGracePeriodSeconds: 2, ...spec }, { uid: `uid-${name}-${process.pid}`, owner: 'web' });
   }
+
 
   it('runsAssignedContainersThroughTheirLifecycleAndAcrossAnAgentRestart', async () => {
     const [webPort, deafPort] = await freePorts(2);

@@ -7,14 +7,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent } from '../../pkg/agent/agent';
-import { admit } from '../../pkg/api/validation';
 import type { Event, HealthCheck, Task } from '../../pkg/api/types.generated';
 import { ProcessRuntime } from '../../pkg/runtime/process';
 import { EtcdStore } from '../../pkg/store/etcd';
-import { assignmentKey, decodeKeyValue, encodeObject } from '../../pkg/store/objects';
+import { assignmentKey, decodeKeyValue } from '../../pkg/store/objects';
 import { createLogger, silentLogger } from '../../pkg/util/log';
 import { testEtcdEndpoint, uniquePrefix } from '../harness/etcd';
 import { until } from '../harness/wait';
+import { bindTask } from '../harness/tasks';
 
 const log = process.env.DEBUG_AGENT ? createLogger('test', { level: 'debug' }) : silentLogger();
 const NODE = 'health-1';
@@ -39,18 +39,7 @@ const statusOf = async (name: string) => {
 };
 
 async function bind(name: string, cmd: string, hostPort: number, healthChecks: Array<Partial<HealthCheck>>): Promise<void> {
-  const admitted = admit({
-    apiVersion: 'shoal/v1', kind: 'Task',
-    metadata: { name, namespace: 'default', uid: `uid-${name}`, generation: 1 },
-    spec: { nodeName: NODE, cmd, resources: { cpus: 0.1, mem: 32 }, ports: [{ name: 'http', hostPort }], healthChecks, taskKillGracePeriodSeconds: 1 },
-    status: { state: 'STAGING' },
-  });
-  if (!admitted.ok) throw new Error(JSON.stringify(admitted.causes));
-  const task = admitted.object as Task;
-  await store.txn([], [
-    { op: 'put', key: taskKey(name), value: encodeObject(task) },
-    { op: 'put', key: assignmentKey(prefix, NODE, 'default', name), value: JSON.stringify({ metadata: task.metadata, spec: task.spec }) },
-  ]);
+  await bindTask(store, prefix, NODE, name, { cmd, ports: [{ name: 'http', hostPort }], healthChecks });
 }
 
 const fast = { intervalSeconds: 1, timeoutSeconds: 1, delaySeconds: 0, gracePeriodSeconds: 0, maxConsecutiveFailures: 2 };

@@ -7,14 +7,14 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent } from '../../pkg/agent/agent';
-import { admit } from '../../pkg/api/validation';
 import type { Task } from '../../pkg/api/types.generated';
 import { ProcessRuntime } from '../../pkg/runtime/process';
 import { EtcdStore } from '../../pkg/store/etcd';
-import { assignmentKey, decodeKeyValue, encodeObject } from '../../pkg/store/objects';
+import { assignmentKey, decodeKeyValue } from '../../pkg/store/objects';
 import { createLogger, silentLogger } from '../../pkg/util/log';
 import { testEtcdEndpoint, uniquePrefix } from '../harness/etcd';
 import { until } from '../harness/wait';
+import { bindTask } from '../harness/tasks';
 
 const log = process.env.DEBUG_AGENT ? createLogger('test', { level: 'debug' }) : silentLogger();
 let store: EtcdStore;
@@ -44,18 +44,7 @@ function agent(): Agent {
 }
 
 async function bind(name: string, cmd: string): Promise<void> {
-  const admitted = admit({
-    apiVersion: 'shoal/v1', kind: 'Task',
-    metadata: { name, namespace: 'default', uid: `uid-${name}`, generation: 1, ownerReferences: [{ apiVersion: 'shoal/v1', kind: 'App', name: 'demo', uid: 'app-uid' }] },
-    spec: { nodeName: 'proc-1', cmd, resources: { cpus: 0.1, mem: 32 }, ports: [{ name: 'http', hostPort: 31001 }], taskKillGracePeriodSeconds: 1 },
-    status: { state: 'STAGING' },
-  });
-  if (!admitted.ok) throw new Error(JSON.stringify(admitted.causes));
-  const task = admitted.object as Task;
-  await store.txn([], [
-    { op: 'put', key: taskKey(name), value: encodeObject(task) },
-    { op: 'put', key: assignmentKey(prefix, 'proc-1', 'default', name), value: JSON.stringify({ metadata: task.metadata, spec: task.spec }) },
-  ]);
+  await bindTask(store, prefix, 'proc-1', name, { cmd, ports: [{ name: 'http', hostPort: 31001 }] }, { owner: 'demo' });
 }
 
 it('reportsWhatTheCommandDoesAndAdoptsAcrossAnAgentRestart', async () => {

@@ -7,16 +7,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent } from '../../pkg/agent/agent';
 import { AgentHttpServer } from '../../pkg/agent/http';
-import { admit } from '../../pkg/api/validation';
 import type { Task } from '../../pkg/api/types.generated';
 import { TokenAuthenticator } from '../../pkg/apiserver/auth';
 import { ApiServer } from '../../pkg/apiserver/server';
 import { ProcessRuntime } from '../../pkg/runtime/process';
 import { EtcdStore } from '../../pkg/store/etcd';
-import { assignmentKey, decodeKeyValue, encodeObject } from '../../pkg/store/objects';
+import { assignmentKey, decodeKeyValue } from '../../pkg/store/objects';
 import { silentLogger } from '../../pkg/util/log';
 import { testEtcdEndpoint, uniquePrefix } from '../harness/etcd';
 import { until } from '../harness/wait';
+import { bindTask } from '../harness/tasks';
 
 const log = silentLogger();
 const AGENT_TOKEN = 'agent-token-0123456789abcdef';
@@ -34,18 +34,7 @@ let agent: Agent;
 const taskKey = (name: string) => `${prefix}/registry/tasks/default/${name}`;
 
 async function bind(name: string, cmd: string): Promise<void> {
-  const admitted = admit({
-    apiVersion: 'shoal/v1', kind: 'Task',
-    metadata: { name, namespace: 'default', uid: `uid-${name}`, generation: 1 },
-    spec: { nodeName: NODE, cmd, resources: { cpus: 0.1, mem: 32 }, taskKillGracePeriodSeconds: 1 },
-    status: { state: 'STAGING' },
-  });
-  if (!admitted.ok) throw new Error(JSON.stringify(admitted.causes));
-  const task = admitted.object as Task;
-  await store.txn([], [
-    { op: 'put', key: taskKey(name), value: encodeObject(task) },
-    { op: 'put', key: assignmentKey(prefix, NODE, 'default', name), value: JSON.stringify({ metadata: task.metadata, spec: task.spec }) },
-  ]);
+  await bindTask(store, prefix, NODE, name, { cmd });
 }
 
 beforeAll(async () => {
