@@ -10,12 +10,12 @@ import { AlreadyExistsError, CompactedError, ConflictError, NotFoundError, Unava
 export type StatusReason =
   | 'BadRequest' | 'Unauthorized' | 'Forbidden' | 'NotFound' | 'MethodNotAllowed' | 'AlreadyExists'
   | 'Conflict' | 'Expired' | 'RequestEntityTooLarge' | 'UnsupportedMediaType' | 'Invalid'
-  | 'TooManyRequests' | 'InternalError' | 'NotImplemented' | 'ServiceUnavailable';
+  | 'TooManyRequests' | 'InternalError' | 'Unsupported' | 'ServiceUnavailable';
 
 const CODES: Record<StatusReason, number> = {
   BadRequest: 400, Unauthorized: 401, Forbidden: 403, NotFound: 404, MethodNotAllowed: 405,
   AlreadyExists: 409, Conflict: 409, Expired: 410, RequestEntityTooLarge: 413, UnsupportedMediaType: 415,
-  Invalid: 422, TooManyRequests: 429, InternalError: 500, NotImplemented: 501, ServiceUnavailable: 503,
+  Invalid: 422, TooManyRequests: 429, InternalError: 500, Unsupported: 501, ServiceUnavailable: 503,
 };
 
 export interface StatusDetails {

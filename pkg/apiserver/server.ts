@@ -382,7 +382,7 @@ function proxyLog(req: Request, res: Response, t: ProxyTarget): Promise<void> {
         up.once('error', () => resolve());
         up.once('end', () => {
           const msg = Buffer.concat(chunks).toString('utf8').trim().slice(0, 500) || `status ${code}`;
-          const reason = code === 404 ? 'NotFound' : code === 400 ? 'BadRequest' : code === 501 ? 'NotImplemented' : 'ServiceUnavailable';
+          const reason = code === 404 ? 'NotFound' : code === 400 ? 'BadRequest' : code === 501 ? 'Unsupported' : 'ServiceUnavailable';
           const extra = code === 401 ? ' (the apiserver\'s --agent-token-file must match the agent\'s --log-token-file)' : '';
           reject(new ApiError(reason, `${t.what}: ${msg}${extra}`));
         });
