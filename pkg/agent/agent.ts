@@ -43,7 +43,7 @@ export interface AgentOptions {
   /** What the agent offers: cpus, mem and disk (MiB), host port ranges. */
   capacity: Resources;
   attributes?: Record<string, string>;
-  /** The runtime that runs tasks, or its name (`hollow`; docker and process arrive with issue 4). */
+  /** The runtime that runs tasks, or its name (`hollow`; docker and process need a RuntimeContext: pass the instance). */
   runtime: string | Runtime;
   /** Runtimes advertised in Node.status.runtimes. @default [runtime.name] */
   runtimes?: string[];

@@ -1,5 +1,5 @@
 /**
- * Health checks run by the agent (issue 4, item 5): HTTP, TCP and COMMAND probes of the tasks
+ * Health checks run by the agent: HTTP, TCP and COMMAND probes of the tasks
  * running on this machine, and the decision whether a task is healthy.
  *
  * Semantics (Marathon's, with one deliberate difference noted):
