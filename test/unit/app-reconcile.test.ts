@@ -1,0 +1,243 @@
+/**
+ * Pure tests of the App reconcile (issue 5 items 2–5): tables of (app, tasks, now) → plan, and a seeded
+ * simulation of rolling upgrades checking the minimumHealthCapacity / maximumOverCapacity invariants.
+ */
+import type { App, HealthCheck, ReadinessCheck, Task } from '../../pkg/api/types.generated';
+import { type AppPlan, reconcileApp, isAvailable } from '../../pkg/controllers/apps/reconcile';
+
+const T0 = Date.parse('2026-01-01T00:00:00Z');
+const HC: HealthCheck = {
+  protocol: 'HTTP', path: '/', gracePeriodSeconds: 5, intervalSeconds: 5, timeoutSeconds: 2, maxConsecutiveFailures: 3, delaySeconds: 0,
+};
+const RC: ReadinessCheck = { name: 'ready', protocol: 'HTTP', path: '/ready', intervalSeconds: 5, timeoutSeconds: 2, httpStatusCodesForReady: [200] };
+
+interface AppOpts {
+  instances?: number; generation?: number; min?: number; over?: number; checks?: boolean; readiness?: boolean;
+  killSelection?: App['spec']['killSelection']; backoff?: App['spec']['backoff']; deleting?: boolean;
+}
+function app(o: AppOpts = {}): App {
+  return {
+    apiVersion: 'shoal/v1', kind: 'App',
+    metadata: { name: 'web', namespace: 'default', uid: 'u-web', generation: o.generation ?? 1,
+      ...(o.deleting ? { deletionTimestamp: new Date(T0).toISOString() } : {}) },
+    spec: {
+      instances: o.instances ?? 3, role: '*', cmd: 'httpd', resources: { cpus: 0.1, mem: 32, disk: 0 }, ports: [], constraints: [],
+      healthChecks: o.checks ? [HC] : [], readinessChecks: o.readiness ? [RC] : [],
+      upgradeStrategy: { minimumHealthCapacity: o.min ?? 1, maximumOverCapacity: o.over ?? 1 },
+      backoff: o.backoff ?? { seconds: 1, factor: 1.15, maxLaunchDelaySeconds: 300 },
+      killSelection: o.killSelection ?? 'YoungestFirst', taskKillGracePeriodSeconds: 3,
+    },
+    status: {},
+  };
+}
+
+interface TaskOpts { version?: number; state?: Task['status']['state']; healthy?: boolean; ready?: boolean; created?: number }
+/** A task of `owner`, running (and healthy if it has checks) unless told otherwise; `created` is seconds after T0. */
+function task(owner: App, name: string, o: TaskOpts = {}): Task {
+  const state = o.state ?? 'RUNNING';
+  return {
+    apiVersion: 'shoal/v1', kind: 'Task',
+    metadata: { name, namespace: 'default', creationTimestamp: new Date(T0 + (o.created ?? 0) * 1000).toISOString(),
+      ownerReferences: [{ apiVersion: 'shoal/v1', kind: 'App', name: 'web', uid: 'u-web', controller: true, version: o.version ?? 1 }] },
+    spec: { role: '*', cmd: 'httpd', resources: { cpus: 0.1, mem: 32, disk: 0 }, ports: [],
+      healthChecks: owner.spec.healthChecks, readinessChecks: owner.spec.readinessChecks, taskKillGracePeriodSeconds: 3 },
+    status: { state, ...(state === 'RUNNING' && owner.spec.healthChecks.length ? { healthy: o.healthy ?? true } : {}),
+      ...(o.ready !== undefined ? { ready: o.ready } : owner.spec.readinessChecks.length && state === 'RUNNING' ? { ready: true } : {}) },
+  };
+}
+/** n tasks named prefix-0.. with ascending creation times. */
+const many = (owner: App, prefix: string, n: number, o: TaskOpts = {}): Task[] =>
+  Array.from({ length: n }, (_, i) => task(owner, `${prefix}-${i}`, { created: i, ...o }));
+
+interface Row {
+  name: string;
+  app: App;
+  tasks: (a: App) => Task[];
+  inflight?: number;
+  failures?: { count: number; lastFailureAt?: number };
+  now?: number;
+  expect: Partial<{ launch: number; kill: string[]; reasons: string[]; step: string; done: boolean; delayUntil: number | undefined }>;
+}
+
+function run(r: Row): AppPlan {
+  return reconcileApp({ app: r.app, tasks: r.tasks(r.app), now: r.now ?? T0, failures: r.failures ?? { count: 0 }, inflight: r.inflight ?? 0 });
+}
+
+function check(r: Row): void {
+  const plan = run(r);
+  const e = r.expect;
+  if (e.launch !== undefined) expect(plan.launch).toBe(e.launch);
+  if (e.kill !== undefined) expect(plan.kill.map((k) => k.task)).toEqual(e.kill);
+  if (e.reasons !== undefined) expect(plan.kill.map((k) => k.reason)).toEqual(e.reasons);
+  if (e.step !== undefined) expect(plan.deployment.step).toBe(e.step);
+  if (e.done !== undefined) expect(plan.deployment.done).toBe(e.done);
+  if ('delayUntil' in e) expect(plan.delayUntil).toBe(e.delayUntil);
+}
+
+const scaling: Row[] = [
+  { name: 'createsInstancesForANewApp', app: app(), tasks: () => [], expect: { launch: 3, kill: [], step: 'ScaleUp', done: false } },
+  { name: 'doesNothingWhenConverged', app: app({ checks: true }), tasks: (a) => many(a, 't', 3), expect: { launch: 0, kill: [], step: 'Steady', done: true } },
+  { name: 'ignoresTerminalTasks', app: app({ instances: 2 }), tasks: (a) => [task(a, 'a'), task(a, 'b', { state: 'FAILED' }), task(a, 'c', { state: 'LOST' })], expect: { launch: 1, kill: [] } },
+  { name: 'scalesDownYoungestFirst', app: app({ instances: 1 }), tasks: (a) => many(a, 't', 3), expect: { launch: 0, kill: ['t-2', 't-1'], reasons: ['ScaleDown', 'ScaleDown'], step: 'ScaleDown' } },
+  { name: 'scalesDownOldestFirst', app: app({ instances: 1, killSelection: 'OldestFirst' }), tasks: (a) => many(a, 't', 3), expect: { kill: ['t-0', 't-1'] } },
+  {
+    name: 'killsNotRunningBeforeRunningOnScaleDown', app: app({ instances: 2, checks: true }),
+    tasks: (a) => [task(a, 'young', { created: 9 }), task(a, 'staging', { state: 'STAGING', created: 1 }), task(a, 'sick', { healthy: false, created: 2 }), task(a, 'older', { created: 0 })],
+    expect: { launch: 0, kill: ['staging', 'sick'], reasons: ['ScaleDown', 'ScaleDown'] },
+  },
+  { name: 'countsInflightLaunches', app: app(), tasks: (a) => [task(a, 'a')], inflight: 2, expect: { launch: 0, kill: [], step: 'Steady' } },
+  { name: 'countsInflightLaunchesPartially', app: app(), tasks: (a) => [task(a, 'a')], inflight: 1, expect: { launch: 1, step: 'ScaleUp' } },
+  { name: 'neverKillsRunningTasksForInflightOnes', app: app({ instances: 2 }), tasks: (a) => many(a, 't', 2), inflight: 1, expect: { launch: 0, kill: [] } },
+  {
+    name: 'replacesKillingTasksWithoutKillingThemAgain', app: app({ instances: 2 }),
+    tasks: (a) => [task(a, 'a'), task(a, 'dying', { state: 'KILLING' })], expect: { launch: 1, kill: [] },
+  },
+];
+
+const upgrades: Row[] = [
+  // N = 4, min .5 → 2 must stay available; over 0 → no room to launch: kill the 2 youngest old ones first.
+  { name: 'rollingUpgradeRespectsMinimumHealthCapacity', app: app({ instances: 4, generation: 2, min: 0.5, over: 0, checks: true }), tasks: (a) => many(a, 'old', 4), expect: { launch: 0, kill: ['old-3', 'old-2'], reasons: ['Upgrade', 'Upgrade'], step: 'Upgrade', done: false } },
+  { name: 'rollingUpgradeWaitsForNewTasksToBeHealthy', app: app({ instances: 4, generation: 2, min: 0.5, over: 0, checks: true }),
+    tasks: (a) => [...many(a, 'old', 2), ...many(a, 'new', 2, { version: 2, state: 'STAGING' })], expect: { launch: 0, kill: [] } },
+  // Budget max(1, 4 − 2) = 2: both failing new tasks go, replacements wait until they are gone (no room over 4).
+  { name: 'rollingUpgradeReplacesUnhealthyNewTasks', app: app({ instances: 4, generation: 2, min: 0.5, over: 0, checks: true }),
+    tasks: (a) => [...many(a, 'old', 2), ...many(a, 'new', 2, { version: 2, healthy: false })], expect: { launch: 0, kill: ['new-1', 'new-0'], reasons: ['Unhealthy', 'Unhealthy'] } },
+  { name: 'rollingUpgradeKillsOldOnceNewAreHealthy', app: app({ instances: 4, generation: 2, min: 0.5, over: 0, checks: true }),
+    tasks: (a) => [...many(a, 'old', 2), ...many(a, 'new', 2, { version: 2, created: 10 })], expect: { launch: 0, kill: ['old-1', 'old-0'] } },
+  { name: 'rollingUpgradeNeverExceedsMaximumOverCapacity', app: app({ instances: 4, generation: 2, min: 1, over: 0.5 }), tasks: (a) => many(a, 'old', 4), expect: { launch: 2, kill: [] } },
+  { name: 'rollingUpgradeCountsInflightAgainstOverCapacity', app: app({ instances: 4, generation: 2, min: 1, over: 0.5 }), tasks: (a) => many(a, 'old', 4), inflight: 1, expect: { launch: 1, kill: [] } },
+  { name: 'fullHealthWithoutOverCapacitySurgesByOne', app: app({ instances: 3, generation: 2, min: 1, over: 0 }), tasks: (a) => many(a, 'old', 3), expect: { launch: 1, kill: [] } },
+  { name: 'upgradeWithZeroCapacityKillsOldFirst', app: app({ instances: 3, generation: 2, min: 0, over: 0 }), tasks: (a) => many(a, 'old', 3), expect: { launch: 0, kill: ['old-2', 'old-1', 'old-0'], step: 'Upgrade' } },
+  { name: 'upgradeWithZeroCapacityLaunchesOnceOldAreGone', app: app({ instances: 3, generation: 2, min: 0, over: 0 }), tasks: () => [], expect: { launch: 3, kill: [], step: 'ScaleUp' } },
+  {
+    name: 'upgradeKillsOldNotAvailableFirst', app: app({ instances: 3, generation: 2, min: 1, over: 0, checks: true }),
+    tasks: (a) => [task(a, 'old-staging', { state: 'STAGING', created: 0 }), task(a, 'old-a', { created: 1 }), task(a, 'old-b', { created: 2 })],
+    expect: { launch: 1, kill: ['old-staging'] },
+  },
+  {
+    name: 'readinessGatesOldKills', app: app({ instances: 2, generation: 2, min: 1, over: 0, checks: true, readiness: true }),
+    tasks: (a) => [...many(a, 'old', 2), task(a, 'new', { version: 2, created: 5, ready: false })], expect: { launch: 0, kill: [] },
+  },
+  {
+    name: 'readyNewTaskReplacesAnOldOne', app: app({ instances: 2, generation: 2, min: 1, over: 0, checks: true, readiness: true }),
+    tasks: (a) => [...many(a, 'old', 2), task(a, 'new', { version: 2, created: 5 })], expect: { launch: 0, kill: ['old-1'] },
+  },
+  { name: 'upgradeIsDoneWhenAllNewAreAvailable', app: app({ instances: 2, generation: 2, checks: true }), tasks: (a) => many(a, 'new', 2, { version: 2 }), expect: { launch: 0, kill: [], step: 'Steady', done: true } },
+];
+
+const failures: Row[] = [
+  // N = 4, min .75 → budget max(1, 4 − 3) = 1.
+  { name: 'unhealthyKillsAreBudgeted', app: app({ instances: 4, min: 0.75, checks: true }), tasks: (a) => [...many(a, 'sick', 3, { healthy: false }), task(a, 'ok')], expect: { launch: 1, kill: ['sick-2'], reasons: ['Unhealthy'], step: 'ScaleUp' } },
+  { name: 'unhealthyBudgetFollowsMinimumHealthCapacity', app: app({ instances: 4, min: 0.5, checks: true }), tasks: (a) => many(a, 'sick', 4, { healthy: false }), expect: { launch: 2, kill: ['sick-3', 'sick-2'] } },
+  { name: 'unhealthyBudgetIsAtLeastOne', app: app({ instances: 2, min: 1, checks: true }), tasks: (a) => many(a, 'sick', 2, { healthy: false }), expect: { kill: ['sick-1'] } },
+  {
+    name: 'tasksAlreadyKillingUseTheUnhealthyBudget', app: app({ instances: 4, min: 0.75, checks: true }),
+    tasks: (a) => [task(a, 'dying', { state: 'KILLING' }), ...many(a, 'sick', 2, { healthy: false }), task(a, 'ok')], expect: { launch: 1, kill: [] },
+  },
+  {
+    name: 'backoffDelaysRelaunch', app: app({ instances: 2, backoff: { seconds: 1, factor: 2, maxLaunchDelaySeconds: 300 } }),
+    tasks: (a) => [task(a, 'a')], failures: { count: 3, lastFailureAt: T0 }, now: T0 + 1000,
+    expect: { launch: 0, delayUntil: T0 + 4000, step: 'Backoff' }, // 1 s × 2^(3−1)
+  },
+  {
+    name: 'backoffEndsAfterTheDelay', app: app({ instances: 2, backoff: { seconds: 1, factor: 2, maxLaunchDelaySeconds: 300 } }),
+    tasks: (a) => [task(a, 'a')], failures: { count: 3, lastFailureAt: T0 }, now: T0 + 4000, expect: { launch: 1, delayUntil: undefined, step: 'ScaleUp' },
+  },
+  {
+    name: 'backoffIsCapped', app: app({ instances: 1, backoff: { seconds: 1, factor: 2, maxLaunchDelaySeconds: 60 } }),
+    tasks: () => [], failures: { count: 20, lastFailureAt: T0 }, now: T0, expect: { launch: 0, delayUntil: T0 + 60_000 },
+  },
+  {
+    name: 'backoffDoesNotDelayKills', app: app({ instances: 1 }), tasks: (a) => many(a, 't', 2),
+    failures: { count: 2, lastFailureAt: T0 }, now: T0, expect: { launch: 0, kill: ['t-1'], delayUntil: undefined, step: 'ScaleDown' },
+  },
+  {
+    name: 'deletionKillsEverything', app: app({ deleting: true }),
+    tasks: (a) => [task(a, 'a'), task(a, 'b', { state: 'STAGING' }), task(a, 'c', { state: 'KILLING' }), task(a, 'd', { state: 'FAILED' })],
+    expect: { launch: 0, kill: ['a', 'b'], reasons: ['AppDeleted', 'AppDeleted'], step: 'Deleting', done: false },
+  },
+  { name: 'deletionIsDoneWhenNoTaskRuns', app: app({ deleting: true }), tasks: (a) => [task(a, 'd', { state: 'KILLED' })], expect: { launch: 0, kill: [], done: true } },
+];
+
+describe('reconcileApp', () => {
+  describe('scaling', () => it.each(scaling.map((r) => [r.name, r] as const))('%s', (_n, r) => check(r)));
+  describe('rolling upgrades', () => it.each(upgrades.map((r) => [r.name, r] as const))('%s', (_n, r) => check(r)));
+  describe('failures and deletion', () => it.each(failures.map((r) => [r.name, r] as const))('%s', (_n, r) => check(r)));
+
+  it('reportsCountsAndProgress', () => {
+    const a = app({ instances: 4, generation: 2, checks: true, min: 1, over: 0 });
+    const plan = reconcileApp({
+      app: a, now: T0, failures: { count: 0 }, inflight: 0,
+      tasks: [task(a, 'o1'), task(a, 'o2', { healthy: false }), task(a, 'n1', { version: 2 }), task(a, 'n2', { version: 2, state: 'STAGING' }), task(a, 'x', { state: 'FAILED' })],
+    });
+    expect(plan.counts).toEqual({ desired: 4, running: 3, healthy: 2, staged: 1, unhealthy: 1, updated: 2, available: 2 });
+    expect(plan.deployment).toEqual({ targetVersion: 2, step: 'Upgrade', progress: { updated: 1, total: 4 }, done: false });
+  });
+});
+
+/** mulberry32: a tiny seeded PRNG so every simulated run can be replayed. */
+function prng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * Steps an App from N old tasks to the new version: killed tasks vanish, launched ones appear STAGING and
+ * become RUNNING and healthy on a later step (70% chance per step). Returns the number of steps taken.
+ */
+function simulateUpgrade(n: number, min: number, over: number, rnd: () => number): number {
+  const a = app({ instances: n, generation: 2, min, over, checks: true });
+  const minAvailable = Math.ceil(n * min - 1e-9);
+  const surge = Math.floor(n * over + 1e-9);
+  const maxTotal = n + (surge === 0 && minAvailable >= n ? 1 : surge);
+  let tasks = many(a, 'old', n);
+  let launched = 0;
+  const limit = 10 * n + 20;
+  for (let step = 0; step < limit; step++) {
+    const plan = reconcileApp({ app: a, tasks, now: T0 + step * 1000, failures: { count: 0 }, inflight: 0 });
+    if (plan.deployment.done) {
+      expect(tasks.every((t) => t.metadata.ownerReferences?.[0]?.version === 2)).toBe(true);
+      expect(tasks.filter((t) => isAvailable(t, a))).toHaveLength(n);
+      return step;
+    }
+    // Killed tasks still exist while the launches start: together they must fit under the ceiling.
+    expect(tasks.length + plan.launch).toBeLessThanOrEqual(maxTotal);
+    const killed = new Set(plan.kill.map((k) => k.task));
+    const survivors = tasks.filter((t) => !killed.has(t.metadata.name));
+    expect(survivors.filter((t) => isAvailable(t, a)).length).toBeGreaterThanOrEqual(minAvailable);
+    tasks = survivors.map((t) => (t.status.state === 'STAGING' && rnd() < 0.7 ? task(a, t.metadata.name, { version: 2, created: 100 }) : t));
+    for (let i = 0; i < plan.launch; i++) tasks.push(task(a, `new-${launched++}`, { version: 2, state: 'STAGING', created: 100 + step }));
+  }
+  throw new Error(`upgrade of ${n} instances (min ${min}, over ${over}) did not converge in ${limit} steps`);
+}
+
+describe('rolling upgrade simulation', () => {
+  const mins = [0, 0.25, 0.5, 0.7, 0.75, 0.9, 1];
+  const overs = [0, 0.1, 0.3, 0.5, 1];
+
+  it('keepsCapacityBoundsAndConvergesForEveryStrategyGrid', () => {
+    for (let n = 1; n <= 8; n++)
+      for (const min of mins) for (const over of overs) simulateUpgrade(n, min, over, prng(n * 1000 + min * 100 + over * 10));
+  });
+
+  it('keepsCapacityBoundsAndConvergesForRandomStrategies', () => {
+    const rnd = prng(42);
+    for (let i = 0; i < 300; i++) {
+      const n = 1 + Math.floor(rnd() * 12);
+      const min = Math.round(rnd() * 100) / 100;
+      const over = Math.round(rnd() * 100) / 100;
+      const seed = Math.floor(rnd() * 2 ** 31);
+      try {
+        simulateUpgrade(n, min, over, prng(seed));
+      } catch (err) {
+        throw new Error(`replay: n=${n} min=${min} over=${over} seed=${seed}: ${(err as Error).message}`);
+      }
+    }
+  });
+});
