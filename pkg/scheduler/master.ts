@@ -105,7 +105,9 @@ export class Master {
       const byFramework = new Map<string, Offer[]>();
       for (const offer of offers) {
         this.offerAgents.set(offer.id, { agent: offer.agent, leaseRevision: this.agents.get(offer.agent)?.leaseRevision ?? 0 });
-        byFramework.set(offer.frameworkId, [...(byFramework.get(offer.frameworkId) ?? []), offer]);
+        const list = byFramework.get(offer.frameworkId);
+        if (list) list.push(offer);
+        else byFramework.set(offer.frameworkId, [offer]);
         this.m.offers.inc({ result: 'offered' });
         this.o.logger.debug({ offer: offer.id, framework: offer.frameworkId, node: offer.agent, cpus: offer.resources.cpus, mem: offer.resources.mem }, 'offer made');
       }

@@ -1,7 +1,7 @@
 /** Writing bound Tasks for agent tests, exactly as the binder does (Task + assignment, one txn). */
 import { admit } from '../../pkg/api/validation';
 import type { Task } from '../../pkg/api/types.generated';
-import { assignmentKey, encodeObject } from '../../pkg/store/objects';
+import { assignmentKey, decodeKeyValue, encodeObject } from '../../pkg/store/objects';
 import type { Store } from '../../pkg/store/types';
 
 export interface BindOptions {
@@ -28,4 +28,10 @@ export async function bindTask(store: Store, prefix: string, node: string, name:
     { op: 'put', key: assignmentKey(prefix, node, 'default', name), value: JSON.stringify({ metadata: task.metadata, spec: task.spec }) },
   ]);
   return task;
+}
+
+/** The Task `name` in namespace default as stored, or undefined. */
+export async function readTask(store: Store, prefix: string, name: string): Promise<Task | undefined> {
+  const kv = await store.get(`${prefix}/registry/tasks/default/${name}`);
+  return kv && decodeKeyValue<Task>(kv);
 }

@@ -9,16 +9,15 @@ import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import Dockerode from 'dockerode';
 import { Agent } from '../../pkg/agent/agent';
-import type { Task } from '../../pkg/api/types.generated';
 import { DockerRuntime } from '../../pkg/runtime/docker';
 import { EtcdStore } from '../../pkg/store/etcd';
-import { assignmentKey, decodeKeyValue } from '../../pkg/store/objects';
+import { assignmentKey } from '../../pkg/store/objects';
 import { silentLogger } from '../../pkg/util/log';
 import { freePorts } from '../../pkg/util/net';
 import { dockerUnavailableReason } from '../harness/docker';
 import { testEtcdEndpoint, uniquePrefix } from '../harness/etcd';
 import { until } from '../harness/wait';
-import { bindTask } from '../harness/tasks';
+import { bindTask, readTask } from '../harness/tasks';
 
 const skipReason = dockerUnavailableReason();
 if (skipReason) console.warn(`agent-docker tests SKIPPED: no Docker daemon (${skipReason})`);
@@ -49,11 +48,7 @@ describeDocker('agent with the Docker runtime (real etcd, real Docker)', () => {
     await store.close();
   });
 
-  const taskKey = (name: string) => `${prefix}/registry/tasks/default/${name}`;
-  const statusOf = async (name: string) => {
-    const kv = await store.get(taskKey(name));
-    return kv ? decodeKeyValue<Task>(kv).status : undefined;
-  };
+  const statusOf = async (name: string) => (await readTask(store, prefix, name))?.status;
 
   function agent(): Agent {
     const runtime = new DockerRuntime({ node: { hostname: '127.0.0.1', nodeName: NODE }, logger: log });

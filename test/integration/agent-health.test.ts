@@ -7,14 +7,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent } from '../../pkg/agent/agent';
-import type { Event, HealthCheck, Task } from '../../pkg/api/types.generated';
+import type { Event, HealthCheck } from '../../pkg/api/types.generated';
 import { ProcessRuntime } from '../../pkg/runtime/process';
 import { EtcdStore } from '../../pkg/store/etcd';
-import { assignmentKey, decodeKeyValue } from '../../pkg/store/objects';
+import { assignmentKey } from '../../pkg/store/objects';
 import { createLogger, silentLogger } from '../../pkg/util/log';
 import { testEtcdEndpoint, uniquePrefix } from '../harness/etcd';
 import { until } from '../harness/wait';
-import { bindTask } from '../harness/tasks';
+import { bindTask, readTask } from '../harness/tasks';
 
 const log = process.env.DEBUG_AGENT ? createLogger('test', { level: 'debug' }) : silentLogger();
 const NODE = 'health-1';
@@ -32,11 +32,7 @@ afterAll(async () => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-const taskKey = (name: string) => `${prefix}/registry/tasks/default/${name}`;
-const statusOf = async (name: string) => {
-  const kv = await store.get(taskKey(name));
-  return kv && decodeKeyValue<Task>(kv).status;
-};
+const statusOf = async (name: string) => (await readTask(store, prefix, name))?.status;
 
 async function bind(name: string, cmd: string, hostPort: number, healthChecks: Array<Partial<HealthCheck>>): Promise<void> {
   await bindTask(store, prefix, NODE, name, { cmd, ports: [{ name: 'http', hostPort }], healthChecks });

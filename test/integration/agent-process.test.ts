@@ -7,14 +7,13 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent } from '../../pkg/agent/agent';
-import type { Task } from '../../pkg/api/types.generated';
 import { ProcessRuntime } from '../../pkg/runtime/process';
 import { EtcdStore } from '../../pkg/store/etcd';
-import { assignmentKey, decodeKeyValue } from '../../pkg/store/objects';
+import { assignmentKey } from '../../pkg/store/objects';
 import { createLogger, silentLogger } from '../../pkg/util/log';
 import { testEtcdEndpoint, uniquePrefix } from '../harness/etcd';
 import { until } from '../harness/wait';
-import { bindTask } from '../harness/tasks';
+import { bindTask, readTask } from '../harness/tasks';
 
 const log = process.env.DEBUG_AGENT ? createLogger('test', { level: 'debug' }) : silentLogger();
 let store: EtcdStore;
@@ -31,12 +30,7 @@ afterAll(async () => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-const taskKey = (name: string) => `${prefix}/registry/tasks/default/${name}`;
-const getTask = async (name: string) => {
-  const kv = await store.get(taskKey(name));
-  return kv && decodeKeyValue<Task>(kv);
-};
-const stateOf = async (name: string) => (await getTask(name))?.status;
+const stateOf = async (name: string) => (await readTask(store, prefix, name))?.status;
 
 function agent(): Agent {
   const runtime = new ProcessRuntime({ dataDir, node: { hostname: 'host-p', nodeName: 'proc-1' }, logger: log });

@@ -4,6 +4,7 @@
  */
 import type { App, HealthCheck, ReadinessCheck, Task } from '../../pkg/api/types.generated';
 import { type AppPlan, reconcileApp, isAvailable } from '../../pkg/controllers/apps/reconcile';
+import { seededRandom } from '../../pkg/scheduler/random';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
 const HC: HealthCheck = {
@@ -175,17 +176,6 @@ describe('reconcileApp', () => {
   });
 });
 
-/** mulberry32: a tiny seeded PRNG so every simulated run can be replayed. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * Steps an App from N old tasks to the new version: killed tasks vanish, launched ones appear STAGING and
@@ -223,18 +213,18 @@ describe('rolling upgrade simulation', () => {
 
   it('keepsCapacityBoundsAndConvergesForEveryStrategyGrid', () => {
     for (let n = 1; n <= 8; n++)
-      for (const min of mins) for (const over of overs) simulateUpgrade(n, min, over, prng(n * 1000 + min * 100 + over * 10));
+      for (const min of mins) for (const over of overs) simulateUpgrade(n, min, over, seededRandom(n * 1000 + min * 100 + over * 10));
   });
 
   it('keepsCapacityBoundsAndConvergesForRandomStrategies', () => {
-    const rnd = prng(42);
+    const rnd = seededRandom(42);
     for (let i = 0; i < 300; i++) {
       const n = 1 + Math.floor(rnd() * 12);
       const min = Math.round(rnd() * 100) / 100;
       const over = Math.round(rnd() * 100) / 100;
       const seed = Math.floor(rnd() * 2 ** 31);
       try {
-        simulateUpgrade(n, min, over, prng(seed));
+        simulateUpgrade(n, min, over, seededRandom(seed));
       } catch (err) {
         throw new Error(`replay: n=${n} min=${min} over=${over} seed=${seed}: ${(err as Error).message}`);
       }
