@@ -170,6 +170,18 @@ export interface AppSpec {
    * Seconds between SIGTERM and SIGKILL (Mesos' default 3).
    */
   taskKillGracePeriodSeconds: number;
+  /**
+   * A deployment that makes no progress for this long is marked failed (condition Progressing=False, reason ProgressDeadlineExceeded); it keeps trying.
+   */
+  progressDeadlineSeconds: number;
+  /**
+   * How many past versions of the spec to keep for `shoal rollout undo`.
+   */
+  revisionHistoryLimit: number;
+  /**
+   * Set by `shoal rollout restart`: a new value makes a new version, so every task is replaced by a rolling upgrade.
+   */
+  restartedAt?: string;
 }
 /**
  * A Docker container. The image must be present on the agent (no registry pull by default).
@@ -283,6 +295,7 @@ export interface AppStatus {
    * Why instances are not placed, summarised from the offer loop.
    */
   pendingReason?: string;
+  deployment?: Deployment;
 }
 /**
  * This interface was referenced by `ShoalObjects`'s JSON-Schema
@@ -294,6 +307,39 @@ export interface Condition {
   reason?: string;
   message?: string;
   lastTransitionTime?: string;
+}
+/**
+ * The App's current (or last) deployment: moving its tasks to the spec version targetVersion.
+ *
+ * This interface was referenced by `ShoalObjects`'s JSON-Schema
+ * via the `definition` "Deployment".
+ */
+export interface Deployment {
+  /**
+   * <app uid prefix>-<targetVersion>: one per version.
+   */
+  id?: string;
+  /**
+   * The metadata.generation being rolled out.
+   */
+  targetVersion?: number;
+  step?: 'ScaleUp' | 'ScaleDown' | 'Upgrade' | 'Steady' | 'Deleting' | 'Backoff';
+  state?: 'Running' | 'Succeeded' | 'Failed';
+  /**
+   * Tasks of the target version that are available.
+   */
+  updated?: number;
+  /**
+   * Instances wanted.
+   */
+  total?: number;
+  startedAt?: string;
+  /**
+   * When updated last grew (the progress deadline counts from here).
+   */
+  lastProgressAt?: string;
+  finishedAt?: string;
+  message?: string;
 }
 /**
  * Something a user would want to see in describe: a scheduling decision, a state change, a failure. Stored with an etcd lease so it expires after an hour.

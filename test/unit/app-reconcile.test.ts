@@ -27,6 +27,7 @@ function app(o: AppOpts = {}): App {
       upgradeStrategy: { minimumHealthCapacity: o.min ?? 1, maximumOverCapacity: o.over ?? 1 },
       backoff: o.backoff ?? { seconds: 1, factor: 1.15, maxLaunchDelaySeconds: 300 },
       killSelection: o.killSelection ?? 'YoungestFirst', taskKillGracePeriodSeconds: 3,
+      progressDeadlineSeconds: 600, revisionHistoryLimit: 10,
     },
     status: {},
   };

@@ -35,6 +35,8 @@ describe('admit defaults', () => {
       backoff: { seconds: 1, factor: 1.15, maxLaunchDelaySeconds: 300 },
       killSelection: 'YoungestFirst',
       taskKillGracePeriodSeconds: 3,
+      progressDeadlineSeconds: 600,
+      revisionHistoryLimit: 10,
     });
     expect((r.object as App).status).toEqual({});
   });
