@@ -4,7 +4,7 @@
  */
 import type { Logger } from 'pino';
 import { lookupKind } from '../api/kinds';
-import type { Node, Task } from '../api/types.generated';
+import type { App, Node, Task } from '../api/types.generated';
 import { Informer } from '../client/informer';
 import { agentLeasePrefix, decodeObject, kindPrefix } from '../store/objects';
 import type { Store } from '../store/types';
@@ -16,6 +16,8 @@ export interface ClusterInformers {
   leases: Informer<number>;
   /** Task objects by key. */
   tasks: Informer<Task>;
+  /** App objects by key. */
+  apps: Informer<App>;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -36,15 +38,17 @@ export function clusterInformers(store: Store, prefix: string, logger: Logger): 
   const nodes = new Informer<Node>({ store, prefix: kindPrefix(prefix, lookupKind('node')!), logger, decode: (kv) => decodeObject<Node>(kv.value, kv.modRevision) });
   const leases = new Informer<number>({ store, prefix: agentLeasePrefix(prefix), logger, decode: (kv) => kv.modRevision });
   const tasks = new Informer<Task>({ store, prefix: kindPrefix(prefix, lookupKind('task')!), logger, decode: (kv) => decodeObject<Task>(kv.value, kv.modRevision) });
+  const apps = new Informer<App>({ store, prefix: kindPrefix(prefix, lookupKind('app')!), logger, decode: (kv) => decodeObject<App>(kv.value, kv.modRevision) });
   return {
     nodes,
     leases,
     tasks,
+    apps,
     start: async () => {
-      await Promise.all([nodes.start(), leases.start(), tasks.start()]);
+      await Promise.all([nodes.start(), leases.start(), tasks.start(), apps.start()]);
     },
     stop: async () => {
-      await Promise.all([nodes.stop(), leases.stop(), tasks.stop()]);
+      await Promise.all([nodes.stop(), leases.stop(), tasks.stop(), apps.stop()]);
     },
   };
 }

@@ -11,6 +11,7 @@ import { Master } from '../scheduler/master';
 import type { AllocatorOptions } from '../scheduler/allocator';
 import type { Framework } from '../scheduler/types';
 import type { Store } from '../store/types';
+import { AppController } from './apps/controller';
 import { EventRecorder } from './events';
 import { clusterInformers, type ClusterInformers } from './informers';
 import { LeaderElector, type Fence } from './leader';
@@ -47,6 +48,7 @@ interface Term {
   informers: ClusterInformers;
   master: Master;
   lifecycle: NodeLifecycleController;
+  apps: AppController;
 }
 
 export class ControllerManager {
@@ -93,9 +95,11 @@ export class ControllerManager {
     });
     for (const fw of this.o.frameworks?.({ store, prefix: this.prefix, informers, fence, events, logger }) ?? []) master.registerFramework(fw);
     const lifecycle = new NodeLifecycleController({ store, prefix: this.prefix, informers, fence, events, logger, lostTaskGraceSeconds: this.o.lostTaskGraceSeconds });
+    const apps = new AppController({ store, prefix: this.prefix, informers, fence, events, logger, registerFramework: (fw) => master.registerFramework(fw) });
     master.start();
     lifecycle.start();
-    this.term = { informers, master, lifecycle };
+    apps.start();
+    this.term = { informers, master, lifecycle, apps };
     logger.info({ identity: this.o.identity }, 'controllers started');
   }
 
@@ -103,6 +107,7 @@ export class ControllerManager {
     const term = this.term;
     this.term = undefined;
     if (!term) return;
+    term.apps.stop();
     term.master.stop();
     term.lifecycle.stop();
     await term.informers.stop();

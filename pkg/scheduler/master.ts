@@ -54,11 +54,12 @@ export class Master {
     });
   }
 
-  /** Registers a framework; it gets offers from the next round on. */
-  registerFramework(fw: Framework): void {
+  /** Registers a framework; it gets offers from the next round on. Returns its driver (for revive and suppress at any time). */
+  registerFramework(fw: Framework): SchedulerDriver {
     this.frameworks.set(fw.id, fw);
     this.allocator.addFramework(fw.id, fw.role);
     this.trigger();
+    return this.driver(fw.id);
   }
 
   /** Subscribes to the informers and starts the allocation loop. */
