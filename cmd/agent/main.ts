@@ -30,6 +30,7 @@ const opts = new Command('shoal-agent')
   .option('--data-dir <dir>', 'agent state directory', path.join(os.homedir(), '.shoal', 'agent'))
   .addOption(new Option('--listen <port>', 'HTTP port (logs endpoint)').default(5051).argParser(flag(parsePort)))
   .option('--log-token-file <file>', 'file holding the cluster-internal agent token the apiserver sends for logs (the apiserver\'s --agent-token-file); without one, logs are not served')
+  .option('--hostname <name>', 'hostname advertised in Node.status.hostname (what `hostname` constraints match) and given to tasks as HOST', os.hostname())
   .option('--advertise-address <host:port>', 'address the apiserver reaches this agent at (default: <hostname>:<listen>)')
   .addOption(new Option('--lease-ttl <seconds>', 'lease TTL: how soon a dead agent is noticed').default(10).argParser(flag(parseSeconds)))
   .option('--pull', 'docker: pull images that are not present locally (needs a registry)')
@@ -42,7 +43,7 @@ async function main(): Promise<void> {
   fs.mkdirSync(opts.dataDir, { recursive: true });
   const nodeName = opts.nodeName ?? checkNodeName(defaultNodeName());
   const log = createLogger('agent');
-  const runtime = await resolveRuntime(opts.runtime, { dataDir: opts.dataDir, node: { hostname: os.hostname(), nodeName }, logger: log, pull: Boolean(opts.pull), allowRoot: Boolean(opts.allowRoot) });
+  const runtime = await resolveRuntime(opts.runtime, { dataDir: opts.dataDir, node: { hostname: opts.hostname, nodeName }, logger: log, pull: Boolean(opts.pull), allowRoot: Boolean(opts.allowRoot) });
   const machine = machineCapacity(opts.dataDir, opts.ports);
   const capacity = { cpus: opts.cpus ?? machine.cpus, mem: opts.mem ?? machine.mem, disk: opts.disk ?? machine.disk, ports: opts.ports };
   const store = new EtcdStore({ endpoints: String(opts.etcdEndpoints).split(',') });
@@ -53,7 +54,7 @@ async function main(): Promise<void> {
   await http.listen(opts.listen);
   const agent = new Agent({
     store, prefix: opts.etcdPrefix, nodeName, capacity, attributes: opts.attributes, runtime,
-    address: opts.advertiseAddress ?? `${os.hostname()}:${opts.listen}`, leaseTtlSeconds: opts.leaseTtl, logger: log,
+    hostname: opts.hostname, address: opts.advertiseAddress ?? `${opts.hostname}:${opts.listen}`, leaseTtlSeconds: opts.leaseTtl, logger: log,
   });
   const stop = async () => {
     // Not revoking by default: an agent restarted within the lease TTL re-puts its lease key on a

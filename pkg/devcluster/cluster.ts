@@ -93,7 +93,9 @@ async function startAgents(store: EtcdStore, o: DevClusterOptions, agentToken: s
     // Each agent's logs endpoint on a free port of the loopback interface.
     const http = new AgentHttpServer({ token: agentToken, logger });
     const port = await http.listen(0, '127.0.0.1');
-    const agent = new Agent({ store, prefix: DEFAULT_PREFIX, nodeName, runtime, runtimes: [runtime.name], capacity, attributes: { dev: 'true' }, hostname: '127.0.0.1', address: `127.0.0.1:${port}`, logger });
+    const agent = new Agent({ store, prefix: DEFAULT_PREFIX, nodeName, runtime, runtimes: [runtime.name], capacity, attributes: { dev: 'true' },
+      // Each dev agent stands for a machine of its own: `hostname` constraints (UNIQUE) spread over them.
+      hostname: nodeName, address: `127.0.0.1:${port}`, logger });
     http.source = agent;
     agents.push({ agent, http });
     await agent.start();

@@ -88,6 +88,7 @@ export class AppController implements LaunchQueue {
     for (const key of this.tasksByApp.keys()) this.queue.add(key);
     this.timer = setInterval(() => {
       for (const app of this.o.informers.apps.list()) this.queue.add(keyOf(app));
+      for (const key of this.tasksByApp.keys()) this.queue.add(key);
     }, this.o.resyncMs ?? 30_000);
     this.timer.unref();
   }
@@ -321,16 +322,13 @@ export class AppController implements LaunchQueue {
     this.log.info({ app: appKey, tasks: tasks.length }, 'app deleted: tasks stopped and removed');
   }
 
-  /** Tasks of no App (deleted, or an earlier App of the same name): stopped, then deleted. */
+  /**
+   * Tasks of no App (deleted without its finalizer, or an earlier App of the same name): deleted
+   * with their assignment keys, so their agents stop them (as `shoal delete task` does).
+   */
   private async removeStrays(appKey: string, tasks: Task[], why: string): Promise<void> {
-    const live = tasks.filter((t) => !isTerminal(t));
-    const ops: TxnOp[] = [];
-    for (const t of live) {
-      if (t.spec.nodeName) ops.push({ op: 'delete', key: assignmentKey(this.o.prefix, t.spec.nodeName, t.metadata.namespace ?? 'default', t.metadata.name) });
-      this.log.info({ app: appKey, task: t.metadata.name, node: t.spec.nodeName, reason: why }, 'task kill');
-    }
-    ops.push(...tasks.filter(isTerminal).flatMap((t) => this.deleteTaskOps(t)));
-    await this.fencedBatches(ops);
+    for (const t of tasks.filter((x) => !isTerminal(x))) this.log.info({ app: appKey, task: t.metadata.name, node: t.spec.nodeName, reason: why }, 'task kill');
+    await this.fencedBatches(tasks.flatMap((t) => this.deleteTaskOps(t)));
   }
 
   private deleteTaskOps(t: Task): TxnOp[] {
