@@ -4,12 +4,14 @@
  * and compare-and-swap on mod revisions so concurrent writers never lose an update.
  */
 import { randomUUID } from 'node:crypto';
+import { APP_FINALIZER, appHistoryKey, appHistoryPrefix, type AppRevision } from '../api/apps';
 import { DEFAULT_NAMESPACE, type KindInfo } from '../api/kinds';
 import { admit, structuralCause, type ShoalObject } from '../api/validation';
 import { matchesSelector, type Selector } from '../api/labels';
-import { AlreadyExistsError, ConflictError } from '../store/errors';
+import { AlreadyExistsError, ConflictError, NotFoundError } from '../store/errors';
 import { assignmentKey, decodeKeyValue, encodeObject, kindPrefix, objectKey } from '../store/objects';
-import type { Store, TxnOp } from '../store/types';
+import type { Store, TxnCompare, TxnOp } from '../store/types';
+import { MAX_TXN_OPS } from '../store/validate';
 import { ApiError, fromStoreError, invalid } from './errors';
 import { jsonEqual } from '../util/json';
 import { mergePatch } from './merge-patch';
@@ -78,10 +80,11 @@ export class Registry {
     return r.object;
   }
 
-  /** Creates an object: generation 1, a new uid, empty status. */
+  /** Creates an object: generation 1, a new uid, empty status; an App also gets its finalizer and revision 1. */
   async create(kind: KindInfo, namespace: string | undefined, body: unknown, opts: WriteOptions = {}): Promise<ShoalObject> {
     const obj = this.admitFor(kind, namespace, body);
     const { resourceVersion: _rv, deletionTimestamp: _dt, ...meta } = obj.metadata;
+    if (obj.kind === 'App' && !meta.finalizers?.includes(APP_FINALIZER)) meta.finalizers = [...(meta.finalizers ?? []), APP_FINALIZER];
     const stored = {
       ...obj,
       metadata: { ...meta, uid: randomUUID(), generation: 1, creationTimestamp: this.now().toISOString() },
@@ -94,9 +97,61 @@ export class Registry {
       if (existing) fromStoreError(new AlreadyExistsError(key), kind.kind, ref.name);
       return stored;
     }
-    const rev = await this.store.create(key, encodeObject(stored)).catch((e) => fromStoreError(e, kind.kind, ref.name));
+    let rev: number;
+    if (stored.kind === 'App') {
+      // Revision 1 goes with the App; history left by an earlier App of this name is dropped.
+      const ops = [{ op: 'put', key, value: encodeObject(stored) }, ...(await this.historyOps(stored, true))] as TxnOp[];
+      const done = await this.store.txn([{ key, modRevision: 0 }], ops).catch((e) => fromStoreError(e, kind.kind, ref.name));
+      if (done === undefined) fromStoreError(new AlreadyExistsError(key), kind.kind, ref.name);
+      rev = done;
+    } else {
+      rev = await this.store.create(key, encodeObject(stored)).catch((e) => fromStoreError(e, kind.kind, ref.name));
+    }
     stored.metadata.resourceVersion = String(rev);
     return stored;
+  }
+
+  /** An App's stored spec versions, newest first. 404 when the App does not exist. */
+  async revisions(ref: ObjectRef): Promise<AppRevision[]> {
+    await this.get(ref);
+    const res = await this.store.list(appHistoryPrefix(this.prefix, ref.namespace ?? DEFAULT_NAMESPACE, ref.name)).catch((e) => fromStoreError(e, ref.kind.kind, ref.name));
+    const revisions: AppRevision[] = [];
+    for (const kv of res.items) {
+      try {
+        const r = JSON.parse(kv.value) as AppRevision;
+        if (typeof r?.generation === 'number') revisions.push(r);
+      } catch {
+        // a value that is not a revision is skipped, not served
+      }
+    }
+    return revisions.sort((a, b) => b.generation - a.generation);
+  }
+
+  /**
+   * Ops that go in the txn writing `app` at a new generation: its revision, and deletes of the
+   * revisions past spec.revisionHistoryLimit (newest kept; the current one always). `fresh`: the
+   * App is being created, so every existing key under its history prefix is stale.
+   */
+  private async historyOps(app: ShoalObject, fresh: boolean): Promise<TxnOp[]> {
+    const ns = app.metadata.namespace ?? DEFAULT_NAMESPACE;
+    const generation = app.metadata.generation ?? 1;
+    const spec = (app as { spec?: { revisionHistoryLimit?: number } }).spec;
+    const revision: AppRevision = { generation, createdAt: this.now().toISOString(), spec };
+    const current = appHistoryKey(this.prefix, ns, app.metadata.name, generation);
+    const ops: TxnOp[] = [{ op: 'put', key: current, value: JSON.stringify(revision) }];
+    const existing = (await this.historyKeys(ns, app.metadata.name)).filter((h) => h.key !== current);
+    const limit = fresh ? 0 : spec?.revisionHistoryLimit ?? 10;
+    // Newest first; anything "newer" than the current generation cannot belong to this App.
+    const older = existing.filter((h) => h.generation < generation).sort((a, b) => b.generation - a.generation);
+    const stale = [...existing.filter((h) => h.generation >= generation), ...older.slice(limit).reverse()];
+    // Room for the App's own op and this revision; leftovers are pruned by the next write.
+    for (const h of stale.slice(0, MAX_TXN_OPS - 2)) ops.push({ op: 'delete', key: h.key });
+    return ops;
+  }
+
+  private async historyKeys(namespace: string, name: string): Promise<Array<{ key: string; generation: number }>> {
+    const res = await this.store.list(appHistoryPrefix(this.prefix, namespace, name)).catch((e) => fromStoreError(e, 'App', name));
+    return res.items.map((kv) => ({ key: kv.key, generation: Number(kv.key.slice(kv.key.lastIndexOf('/') + 1)) }));
   }
 
   /** Replaces spec, labels, annotations and the other user-owned metadata of an object. */
@@ -115,7 +170,10 @@ export class Registry {
     const rv = (patch as { metadata?: { resourceVersion?: unknown } }).metadata?.resourceVersion;
     return this.readModifyWrite(ref, typeof rv === 'string' ? rv : undefined, (current) => {
       const { resourceVersion: _r, ...meta } = current.metadata;
-      return this.admitFor(ref.kind, ref.namespace, mergePatch({ ...current, metadata: meta }, patch), ref.name);
+      const desired = this.admitFor(ref.kind, ref.namespace, mergePatch({ ...current, metadata: meta }, patch), ref.name);
+      // `finalizers: null` removes them all (a missing list would mean "keep the stored ones").
+      if ((patch as { metadata?: { finalizers?: unknown } }).metadata?.finalizers === null) desired.metadata.finalizers = [];
+      return desired;
     }, opts);
   }
 
@@ -133,7 +191,12 @@ export class Registry {
       const next = this.merged(current, desiredOf(current));
       if (jsonEqual(next, current) || opts.dryRun) return next;
       try {
-        const rev = await this.store.update(this.key(ref), encodeObject(next), Number(current.metadata.resourceVersion));
+        if (next.metadata.deletionTimestamp && !next.metadata.finalizers?.length) {
+          // The last finalizer is gone from an object being deleted: delete it now, as Kubernetes does.
+          await this.remove(ref, current);
+          return next;
+        }
+        const rev = await this.write(ref, current, next);
         next.metadata.resourceVersion = String(rev);
         return next;
       } catch (err) {
@@ -151,6 +214,8 @@ export class Registry {
       ...desired,
       metadata: {
         ...desired.metadata,
+        // A body without finalizers (an applied manifest) keeps those controllers put there.
+        ...(desired.metadata.finalizers === undefined && cur.finalizers !== undefined ? { finalizers: cur.finalizers } : {}),
         uid: cur.uid,
         creationTimestamp: cur.creationTimestamp,
         generation: (cur.generation ?? 1) + (specChanged ? 1 : 0),
@@ -182,13 +247,49 @@ export class Registry {
       marked.metadata.resourceVersion = String(newRev);
       return marked;
     }
-    // A task's assignment key goes with it, so its agent stops it (this is how drain and
-    // `delete task` kill); both deletes in one txn, compared on the task's revision.
-    const ops: TxnOp[] = [{ op: 'delete', key: this.key(ref) }];
-    if (current.kind === 'Task' && current.spec.nodeName) ops.push({ op: 'delete', key: assignmentKey(this.prefix, current.spec.nodeName, ref.namespace ?? '', ref.name) });
-    const done = await this.store.txn([{ key: this.key(ref), modRevision: rev }], ops).catch((e) => fromStoreError(e, ref.kind.kind, ref.name));
-    if (done === undefined) fromStoreError(new ConflictError(this.key(ref), rev, undefined), ref.kind.kind, ref.name);
+    await this.remove(ref, current).catch((e) => fromStoreError(e, ref.kind.kind, ref.name));
     return current;
+  }
+
+  /**
+   * Writes `next` over `current` with a mod-revision compare; an App whose generation moved gets
+   * its new revision (and history pruning) in the same txn. Throws the store's typed errors.
+   */
+  private async write(ref: ObjectRef, current: ShoalObject, next: ShoalObject): Promise<number> {
+    const key = this.key(ref);
+    const rev = Number(current.metadata.resourceVersion);
+    if (next.kind !== 'App' || next.metadata.generation === current.metadata.generation) return this.store.update(key, encodeObject(next), rev);
+    const ops = [{ op: 'put', key, value: encodeObject(next) }, ...(await this.historyOps(next, false))] as TxnOp[];
+    return this.txnOrThrow(key, [{ key, modRevision: rev }], ops);
+  }
+
+  /**
+   * Deletes a stored object compared on its mod revision, with what goes with it: a Task's
+   * assignment key (so its agent stops it: this is how drain and `delete task` kill), an App's
+   * spec history. Throws the store's typed errors.
+   */
+  private async remove(ref: ObjectRef, current: ShoalObject): Promise<void> {
+    const key = this.key(ref);
+    const rev = Number(current.metadata.resourceVersion);
+    const ops: TxnOp[] = [{ op: 'delete', key }];
+    if (current.kind === 'Task' && current.spec.nodeName) ops.push({ op: 'delete', key: assignmentKey(this.prefix, current.spec.nodeName, ref.namespace ?? '', ref.name) });
+    if (current.kind === 'App') {
+      const history = await this.historyKeys(ref.namespace ?? DEFAULT_NAMESPACE, ref.name);
+      // Past the txn limit (only after a history prune fell behind): the oldest go first, on their own.
+      const extra = history.length - (MAX_TXN_OPS - 1);
+      for (const h of history.slice(0, Math.max(0, extra))) await this.store.delete(h.key).catch((e) => (e instanceof NotFoundError ? undefined : Promise.reject(e)));
+      for (const h of history.slice(Math.max(0, extra))) ops.push({ op: 'delete', key: h.key });
+    }
+    await this.txnOrThrow(key, [{ key, modRevision: rev }], ops);
+  }
+
+  /** Runs a txn compared on `key`; a failed compare becomes NotFoundError or ConflictError, as store.update reports it. */
+  private async txnOrThrow(key: string, compares: TxnCompare[], ops: TxnOp[]): Promise<number> {
+    const done = await this.store.txn(compares, ops);
+    if (done !== undefined) return done;
+    const now = await this.store.get(key);
+    if (!now) throw new NotFoundError(key);
+    throw new ConflictError(key, compares[0].modRevision, now.modRevision);
   }
 }
 

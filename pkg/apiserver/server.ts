@@ -113,6 +113,7 @@ export class ApiServer {
     app.use('/api', express.json({ limit: this.o.bodyLimitBytes, type: JSON_TYPES, strict: true }));
     const h = (fn: (req: Request, res: Response) => Promise<void>) => (req: Request, res: Response, next: NextFunction) => fn(req, res).catch(next);
     app.get('/api/v1/namespaces/:ns/tasks/:name/log', h((req, res) => this.taskLog(req, res, this.target(req, true, 'tasks'))));
+    app.all('/api/v1/namespaces/:ns/apps/:name/revisions', h((req, res) => this.appRevisions(req, res, this.target(req, true, 'apps'))));
     app.all('/api/v1/namespaces/:ns/:plural', h((req, res) => this.collection(req, res, this.target(req, true))));
     app.all('/api/v1/namespaces/:ns/:plural/:name', h((req, res) => this.item(req, res, this.target(req, true))));
     app.all('/api/v1/:plural', h((req, res) => this.collection(req, res, this.target(req, false))));
@@ -240,6 +241,15 @@ export class ApiServer {
       default:
         throw new ApiError('MethodNotAllowed', `${req.method} is not allowed on ${t.kind.plural}`);
     }
+  }
+
+  /** GET .../apps/{name}/revisions: the App's stored spec versions, newest first (what `shoal rollout` reads). */
+  private async appRevisions(req: Request, res: Response, t: Target): Promise<void> {
+    if (req.method !== 'GET') throw new ApiError('MethodNotAllowed', `${req.method} is not allowed on app revisions: they are written with the App`);
+    this.allow(res, 'get', t);
+    (res.locals.shoal as Locals).resource = 'apps/revisions';
+    const items = await this.registry.revisions({ kind: t.kind, namespace: t.namespace, name: t.name! });
+    res.json({ apiVersion: 'shoal/v1', kind: 'AppRevisionList', items });
   }
 
   /**

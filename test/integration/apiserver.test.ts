@@ -141,10 +141,10 @@ describe('objects', () => {
   });
 
   it('deletesAndThen404s', async () => {
-    await call('POST', APPS, app('gone'));
-    expect((await call('DELETE', `${APPS}/gone`)).status).toBe(200);
-    expect((await call('GET', `${APPS}/gone`)).status).toBe(404);
-    expect((await call('DELETE', `${APPS}/gone`)).status).toBe(404);
+    await call('POST', '/api/v1/namespaces/default/jobs', { apiVersion: 'shoal/v1', kind: 'Job', metadata: { name: 'gone' }, spec: { cmd: 'x' } });
+    expect((await call('DELETE', '/api/v1/namespaces/default/jobs/gone')).status).toBe(200);
+    expect((await call('GET', '/api/v1/namespaces/default/jobs/gone')).status).toBe(404);
+    expect((await call('DELETE', '/api/v1/namespaces/default/jobs/gone')).status).toBe(404);
   });
 
   it('marksInsteadOfDeletingWhileFinalizersHold', async () => {
@@ -171,6 +171,93 @@ describe('objects', () => {
     expect((await call('GET', '/api/v1/nodes', undefined, { token: TOKENS.view })).body.items).toHaveLength(1);
     expect((await call('PATCH', '/api/v1/nodes/n1', { spec: { unschedulable: false } }, { token: TOKENS.edit, contentType: 'application/merge-patch+json' })).status).toBe(403);
     expect((await call('GET', '/api/v1/namespaces/default/nodes')).status).toBe(404);
+  });
+});
+
+describe('app finalizer and spec history', () => {
+  const FINALIZER = 'shoal.dev/app-tasks';
+  const MERGE = { contentType: 'application/merge-patch+json' };
+  const historyKeys = async (name: string) =>
+    (await store.list(`${prefix}/history/apps/default/${name}/`)).items.map((kv) => Number(kv.key.slice(kv.key.lastIndexOf('/') + 1)));
+
+  it('addsTheFinalizerOnCreateAndInDryRun', async () => {
+    const dry = await call('POST', `${APPS}?dryRun=All`, app('fin-dry'));
+    expect(dry.body.metadata.finalizers).toEqual([FINALIZER]);
+    const created = await call('POST', APPS, app('fin-new', { cmd: 'x' }, { finalizers: ['example.com/other'] }));
+    expect(created.body.metadata.finalizers).toEqual(['example.com/other', FINALIZER]);
+    const stored = JSON.parse((await store.get(`${prefix}/registry/apps/default/fin-new`))!.value);
+    expect(stored.metadata.finalizers).toEqual(['example.com/other', FINALIZER]);
+  });
+
+  it('keepsStoredFinalizersWhenABodyHasNone', async () => {
+    await call('POST', APPS, app('fin-keep'));
+    const put = await call('PUT', `${APPS}/fin-keep`, app('fin-keep', { cmd: 'y' }));
+    expect(put.status).toBe(200);
+    expect(put.body.metadata.finalizers).toEqual([FINALIZER]);
+    const explicit = await call('PUT', `${APPS}/fin-keep`, app('fin-keep', { cmd: 'y' }, { finalizers: ['example.com/x'] }));
+    expect(explicit.body.metadata.finalizers).toEqual(['example.com/x']);
+  });
+
+  it('writesARevisionPerGenerationAndPrunesToTheLimit', async () => {
+    const created = (await call('POST', APPS, app('hist', { cmd: 'v1', revisionHistoryLimit: 2 }))).body;
+    expect(await historyKeys('hist')).toEqual([1]);
+    for (const v of [2, 3, 4, 5]) {
+      const res = await call('PATCH', `${APPS}/hist`, { spec: { cmd: `v${v}` } }, MERGE);
+      expect(res.body.metadata.generation).toBe(v);
+    }
+    expect(await historyKeys('hist')).toEqual([3, 4, 5]);
+    const revs = await call('GET', `${APPS}/hist/revisions`, undefined, { token: TOKENS.view });
+    expect(revs.status).toBe(200);
+    expect(revs.body).toMatchObject({ apiVersion: 'shoal/v1', kind: 'AppRevisionList' });
+    expect(revs.body.items.map((r: any) => [r.generation, r.spec.cmd])).toEqual([[5, 'v5'], [4, 'v4'], [3, 'v3']]);
+    expect(Date.parse(revs.body.items[0].createdAt)).not.toBeNaN();
+    expect(created.metadata.uid).toBeDefined();
+  });
+
+  it('writesNoRevisionForANoOpOrMetadataOnlyUpdate', async () => {
+    const created = (await call('POST', APPS, app('hist-noop'))).body;
+    const before = await etcdSnapshot();
+    expect((await call('PUT', `${APPS}/hist-noop`, created)).body.metadata.resourceVersion).toBe(created.metadata.resourceVersion);
+    expect(await etcdSnapshot()).toBe(before);
+    await call('PATCH', `${APPS}/hist-noop`, { metadata: { labels: { a: 'b' } } }, MERGE);
+    expect(await historyKeys('hist-noop')).toEqual([1]);
+  });
+
+  it('deletesAMarkedAppWithItsHistoryWhenTheLastFinalizerGoes', async () => {
+    await call('POST', APPS, app('hist-del'));
+    await call('PATCH', `${APPS}/hist-del`, { spec: { instances: 3 } }, MERGE);
+    expect(await historyKeys('hist-del')).toEqual([1, 2]);
+    const marked = await call('DELETE', `${APPS}/hist-del`);
+    expect(marked.body.metadata.deletionTimestamp).toBeDefined();
+    expect((await call('GET', `${APPS}/hist-del`)).status).toBe(200);
+    const released = await call('PUT', `${APPS}/hist-del`, { ...marked.body, metadata: { ...marked.body.metadata, finalizers: [] } });
+    expect(released.status).toBe(200);
+    expect((await call('GET', `${APPS}/hist-del`)).status).toBe(404);
+    expect(await historyKeys('hist-del')).toEqual([]);
+  });
+
+  it('deletesAnAppWithoutFinalizersAndItsHistoryAtOnce', async () => {
+    await call('POST', APPS, app('hist-now'));
+    const patched = await call('PATCH', `${APPS}/hist-now`, { metadata: { finalizers: null }, spec: { cmd: 'y' } }, MERGE);
+    expect(patched.body.metadata.finalizers).toEqual([]);
+    expect(await historyKeys('hist-now')).toEqual([1, 2]);
+    expect((await call('DELETE', `${APPS}/hist-now`)).status).toBe(200);
+    expect((await call('GET', `${APPS}/hist-now`)).status).toBe(404);
+    expect(await historyKeys('hist-now')).toEqual([]);
+  });
+
+  it('startsAFreshHistoryForARecreatedName', async () => {
+    await store.create(`${prefix}/history/apps/default/hist-re/0000000007`, JSON.stringify({ generation: 7, createdAt: 'x', spec: {} }));
+    await call('POST', APPS, app('hist-re'));
+    expect(await historyKeys('hist-re')).toEqual([1]);
+  });
+
+  it('answersRevisions404ForAMissingAppAnd405ForWrites', async () => {
+    const missing = await call('GET', `${APPS}/nope/revisions`);
+    expect(missing.status).toBe(404);
+    expect(missing.body).toMatchObject({ kind: 'Status', reason: 'NotFound' });
+    expect((await call('POST', `${APPS}/hist/revisions`, {})).status).toBe(405);
+    expect((await call('GET', `${APPS}/hist/revisions`, undefined, { token: TOKENS.other })).status).toBe(403);
   });
 });
 
