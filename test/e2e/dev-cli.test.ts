@@ -82,7 +82,7 @@ it('showsEveryDefaultInJson', async () => {
     taskKillGracePeriodSeconds: 3, backoff: { seconds: 1, factor: 1.15, maxLaunchDelaySeconds: 300 },
     resources: { cpus: 0.1, mem: 32, disk: 0 }, ports: [{ name: 'http', containerPort: 8080, hostPort: 0, protocol: 'tcp' }],
   });
-  expect(app.spec.healthChecks[0]).toMatchObject({ maxConsecutiveFailures: 3, delaySeconds: 15 });
+  expect(app.spec.healthChecks[0]).toMatchObject({ maxConsecutiveFailures: 3, delaySeconds: 1, timeoutSeconds: 2 });
 });
 
 it('printsChangesAsTheyHappenWithGetWatch', async () => {
