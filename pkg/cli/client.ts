@@ -2,6 +2,7 @@
  * A small HTTP client for the Shoal API on the global fetch: bearer token, JSON bodies, Status
  * errors as ApiError, network failures as one-line CliErrors, and a resumable watch.
  */
+import type { AppRevision } from '../api/apps';
 import type { KindInfo } from '../api/kinds';
 import type { FieldCause, ShoalObject } from '../api/validation';
 import { ApiError, CliError, messageOf } from './errors';
@@ -56,6 +57,8 @@ export interface ResourceClient {
   delete(kind: KindInfo, namespace: string | undefined, name: string): Promise<ShoalObject>;
   /** A task's output (`.../tasks/{name}/log`), as it arrives; ends at the end of the log, or at `signal`. */
   logs?(namespace: string, name: string, opts?: LogOptions): Promise<AsyncIterable<Uint8Array>>;
+  /** An App's stored spec versions, newest first (`.../apps/{name}/revisions`). */
+  revisions?(namespace: string, name: string): Promise<AppRevision[]>;
   /** Changes until the stream is interrupted (SIGINT) or the consumer stops iterating. */
   watch(kind: KindInfo, namespace: string | undefined, opts?: WatchOptions): AsyncIterable<WatchEvent>;
 }
@@ -137,6 +140,13 @@ export class HttpClient implements ResourceClient {
     const res = await this.send('GET', path, { query, signal: opts.signal });
     if (!res.ok) await readJson(res); // throws the Status as ApiError
     return (res.body ?? []) as unknown as AsyncIterable<Uint8Array>;
+  }
+
+  /** See {@link ResourceClient.revisions}. */
+  async revisions(namespace: string, name: string): Promise<AppRevision[]> {
+    const path = `${resourcePath({ plural: 'apps', namespaced: true } as KindInfo, namespace, name)}/revisions`;
+    const list = (await this.json('GET', path)) as { items?: AppRevision[] };
+    return list.items ?? [];
   }
 
   /** Sends a request and returns the parsed JSON body; throws ApiError or CliError. */

@@ -79,12 +79,18 @@ function renderBlock(block: Array<Extract<Entry, { field: true }>>): string[] {
   return out;
 }
 
+/** What describe fetched besides the object and its events. */
+export interface DescribeExtras {
+  /** An App's tasks (label shoal.dev/app=NAME), or why they could not be listed. */
+  tasks?: Task[] | string;
+}
+
 /** Everything `describe` prints for one object. `events` are those about it (any order). */
-export function describeObject(kind: KindInfo, obj: ShoalObject, events: Event[] | string, now: number): string {
+export function describeObject(kind: KindInfo, obj: ShoalObject, events: Event[] | string, now: number, extras: DescribeExtras = {}): string {
   const w = new DescribeWriter();
   describeMeta(w, kind, obj.metadata, now);
   switch (obj.kind) {
-    case 'App': describeApp(w, obj); break;
+    case 'App': describeApp(w, obj, now); break;
     case 'Job': describeJob(w, obj, now); break;
     case 'Task': describeTask(w, obj, now); break;
     case 'Node': describeNode(w, obj, now); break;
@@ -92,6 +98,7 @@ export function describeObject(kind: KindInfo, obj: ShoalObject, events: Event[]
   }
   const conditions = (obj as { status?: { conditions?: Condition[] } }).status?.conditions;
   if (obj.kind !== 'Event') describeConditions(w, conditions, now);
+  if (obj.kind === 'App') describeAppTasks(w, extras.tasks ?? [], now);
   if (obj.kind !== 'Event') describeEvents(w, events, now);
   return w.render();
 }
@@ -156,7 +163,7 @@ function list<T>(items: T[] | undefined, fmt: (t: T, i: number) => string): stri
   return (items ?? []).map(fmt);
 }
 
-function describeApp(w: DescribeWriter, app: App): void {
+function describeApp(w: DescribeWriter, app: App, now: number): void {
   const s = app.spec ?? ({} as App['spec']);
   w.section('Spec');
   w.field('Instances', s.instances, 2).field('Role', s.role, 2);
@@ -176,7 +183,43 @@ function describeApp(w: DescribeWriter, app: App): void {
   w.field('Observed Generation', st.observedGeneration, 2);
   w.field('Tasks', `${st.tasksStaged ?? 0} staged, ${st.tasksRunning ?? 0} running, ${st.tasksHealthy ?? 0} healthy, ${st.tasksUnhealthy ?? 0} unhealthy`, 2);
   w.field('Up-to-date', st.updatedInstances ?? 0, 2).field('Available', st.availableInstances ?? 0, 2);
-  if (st.pendingReason) w.field('Pending Reason', st.pendingReason, 2);
+  if (st.pendingReason) w.field('Pending', st.pendingReason, 2);
+  const d = st.deployment;
+  if (!d) {
+    w.field('Deployment', NONE);
+    return;
+  }
+  w.section('Deployment');
+  w.field('ID', d.id, 2).field('Target Version', d.targetVersion, 2).field('Step', d.step, 2).field('State', d.state, 2);
+  w.field('Updated', `${d.updated ?? 0}/${d.total ?? 0}`, 2);
+  w.field('Started', timestamp(d.startedAt, now), 2);
+  if (d.finishedAt) w.field('Finished', timestamp(d.finishedAt, now), 2);
+  if (d.message) w.field('Message', d.message.split('\n'), 2);
+}
+
+/** An App's tasks as a table: NAME, NODE, STATE, HEALTH, PORTS, VERSION (the App generation it runs), AGE. */
+function describeAppTasks(w: DescribeWriter, tasks: Task[] | string, now: number): void {
+  if (typeof tasks === 'string') {
+    w.field('Tasks', tasks);
+    return;
+  }
+  if (!tasks.length) {
+    w.field('Tasks', NONE);
+    return;
+  }
+  w.section('Tasks');
+  const sorted = [...tasks].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+  const rows = sorted.map((t) => {
+    const healthy = t.status?.healthy;
+    const version = t.metadata.ownerReferences?.[0]?.version;
+    return [
+      t.metadata.name, t.spec?.nodeName ?? NONE, t.status?.state ?? NONE,
+      healthy === undefined ? '-' : healthy ? 'healthy' : 'unhealthy',
+      t.status?.hostPorts?.length ? t.status.hostPorts.join(',') : NONE,
+      version === undefined ? NONE : String(version), age(t.metadata.creationTimestamp, now),
+    ];
+  });
+  w.table(['Name', 'Node', 'State', 'Health', 'Ports', 'Version', 'Age'], rows);
 }
 
 function describeJob(w: DescribeWriter, job: Job, now: number): void {

@@ -8,6 +8,7 @@ import { registerDelete } from './commands/delete';
 import { registerDescribe } from './commands/describe';
 import { registerGet } from './commands/get';
 import { registerLogs } from './commands/logs';
+import { registerRollout } from './commands/rollout';
 import { registerScale } from './commands/scale';
 import { CliError, messageOf, ReportedFailure } from './errors';
 import { eprintln, type CliIO } from './io';
@@ -37,6 +38,7 @@ export function buildProgram(io: CliIO, extra?: (program: Command) => void): Com
   registerDescribe(program, io);
   registerDelete(program, io);
   registerScale(program, io);
+  registerRollout(program, io);
   registerLogs(program, io);
   extra?.(program);
   return program;

@@ -42,16 +42,13 @@ export function workloadSummary(spec: { cmd?: string; container?: { image: strin
   return cmd.length > 50 ? `${cmd.slice(0, 47)}...` : cmd;
 }
 
-/** READY counts healthy tasks when the app has health checks, else running ones (Marathon's meaning). */
+/** READY: available instances (running, healthy and ready, of the current version or not) of those wanted. */
 function appReady(a: App): string {
-  const checked = (a.spec?.healthChecks?.length ?? 0) > 0;
-  const ready = checked ? a.status?.tasksHealthy : a.status?.tasksRunning;
-  return `${ready ?? 0}/${a.spec?.instances ?? 0}`;
+  return `${a.status?.availableInstances ?? 0}/${a.status?.instances ?? a.spec?.instances ?? 0}`;
 }
 
 const APP_COLUMNS: Column[] = [
   name,
-  { header: 'INSTANCES', cell: (o) => num((o as App).spec?.instances) },
   { header: 'READY', cell: (o) => appReady(o as App) },
   { header: 'UP-TO-DATE', cell: (o) => num((o as App).status?.updatedInstances) },
   { header: 'AVAILABLE', cell: (o) => num((o as App).status?.availableInstances) },

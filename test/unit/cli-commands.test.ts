@@ -28,7 +28,7 @@ const ok = (body: unknown) => new Response(JSON.stringify(body), { status: 200 }
 const list = (kind: string, items: unknown[]) => ok({ kind: `${kind}List`, apiVersion: 'shoal/v1', metadata: { resourceVersion: '9' }, items });
 const web = {
   apiVersion: 'shoal/v1', kind: 'App', metadata: { name: 'web', namespace: 'default', uid: 'u1', generation: 2, creationTimestamp: ago(300), resourceVersion: '8' },
-  spec: { instances: 2, cmd: 'sleep 1000' }, status: { tasksRunning: 1 },
+  spec: { instances: 2, cmd: 'sleep 1000' }, status: { tasksRunning: 1, availableInstances: 1 },
 };
 
 async function run(args: string[], route: Route = () => undefined, env: Record<string, string> = SERVER) {
@@ -42,7 +42,7 @@ describe('shoal get', () => {
   it('printsATable', async () => {
     const r = await run(['get', 'apps'], (m, p) => (p === '/api/v1/namespaces/default/apps' ? list('App', [web]) : undefined));
     expect(r).toMatchObject({ code: 0, err: '' });
-    expect(r.out).toBe('NAME   INSTANCES   READY   UP-TO-DATE   AVAILABLE   AGE\nweb    2           1/2     0            0           5m\n');
+    expect(r.out).toBe('NAME   READY   UP-TO-DATE   AVAILABLE   AGE\nweb    1/2     0            1           5m\n');
   });
 
   it('saysNoResourcesFoundOnStderrAndSucceeds', async () => {
@@ -75,9 +75,9 @@ describe('shoal get', () => {
     io = fakeIO({ fetch, env: SERVER, now: () => NOW });
     expect(await runCli(['get', 'apps', '-w'], io)).toBe(0);
     expect(io.out.join('')).toBe(
-      'NAME   INSTANCES   READY   UP-TO-DATE   AVAILABLE   AGE\n' +
-      'web    2           1/2     0            0           5m\n' +
-      'web    3           1/3     0            0           5m\n',
+      'NAME   READY   UP-TO-DATE   AVAILABLE   AGE\n' +
+      'web    1/2     0            1           5m\n' +
+      'web    1/3     0            1           5m\n',
     );
   });
 });

@@ -49,24 +49,24 @@ describe('AGE', () => {
 });
 
 describe('apps table', () => {
-  it('printsZerosForMissingStatusAndCountsRunningTasksWithoutHealthChecks', () => {
-    expect(table('apps', [app('web'), app('api', { instances: 2 }, { tasksRunning: 2, updatedInstances: 2, availableInstances: 1 })])).toEqual([
-      'NAME   INSTANCES   READY   UP-TO-DATE   AVAILABLE   AGE',
-      'web    3           0/3     0            0           45s',
-      'api    2           2/2     2            1           45s',
+  it('printsZerosForMissingStatusAndReadyAsAvailableOfWanted', () => {
+    expect(table('apps', [app('web'), app('api', { instances: 2 }, { instances: 2, tasksRunning: 2, updatedInstances: 2, availableInstances: 1 })])).toEqual([
+      'NAME   READY   UP-TO-DATE   AVAILABLE   AGE',
+      'web    0/3     0            0           45s',
+      'api    1/2     2            1           45s',
     ]);
   });
 
-  it('countsHealthyTasksWhenTheAppHasHealthChecks', () => {
-    const checked = app('web', { healthChecks: [{} as never] }, { tasksRunning: 3, tasksHealthy: 1 });
-    expect(table('apps', [checked])[1]).toContain('1/3');
+  it('countsWantedInstancesFromStatusWhenTheControllerReportedThem', () => {
+    const scaling = app('web', { instances: 5 }, { instances: 3, availableInstances: 3 });
+    expect(table('apps', [scaling])[1]).toContain('3/3');
   });
 
   it('addsWideColumnsAndANamespaceColumnForAllNamespaces', () => {
     const container = app('db', { container: { image: 'busybox:latest' }, cmd: undefined, role: 'prod', resources: { cpus: 0.5, mem: 256, disk: 0 } });
     expect(table('apps', [container], { wide: true, allNamespaces: true })).toEqual([
-      'NAMESPACE   NAME   INSTANCES   READY   UP-TO-DATE   AVAILABLE   AGE   ROLE   CPUS   MEM   IMAGE/CMD',
-      'default     db     3           0/3     0            0           45s   prod   0.5    256   busybox:latest',
+      'NAMESPACE   NAME   READY   UP-TO-DATE   AVAILABLE   AGE   ROLE   CPUS   MEM   IMAGE/CMD',
+      'default     db     0/3     0            0           45s   prod   0.5    256   busybox:latest',
     ]);
   });
 });

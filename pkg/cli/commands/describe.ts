@@ -3,8 +3,9 @@
  * namespace, or in all namespaces for cluster-scoped kinds, and filtered here).
  */
 import type { Command } from 'commander';
+import { APP_LABEL } from '../../api/apps';
 import { lookupKind, type KindInfo } from '../../api/kinds';
-import type { Event } from '../../api/types.generated';
+import type { Event, Task } from '../../api/types.generated';
 import type { ShoalObject } from '../../api/validation';
 import { parseKindArgs } from '../args';
 import type { ResourceClient } from '../client';
@@ -37,8 +38,26 @@ export async function runDescribe(ctx: CommandContext, kind: KindInfo, name: str
   const objs = name ? [await client.get(kind, namespace, name)] : (await client.list(kind, namespace)).items;
   if (!objs.length) return ctx.err(emptyListMessage(kind, namespace));
   const events = await eventsAbout(client, kind, objs);
+  const tasks = kind.kind === 'App' ? await appTasks(client, objs) : new Map<ShoalObject, Task[] | string>();
   const now = ctx.io.now();
-  ctx.out(objs.map((o) => describeObject(kind, o, events.get(o) ?? [], now)).join('\n\n\n'));
+  ctx.out(objs.map((o) => describeObject(kind, o, events.get(o) ?? [], now, { tasks: tasks.get(o) })).join('\n\n\n'));
+}
+
+/** Each App's tasks (label shoal.dev/app=NAME in its namespace), or why they could not be listed. */
+export async function appTasks(client: ResourceClient, apps: ShoalObject[]): Promise<Map<ShoalObject, Task[] | string>> {
+  const taskKind = lookupKind('tasks')!;
+  const result = new Map<ShoalObject, Task[] | string>();
+  for (const app of apps) {
+    try {
+      const list = await client.list(taskKind, app.metadata.namespace, { labelSelector: `${APP_LABEL}=${app.metadata.name}` });
+      // The label is the App's name: the server filters, this keeps a fake or an older server honest.
+      result.set(app, (list.items as Task[]).filter((t) => t.metadata.labels?.[APP_LABEL] === app.metadata.name));
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+      result.set(app, `<unable to list tasks: ${messageOf(err)}>`);
+    }
+  }
+  return result;
 }
 
 /** Registers `describe`. */
