@@ -317,6 +317,7 @@ describe('nextFailures', () => {
     ['healthy since before the last failure', { count: 3, lastFailureAt: T }, [], [T - 1], T + 100 * R, { count: 3, lastFailureAt: T }],
     ['one of several healthy tasks suffices', { count: 3, lastFailureAt: T }, [], [T - 5, T + 10, T + R], T + R + 10, { count: 0 }],
     ['reset, then a new failure in the same batch', { count: 3, lastFailureAt: T }, [T + R + 5], [T + 1], T + R + 5, { count: 1, lastFailureAt: T + R + 5 }],
+    ['a late-read failure after the healthy start: no reset', { count: 3, lastFailureAt: T }, [T + 30], [T + 1], T + 1 + R, { count: 4, lastFailureAt: T + 30 }],
     ['a failure without a time is reset by any long healthy run', { count: 2 }, [], [0], R, { count: 0 }],
   ])('%s', (_n, prev, failedAt, healthySince, now, want) => {
     const copy = structuredClone(prev);

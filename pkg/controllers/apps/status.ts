@@ -131,10 +131,14 @@ export const BACKOFF_RESET_MS = 60_000;
  * a task running healthy for {@link BACKOFF_RESET_MS} since the last failure resets the count.
  */
 export function nextFailures(prev: Failures, observed: { failedAt: number[]; healthySince: number[] }, now: number): Failures {
+  // Events in time order: a healthy run resets only if it lasted BACKOFF_RESET_MS before the next failure.
+  const resets = (f: Failures, at: number) => f.count > 0 && observed.healthySince.some((t) => t >= (f.lastFailureAt ?? 0) && at - t >= BACKOFF_RESET_MS);
   let f = prev;
-  if (f.count > 0 && observed.healthySince.some((t) => t >= (f.lastFailureAt ?? 0) && now - t >= BACKOFF_RESET_MS)) f = { count: 0 };
-  for (const at of [...observed.failedAt].sort((a, b) => a - b)) f = { count: f.count + 1, lastFailureAt: Math.max(at, f.lastFailureAt ?? 0) };
-  return f;
+  for (const at of [...observed.failedAt].sort((a, b) => a - b)) {
+    if (resets(f, at)) f = { count: 0 };
+    f = { count: f.count + 1, lastFailureAt: Math.max(at, f.lastFailureAt ?? 0) };
+  }
+  return resets(f, now) ? { count: 0 } : f;
 }
 
 /**
