@@ -29,10 +29,11 @@ gen-types: node_modules
 test: build typecheck
 	@npx jest
 
-# Benchmarks: every scenario, or one with `make bench SCENARIO=allocator`; results in test/bench/results/.
+# Benchmarks (not part of `make test`): every scenario, or one with `make bench SCENARIO=api`;
+# options in BENCH_ARGS (e.g. BENCH_ARGS="--agents 5000 --tasks 50000"); results in test/bench/results/.
 bench: build
 	@npx tsc -p tsconfig.bench.json
-	@node dist-bench/test/bench/run.js $(SCENARIO)
+	@node dist-bench/test/bench/run.js $(SCENARIO) $(BENCH_ARGS)
 
 demo: deps build
 	@hack/start-dockerd.sh && hack/build-images.sh || echo "make demo: no Docker (see above): container tasks cannot run; process and hollow tasks still do" >&2

@@ -1,0 +1,54 @@
+/**
+ * Bench-only entry point: an AgentHost of N hollow agents (kubemark-style: they run nothing and
+ * report RUNNING) in this one process, on one etcd client. Started as a child process by the
+ * scheduling scenario:
+ *
+ *   node dist-bench/test/bench/hollow-agents.js --etcd-endpoints URL --agents N [--cpus C] [--mem MiB] [--lease-mode shared|per-agent]
+ *
+ * Prints `ready <N>` once every agent registered; SIGTERM/SIGINT stop them (revoking their leases).
+ */
+import { Command, Option } from 'commander';
+import { AgentHost } from '../../pkg/agent/host';
+import { EtcdStore } from '../../pkg/store/etcd';
+import { createLogger } from '../../pkg/util/log';
+
+const opts = new Command('hollow-agents')
+  .option('--etcd-endpoints <urls>', 'comma-separated etcd client URLs', 'http://127.0.0.1:2379')
+  .option('--etcd-prefix <prefix>', 'etcd key prefix', '/shoal')
+  .addOption(new Option('--agents <n>', 'how many agents').default(100).argParser(Number))
+  .option('--name-prefix <p>', 'agents are <p>-<i>', 'hollow')
+  .addOption(new Option('--cpus <n>', 'CPUs of each agent').default(8).argParser(Number))
+  .addOption(new Option('--mem <MiB>', 'memory of each agent').default(16384).argParser(Number))
+  .addOption(new Option('--lease-ttl <seconds>', 'lease TTL').default(10).argParser(Number))
+  .addOption(new Option('--lease-mode <mode>', 'one lease per agent, or one shared by the host').choices(['shared', 'per-agent']).default('shared'))
+  .addOption(new Option('--batch <n>', 'agents started at once').default(50).argParser(Number))
+  .parse()
+  .opts();
+
+async function main(): Promise<void> {
+  const logger = createLogger('hollow-agents');
+  const store = new EtcdStore({ endpoints: String(opts.etcdEndpoints).split(',') });
+  const host = new AgentHost({
+    store, prefix: opts.etcdPrefix, count: opts.agents, namePrefix: opts.namePrefix, logger,
+    capacity: { cpus: opts.cpus, mem: opts.mem, disk: 10240, ports: [[31000, 32000]] },
+    leaseTtlSeconds: opts.leaseTtl, leaseMode: opts.leaseMode, batchSize: opts.batch,
+  });
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    await host.stop().catch(() => undefined);
+    await store.close();
+    process.exit(0);
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  const start = Date.now();
+  await host.start();
+  process.stdout.write(`ready ${opts.agents} in ${Date.now() - start} ms\n`);
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`error: ${err.message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,95 @@
+/**
+ * Scheduling throughput on hollow agents: a real etcd, the apiserver and one controller-manager
+ * as child processes, and --agents hollow agents (default 1000) in one more child process
+ * (hollow-agents.js, an AgentHost). Apps totalling --tasks instances (default 10,000; 100
+ * instances per App, tiny resources, cmd `sleep 3600`) are POSTed through the API at once; one
+ * etcd watch on the tasks prefix counts them bound (Tasks are created bound) and RUNNING.
+ */
+import { etcdBaselines } from './baselines';
+import {
+  Api, appManifest, cleanupAll, etcdDbBytes, histogramCount, histogramQuantile, httpGet, log, onCleanup, peakRss, percentile, round,
+  startApiServer, startBenchEtcd, startControllerManager, startHollowAgents, TaskTracker, tempDir, type BenchOptions, type Figures, type Scenario,
+} from './lib';
+
+const NS = 'bench';
+const PER_APP = 100;
+
+async function run(o: BenchOptions): Promise<Figures> {
+  const agents = o.agents ?? 1000;
+  const tasks = o.tasks ?? 10_000;
+  try {
+    const dir = tempDir('scheduling');
+    const etcd = await startBenchEtcd(dir);
+    log(o.verbose, `etcd at ${etcd.endpoint}`);
+    const server = await startApiServer(etcd, dir, { logLevel: 'warn' });
+    const cm = await startControllerManager(etcd, dir, 'cm-0');
+    const cmRss = peakRss(cm.child.pid);
+    onCleanup('rss sampler', () => cmRss.stop());
+    log(o.verbose, `starting ${agents} hollow agents`);
+    const agentsStart = Date.now();
+    const hollow = await startHollowAgents(etcd, dir, { agents, cpus: 8, mem: 16384 });
+    const agentsSeconds = (Date.now() - agentsStart) / 1000;
+    const tracker = await TaskTracker.start(etcd.store);
+    const api = new Api(server.url, server.token);
+    const apps = Math.ceil(tasks / PER_APP);
+    const postedAt = new Map<string, number>();
+    log(o.verbose, `applying ${apps} apps, ${tasks} instances`);
+    const t0 = Date.now();
+    for (let i = 0; i < apps; i++) {
+      const name = `sched-${i}`;
+      const instances = Math.min(PER_APP, tasks - i * PER_APP);
+      await api.must('POST', `/api/v1/namespaces/${NS}/apps`, appManifest(name, instances, { cmd: 'sleep 3600', resources: { cpus: 0.01, mem: 1 } }));
+      postedAt.set(name, Date.now());
+    }
+    const children = [server.child, cm.child, hollow];
+    const timeout = 120_000 + tasks * 12;
+    let boundAt = 0;
+    await tracker.until(`${tasks} tasks bound`, timeout, () => {
+      if (tracker.bound >= tasks) boundAt ||= Date.now();
+      return tracker.bound >= tasks;
+    }, children);
+    log(o.verbose, `all bound after ${(boundAt - t0) / 1000} s`);
+    await tracker.until(`${tasks} tasks RUNNING`, timeout, () => tracker.running >= tasks, children);
+    const runningAt = Date.now();
+    const metrics = (await httpGet(cm.metricsUrl)).body;
+    const appToBound = [...tracker.tasks.values()].filter((t) => t.app && t.seenBoundAt).map((t) => t.seenBoundAt! - (postedAt.get(t.app!) ?? t0)).sort((a, b) => a - b);
+    const secondsToAllBound = (boundAt - t0) / 1000;
+    const secondsToAllRunning = (runningAt - t0) / 1000;
+    const histogramBound = histogramCount(metrics, 'shoal_scheduling_latency_seconds') > 0;
+    const dbBytes = await etcdDbBytes(etcd.endpoint);
+    const controllerRssMiB = cmRss.peakMiB();
+    await hollow.stop();
+    log(o.verbose, 'etcd baselines');
+    const baselines = await etcdBaselines(etcd.endpoint, o.baselineSeconds ?? 3);
+    return {
+      agents,
+      tasks,
+      apps,
+      secondsToRegisterAgents: round(agentsSeconds, 1),
+      secondsToAllBound: round(secondsToAllBound),
+      secondsToAllRunning: round(secondsToAllRunning),
+      boundPerSecond: Math.round(tasks / secondsToAllBound),
+      runningPerSecond: Math.round(tasks / secondsToAllRunning),
+      // From the controller-manager's histogram (bucket upper bounds) when it observed any;
+      // else from this process's view: the App's POST answered → the Task first seen bound.
+      queuedToBoundP50Ms: round(histogramBound ? histogramQuantile(metrics, 'shoal_scheduling_latency_seconds', 0.5) * 1000 : percentile(appToBound, 50)),
+      queuedToBoundP99Ms: round(histogramBound ? histogramQuantile(metrics, 'shoal_scheduling_latency_seconds', 0.99) * 1000 : percentile(appToBound, 99)),
+      queuedToBoundFromHistogram: histogramBound ? 1 : 0,
+      appPostToBoundP50Ms: round(percentile(appToBound, 50)),
+      appPostToBoundP99Ms: round(percentile(appToBound, 99)),
+      offerRoundP99Ms: round(histogramQuantile(metrics, 'shoal_allocation_round_duration_seconds', 0.99) * 1000),
+      allocationRounds: histogramCount(metrics, 'shoal_allocation_round_duration_seconds'),
+      controllerRssMiB,
+      etcdDbMiB: round(dbBytes / 2 ** 20, 1),
+      ...baselines,
+    };
+  } finally {
+    await cleanupAll();
+  }
+}
+
+export const scheduling: Scenario = {
+  describe: (f) => `scheduling: ${Number(f.tasks).toLocaleString('en')} instances (Apps of ${PER_APP}) on ${Number(f.agents).toLocaleString('en')} hollow agents`,
+  headline: ['secondsToAllBound', 'secondsToAllRunning', 'boundPerSecond', 'queuedToBoundP99Ms', 'offerRoundP99Ms', 'controllerRssMiB', 'etcdDbMiB', 'etcdBatchedKeysPerSecond'],
+  run,
+};
