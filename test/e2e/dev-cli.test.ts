@@ -35,6 +35,12 @@ async function etcdKeys(): Promise<string> {
   return stdout;
 }
 
+/** Keys only, registry and history: what an App leaves behind. */
+async function appKeys(): Promise<string> {
+  const { stdout } = await run('etcdctl', ['--endpoints', `http://127.0.0.1:${etcdPort}`, 'get', '--prefix', '--keys-only', '/shoal/'], { env: { ...process.env, ETCDCTL_API: '3' } });
+  return stdout;
+}
+
 async function waitFor(what: string, ok: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
@@ -89,11 +95,49 @@ it('printsChangesAsTheyHappenWithGetWatch', async () => {
   const watch = spawn('node', [MAIN, 'get', 'apps', '-w'], { env });
   let out = '';
   watch.stdout.on('data', (d) => (out += d));
-  await waitFor('the watch table', () => /^web\s+2\s/m.test(out));
+  await waitFor('the watch table', () => /^web\s+\d+\/2\s/m.test(out));
   await shoal('scale', 'app', 'web', '--instances', '4');
-  await waitFor('the scaled row', () => /^web\s+4\s/m.test(out));
+  await waitFor('the scaled row', () => /^web\s+\d+\/4\s/m.test(out));
   watch.kill('SIGINT');
   expect(await new Promise((r) => watch.once('exit', r))).toBe(0);
+});
+
+describe('rollout', () => {
+  it('listsHistoryRestartsAndUndoes', async () => {
+    const history = await shoal('rollout', 'history', 'app', 'web');
+    expect(history).toMatchObject({ code: 0, stderr: '' });
+    expect(history.stdout).toMatch(/^REVISION\s+CREATED\s+CHANGE\n1\s+\S+\s+created\n2\s+\S+\s+instances\n$/m);
+    expect(await shoal('rollout', 'restart', 'app/web')).toMatchObject({ code: 0, stdout: 'app "web" restarted\n' });
+    const restarted = JSON.parse((await shoal('get', 'app', 'web', '-o', 'json')).stdout);
+    expect(restarted.metadata.generation).toBe(3);
+    expect(Date.parse(restarted.spec.restartedAt)).not.toBeNaN();
+    expect(await shoal('rollout', 'undo', 'apps', 'web')).toMatchObject({ code: 0, stdout: 'app "web" rolled back (to revision 2)\n' });
+    const undone = JSON.parse((await shoal('get', 'app', 'web', '-o', 'json')).stdout);
+    expect(undone.metadata.generation).toBe(4);
+    expect(undone.spec.restartedAt).toBeUndefined();
+    expect(undone.spec.instances).toBe(4);
+    expect((await shoal('rollout', 'history', 'app', 'web')).stdout).toMatch(/^3\s+\S+\s+restartedAt\n4\s+\S+\s+restartedAt\n$/m);
+    expect((await shoal('rollout', 'history', 'app', 'web', '--revision', '1')).stdout).toMatch(/^spec:\n(  .*\n)*  instances: 2\n/m);
+    expect(await shoal('rollout', 'undo', 'app', 'web', '--to-revision', '9')).toMatchObject({ code: 1, stderr: 'error: app "web" has no revision 9 (stored: 1, 2, 3, 4)\n' });
+  });
+
+  it('waitsForTheRolloutAndTimesOut', async () => {
+    // No agents: instances cannot start, so the rollout of 4 instances never finishes.
+    const once = await shoal('rollout', 'status', 'app', 'web', '--watch=false');
+    expect(once).toMatchObject({ code: 0, stderr: '' });
+    expect(once.stdout).toMatch(/^Waiting for app "web" (spec update to be observed|rollout to finish: .*)\.\.\.\n$/);
+    const timedOut = await shoal('rollout', 'status', 'app', 'web', '--timeout', '1500ms');
+    expect(timedOut.code).toBe(1);
+    expect(timedOut.stderr).toBe('error: timed out after 1500ms waiting for app "web" rollout to finish\n');
+  });
+
+  it('finishesARolloutToZeroInstances', async () => {
+    const zero = join(dir, 'zero.yaml');
+    writeFileSync(zero, 'apiVersion: shoal/v1\nkind: App\nmetadata:\n  name: zero\nspec:\n  instances: 0\n  cmd: sleep 1000\n');
+    expect(await shoal('apply', '-f', zero)).toMatchObject({ code: 0 });
+    expect(await shoal('rollout', 'status', 'app', 'zero', '--timeout', '15s')).toMatchObject({ code: 0, stdout: expect.stringMatching(/app "zero" successfully rolled out\n$/) });
+    expect(await shoal('delete', 'app', 'zero')).toMatchObject({ code: 0 });
+  });
 });
 
 it('rejectsABadManifestNamingFileLineAndFieldAndWritesNothing', async () => {
@@ -145,9 +189,12 @@ describe('bad manifests through apply', () => {
 });
 
 it('describesAndDeletes', async () => {
-  expect((await shoal('describe', 'app', 'web')).stdout).toMatch(/^Name:\s+web$/m);
+  const described = (await shoal('describe', 'app', 'web')).stdout;
+  expect(described).toMatch(/^Name:\s+web$/m);
+  expect(described).toMatch(/^Tasks:\s+<none>$/m);
   expect(await shoal('delete', 'app/web')).toMatchObject({ code: 0, stdout: 'app/web deleted\n' });
-  expect((await etcdKeys())).not.toMatch(/apps\/default\/web/);
+  // The App controller removes its finalizer (no tasks to stop here), and with it the App and its history.
+  await waitFor('the app and its history to go', async () => !/\/(registry|history)\/apps\/default\/web\b/.test(await appKeys()));
   const missing = await shoal('get', 'app', 'web');
   expect(missing.code).toBe(1);
   expect(missing.stderr).toBe('error: app "web" not found\n');
