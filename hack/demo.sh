@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Starts a dev cluster in the background (make demo), applies manifests/examples/, shows them.
+# Starts a dev cluster in the background (make demo) with three agents, applies
+# manifests/examples/, waits until the services are healthy and shows how to reach them.
 set -euo pipefail
 dir=${1:?data dir}; api_port=${2:-7070}; etcd_port=${3:-23790}
 cd "$(dirname "$0")/.."
@@ -10,7 +11,10 @@ if [ -f "$dir/dev.pid" ] && kill -0 "$(cat "$dir/dev.pid")" 2>/dev/null; then
   echo "dev cluster already running (pid $(cat "$dir/dev.pid")); 'make down' stops it"
 else
   rm -f "$dir/config.yaml"
+  # Two Docker agents and one process agent where a Docker daemon answers; else three process agents.
+  if docker info >/dev/null 2>&1; then runtimes=docker,process,docker; else runtimes=process; fi
   nohup node dist/cmd/shoal/main.js dev --data-dir "$dir" --api-port "$api_port" --etcd-port "$etcd_port" \
+    --agents 3 --runtime "$runtimes" \
     >"$dir/dev.log" 2>&1 &
   echo $! >"$dir/dev.pid"
   for _ in $(seq 1 100); do
@@ -25,15 +29,41 @@ shoal get nodes
 echo
 shoal apply -f manifests/examples/
 echo
+for app in hello web; do
+  echo "waiting for app/$app to roll out..."
+  if ! shoal rollout status app "$app" --timeout 120s; then
+    echo
+    shoal describe app "$app"
+    echo "app/$app did not become available; the control plane's log: $dir/dev.log" >&2
+    exit 1
+  fi
+done
+echo
 shoal get apps
 echo
+shoal get tasks -o wide
+echo
 shoal get jobs
+
+# Every web instance answers on its host port (the port an agent assigned from its range).
+ports=$(shoal get tasks -l shoal.dev/app=web -o json | node -e '
+  const items = JSON.parse(require("fs").readFileSync(0, "utf8")).items;
+  for (const t of items) if (t.status.state === "RUNNING") console.log(t.status.hostPorts[0]);')
+echo
+for p in $ports; do
+  printf 'curl http://127.0.0.1:%s/  →  %s\n' "$p" "$(curl -fsS "http://127.0.0.1:$p/" | head -c 80 | tr -d '\n')"
+done
+
 cat <<MSG
 
+The web service (busybox httpd in containers) and hello (a plain process) are running.
 Try:
   export SHOAL_CONFIG=$dir/config.yaml
-  node dist/cmd/shoal/main.js get app web -o yaml   # every Marathon default filled in
-  node dist/cmd/shoal/main.js get apps -w            # watch changes as they happen
-  tail -f $dir/dev.log   # the control plane's log
-  make down              # stop the cluster
+  alias shoal='node dist/cmd/shoal/main.js'
+  shoal describe app web                    # tasks, health, deployment, events
+  shoal scale app web --instances 4         # and watch: shoal get tasks -w
+  shoal logs $(shoal get tasks -l shoal.dev/app=hello -o name | head -1 | cut -d/ -f2)   # hello's output
+  shoal rollout restart app web && shoal rollout status app web
+  tail -f $dir/dev.log                      # the control plane's decisions, one line each
+  make down                                 # stop the cluster
 MSG

@@ -34,11 +34,12 @@ export function registerDevCommand(program: Command): void {
     .option('--api-port <port>', 'apiserver port (default 7070)')
     .option('--etcd-port <port>', 'etcd client port (default 23790)')
     .option('--agents <n>', 'number of agents (default 1)')
-    .option('--runtime <runtime>', 'docker or process (default: docker when a daemon answers, else process)')
+    .option('--runtime <runtimes>', 'docker or process, or a comma-separated list taken in turn by the agents, e.g. docker,process (default: docker when a daemon answers, else process)')
     .action(async (o: DevOptions) => {
       const agents = o.agents === undefined ? 1 : Number(o.agents);
       if (!Number.isInteger(agents) || agents < 0 || agents > 1000) throw new CliError(`--agents must be a whole number from 0 to 1000, not "${o.agents}"`);
-      if (o.runtime !== undefined && o.runtime !== 'docker' && o.runtime !== 'process') throw new CliError(`--runtime must be docker or process, not "${o.runtime}"`);
+      const runtimes = (o.runtime ?? 'auto').split(',').map((r) => r.trim());
+      for (const r of runtimes) if (r !== 'docker' && r !== 'process' && (r !== 'auto' || o.runtime !== undefined)) throw new CliError(`--runtime must be docker or process (or a comma-separated list of them), not "${o.runtime}"`);
       const log = createLogger('dev', { pretty: true });
       const cluster = await startDevCluster({
         dataDir: resolve(o.dataDir ?? join(homedir(), '.shoal', 'dev')),
@@ -47,7 +48,7 @@ export function registerDevCommand(program: Command): void {
         // Without flags, also point the user's default config at this cluster.
         userConfigPath: o.dataDir === undefined ? join(homedir(), '.shoal', 'config.yaml') : undefined,
         agents,
-        runtime: o.runtime === 'docker' || o.runtime === 'process' ? o.runtime : 'auto',
+        runtime: runtimes as Array<'docker' | 'process' | 'auto'>,
         logger: log,
       });
       log.info({ server: cluster.server, etcd: cluster.etcdEndpoint, config: cluster.configPath }, 'dev cluster ready');

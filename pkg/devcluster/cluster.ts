@@ -31,10 +31,12 @@ export interface DevClusterOptions {
   userConfigPath?: string;
   /** Agents to run in this process. @default 0 */
   agents?: number;
-  /** Their runtime; auto = docker when its daemon answers, else process. @default "auto" */
-  runtime?: 'process' | 'docker' | 'auto';
+  /** Their runtime, or a list the agents take in turn; auto = docker when its daemon answers, else process. @default "auto" */
+  runtime?: DevRuntime | DevRuntime[];
   logger: Logger;
 }
+
+export type DevRuntime = 'process' | 'docker' | 'auto';
 
 export interface DevCluster {
   server: string;
@@ -83,7 +85,8 @@ async function startAgents(store: EtcdStore, o: DevClusterOptions, agentToken: s
   for (let i = 0; i < n; i++) {
     const nodeName = `dev-agent-${i + 1}`;
     const logger = o.logger.child({ component: 'agent', node: nodeName });
-    const runtime = await resolveRuntime(o.runtime ?? 'auto', { dataDir: join(o.dataDir, 'agents', nodeName), node: { hostname: '127.0.0.1', nodeName }, logger });
+    const runtimes = Array.isArray(o.runtime) ? o.runtime : [o.runtime ?? 'auto'];
+    const runtime = await resolveRuntime(runtimes[i % runtimes.length] ?? 'auto', { dataDir: join(o.dataDir, 'agents', nodeName), node: { hostname: '127.0.0.1', nodeName }, logger });
     const capacity = {
       cpus: Math.max(0.1, Math.floor((cpus().length / n) * 10) / 10),
       mem: Math.floor(totalmem() / 2 ** 20 / n),
