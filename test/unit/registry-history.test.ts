@@ -17,7 +17,7 @@ const body = (spec: Record<string, unknown>) => ({ apiVersion: 'shoal/v1', kind:
 /** A MemoryStore that runs `before` (once) just ahead of the next txn: a concurrent writer. */
 class RacyStore extends MemoryStore {
   before?: () => Promise<void>;
-  async txn(compares: TxnCompare[], ops: TxnOp[]): Promise<number | undefined> {
+  override async txn(compares: TxnCompare[], ops: TxnOp[]): Promise<number | undefined> {
     const b = this.before;
     this.before = undefined;
     await b?.();
