@@ -14,7 +14,7 @@ import * as http from 'node:http';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { etcdBaselines } from './baselines';
-import { Api, appManifest, bucketQuantile, bucketsBetween, cleanupAll, etcdDbBytes, histogramBuckets, httpGet, log, onCleanup, percentile, peakRss, round, startApiServer, startBenchEtcd, tempDir, type BenchOptions, type Figures, type Scenario } from './lib';
+import { Api, appManifest, bucketQuantile, bucketsBetween, cleanupAll, cpuSeconds, etcdDbBytes, histogramBuckets, httpGet, log, onCleanup, percentile, peakRss, round, startApiServer, startBenchEtcd, tempDir, type BenchOptions, type Figures, type Scenario } from './lib';
 
 const NS = 'bench';
 /** LISTs read this namespace of PRELOAD Apps: deleted Apps in NS linger (the finalizer waits for an App controller, none runs here). */
@@ -197,7 +197,10 @@ async function run(o: BenchOptions & { profile?: boolean; profileOut?: string })
     const dir = tempDir('api');
     const etcd = await startBenchEtcd(dir);
     const profDir = path.join(dir, 'prof');
-    const server = await startApiServer(etcd, dir, o.profile ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', profDir] } : {});
+    const server = await startApiServer(etcd, dir, {
+      nodeArgs: o.profile ? ['--cpu-prof', '--cpu-prof-dir', profDir] : undefined,
+      args: o.maxInflight ? ['--max-inflight', String(o.maxInflight)] : undefined,
+    });
     const rss = peakRss(server.child.pid);
     onCleanup('rss sampler', () => rss.stop());
     const api = new Api(server.url, server.token);
@@ -214,8 +217,15 @@ async function run(o: BenchOptions & { profile?: boolean; profileOut?: string })
     await openLoop(server.url, server.token, agent, pool, rate, Math.min(2, duration / 5));
     log(o.verbose, `${rate}/s for ${duration} s`);
     const metricsBefore = (await httpGet(`${server.url}/metrics`)).body;
+    const etcdMetricsBefore = (await httpGet(`${etcd.endpoint}/metrics`)).body;
+    const cpuBefore = { api: cpuSeconds(server.child.pid), etcd: cpuSeconds(etcd.pid), bench: process.cpuUsage() };
     const steady = await openLoop(server.url, server.token, agent, pool, rate, duration);
+    const cpuPercent = (before: number, after: number) => round((100 * (after - before)) / steady.seconds, 1);
+    const benchCpu = process.cpuUsage(cpuBefore.bench);
+    const cpu = { api: cpuPercent(cpuBefore.api, cpuSeconds(server.child.pid)), etcd: cpuPercent(cpuBefore.etcd, cpuSeconds(etcd.pid)), bench: cpuPercent(0, (benchCpu.user + benchCpu.system) / 1e6) };
     const metricsAfter = (await httpGet(`${server.url}/metrics`)).body;
+    const etcdMetricsAfter = (await httpGet(`${etcd.endpoint}/metrics`)).body;
+    const etcdBetween = (name: string) => bucketsBetween(histogramBuckets(etcdMetricsBefore, name), histogramBuckets(etcdMetricsAfter, name));
     // The server's own view of the steady phase: request handling and etcd round trips.
     const between = (name: string, labels: (l: string) => boolean) => bucketsBetween(histogramBuckets(metricsBefore, name, labels), histogramBuckets(metricsAfter, name, labels));
     const serverMutating = between('shoal_apiserver_request_duration_seconds', (l) => /verb="(create|update|patch|delete)"/.test(l));
@@ -241,6 +251,7 @@ async function run(o: BenchOptions & { profile?: boolean; profileOut?: string })
       readP99Ms: round(percentile(read, 99)),
       maxMs: round(percentile(latencies(s, () => true), 100)),
       errors5xx: s.filter((x) => x.status >= 500).length,
+      errors503: s.filter((x) => x.status === 503).length,
       errors4xxOther: s.filter((x) => x.status >= 400 && x.status < 500 && x.status !== 429).length,
       rejected429AtRate: s.filter((x) => x.status === 429).length,
       timeouts: s.filter((x) => x.timedOut).length,
@@ -250,12 +261,22 @@ async function run(o: BenchOptions & { profile?: boolean; profileOut?: string })
       etcdWriteP50Ms: round(bucketQuantile(etcdWrites, 0.5) * 1000),
       etcdWriteP99Ms: round(bucketQuantile(etcdWrites, 0.99) * 1000),
       etcdReadP99Ms: round(bucketQuantile(etcdReads, 0.99) * 1000),
+      // etcd's own disk latency over the steady phase (bucket upper bounds): fsync of its WAL, commit of its backend.
+      etcdWalFsyncP99Ms: round(bucketQuantile(etcdBetween('etcd_disk_wal_fsync_duration_seconds'), 0.99) * 1000),
+      etcdBackendCommitP99Ms: round(bucketQuantile(etcdBetween('etcd_disk_backend_commit_duration_seconds'), 0.99) * 1000),
+      // CPU used during the steady phase, % of one core (the machine has os.cpus().length).
+      apiserverCpuPercent: cpu.api,
+      etcdCpuPercent: cpu.etcd,
+      loadGeneratorCpuPercent: cpu.bench,
       overloadRatePerSecond: round(over.sent / over.seconds, 1),
       overloadOkPerSecond: round(over.samples.filter((x) => x.status >= 200 && x.status < 300).length / over.seconds, 1),
       rejected429: over.samples.filter((x) => x.status === 429).length,
       overloadErrors5xx: over.samples.filter((x) => x.status >= 500).length,
       overloadTimeouts: over.samples.filter((x) => x.timedOut).length,
       overloadConnectionErrors: over.samples.filter((x) => x.status === 0 && !x.timedOut).length,
+      overload500: over.samples.filter((x) => x.status === 500).length,
+      overload503: over.samples.filter((x) => x.status === 503).length,
+      overload504: over.samples.filter((x) => x.status === 504).length,
       overloadP99Ms: round(percentile(overAll, 99)),
       apiserverPeakRssMiB: rss.peakMiB(),
       etcdDbMiB: round(dbBytes / 2 ** 20, 1),

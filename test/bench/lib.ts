@@ -28,6 +28,8 @@ export interface BenchOptions {
   overloadRate?: number;
   overloadDuration?: number;
   concurrency?: number;
+  /** api: the apiserver's --max-inflight (its default when unset). */
+  maxInflight?: number;
   /** Seconds of each etcd baseline. @default 3 */
   baselineSeconds?: number;
   /** Print progress lines on stderr. */
@@ -219,11 +221,11 @@ export function writeTokenFile(file: string): string {
 }
 
 /** `dist/cmd/apiserver/main.js` on a free port; resolves once /readyz answers 200. */
-export async function startApiServer(etcd: BenchEtcd, dir: string, opts: { nodeArgs?: string[]; logLevel?: string } = {}): Promise<ApiServerChild> {
+export async function startApiServer(etcd: BenchEtcd, dir: string, opts: { nodeArgs?: string[]; logLevel?: string; args?: string[] } = {}): Promise<ApiServerChild> {
   const tokenFile = path.join(dir, 'tokens.yaml');
   const token = writeTokenFile(tokenFile);
   const port = await freePort();
-  const child = spawnNode('apiserver', builtScript('dist/cmd/apiserver/main.js'), ['--token-file', tokenFile, '--etcd-endpoints', etcd.endpoint, '--port', String(port)], dir, {
+  const child = spawnNode('apiserver', builtScript('dist/cmd/apiserver/main.js'), ['--token-file', tokenFile, '--etcd-endpoints', etcd.endpoint, '--port', String(port), ...(opts.args ?? [])], dir, {
     nodeArgs: opts.nodeArgs,
     env: opts.logLevel ? { SHOAL_LOG_LEVEL: opts.logLevel } : undefined,
   });
@@ -310,6 +312,17 @@ export function rssMiB(pid: number): number {
   try {
     const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? round(Number(m[1]) / 1024, 1) : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+/** CPU time (user + system) a process has used so far, in seconds; NaN when gone. */
+export function cpuSeconds(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
   } catch {
     return NaN;
   }

@@ -43,6 +43,8 @@ export interface Result {
   date: string;
   options: Record<string, unknown>;
   machine: Machine;
+  /** 1-minute load average before and after the run: other work on the machine skews the figures. */
+  loadAverage?: { before: number; after: number };
   targets?: Record<string, string>;
   figures: Figures;
 }
@@ -61,6 +63,8 @@ export function machine(): Machine {
   return { cpus: cpus.length, model: cpus[0]?.model.trim() ?? 'unknown', memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10, node: process.version, etcd: etcdVersion() };
 }
 
+const round2 = (x: number) => Math.round(x * 100) / 100;
+
 const machineLine = (m: Machine) => `${m.cpus} × ${m.model}, ${m.memoryGiB} GiB, node ${m.node}, etcd ${m.etcd}`;
 
 /** Every figure of each result, with its target. */
@@ -68,7 +72,8 @@ function fullTable(results: Result[]): string {
   const lines: string[] = [];
   for (const r of results) {
     const d = SCENARIOS[r.scenario]?.describe(r.figures) ?? r.scenario;
-    lines.push(`### ${r.scenario}`, '', `${d}`, '', `${r.date} — ${machineLine(r.machine)}`, '');
+    const load = r.loadAverage ? `, load average ${r.loadAverage.before} before, ${r.loadAverage.after} after` : '';
+    lines.push(`### ${r.scenario}`, '', `${d}`, '', `${r.date} — ${machineLine(r.machine)}${load}`, '');
     lines.push('| figure | value | target |', '|---|---:|---:|', ...Object.entries(r.figures).map(([k, v]) => `| ${k} | ${v} | ${(r.targets ?? SCENARIOS[r.scenario]?.targets)?.[k] ?? ''} |`), '');
   }
   return lines.join('\n');
@@ -84,7 +89,8 @@ function headlineTable(results: Result[]): string {
     names.forEach((k, i) => lines.push(`| ${i === 0 ? s.describe(r.figures) : ''} | ${k} | ${r.figures[k]} | ${(r.targets ?? s.targets)?.[k] ?? ''} |`));
   }
   const machines = [...new Set(results.map((r) => machineLine(r.machine)))];
-  return [...lines, '', `Measured on ${machines.join('; ')} (${results.map((r) => `${r.scenario} ${r.date.slice(0, 10)}`).join(', ')}).`].join('\n');
+  const when = results.map((r) => `${r.scenario} ${r.date.slice(0, 10)}${r.loadAverage ? `, load average ${r.loadAverage.before}` : ''}`);
+  return [...lines, '', `Measured on ${machines.join('; ')} (${when.join('; ')}). Every figure: test/bench/results/README.md.`].join('\n');
 }
 
 /** Writes via a temporary file (ignored by git), so a crashed run never leaves half a result. */
@@ -132,23 +138,26 @@ async function main(argv: string[]): Promise<void> {
     .option('--overload-rate <n>', 'api: requests per second of the overload phase (default 10 × --rate)', int('--overload-rate'))
     .option('--overload-duration <seconds>', 'api: seconds of the overload phase (default 10)', int('--overload-duration'))
     .option('--concurrency <n>', 'containers: parallel `docker run`s (default 4)', int('--concurrency'))
+    .option('--max-inflight <n>', 'api: the apiserver\'s --max-inflight (default: its own)', int('--max-inflight'))
     .option('--baseline-seconds <seconds>', 'seconds of each etcd baseline (default 3)', int('--baseline-seconds'))
     .option('--profile', 'api: run the apiserver under node --cpu-prof and print its hottest functions')
     .option('--out <dir>', 'where results go', path.join(repoRoot(), 'test', 'bench', 'results'))
     .option('-v, --verbose', 'progress on stderr')
+    .option('--tables-only', 'run nothing: rewrite the tables from the stored results')
     .parse(argv);
   const names: string[] = program.args;
-  const o = program.opts() as BenchOptions & { out: string; profile?: boolean };
+  const o = program.opts() as BenchOptions & { out: string; profile?: boolean; tablesOnly?: boolean };
   const unknown = names.filter((n) => !(n in SCENARIOS));
   if (unknown.length) throw new Error(`unknown scenario(s): ${unknown.join(', ')}; known: ${Object.keys(SCENARIOS).join(', ')}`);
   const out = path.resolve(o.out);
   fs.mkdirSync(out, { recursive: true });
   const done: Result[] = [];
   const failed: string[] = [];
-  for (const scenario of names.length ? names : Object.keys(SCENARIOS)) {
+  for (const scenario of o.tablesOnly ? [] : names.length ? names : Object.keys(SCENARIOS)) {
     const s = SCENARIOS[scenario];
     process.stderr.write(`bench: ${scenario}...\n`);
     let figures: Figures;
+    const loadBefore = os.loadavg()[0];
     try {
       figures = await s.run({ ...o, profileOut: o.profile ? path.join(out, `${scenario}.cpuprofile`) : undefined } as BenchOptions);
     } catch (err) {
@@ -156,15 +165,15 @@ async function main(argv: string[]): Promise<void> {
       failed.push(scenario);
       continue;
     }
-    const { out: _out, verbose: _v, ...options } = o as BenchOptions & { out: string };
-    const result: Result = { scenario, date: new Date().toISOString(), options, machine: machine(), targets: s.targets, figures };
+    const { out: _out, verbose: _v, tablesOnly: _t, ...options } = o;
+    const result: Result = { scenario, date: new Date().toISOString(), options, machine: machine(), loadAverage: { before: round2(loadBefore), after: round2(os.loadavg()[0]) }, targets: s.targets, figures };
     writeAtomically(path.join(out, `${scenario}.json`), JSON.stringify(result, null, 2) + '\n');
     done.push(result);
     process.stdout.write(fullTable([result]) + '\n');
   }
   const stored = storedResults(out);
   writeAtomically(path.join(out, 'README.md'), ['# Benchmark results', '', 'Latest run of each scenario (`make bench`, or `npm run bench -- <scenario>`).', '', fullTable(stored)].join('\n'));
-  if (out === path.join(repoRoot(), 'test', 'bench', 'results') && done.length) updateRepoReadme(stored);
+  if (out === path.join(repoRoot(), 'test', 'bench', 'results') && (done.length || o.tablesOnly)) updateRepoReadme(stored);
   if (failed.length) throw new Error(`failed: ${failed.join(', ')}`);
 }
 
