@@ -39,7 +39,7 @@ export function registerDevCommand(program: Command): void {
       const agents = o.agents === undefined ? 1 : Number(o.agents);
       if (!Number.isInteger(agents) || agents < 0 || agents > 1000) throw new CliError(`--agents must be a whole number from 0 to 1000, not "${o.agents}"`);
       const runtimes = (o.runtime ?? 'auto').split(',').map((r) => r.trim());
-      for (const r of runtimes) if (r !== 'docker' && r !== 'process' && (r !== 'auto' || o.runtime !== undefined)) throw new CliError(`--runtime must be docker or process (or a comma-separated list of them), not "${o.runtime}"`);
+      for (const r of runtimes) if (r !== 'docker' && r !== 'process' && (r !== 'auto' || o.runtime !== undefined)) throw new CliError(`--runtime: "${r}" is not a runtime (docker or process, or a comma-separated list of them)`);
       const log = createLogger('dev', { pretty: true });
       const cluster = await startDevCluster({
         dataDir: resolve(o.dataDir ?? join(homedir(), '.shoal', 'dev')),

@@ -227,6 +227,47 @@ describe('a constraint no agent meets', () => {
   }, 60_000);
 });
 
+describe('failing instances', () => {
+  it('killsUnhealthyInstancesAFewAtATimeAndReplacesThem', async () => {
+    // Health checks against a port nothing listens on: every instance turns unhealthy.
+    const file = join(dir, 'sick.yaml');
+    writeFileSync(file, `apiVersion: shoal/v1\nkind: App\nmetadata:\n  name: sick\nspec:\n  instances: 4\n  cmd: 'exec sleep 600 # ${MARK}'\n` +
+      `  resources: {cpus: 0.1, mem: 16}\n  ports: [{name: http}]\n  taskKillGracePeriodSeconds: 0\n` +
+      `  healthChecks: [{protocol: HTTP, portName: http, delaySeconds: 0, gracePeriodSeconds: 0, intervalSeconds: 1, timeoutSeconds: 1, maxConsecutiveFailures: 2}]\n` +
+      `  upgradeStrategy: {minimumHealthCapacity: 0.5, maximumOverCapacity: 0}\n`);
+    await ok('apply', '-f', file);
+    // The budget is the upgrade's: 4 − ceil(4 × 0.5) = 2 dying at once, never all four.
+    let maxDying = 0;
+    await waitFor('4 instances killed as unhealthy', async () => {
+      const ts = await tasks('sick');
+      maxDying = Math.max(maxDying, ts.filter((t) => t.status?.state === 'KILLING').length);
+      return ts.filter((t) => t.status?.state === 'KILLED').length >= 4;
+    }, 45_000);
+    expect(maxDying).toBeLessThanOrEqual(2);
+    const events = await ok('events');
+    expect(events).toMatch(/KillingUnhealthy/);
+    await ok('delete', 'app', 'sick');
+    await waitFor('sick gone', async () => (await tasks('sick')).length === 0);
+  }, 60_000);
+
+  it('backsOffRelaunchingInstancesThatExit', async () => {
+    const file = join(dir, 'crash.yaml');
+    writeFileSync(file, `apiVersion: shoal/v1\nkind: App\nmetadata:\n  name: crash\nspec:\n  instances: 1\n  cmd: 'exit 3 # ${MARK}'\n` +
+      `  resources: {cpus: 0.1, mem: 16}\n  backoff: {seconds: 2, factor: 2, maxLaunchDelaySeconds: 60}\n`);
+    await ok('apply', '-f', file);
+    const a = await waitFor('a backoff reason', async () => { const x = await app('crash'); return /backing off after [2-9] failed/.test(x.status.pendingReason ?? '') && x; }, 30_000);
+    expect(a.status.pendingReason).toMatch(/next launch in \d+s/);
+    const failed = (await tasks('crash')).filter((t) => t.status?.state === 'FAILED');
+    expect(failed.length).toBeGreaterThanOrEqual(2);
+    expect(failed[0]!.status.exitCode).toBe(3);
+    // Launches are spaced by the growing delay: 2 s, then 4 s.
+    const started = failed.map((t) => Date.parse(t.metadata.creationTimestamp!)).sort((x, y) => x - y);
+    expect(started[1]! - started[0]!).toBeGreaterThanOrEqual(1900);
+    await ok('delete', 'app', 'crash');
+    await waitFor('crash gone', async () => (await tasks('crash')).length === 0);
+  }, 60_000);
+});
+
 const noDocker = dockerUnavailableReason();
 (noDocker ? describe.skip : describe)(`the web example on the Docker runtime${noDocker ? ` (skipped: ${noDocker})` : ''}`, () => {
   it('answersHttpOnItsHostPortAndLeavesNoContainer', async () => {

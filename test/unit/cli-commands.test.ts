@@ -200,7 +200,8 @@ describe('errors', () => {
     [['--api-port', '0'], '--api-port must be a port number (1-65535), not "0"'],
     [['--etcd-port', 'x'], '--etcd-port must be a port number (1-65535), not "x"'],
     [['--agents', '-1'], '--agents must be a whole number from 0 to 1000, not "-1"'],
-    [['--runtime', 'lxc'], '--runtime must be docker or process, not "lxc"'],
+    [['--runtime', 'lxc'], '--runtime: "lxc" is not a runtime (docker or process, or a comma-separated list of them)'],
+    [['--runtime', 'docker,,process'], '--runtime: "" is not a runtime (docker or process, or a comma-separated list of them)'],
   ])('devRejectsBadFlags %j before starting anything', async (flags, message) => {
     const r = await run(['dev', '--data-dir', '/nonexistent/shoal-dev', ...flags]);
     expect(r).toMatchObject({ code: 1, err: `error: ${message}\n` });
