@@ -14,7 +14,7 @@ import * as http from 'node:http';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { etcdBaselines } from './baselines';
-import { Api, appManifest, bucketQuantile, bucketsBetween, cleanupAll, cpuSeconds, etcdDbBytes, histogramBuckets, httpGet, log, onCleanup, percentile, peakRss, round, startApiServer, startBenchEtcd, tempDir, type BenchOptions, type Figures, type Scenario } from './lib';
+import { Api, appManifest, bucketQuantile, bucketsBetween, cleanupAll, cpuSeconds, etcdDbBytes, histogramBuckets, httpGet, log, onCleanup, percentile, peakRss, round, startApiServer, startBenchEtcd, tempDir, type BenchOptions, type Child, type Figures, type Scenario } from './lib';
 
 const NS = 'bench';
 /** LISTs read this namespace of PRELOAD Apps: deleted Apps in NS linger (the finalizer waits for an App controller, none runs here). */
@@ -170,22 +170,50 @@ function latencies(samples: Sample[], pred: (s: Sample) => boolean): number[] {
   return samples.filter((s) => s.status > 0 && pred(s)).map((s) => s.ms).sort((a, b) => a - b);
 }
 
-/** Self time per function of a .cpuprofile, the top `n` as lines. */
+/** Stops a child run under --cpu-prof, prints the top of its profile, copies the profile to `out`. */
+export async function reportProfile(what: string, child: Child, profDir: string, out?: string): Promise<void> {
+  await child.stop();
+  const file = fs.existsSync(profDir) ? fs.readdirSync(profDir).find((f) => f.endsWith('.cpuprofile')) : undefined;
+  if (!file) return void process.stderr.write(`${what} wrote no CPU profile\n`);
+  const lines = profileSummary(path.join(profDir, file));
+  process.stderr.write(`${what} CPU profile (self time, top ${lines.length}):\n${lines.join('\n')}\n`);
+  if (out) fs.copyFileSync(path.join(profDir, file), out);
+}
+
+/**
+ * The top `n` functions of a .cpuprofile by self time, then Shoal's own functions (dist/pkg) by
+ * inclusive time (time in them or anything they called), as lines.
+ */
 export function profileSummary(file: string, n = 25): string[] {
-  interface Node { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; hitCount?: number }
+  interface Node { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }
   const prof = JSON.parse(fs.readFileSync(file, 'utf8')) as { nodes: Node[]; samples: number[]; timeDeltas: number[] };
   const byId = new Map(prof.nodes.map((nd) => [nd.id, nd]));
+  const parent = new Map<number, number>();
+  for (const nd of prof.nodes) for (const c of nd.children ?? []) parent.set(c, nd.id);
+  const name = (nd: Node) => {
+    const url = nd.callFrame.url.replace(/^file:\/\//, '').replace(/.*\/node_modules\//, 'node_modules/').replace(/.*\/dist\//, 'dist/');
+    return `${nd.callFrame.functionName || '(anonymous)'} ${url}${url ? `:${nd.callFrame.lineNumber + 1}` : ''}`;
+  };
   const self = new Map<string, number>();
+  const inclusive = new Map<string, number>();
   let total = 0;
   prof.samples.forEach((id, i) => {
-    const nd = byId.get(id)!;
     const dt = prof.timeDeltas[i] ?? 0;
     total += dt;
-    const url = nd.callFrame.url.replace(/^file:\/\//, '').replace(/.*\/node_modules\//, 'node_modules/').replace(/.*\/dist\//, 'dist/');
-    const key = `${nd.callFrame.functionName || '(anonymous)'} ${url}${url ? `:${nd.callFrame.lineNumber + 1}` : ''}`;
-    self.set(key, (self.get(key) ?? 0) + dt);
+    const nd = byId.get(id)!;
+    self.set(name(nd), (self.get(name(nd)) ?? 0) + dt);
+    const seen = new Set<string>();
+    for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
+      const frame = byId.get(cur)!;
+      if (!frame.callFrame.url.includes('/dist/pkg/')) continue;
+      const key = name(frame);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      inclusive.set(key, (inclusive.get(key) ?? 0) + dt);
+    }
   });
-  return [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, n).map(([k, us]) => `${((100 * us) / total).toFixed(1).padStart(5)}%  ${(us / 1000).toFixed(0).padStart(6)} ms  ${k}`);
+  const fmt = (m: Map<string, number>) => [...m.entries()].sort((a, b) => b[1] - a[1]).slice(0, n).map(([k, us]) => `${((100 * us) / total).toFixed(1).padStart(5)}%  ${(us / 1000).toFixed(0).padStart(6)} ms  ${k}`);
+  return [`${(total / 1e6).toFixed(1)} s profiled; self time:`, ...fmt(self), 'Shoal functions (dist/pkg) by inclusive time:', ...fmt(inclusive)];
 }
 
 async function run(o: BenchOptions & { profile?: boolean; profileOut?: string }): Promise<Figures> {
@@ -282,15 +310,7 @@ async function run(o: BenchOptions & { profile?: boolean; profileOut?: string })
       etcdDbMiB: round(dbBytes / 2 ** 20, 1),
       ...baselines,
     };
-    if (o.profile) {
-      await server.child.stop();
-      const file = fs.readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
-      if (file) {
-        const lines = profileSummary(path.join(profDir, file));
-        process.stderr.write(`apiserver CPU profile (self time, top ${lines.length}):\n${lines.join('\n')}\n`);
-        if (o.profileOut) fs.copyFileSync(path.join(profDir, file), o.profileOut);
-      } else process.stderr.write('apiserver wrote no CPU profile\n');
-    }
+    if (o.profile) await reportProfile('apiserver', server.child, profDir, o.profileOut);
     return figures;
   } finally {
     await cleanupAll();

@@ -185,8 +185,31 @@ export function spawnNode(name: string, script: string, args: string[], logDir: 
   return c;
 }
 
+/** Distinct warning and error messages (pino level ≥ 40) in a component's JSON log, with counts. */
+export function logProblems(child: Child, max = 5): string[] {
+  const counts = new Map<string, number>();
+  let text = '';
+  try {
+    text = fs.readFileSync(child.logFile, 'utf8');
+  } catch {
+    return [];
+  }
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      const d = JSON.parse(line) as { level?: number; msg?: string; err?: string };
+      if ((d.level ?? 0) < 40) continue;
+      const key = `${d.msg}${d.err ? `: ${d.err}` : ''}`;
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+    } catch {
+      // not a log line
+    }
+  }
+  return [...counts.entries()].slice(0, max).map(([k, n]) => `${child.name}: ${k} (×${n})`);
+}
+
 /** Polls `check` every `intervalMs` until it returns a value other than undefined/false; throws after `timeoutMs`. */
-export async function waitFor<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined | false> | T | undefined | false, opts: { intervalMs?: number; children?: Child[] } = {}): Promise<T> {
+export async function waitFor<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined | false> | T | undefined | false, opts: { intervalMs?: number; children?: Child[]; rethrow?: boolean } = {}): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const dead = opts.children?.find((c) => !c.alive());
@@ -194,7 +217,8 @@ export async function waitFor<T>(what: string, timeoutMs: number, check: () => P
     let value: T | undefined | false;
     try {
       value = await check();
-    } catch {
+    } catch (err) {
+      if (opts.rethrow) throw new Error(`${what}: ${(err as Error).message}`);
       value = undefined;
     }
     if (value !== undefined && value !== false) return value;
@@ -241,9 +265,9 @@ export interface ControllerManagerChild {
 }
 
 /** `dist/cmd/controller-manager/main.js` with its /metrics on a free port; resolves once /metrics answers. */
-export async function startControllerManager(etcd: BenchEtcd, dir: string, identity: string, extraArgs: string[] = []): Promise<ControllerManagerChild> {
+export async function startControllerManager(etcd: BenchEtcd, dir: string, identity: string, extraArgs: string[] = [], nodeArgs?: string[]): Promise<ControllerManagerChild> {
   const port = await freePort();
-  const child = spawnNode(identity, builtScript('dist/cmd/controller-manager/main.js'), ['--etcd-endpoints', etcd.endpoint, '--identity', identity, '--metrics-port', String(port), ...extraArgs], dir);
+  const child = spawnNode(identity, builtScript('dist/cmd/controller-manager/main.js'), ['--etcd-endpoints', etcd.endpoint, '--identity', identity, '--metrics-port', String(port), ...extraArgs], dir, { nodeArgs });
   const metricsUrl = `http://127.0.0.1:${port}/metrics`;
   await waitFor(`${identity} /metrics`, 20_000, async () => (await httpGet(metricsUrl)).status === 200, { children: [child] });
   return { identity, metricsUrl, child };
@@ -447,6 +471,8 @@ export function appManifest(name: string, instances: number, spec: Record<string
 
 // ---------------------------------------------------------------- tasks
 
+const STALL_MS = 60_000;
+
 export const TERMINAL = new Set(['FINISHED', 'FAILED', 'KILLED', 'ERROR', 'LOST']);
 
 export interface TrackedTask {
@@ -514,8 +540,23 @@ export class TaskTracker {
   }
 
   /** Resolves when `cond` holds (checked after every batch of events and every 200 ms); throws after `timeoutMs`. */
-  until(what: string, timeoutMs: number, cond: () => boolean, children: Child[] = []): Promise<void> {
-    return waitFor(what, timeoutMs, cond, { children, intervalMs: 200 }).then(() => undefined);
+  async until(what: string, timeoutMs: number, cond: () => boolean, children: Child[] = [], verbose?: boolean): Promise<void> {
+    const progress = setInterval(() => log(verbose, `waiting for ${what}: ${this.tasks.size} tasks, ${this.bound} bound, ${this.running} running`), 5000);
+    // No change for STALL_MS: nothing is happening any more, fail now rather than at the deadline.
+    let seen = '';
+    let changedAt = Date.now();
+    try {
+      await waitFor(what, timeoutMs, () => {
+        const now = `${this.tasks.size}/${this.bound}/${this.running}`;
+        if (now !== seen) [seen, changedAt] = [now, Date.now()];
+        else if (Date.now() - changedAt > STALL_MS) throw new Error(`no progress for ${STALL_MS / 1000} s`);
+        return cond();
+      }, { children, intervalMs: 200, rethrow: true });
+    } catch (err) {
+      throw new Error(`${(err as Error).message} (${this.tasks.size} tasks, ${this.bound} bound, ${this.running} running)`);
+    } finally {
+      clearInterval(progress);
+    }
   }
 
   private apply(e: WatchEvent): void {

@@ -5,24 +5,29 @@
  * instances per App, tiny resources, cmd `sleep 3600`) are POSTed through the API at once; one
  * etcd watch on the tasks prefix counts them bound (Tasks are created bound) and RUNNING.
  */
+import * as path from 'node:path';
+import { reportProfile } from './api.bench';
 import { etcdBaselines } from './baselines';
 import {
-  Api, appManifest, cleanupAll, etcdDbBytes, histogramCount, histogramQuantile, httpGet, log, onCleanup, peakRss, percentile, round,
-  startApiServer, startBenchEtcd, startControllerManager, startHollowAgents, TaskTracker, tempDir, type BenchOptions, type Figures, type Scenario,
+  Api, appManifest, cleanupAll, etcdDbBytes, histogramCount, histogramQuantile, httpGet, log, logProblems, onCleanup, peakRss, percentile, round,
+  startApiServer, startBenchEtcd, startControllerManager, startHollowAgents, TaskTracker, tempDir, type BenchOptions, type Child, type Figures, type Scenario,
 } from './lib';
 
 const NS = 'bench';
 const PER_APP = 100;
 
-async function run(o: BenchOptions): Promise<Figures> {
+async function run(o: BenchOptions & { profile?: boolean; profileOut?: string }): Promise<Figures> {
   const agents = o.agents ?? 1000;
   const tasks = o.tasks ?? 10_000;
+  let profiled: { child: Child; dir: string } | undefined;
   try {
     const dir = tempDir('scheduling');
+    const profDir = path.join(dir, 'prof');
     const etcd = await startBenchEtcd(dir);
     log(o.verbose, `etcd at ${etcd.endpoint}`);
     const server = await startApiServer(etcd, dir, { logLevel: 'warn' });
-    const cm = await startControllerManager(etcd, dir, 'cm-0');
+    const cm = await startControllerManager(etcd, dir, 'cm-0', [], o.profile ? ['--cpu-prof', '--cpu-prof-dir', profDir] : undefined);
+    if (o.profile) profiled = { child: cm.child, dir: profDir };
     const cmRss = peakRss(cm.child.pid);
     onCleanup('rss sampler', () => cmRss.stop());
     log(o.verbose, `starting ${agents} hollow agents`);
@@ -44,12 +49,16 @@ async function run(o: BenchOptions): Promise<Figures> {
     const children = [server.child, cm.child, hollow];
     const timeout = 120_000 + tasks * 12;
     let boundAt = 0;
+    const withProblems = (err: Error) => {
+      const problems = logProblems(cm.child);
+      throw new Error(problems.length ? `${err.message}; controller-manager warnings:\n  ${problems.join('\n  ')}` : err.message);
+    };
     await tracker.until(`${tasks} tasks bound`, timeout, () => {
       if (tracker.bound >= tasks) boundAt ||= Date.now();
       return tracker.bound >= tasks;
-    }, children);
+    }, children, o.verbose).catch(withProblems);
     log(o.verbose, `all bound after ${(boundAt - t0) / 1000} s`);
-    await tracker.until(`${tasks} tasks RUNNING`, timeout, () => tracker.running >= tasks, children);
+    await tracker.until(`${tasks} tasks RUNNING`, timeout, () => tracker.running >= tasks, children, o.verbose).catch(withProblems);
     const runningAt = Date.now();
     const metrics = (await httpGet(cm.metricsUrl)).body;
     const appToBound = [...tracker.tasks.values()].filter((t) => t.app && t.seenBoundAt).map((t) => t.seenBoundAt! - (postedAt.get(t.app!) ?? t0)).sort((a, b) => a - b);
@@ -80,10 +89,12 @@ async function run(o: BenchOptions): Promise<Figures> {
       offerRoundP99Ms: round(histogramQuantile(metrics, 'shoal_allocation_round_duration_seconds', 0.99) * 1000),
       allocationRounds: histogramCount(metrics, 'shoal_allocation_round_duration_seconds'),
       controllerRssMiB,
+      leadershipLosses: logProblems(cm.child, 100).filter((p) => p.includes('lost leadership')).length,
       etcdDbMiB: round(dbBytes / 2 ** 20, 1),
       ...baselines,
     };
   } finally {
+    if (profiled) await reportProfile('controller-manager', profiled.child, profiled.dir, o.profileOut);
     await cleanupAll();
   }
 }
