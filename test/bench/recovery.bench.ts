@@ -11,7 +11,7 @@
  */
 import { etcdBaselines } from './baselines';
 import {
-  Api, appManifest, cleanupAll, leaderIdentity, log, round, sleep, startAgent, startApiServer, startBenchEtcd, startControllerManager,
+  Api, appManifest, cleanupAll, leaderIdentity, log, onCleanup, round, sleep, startAgent, startApiServer, startBenchEtcd, startControllerManager,
   TaskTracker, TERMINAL, tempDir, type BenchOptions, type Child, type Figures, type Scenario, type TrackedTask,
 } from './lib';
 
@@ -25,6 +25,19 @@ async function run(o: BenchOptions): Promise<Figures> {
   const n = o.tasks ?? 6;
   let sampler: NodeJS.Timeout | undefined;
   let tracker: TaskTracker | undefined;
+  // Process-runtime tasks outlive their agents (each is its own process group): kill them once
+  // everything else has stopped (registered first, so it runs last; also on Ctrl-C).
+  onCleanup('task processes', () => {
+    for (const pid of tracker?.pids ?? []) {
+      for (const target of [-pid, pid]) {
+        try {
+          process.kill(target, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+    }
+  });
   try {
     const dir = tempDir('recovery');
     const etcd = await startBenchEtcd(dir);
@@ -99,16 +112,6 @@ async function run(o: BenchOptions): Promise<Figures> {
   } finally {
     if (sampler) clearInterval(sampler);
     await cleanupAll();
-    // Process-runtime tasks outlive their agents (each is its own process group): kill them.
-    for (const pid of tracker?.pids ?? []) {
-      for (const target of [-pid, pid]) {
-        try {
-          process.kill(target, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }
-    }
   }
 }
 
