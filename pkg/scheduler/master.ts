@@ -245,7 +245,13 @@ export function agentInfo(node: Node, leaseRevision: number): AgentInfo {
   };
 }
 
+/**
+ * The master's metrics on the component's registry. A master lives for one leadership term and a
+ * controller-manager may lead again later: the previous term's metrics are replaced (counters
+ * restart from zero, which Prometheus' rate() treats as a reset).
+ */
 function metrics(registry: Registry, agentCounts: () => { alive: number; lost: number }) {
+  for (const name of ['shoal_offers_total', 'shoal_launches_total', 'shoal_scheduling_latency_seconds', 'shoal_allocation_round_duration_seconds', 'shoal_agents']) registry.removeSingleMetric(name);
   return {
     offers: new Counter({ name: 'shoal_offers_total', help: 'Offers by result: offered, accepted, declined, rescinded.', labelNames: ['result'], registers: [registry] }),
     launches: new Counter({ name: 'shoal_launches_total', help: 'Launch requests by result: bound, or why not.', labelNames: ['result'], registers: [registry] }),
