@@ -12,20 +12,13 @@ import type { AllocatorOptions } from '../scheduler/allocator';
 import type { Framework } from '../scheduler/types';
 import type { Store } from '../store/types';
 import { AppController } from './apps/controller';
+import type { TermContext } from './context';
 import { EventRecorder } from './events';
 import { clusterInformers, type ClusterInformers } from './informers';
 import { LeaderElector, type Fence } from './leader';
 import { NodeLifecycleController } from './nodelifecycle';
 
-/** What a framework factory gets at the start of a leadership term. */
-export interface TermContext {
-  store: Store;
-  prefix: string;
-  informers: ClusterInformers;
-  fence: Fence;
-  events: EventRecorder;
-  logger: Logger;
-}
+export type { TermContext } from './context';
 
 export interface ControllerManagerOptions {
   store: Store;

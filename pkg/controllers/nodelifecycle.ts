@@ -4,13 +4,12 @@
  * their assignment keys are deleted, in fenced transactions, so their frameworks replace them
  * and an agent that comes back finds no assignment and stops what it still runs.
  */
-import type { Logger } from 'pino';
 import { lookupKind } from '../api/kinds';
 import type { Node, Task } from '../api/types.generated';
 import { agentLeaseKey, assignmentKey, encodeObject, objectKey } from '../store/objects';
-import type { Fence, Store, TxnCompare, TxnOp } from '../store/types';
-import type { EventRecorder } from './events';
-import { isTerminal, lastSegment, type ClusterInformers } from './informers';
+import type { TxnCompare, TxnOp } from '../store/types';
+import { fencedTxn, NotLeaderError, type TermContext } from './context';
+import { isTerminal, lastSegment } from './informers';
 import { WorkQueue } from './queue';
 
 const NODES = lookupKind('node')!;
@@ -18,13 +17,7 @@ const TASKS = lookupKind('task')!;
 /** Tasks per transaction: two ops each, within etcd's 128. */
 const BATCH = 60;
 
-export interface NodeLifecycleOptions {
-  store: Store;
-  prefix: string;
-  informers: ClusterInformers;
-  fence: Fence;
-  events: EventRecorder;
-  logger: Logger;
+export interface NodeLifecycleOptions extends TermContext {
   /** Seconds between losing an agent and marking its tasks LOST. @default 0 */
   lostTaskGraceSeconds?: number;
   now?: () => Date;
@@ -38,7 +31,7 @@ export class NodeLifecycleController {
 
   constructor(private readonly o: NodeLifecycleOptions) {
     this.now = o.now ?? (() => new Date());
-    this.queue = new WorkQueue({ sync: (name) => this.sync(name), logger: o.logger, workers: 2 });
+    this.queue = new WorkQueue({ sync: (name) => this.sync(name).catch(ignoreNotLeader), logger: o.logger, workers: 2 });
   }
 
   start(): void {
@@ -83,8 +76,9 @@ export class NodeLifecycleController {
     const condition = { type: 'Ready', status: 'Unknown' as const, reason: 'NodeLeaseExpired', message: 'the agent stopped renewing its lease', lastTransitionTime: at };
     next.status.conditions = [...(next.status.conditions ?? []).filter((c) => c.type !== 'Ready'), condition];
     const key = objectKey(this.o.prefix, NODES, undefined, node.metadata.name);
-    const ok = await this.o.store.txn(this.guard({ key, modRevision: Number(node.metadata.resourceVersion) }), [{ op: 'put', key, value: encodeObject(next) }]);
-    if (ok === undefined) throw new Error(`node ${node.metadata.name} changed or leadership lost; retrying`);
+    if (!(await fencedTxn(this.o, [{ key, modRevision: Number(node.metadata.resourceVersion) }], [{ op: 'put', key, value: encodeObject(next) }]))) {
+      throw new Error(`node ${node.metadata.name} changed; retrying`);
+    }
     this.o.logger.warn({ node: node.metadata.name }, 'agent lost: node not ready');
     await this.o.events.record({ kind: 'Node', name: node.metadata.name, uid: node.metadata.uid }, 'Warning', 'NodeNotReady', `agent ${node.metadata.name} stopped renewing its lease`);
   }
@@ -102,9 +96,7 @@ export class NodeLifecycleController {
         ops.push({ op: 'put', key, value: encodeObject(this.lost(task, node)) });
         ops.push({ op: 'delete', key: assignmentKey(this.o.prefix, node, ns, task.metadata.name) });
       }
-      if ((await this.o.store.txn(this.guard(...compares), ops)) === undefined) {
-        throw new Error(`tasks on ${node} changed or leadership lost; retrying`);
-      }
+      if (!(await fencedTxn(this.o, compares, ops))) throw new Error(`tasks on ${node} changed; retrying`);
       for (const t of batch) this.o.logger.warn({ task: `${t.metadata.namespace}/${t.metadata.name}`, node }, 'task lost with its agent');
     }
     if (tasks.length) await this.o.events.record({ kind: 'Node', name: node }, 'Warning', 'TasksLost', `${tasks.length} task(s) on ${node} marked LOST`);
@@ -115,8 +107,9 @@ export class NodeLifecycleController {
     next.status = { ...next.status, state: 'LOST', reason: 'AgentLost', message: `agent ${node} was lost`, finishedAt: this.now().toISOString() };
     return next;
   }
+}
 
-  private guard(...compares: TxnCompare[]): TxnCompare[] {
-    return [{ key: this.o.fence.key, modRevision: this.o.fence.modRevision }, ...compares];
-  }
+/** A write refused by the fence ends the term: the next leader converges the node, nothing to retry here. */
+function ignoreNotLeader(err: unknown): void {
+  if (!(err instanceof NotLeaderError)) throw err;
 }

@@ -129,7 +129,7 @@ const only = <K extends Call['op']>(calls: Call[], op: K) => calls.filter((c): c
 async function round(s: Setup, offers: Offer[]): Promise<RoundResult> {
   const start = s.calls.length;
   const before = structuredClone(offers);
-  const work = new Map(s.queue.pending(s.fw.role).map((w) => [w.key, { w, count: w.count }]));
+  const work = new Map(s.queue.pending(s.fw.role).map((w) => [w.key, { w, count: w.count, why: w.summary.message() }]));
   await s.fw.resourceOffers(s.driver, offers);
   const calls = s.calls.slice(start);
   const accepts = only(calls, 'accept');
@@ -140,7 +140,7 @@ async function round(s: Setup, offers: Offer[]): Promise<RoundResult> {
 }
 
 function checkInvariants(
-  offers: Offer[], before: Offer[], work: Map<string, { w: PendingWork; count: number }>,
+  offers: Offer[], before: Offer[], work: Map<string, { w: PendingWork; count: number; why: string }>,
   calls: Call[], accepts: Extract<Call, { op: 'accept' }>[], declines: Extract<Call, { op: 'decline' }>[], launches: LaunchRequest[],
 ): void {
   // The offers given are not modified.
@@ -193,10 +193,12 @@ function checkInvariants(
   }
   // Task names are unique; each work's count went down by its launches.
   expect(new Set(launches.map((l) => l.taskName)).size).toBe(launches.length);
-  for (const { w, count } of work.values()) {
+  // A change notice for a work exactly when its "why pending" changed or one of its launches failed.
+  for (const { w, count, why } of work.values()) {
     const mine = only(calls, 'reserve').filter((c) => c.key === w.key).length;
     expect(w.count).toBe(count - mine);
-    expect(only(calls, 'changed').some((c) => c.key === w.key)).toBe(true);
+    const released = only(calls, 'release').some((c) => c.key === w.key);
+    expect(only(calls, 'changed').some((c) => c.key === w.key)).toBe(released || w.summary.message() !== why);
   }
 }
 

@@ -1,3 +1,4 @@
+import { NotLeaderError } from '../../pkg/controllers/context';
 import { EventRecorder } from '../../pkg/controllers/events';
 import { clusterInformers } from '../../pkg/controllers/informers';
 import { NodeLifecycleController } from '../../pkg/controllers/nodelifecycle';
@@ -64,7 +65,7 @@ describe('NodeLifecycleController', () => {
     const { store, fence, ctl, informers } = await cluster(false);
     await store.update(fence.key, 'cm-b', fence.modRevision);
     const before = (await store.list(`${P}/registry/`)).items.map((kv) => kv.modRevision);
-    await expect(ctl.sync('n1')).rejects.toThrow(/leadership lost/);
+    await expect(ctl.sync('n1')).rejects.toBeInstanceOf(NotLeaderError);
     expect((await store.list(`${P}/registry/`)).items.map((kv) => kv.modRevision)).toEqual(before);
     await informers.stop();
   });

@@ -14,10 +14,10 @@ import { demandOf, type Placed } from '../../scheduler/feasibility';
 import { PendingSummary } from '../../scheduler/pending';
 import type { Framework, SchedulerDriver } from '../../scheduler/types';
 import { assignmentKey, encodeObject, objectKey } from '../../store/objects';
-import type { Fence, Store, TxnCompare, TxnOp } from '../../store/types';
+import type { TxnOp } from '../../store/types';
 import { jsonEqual } from '../../util/json';
-import type { EventRecorder } from '../events';
-import { isTerminal, type ClusterInformers } from '../informers';
+import { fencedTxn, NotLeaderError, type TermContext } from '../context';
+import { isTerminal } from '../informers';
 import { WorkQueue } from '../queue';
 import { AppFramework, type LaunchQueue, type PendingWork } from './framework';
 import { reconcileApp, type AppPlan, type KillReason } from './reconcile';
@@ -26,16 +26,11 @@ import { configHash, isCurrentConfig, keyOf, ownedBy, ownerKey, taskTemplate } f
 
 const APPS = lookupKind('app')!;
 const TASKS = lookupKind('task')!;
+const NODES = lookupKind('node')!;
 /** Deletes per transaction: within etcd's 128 ops with the fence compare. */
 const BATCH = 120;
 
-export interface AppControllerOptions {
-  store: Store;
-  prefix: string;
-  informers: ClusterInformers;
-  fence: Fence;
-  events: EventRecorder;
-  logger: Logger;
+export interface AppControllerOptions extends TermContext {
   /** Registers a framework with the master; returns its driver. */
   registerFramework(fw: Framework): SchedulerDriver;
   /** Terminal tasks kept per App for `describe` and backoff history. @default 5 */
@@ -43,12 +38,6 @@ export interface AppControllerOptions {
   /** Every App is synced this often even without changes (time-based decisions). @default 30000 */
   resyncMs?: number;
   now?: () => number;
-}
-
-class NotLeaderError extends Error {
-  constructor() {
-    super('no longer the leader');
-  }
 }
 
 export class AppController implements LaunchQueue {
@@ -317,7 +306,7 @@ export class AppController implements LaunchQueue {
     const others = (app.metadata.finalizers ?? []).filter((f) => f !== APP_FINALIZER);
     const key = objectKey(this.o.prefix, APPS, app.metadata.namespace, app.metadata.name);
     if (others.length) await this.writeApp(app, { ...app, metadata: { ...app.metadata, finalizers: others } });
-    else if (!(await this.fencedTxn([{ key, modRevision: Number(app.metadata.resourceVersion) }], [{ op: 'delete', key }]))) return this.queue.addAfter(appKey, 50);
+    else if (!(await fencedTxn(this.o, [{ key, modRevision: Number(app.metadata.resourceVersion) }], [{ op: 'delete', key }]))) return this.queue.addAfter(appKey, 50);
     this.forget(appKey);
     this.log.info({ app: appKey, tasks: tasks.length }, 'app deleted: tasks stopped and removed');
   }
@@ -357,21 +346,13 @@ export class AppController implements LaunchQueue {
   /** Writes the App with a compare on the revision it was read at; false (and a re-sync) if it changed since. */
   private async writeApp(app: App, next: App): Promise<boolean> {
     const key = objectKey(this.o.prefix, APPS, app.metadata.namespace, app.metadata.name);
-    const ok = await this.fencedTxn([{ key, modRevision: Number(app.metadata.resourceVersion) }], [{ op: 'put', key, value: encodeObject(next) }]);
+    const ok = await fencedTxn(this.o, [{ key, modRevision: Number(app.metadata.resourceVersion) }], [{ op: 'put', key, value: encodeObject(next) }]);
     if (!ok) this.queue.addAfter(keyOf(app), 50);
     return ok;
   }
 
-  /** One fenced txn; false when another compare failed; NotLeaderError when the fence did. */
-  private async fencedTxn(compares: TxnCompare[], ops: TxnOp[]): Promise<boolean> {
-    const { fence } = this.o;
-    if ((await this.o.store.txn([{ key: fence.key, modRevision: fence.modRevision }, ...compares], ops)) !== undefined) return true;
-    if ((await this.o.store.get(fence.key))?.modRevision !== fence.modRevision) throw new NotLeaderError();
-    return false;
-  }
-
   private async fencedBatches(ops: TxnOp[]): Promise<void> {
-    for (let i = 0; i < ops.length; i += BATCH) await this.fencedTxn([], ops.slice(i, i + BATCH));
+    for (let i = 0; i < ops.length; i += BATCH) await fencedTxn(this.o, [], ops.slice(i, i + BATCH));
   }
 
   private forget(appKey: string): void {
@@ -382,7 +363,7 @@ export class AppController implements LaunchQueue {
   }
 
   private placement(node: string): Placed {
-    const n = this.o.informers.nodes.get(objectKey(this.o.prefix, lookupKind('node')!, undefined, node));
+    const n = this.o.informers.nodes.get(objectKey(this.o.prefix, NODES, undefined, node));
     return { agent: node, hostname: n?.status?.hostname ?? node, attributes: { ...n?.status?.attributes } };
   }
 }

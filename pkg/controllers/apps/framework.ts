@@ -87,6 +87,7 @@ export class AppFramework implements Framework {
     const owners = new Map<string, string>();
     let waiting = false;
     for (const w of work) {
+      const why = w.summary.message();
       const n = Math.min(w.count, MAX_PLACEMENTS_PER_ROUND);
       const placement = placeMany(new Array<Demand>(n).fill(w.demand), left, this.queue.placed(w.key));
       for (const l of placement.launches) {
@@ -106,7 +107,8 @@ export class AppFramework implements Framework {
         this.log.debug({ app: w.key, unplaced: placement.unplaced.length, why: w.summary.message() }, 'instances wait for offers');
       }
       if (w.count > 0) waiting = true;
-      this.queue.changed(w.key);
+      // Launches reach the controller through the Task informer; only a new "why pending" needs a status refresh.
+      if (w.summary.message() !== why) this.queue.changed(w.key);
     }
     const used = new Set(launches.map((l) => l.offerId));
     const unused = offers.filter((o) => !used.has(o.id)).map((o) => o.id);

@@ -15,14 +15,14 @@
  * - Kills of tasks in the same reconcile still count as non-terminal: their resources are freed only once the
  *   agent reports them terminal, so with maximumOverCapacity 0 the replacements come in the next reconcile.
  */
-import type { App, Task } from '../../api/types.generated';
+import type { App, Deployment, Task } from '../../api/types.generated';
 import { isTerminal } from '../informers';
 
 /** Why a task is killed. */
 export type KillReason = 'ScaleDown' | 'Upgrade' | 'Unhealthy' | 'AppDeleted';
 
 /** The deployment step an App is in, for status and logs. */
-export type DeploymentStep = 'ScaleUp' | 'ScaleDown' | 'Upgrade' | 'Steady' | 'Deleting' | 'Backoff';
+export type DeploymentStep = NonNullable<Deployment['step']>;
 
 /** Instance counts for App status (`shoal get apps`). */
 export interface AppCounts {
