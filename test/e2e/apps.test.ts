@@ -13,11 +13,12 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { App, Task } from '../../pkg/api/types.generated';
 import { freePorts } from '../../pkg/util/net';
+import { runShoal, SHOAL_MAIN, type CliResult } from '../harness/cli';
 import { dockerUnavailableReason } from '../harness/docker';
 
 const run = promisify(execFile);
 const ROOT = join(__dirname, '../..');
-const SHOAL = join(ROOT, 'dist/cmd/shoal/main.js');
+const SHOAL = SHOAL_MAIN;
 const AGENT = join(ROOT, 'dist/cmd/agent/main.js');
 /** In every task's command line, so leftover processes can be found. */
 const MARK = `shoal-e2e-${process.pid}`;
@@ -29,14 +30,8 @@ let dev: ChildProcess;
 const logs = new Map<string, string>();
 const agents = new Map<string, { proc: ChildProcess; args: string[] }>();
 
-async function shoal(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run('node', [SHOAL, ...args], { env, timeout: 20_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout: string; stderr: string };
-    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout, stderr: e.stderr };
-  }
+function shoal(...args: string[]): Promise<CliResult> {
+  return runShoal(env, ...args);
 }
 
 async function ok(...args: string[]): Promise<string> {

@@ -9,9 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePorts } from '../../pkg/util/net';
+import { runShoal, SHOAL_MAIN, type CliResult } from '../harness/cli';
 
 const run = promisify(execFile);
-const MAIN = join(__dirname, '../../dist/cmd/shoal/main.js');
+const MAIN = SHOAL_MAIN;
 const EXAMPLE = join(__dirname, '../../manifests/examples/web.yaml');
 
 let dir: string;
@@ -20,14 +21,8 @@ let devLog = '';
 let etcdPort: number;
 let env: NodeJS.ProcessEnv;
 
-async function shoal(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run('node', [MAIN, ...args], { env, timeout: 20_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout: string; stderr: string };
-    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout, stderr: e.stderr };
-  }
+function shoal(...args: string[]): Promise<CliResult> {
+  return runShoal(env, ...args);
 }
 
 async function etcdKeys(): Promise<string> {

@@ -15,3 +15,16 @@ export async function until<T>(what: string, fn: () => Promise<T | undefined | f
   const extra = opts.explain ? `; ${await opts.explain()}` : '';
   throw new Error(`timed out after ${ms} ms waiting for ${what} (last: ${JSON.stringify(last)}${extra})`);
 }
+
+/** Polls until `check` passes (it throws until then); fails with its last error after `timeoutMs`. */
+export async function eventually(check: () => void | Promise<void>, timeoutMs = 10_000, everyMs = 50): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await check();
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, everyMs));
+    }
+  }
+}

@@ -11,18 +11,7 @@ import { startEtcd } from '../../pkg/devcluster/etcd';
 import { EtcdStore, UnavailableError, WatchEvent } from '../../pkg/store';
 import { freePort } from '../../pkg/util/net';
 import { testEtcdEndpoint, uniquePrefix } from '../harness/etcd';
-
-async function eventually(check: () => void | Promise<void>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await check();
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
-}
+import { eventually } from '../harness/wait';
 
 describe('EtcdStore', () => {
   it('a watch survives an etcd restart and resumes without losing or repeating events', async () => {

@@ -23,6 +23,7 @@ import {
   WatchEvent,
 } from '../../pkg/store';
 import { testEtcdEndpoint, uniquePrefix } from '../harness/etcd';
+import { eventually } from '../harness/wait';
 
 /** A store on a backend of its own, which a test may compact (etcd compaction is global). */
 interface IsolatedStore {
@@ -67,19 +68,6 @@ const memoryBackend: Backend = {
     return { store, compact: async (revision) => store.compact(revision), close: () => store.close() };
   },
 };
-
-/** Polls until `check` passes (it throws until then); fails with its last error after `timeoutMs`. */
-async function eventually(check: () => void | Promise<void>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await check();
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
-  }
-}
 
 /** A watch that records what it is given. */
 interface Recorder {
