@@ -56,7 +56,8 @@ done
 
 cat <<MSG
 
-The web service (busybox httpd in containers) and hello (a plain process) are running.
+The web service (busybox httpd in containers) and hello (a bare cmd, no image: a process on the
+process agent, or a shell in the default image on a Docker agent) are running.
 Try:
   export SHOAL_CONFIG=$dir/config.yaml
   alias shoal='node dist/cmd/shoal/main.js'
