@@ -187,8 +187,10 @@ export class AppController implements LaunchQueue {
     const inflight = this.inflight.get(appKey)?.size ?? 0;
     const plan = reconcileApp({ app, tasks: tasks.map((t) => this.view(t, app, hash)), now, failures, inflight });
 
-    await this.kill(app, tasks, plan.kill);
+    // Launches are published before any await: the framework may launch from the previous work while a kill
+    // is being written, and a count computed before those launches would then launch them twice.
     this.queueLaunches(appKey, app, hash, plan, now);
+    await this.kill(app, tasks, plan.kill);
     if (plan.delayUntil !== undefined) this.queue.addAfter(appKey, plan.delayUntil - now + 1);
 
     if (app.metadata.deletionTimestamp) {
