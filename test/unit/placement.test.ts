@@ -1,6 +1,6 @@
 import type { Constraint } from '../../pkg/api/types.generated';
 import { placeMany, type Demand, type Placed, type PlaceOptions } from '../../pkg/scheduler/feasibility';
-import { seededRandom, shuffle } from '../../pkg/scheduler/random';
+import { randomInt, seededRandom, shuffle, type Random } from '../../pkg/scheduler/random';
 import type { Offer, PortRange } from '../../pkg/scheduler/types';
 
 interface OfferOpts {
@@ -223,5 +223,63 @@ describe('placeMany unplaced reasons', () => {
 
   it('does nothing without demands', () => {
     expect(placeMany([], [offer('a')], [])).toEqual({ launches: [], unplaced: [] });
+  });
+});
+
+describe('placeMany: the indexed path picks exactly what checking every offer picks', () => {
+  const CONSTRAINTS: Constraint[] = [
+    ['hostname', 'UNIQUE'], ['rack', 'UNIQUE'], ['rack', 'MAX_PER', '2'], ['hostname', 'MAX_PER', '3'], ['rack', 'LIKE', 'r[12]'],
+    ['rack', 'UNLIKE', 'r0'], ['rack', 'IS', 'r1'], ['rack', 'CLUSTER', 'r2'], ['zone', 'UNIQUE'], ['rack', 'GROUP_BY'], ['rack', 'CLUSTER'],
+  ];
+
+  /** Offers with shared hostnames, missing attributes, several offers of one agent, and scarce ports. */
+  function randomOffers(random: Random): Offer[] {
+    return Array.from({ length: randomInt(random, 0, 14) }, (_, i) => {
+      const agent = `a${randomInt(random, 0, 9)}`;
+      const attributes: Record<string, string> = {};
+      if (random() < 0.8) attributes.rack = `r${randomInt(random, 0, 3)}`;
+      if (random() < 0.5) attributes.zone = `z${randomInt(random, 0, 1)}`;
+      const from = 31000 + randomInt(random, 0, 3);
+      return {
+        id: `o${i}`, frameworkId: 'apps', agent, hostname: random() < 0.2 ? 'shared' : agent, attributes,
+        runtimes: random() < 0.8 ? ['docker', 'process'] : ['process'],
+        resources: { cpus: randomInt(random, 0, 8) / 2, mem: randomInt(random, 0, 8) * 256, disk: 0, ports: random() < 0.9 ? [[from, from + randomInt(random, 0, 4)]] : [] },
+        expiresAt: 0,
+      };
+    });
+  }
+
+  function randomDemand(random: Random): Demand {
+    const constraints = CONSTRAINTS.filter(() => random() < 0.15);
+    return {
+      resources: { cpus: randomInt(random, 1, 4) / 4, mem: randomInt(random, 0, 4) * 128, disk: 0 },
+      ports: Array.from({ length: randomInt(random, 0, 2) }, () => ({ hostPort: random() < 0.2 ? 31000 + randomInt(random, 0, 3) : 0 })),
+      runtime: random() < 0.3 ? 'docker' : undefined,
+      constraints,
+    };
+  }
+
+  it.each([['SPREAD'], ['BINPACK']] as const)('agrees on 400 random rounds with %s', (strategy) => {
+    const random = seededRandom(strategy === 'SPREAD' ? 11 : 12);
+    let launches = 0;
+    for (let round = 0; round < 400; round++) {
+      const offers = randomOffers(random);
+      // Runs of one demand object (an App's instances), sometimes two Apps' runs in a row.
+      const demands: Demand[] = [];
+      for (let r = randomInt(random, 1, 3); r > 0; r--) demands.push(...times(randomInt(random, 1, 12), randomDemand(random)));
+      const placed = Array.from({ length: randomInt(random, 0, 3) }, () => placedOn(`a${randomInt(random, 0, 9)}`, `r${randomInt(random, 0, 3)}`));
+      const indexed = placeMany(demands, offers, placed, { strategy });
+      expect({ round, placement: indexed }).toEqual({ round, placement: placeMany(demands, offers, placed, { strategy, exhaustive: true }) });
+      launches += indexed.launches.length;
+    }
+    expect(launches).toBeGreaterThan(500); // the rounds place a lot, not only fail
+  });
+
+  it('places thousands of instances on thousands of offers in well under a second', () => {
+    // Not a timing assertion: a guard that the indexed path is taken (the exhaustive one needs ~10^7 checks here).
+    const offers = Array.from({ length: 2000 }, (_, i) => offer(`n${i}`, { cpus: 8, mem: 16384 }));
+    const out = placeMany(times(5000, demand({ resources: { cpus: 0.01, mem: 1, disk: 0 } })), offers, []);
+    expect(out.launches).toHaveLength(5000);
+    expect(new Set(out.launches.map((l) => l.agent)).size).toBe(2000);
   });
 });
