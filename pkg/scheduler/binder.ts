@@ -11,6 +11,7 @@ import { lookupKind } from '../api/kinds';
 import { admit, formatCauses } from '../api/validation';
 import type { Task } from '../api/types.generated';
 import { agentLeaseKey, assignmentKey, encodeObject, objectKey } from '../store/objects';
+import { mapLimit } from '../util/async';
 import type { Fence, Store, TxnCompare, TxnOp } from '../store/types';
 import type { LaunchRequest, LaunchResult } from './types';
 
@@ -28,6 +29,8 @@ export interface TaskTemplate {
   spec: Omit<Task['spec'], 'nodeName' | 'resources'>;
 }
 
+/** Bind transactions in flight at once: etcd batches concurrent proposals into one raft round and fsync. */
+const TXNS_IN_FLIGHT = 8;
 /** etcd's default --max-txn-ops; compares and ops are each limited. */
 const MAX_TXN_OPS = 128;
 const TASKS = lookupKind('task')!;
@@ -49,8 +52,9 @@ export class Binder {
         results.set(item, { request: item.request, ok: false, reason: 'BindFailed' });
       } else ready.push({ item, task });
     }
-    for (const batch of batches(ready)) {
-      for (const [item, r] of await this.bindBatch(batch, fence)) results.set(item, r);
+    // Transactions are independent (each creates its own tasks): several in flight let etcd commit them together.
+    for (const batchResults of await mapLimit(batches(ready), TXNS_IN_FLIGHT, (batch) => this.bindBatch(batch, fence))) {
+      for (const [item, r] of batchResults) results.set(item, r);
     }
     return items.map((i) => results.get(i)!);
   }

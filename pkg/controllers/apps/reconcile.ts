@@ -115,15 +115,20 @@ export function backoffUntil(app: App, failures: AppReconcileInput['failures']):
  * what serves nobody before what serves traffic), then by killSelection, then by name so the order is stable.
  */
 export function killOrder(tasks: Task[], app: App): Task[] {
-  const rank = (t: Task): number => (t.status?.state !== 'RUNNING' ? 0 : isAvailable(t, app) ? 2 : 1);
-  const created = (t: Task): number => Date.parse(t.metadata.creationTimestamp ?? '') || 0;
   const youngestFirst = app.spec.killSelection !== 'OldestFirst';
-  return [...tasks].sort(
+  // Keys computed once per task, not per comparison: a sync orders every task of the App.
+  const keyed = tasks.map((t) => ({
+    t,
+    rank: t.status?.state !== 'RUNNING' ? 0 : isAvailable(t, app) ? 2 : 1,
+    created: Date.parse(t.metadata.creationTimestamp ?? '') || 0,
+  }));
+  keyed.sort(
     (a, b) =>
-      rank(a) - rank(b) ||
-      (youngestFirst ? created(b) - created(a) : created(a) - created(b)) ||
-      a.metadata.name.localeCompare(b.metadata.name),
+      a.rank - b.rank ||
+      (youngestFirst ? b.created - a.created : a.created - b.created) ||
+      (a.t.metadata.name < b.t.metadata.name ? -1 : a.t.metadata.name > b.t.metadata.name ? 1 : 0),
   );
+  return keyed.map((k) => k.t);
 }
 
 /** Reconciles one App: see the module comment for the semantics. */
