@@ -16,6 +16,7 @@ import { createLogger, type Logger } from '../util/log';
 import { authorize, type TokenAuthenticator, type User } from './auth';
 import { ApiError } from './errors';
 import { ApiMetrics } from './metrics';
+import { LagMonitor } from './overload';
 import { Registry, type Now, type ObjectRef } from './registry';
 import { serveWatch } from './watch';
 
@@ -29,6 +30,12 @@ export interface ApiServerOptions {
   metrics?: ApiMetrics;
   /** Non-watch requests served at once before answering 429. @default 400 */
   maxInflight?: number;
+  /**
+   * Event-loop lag (ms) above which new non-watch requests get 429 at once: past its CPU, a
+   * server that keeps admitting requests leaves them unread until clients time out. 0 disables.
+   * @default 200
+   */
+  maxEventLoopLagMs?: number;
   /** Open watch streams before answering 429. @default 2000 */
   maxWatches?: number;
   /** Largest request body. @default 1 MiB */
@@ -65,10 +72,12 @@ export class ApiServer {
   private readonly o: Required<Omit<ApiServerOptions, 'logger' | 'metrics' | 'now' | 'agentToken'>> & Pick<ApiServerOptions, 'agentToken'>;
   private inflight = 0;
   private watches = 0;
+  private readonly lag: LagMonitor;
   private server?: Server;
 
   constructor(opts: ApiServerOptions) {
-    this.o = { prefix: DEFAULT_PREFIX, maxInflight: 400, maxWatches: 2000, bodyLimitBytes: 1 << 20, bookmarkMs: 15000, ...opts };
+    this.o = { prefix: DEFAULT_PREFIX, maxInflight: 400, maxEventLoopLagMs: 200, maxWatches: 2000, bodyLimitBytes: 1 << 20, bookmarkMs: 15000, ...opts };
+    this.lag = new LagMonitor({ maxLagMs: this.o.maxEventLoopLagMs, onSample: (ms) => this.metrics.eventLoopLag.set(ms / 1000) });
     this.log = opts.logger ?? createLogger('apiserver');
     this.metrics = opts.metrics ?? new ApiMetrics();
     this.registry = new Registry(opts.store, this.o.prefix, opts.now);
@@ -79,6 +88,7 @@ export class ApiServer {
   async listen(port: number, host = '127.0.0.1'): Promise<number> {
     const server = this.app.listen(port, host);
     this.server = server;
+    this.lag.start();
     await new Promise<void>((resolve, reject) => {
       server.once('listening', resolve);
       server.once('error', reject);
@@ -90,6 +100,7 @@ export class ApiServer {
 
   /** Stops accepting connections and ends open ones (watch streams included). */
   async close(): Promise<void> {
+    this.lag.stop();
     const server = this.server;
     if (!server) return;
     await new Promise<void>((resolve) => {
@@ -145,9 +156,11 @@ export class ApiServer {
     const longRunning = req.query.watch === 'true' || req.query.watch === '1' || (req.path.endsWith('/log') && (req.query.follow === 'true' || req.query.follow === '1'));
     const isWatch = req.method === 'GET' && longRunning;
     if (!isWatch) {
-      if (this.inflight >= this.o.maxInflight) {
+      if (this.inflight >= this.o.maxInflight || this.lag.overloaded()) {
         res.set('Retry-After', '1');
-        throw new ApiError('TooManyRequests', `too many requests in flight (${this.inflight}); retry after 1 second`, { retryAfterSeconds: 1 });
+        const why = this.inflight >= this.o.maxInflight ? `too many requests in flight (${this.inflight})` : `the server is ${Math.round(this.lag.lagMs())} ms behind`;
+        this.metrics.rejected.inc({ reason: this.inflight >= this.o.maxInflight ? 'inflight' : 'lag' });
+        throw new ApiError('TooManyRequests', `${why}; retry after 1 second`, { retryAfterSeconds: 1 });
       }
       this.inflight++;
       this.metrics.inflight.set(this.inflight);
