@@ -16,8 +16,7 @@ const opts = new Command('shoal-apiserver')
   .option('--etcd-prefix <prefix>', 'etcd key prefix', '/shoal')
   .option('--listen <host>', 'address to listen on', '127.0.0.1')
   .addOption(new Option('--port <port>', 'port to listen on').default(7070).argParser(Number))
-  .addOption(new Option('--max-inflight <n>', 'non-watch requests served at once before 429').default(400).argParser(Number))
-  .addOption(new Option('--max-event-loop-lag <ms>', 'event-loop lag above which new requests get 429 (0: off)').default(200).argParser(Number))
+  .addOption(new Option('--max-inflight <n>', 'non-watch requests served at once before 429').default(100).argParser(Number))
   .parse()
   .opts();
 
@@ -32,7 +31,6 @@ async function main(): Promise<void> {
     logger: log,
     metrics,
     maxInflight: opts.maxInflight,
-    maxEventLoopLagMs: opts.maxEventLoopLag,
     agentToken: opts.agentTokenFile ? fs.readFileSync(opts.agentTokenFile, 'utf8').trim() || undefined : undefined,
   });
   const port = await api.listen(opts.port, opts.listen);

@@ -9,8 +9,7 @@ export class ApiMetrics {
   readonly requestDuration: Histogram<'verb' | 'resource' | 'code'>;
   readonly requests: Counter<'verb' | 'resource' | 'code'>;
   readonly inflight: Gauge;
-  readonly rejected: Counter<'reason'>;
-  readonly eventLoopLag: Gauge;
+  readonly rejected: Counter;
   readonly watches: Gauge;
   readonly etcdDuration: Histogram<'operation'>;
 
@@ -30,13 +29,7 @@ export class ApiMetrics {
       registers: [registry],
     });
     this.inflight = new Gauge({ name: 'shoal_apiserver_inflight_requests', help: 'Non-watch requests being served.', registers: [registry] });
-    this.rejected = new Counter({
-      name: 'shoal_apiserver_rejected_requests_total',
-      help: 'Requests answered 429 by overload protection: reason inflight (the in-flight limit) or lag (event-loop lag).',
-      labelNames: ['reason'],
-      registers: [registry],
-    });
-    this.eventLoopLag = new Gauge({ name: 'shoal_apiserver_event_loop_lag_seconds', help: 'How late the event loop runs (decayed); above --max-event-loop-lag new requests get 429.', registers: [registry] });
+    this.rejected = new Counter({ name: 'shoal_apiserver_rejected_requests_total', help: 'Requests answered 429 because --max-inflight requests were being served.', registers: [registry] });
     this.watches = new Gauge({ name: 'shoal_apiserver_watches', help: 'Open watch streams.', registers: [registry] });
     this.etcdDuration = new Histogram({
       name: 'shoal_etcd_request_duration_seconds',

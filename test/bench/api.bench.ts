@@ -14,7 +14,7 @@ import * as http from 'node:http';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { etcdBaselines } from './baselines';
-import { Api, appManifest, bucketQuantile, bucketsBetween, cleanupAll, cpuSeconds, etcdDbBytes, histogramBuckets, httpGet, log, onCleanup, percentile, peakRss, round, startApiServer, startBenchEtcd, tempDir, type BenchOptions, type Child, type Figures, type Scenario } from './lib';
+import { counterValue, Api, appManifest, bucketQuantile, bucketsBetween, cleanupAll, cpuSeconds, etcdDbBytes, histogramBuckets, httpGet, log, onCleanup, percentile, peakRss, round, startApiServer, startBenchEtcd, tempDir, type BenchOptions, type Child, type Figures, type Scenario } from './lib';
 
 const NS = 'bench';
 /** LISTs read this namespace of PRELOAD Apps: deleted Apps in NS linger (the finalizer waits for an App controller, none runs here). */
@@ -260,7 +260,15 @@ async function run(o: BenchOptions & { profile?: boolean; profileOut?: string })
     const etcdWrites = between('shoal_etcd_request_duration_seconds', (l) => /operation="(create|update|delete|txn)"/.test(l));
     const etcdReads = between('shoal_etcd_request_duration_seconds', (l) => /operation="(get|list)"/.test(l));
     log(o.verbose, `overload: ${overloadRate}/s for ${overloadDuration} s`);
+    const overCpuBefore = { api: cpuSeconds(server.child.pid), etcd: cpuSeconds(etcd.pid), bench: process.cpuUsage() };
+    const overStart = performance.now();
     const over = await openLoop(server.url, server.token, agent, pool, overloadRate, overloadDuration);
+    const overSeconds = (performance.now() - overStart) / 1000; // until the last answer or timeout
+    const overBenchCpu = process.cpuUsage(overCpuBefore.bench);
+    const overPercent = (before: number, after: number) => round((100 * (after - before)) / overSeconds, 1);
+    const overCpu = { api: overPercent(overCpuBefore.api, cpuSeconds(server.child.pid)), etcd: overPercent(overCpuBefore.etcd, cpuSeconds(etcd.pid)), bench: overPercent(0, (overBenchCpu.user + overBenchCpu.system) / 1e6) };
+    const metricsOver = (await httpGet(`${server.url}/metrics`)).body;
+    const shed = counterValue(metricsOver, 'shoal_apiserver_rejected_requests_total') - counterValue(metricsAfter, 'shoal_apiserver_rejected_requests_total');
     const dbBytes = await etcdDbBytes(etcd.endpoint);
     log(o.verbose, 'etcd baselines');
     const baselines = await etcdBaselines(etcd.endpoint, o.baselineSeconds ?? 3);
@@ -297,6 +305,11 @@ async function run(o: BenchOptions & { profile?: boolean; profileOut?: string })
       etcdCpuPercent: cpu.etcd,
       loadGeneratorCpuPercent: cpu.bench,
       overloadRatePerSecond: round(over.sent / over.seconds, 1),
+      // 429s the server counted (the rest of rejected429 were lost before it read them, if any), and CPU during the overload, % of one core.
+      overloadServerRejected: shed,
+      overloadApiserverCpuPercent: overCpu.api,
+      overloadEtcdCpuPercent: overCpu.etcd,
+      overloadLoadGeneratorCpuPercent: overCpu.bench,
       overloadOkPerSecond: round(over.samples.filter((x) => x.status >= 200 && x.status < 300).length / over.seconds, 1),
       rejected429: over.samples.filter((x) => x.status === 429).length,
       overloadErrors5xx: over.samples.filter((x) => x.status >= 500).length,

@@ -407,6 +407,14 @@ export function histogramCount(metricsText: string, name: string): number {
   return total;
 }
 
+/** A Prometheus counter's value in /metrics text, summed over the label sets whose text includes `labelText`. */
+export function counterValue(metricsText: string, name: string, labelText = ''): number {
+  let total = 0;
+  const re = new RegExp(`^${name}(?:\\{([^}]*)\\})?\\s+(\\S+)`, 'gm');
+  for (let m = re.exec(metricsText); m; m = re.exec(metricsText)) if ((m[1] ?? '').includes(labelText)) total += Number(m[2]);
+  return total;
+}
+
 // ---------------------------------------------------------------- HTTP
 
 export interface HttpAnswer {
