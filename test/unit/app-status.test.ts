@@ -7,7 +7,7 @@ import type { App, AppStatus, Deployment } from '../../pkg/api/types.generated';
 import { admit, formatCauses } from '../../pkg/api/validation';
 import type { AppCounts, AppPlan } from '../../pkg/controllers/apps/reconcile';
 import {
-  appStatus, BACKOFF_RESET_MS, deadlineAt, nextFailures, seedFailures, type Failures, type StatusEvent,
+  appStatus, BACKOFF_RESET_MS, deadlineAt, isProgressOnly, nextFailures, seedFailures, type Failures, type StatusEvent,
 } from '../../pkg/controllers/apps/status';
 import { jsonEqual } from '../../pkg/util/json';
 
@@ -354,5 +354,28 @@ describe('seedFailures', () => {
     ['tasks without status', [{} as ReturnType<typeof ended>, ended('FAILED', 0)], { count: 1, lastFailureAt: T }],
   ])('%s', (_n, tasks, want) => {
     expect(seedFailures(tasks)).toEqual(want);
+  });
+});
+
+describe('isProgressOnly', () => {
+  const base: AppStatus = {
+    observedGeneration: 2, instances: 3, tasksStaged: 1, tasksRunning: 2, tasksHealthy: 2, tasksUnhealthy: 0, updatedInstances: 2, availableInstances: 2,
+    deployment: { id: 'd-2', targetVersion: 2, state: 'Running', step: 'Upgrade', updated: 2, total: 3, startedAt: 'a', lastProgressAt: 'b' },
+    conditions: [{ type: 'Available', status: 'True', reason: 'MinimumInstancesAvailable', lastTransitionTime: 'x' }],
+  };
+  it.each<[string, Partial<AppStatus> | ((s: AppStatus) => AppStatus), boolean]>([
+    ['counts', { tasksRunning: 3, tasksStaged: 0, availableInstances: 3 }, true],
+    ['deployment progress and step', (s) => ({ ...s, deployment: { ...s.deployment!, updated: 3, step: 'Steady', lastProgressAt: 'c' } }), true],
+    ['a condition message or time', (s) => ({ ...s, conditions: [{ ...s.conditions![0]!, message: 'm', lastTransitionTime: 'y' }] }), true],
+    ['observedGeneration', { observedGeneration: 3 }, false],
+    ['deployment state', (s) => ({ ...s, deployment: { ...s.deployment!, state: 'Succeeded' } }), false],
+    ['a condition status', (s) => ({ ...s, conditions: [{ ...s.conditions![0]!, status: 'False' }] }), false],
+    ['pendingReason', { pendingReason: '0/3 agents available' }, false],
+  ])('%s → %s', (_what, change, expected) => {
+    const next = typeof change === 'function' ? change(base) : { ...base, ...change };
+    expect(isProgressOnly(base, next)).toBe(expected);
+  });
+  it('treats a first status as significant', () => {
+    expect(isProgressOnly(undefined, base)).toBe(false);
   });
 });

@@ -21,12 +21,14 @@ import { isTerminal } from '../informers';
 import { WorkQueue } from '../queue';
 import { AppFramework, type LaunchQueue, type PendingWork } from './framework';
 import { reconcileApp, type AppPlan, type KillReason } from './reconcile';
-import { appStatus, deadlineAt, nextFailures, seedFailures, type Failures } from './status';
+import { appStatus, deadlineAt, isProgressOnly, nextFailures, seedFailures, type Failures } from './status';
 import { configHash, isCurrentConfig, keyOf, ownedBy, ownerKey, taskTemplate } from './template';
 
 const APPS = lookupKind('app')!;
 const TASKS = lookupKind('task')!;
 const NODES = lookupKind('node')!;
+/** Least time between two status writes of one App that change only counts and progress. */
+const PROGRESS_STATUS_INTERVAL_MS = 1000;
 /** Deletes per transaction: within etcd's 128 ops with the fence compare. */
 const BATCH = 120;
 
@@ -54,6 +56,10 @@ export class AppController implements LaunchQueue {
   /** Failures seen since the App's last sync (epoch ms each). */
   private readonly failedAt = new Map<string, number[]>();
   private readonly work = new Map<string, PendingWork>();
+  /** When each App's status was last written (progress-only changes wait PROGRESS_STATUS_INTERVAL_MS). */
+  private readonly statusWrittenAt = new Map<string, number>();
+  /** Apps with a deferred progress-only status write: the timer that syncs them. */
+  private readonly statusDue = new Map<string, NodeJS.Timeout>();
   private readonly frameworks = new Map<string, { fw: AppFramework; driver: SchedulerDriver }>();
   private timer?: NodeJS.Timeout;
 
@@ -84,6 +90,8 @@ export class AppController implements LaunchQueue {
 
   stop(): void {
     if (this.timer) clearInterval(this.timer);
+    for (const t of this.statusDue.values()) clearTimeout(t);
+    this.statusDue.clear();
     this.queue.stop();
   }
 
@@ -338,7 +346,21 @@ export class AppController implements LaunchQueue {
     const at = deadlineAt(app, status.deployment);
     if (at !== undefined) this.queue.addAfter(appKey, Math.max(0, at - now));
     if (jsonEqual(status, app.status ?? {})) return;
+    const wait = (this.statusWrittenAt.get(appKey) ?? -Infinity) + PROGRESS_STATUS_INTERVAL_MS - now;
+    if (wait > 0 && events.length === 0 && isProgressOnly(app.status, status)) {
+      // Counts only: written with the next significant change, or by a sync in `wait` ms.
+      if (!this.statusDue.has(appKey)) {
+        const t = setTimeout(() => {
+          this.statusDue.delete(appKey);
+          this.queue.add(appKey);
+        }, wait);
+        t.unref();
+        this.statusDue.set(appKey, t);
+      }
+      return;
+    }
     if (!(await this.writeApp(app, { ...app, status }))) return;
+    this.statusWrittenAt.set(appKey, now);
     for (const e of events) {
       this.log.info({ app: appKey, reason: e.reason, generation: app.metadata.generation }, e.message);
       void this.o.events.record(ref(app), e.type, e.reason, e.message);
@@ -362,6 +384,7 @@ export class AppController implements LaunchQueue {
     this.failures.delete(appKey);
     this.failedAt.delete(appKey);
     this.inflight.delete(appKey);
+    this.statusWrittenAt.delete(appKey);
   }
 
   private placement(node: string): Placed {

@@ -5,6 +5,7 @@
  */
 import type { App, AppStatus, Condition, Deployment } from '../../api/types.generated';
 import { TERMINAL_STATES } from '../informers';
+import { jsonEqual } from '../../util/json';
 import type { AppPlan } from './reconcile';
 import { upgradeBounds } from './reconcile';
 
@@ -158,4 +159,22 @@ export function seedFailures(tasks: ReadonlyArray<{ status?: { state?: string; s
     count++;
   }
   return count > 0 ? { count, lastFailureAt: Date.parse(ended[0]!.status!.finishedAt!) } : { count: 0 };
+}
+
+/**
+ * Whether `next` differs from `prev` only in progress figures (task counts, deployment
+ * progress and step): what the controller may write at most once a second per App, where a
+ * change of generation, deployment state, condition or pending reason is written at once.
+ * At thousands of tasks starting together, an App's counts change with every task; writing
+ * each one would cost etcd as many writes as the tasks themselves.
+ */
+export function isProgressOnly(prev: AppStatus | undefined, next: AppStatus): boolean {
+  if (!prev) return false;
+  const gist = (s: AppStatus) => ({
+    observedGeneration: s.observedGeneration,
+    pendingReason: s.pendingReason,
+    deployment: s.deployment && { id: s.deployment.id, targetVersion: s.deployment.targetVersion, state: s.deployment.state, message: s.deployment.message },
+    conditions: s.conditions?.map((c) => ({ type: c.type, status: c.status, reason: c.reason })),
+  });
+  return jsonEqual(gist(prev), gist(next));
 }
