@@ -51,7 +51,8 @@ const RETRY_REFUSE_SECONDS = 5;
 /** Filter when nothing waits (the framework is suppressed too; a revive clears filters). */
 const IDLE_REFUSE_SECONDS = 120;
 /**
- * Instances of one App placed per round at most: placement costs instances × offers, and a
+ * Instances of one App placed per round at most. Most Apps place in O(offers + instances × log
+ * offers), but GROUP_BY and CLUSTER without a value check every offer for every instance, and a
  * round that takes seconds delays every other framework. The rest go in the next round.
  */
 export const MAX_PLACEMENTS_PER_ROUND = 2_000;
