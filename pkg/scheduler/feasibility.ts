@@ -495,18 +495,19 @@ export function placeMany(demands: readonly Demand[], offers: readonly Offer[], 
       return;
     }
     let best: Candidate | undefined;
+    let tried: Array<{ slot: Slot; result: Fit | Rejection }> | undefined;
     if (!exhaustive && isLocal(demand)) {
       if (run?.demand !== demand) run = new IndexedRun(demand, slots, tally, scale, rank);
       best = run.best();
     } else {
       run = undefined; // this demand changes the tally in ways an indexed run does not follow
-      best = slots.flatMap((slot) => {
-        const result = runStages(demand, slot.view, tally);
-        return result.ok ? [candidate(slot, result.ports, demand, tally, scale)] : [];
-      }).sort(rank)[0];
+      tried = slots.map((slot) => ({ slot, result: runStages(demand, slot.view, tally) }));
+      best = tried.flatMap(({ slot, result }) => (result.ok ? [candidate(slot, result.ports, demand, tally, scale)] : [])).sort(rank)[0];
     }
     if (!best) {
-      out.unplaced.push(unplacedOf(demandIndex, slots.map((slot) => ({ slot, result: runStages(demand, slot.view, tally) }))));
+      // The indexed run keeps no rejections: the reasons are collected once, when nothing fits.
+      tried ??= slots.map((slot) => ({ slot, result: runStages(demand, slot.view, tally) }));
+      out.unplaced.push(unplacedOf(demandIndex, tried));
       return;
     }
     const { offer } = best.slot;
