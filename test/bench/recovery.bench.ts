@@ -86,6 +86,8 @@ async function run(o: BenchOptions): Promise<Figures> {
     log(o.verbose, `SIGKILL leader ${leader}; scale to ${n + 2}`);
     const l0 = Date.now();
     cms.get(leader)!.kill('SIGKILL');
+    // Gone before the wait below picks its children by alive(): a child dying during a wait fails it.
+    await cms.get(leader)!.exited;
     wanted = n + 2;
     await api.must('PATCH', `/api/v1/namespaces/${NS}/apps/${APP}`, { spec: { instances: n + 2 } }, 'application/merge-patch+json');
     const fresh = () => tr.ofApp(APP).filter((t) => !before.has(t.name) && t.node && !TERMINAL.has(t.state ?? ''));
