@@ -23,7 +23,7 @@ import { EventRecorder } from '../controllers/events';
 import { AssignmentWatch, type Assignment } from './assignments';
 import { HealthMonitor, defaultProber } from './health';
 import { perAgentLeases, type AgentLease, type LeaseProvider } from './leases';
-import { StatusReporter, registryVerdict, taskRefKey, type TaskRef } from './status';
+import { StatusReporter, taskRefKey, type TaskRef } from './status';
 import { AGENT_VERSION } from './version';
 
 const NODES = lookupKind('node')!;
@@ -415,7 +415,10 @@ export class Agent {
       await this.kill(key, have, want ? 'replaced' : 'unassigned');
       have = undefined;
     }
-    if (!want) return;
+    if (!want) {
+      if (!this.tasks.has(key)) this.reporter.forget(key);
+      return;
+    }
     if (!have) return this.launch(key, want);
     if (have.adopted) {
       have.adopted = false; // ask the registry once whether it may keep running (it may be LOST by now)
@@ -452,7 +455,8 @@ export class Agent {
 
   /** Starts an assigned task unless the registry already ended it; then reports RUNNING. */
   private async launch(key: string, want: Assignment): Promise<void> {
-    const verdict = await registryVerdict(this.o.store, this.prefix, this.ref(want));
+    if (want.bound) this.reporter.seed(this.ref(want), want.bound);
+    const verdict = await this.reporter.verdict(this.ref(want));
     if (this.desired.get(key)?.uid !== want.uid || this.stopped) return; // superseded while reading: the next sync decides
     const graceSeconds = want.spec.taskKillGracePeriodSeconds ?? DEFAULT_GRACE_SECONDS;
     if (verdict === 'terminal' || verdict === 'gone') {

@@ -9,7 +9,7 @@ import { CompactedError } from '../store/errors';
 import type { Store, Watch, WatchEvent } from '../store/types';
 import { backoffDelay, errorMessage, sleepUnlessAborted } from '../util/backoff';
 
-/** One assignment: what the binder wrote, `{ metadata: {name, namespace, uid}, spec }`. */
+/** One assignment: what the binder wrote, the bound Task (`{ metadata: {name, namespace, uid}, spec, status }`). */
 export interface Assignment {
   namespace: string;
   name: string;
@@ -17,6 +17,13 @@ export interface Assignment {
   spec: TaskSpec;
   /** Name of the App or Job the task belongs to (its controlling owner reference). */
   owner?: string;
+  /**
+   * The Task as bound, when this assignment came as a watch event: the binder writes the Task and
+   * its assignment with the same value in one transaction, so this is the Task's value at
+   * `modRevision` (the compare base of the agent's first status write, which then needs no
+   * read). Absent after a relist: an old assignment says nothing of what its Task became since.
+   */
+  bound?: { value: string; modRevision: number };
 }
 
 /** Receives the assignment set; keys are `namespace/name`. */
@@ -88,7 +95,9 @@ export class AssignmentWatch {
       return;
     }
     const parsed = this.parse(event.key, event.value);
-    if (parsed) this.o.handler.put(parsed[0], parsed[1]);
+    if (!parsed) return;
+    if (event.createRevision === event.modRevision && parsed[2]) parsed[1].bound = { value: event.value, modRevision: event.modRevision };
+    this.o.handler.put(parsed[0], parsed[1]);
   }
 
   /** The watch is dead: list again (in the background; start() never fails). */
@@ -104,16 +113,19 @@ export class AssignmentWatch {
     return key.slice(this.o.prefix.length);
   }
 
-  /** `[namespace/name, assignment]`, or undefined (logged) for a value that is not an assignment. */
-  private parse(key: string, value: string): [string, Assignment] | undefined {
+  /**
+   * `[namespace/name, assignment, whether it is a whole Task]`, or undefined (logged) for a value
+   * that is not an assignment.
+   */
+  private parse(key: string, value: string): [string, Assignment, boolean] | undefined {
     const taskKey = this.taskKey(key);
     try {
-      const { metadata, spec } = JSON.parse(value) as { metadata?: { name?: unknown; namespace?: unknown; uid?: unknown; ownerReferences?: Array<{ name?: unknown }> }; spec?: unknown };
+      const { metadata, spec, status } = JSON.parse(value) as { metadata?: { name?: unknown; namespace?: unknown; uid?: unknown; ownerReferences?: Array<{ name?: unknown }> }; spec?: unknown; status?: unknown };
       const [namespace, name] = taskKey.split('/');
       const ok = metadata && metadata.name === name && (metadata.namespace ?? namespace) === namespace && typeof metadata.uid === 'string' && spec && typeof spec === 'object';
       if (!ok) throw new Error('want {metadata: {name, namespace, uid}, spec} matching the key');
       const owner = metadata.ownerReferences?.[0]?.name;
-      return [taskKey, { namespace, name, uid: metadata.uid as string, spec: spec as TaskSpec, ...(typeof owner === 'string' ? { owner } : {}) }];
+      return [taskKey, { namespace, name, uid: metadata.uid as string, spec: spec as TaskSpec, ...(typeof owner === 'string' ? { owner } : {}) }, typeof status === 'object' && status !== null];
     } catch (err) {
       this.o.logger.warn({ key, err: errorMessage(err) }, 'ignoring malformed assignment');
       return undefined;

@@ -88,7 +88,8 @@ export async function serveWatch(req: Request, res: Response, o: WatchStreamOpti
     close();
   };
   try {
-    watch = await o.store.watch(o.prefix, { afterRevision: revision, onEvents, onError });
+    // prevValue: a DELETED event carries the object's last state, and selectors need the old labels.
+    watch = await o.store.watch(o.prefix, { afterRevision: revision, prevValue: true, onEvents, onError });
   } catch (err) {
     onError(err as Error);
     return;

@@ -91,9 +91,11 @@ export class Binder {
       agents.set(item.agent, item.leaseRevision);
       const key = objectKey(this.prefix, TASKS, item.request.namespace, item.request.taskName);
       compares.push({ key, modRevision: 0 });
-      ops.push({ op: 'put', key, value: encodeObject(task) });
-      const { status: _s, ...assignment } = task;
-      ops.push({ op: 'put', key: assignmentKey(this.prefix, item.agent, item.request.namespace, item.request.taskName), value: JSON.stringify({ metadata: assignment.metadata, spec: assignment.spec }) });
+      // The assignment is the Task itself, byte for byte: its agent takes it as the Task's value at
+      // this revision, the compare base of its first status write (no read before it starts).
+      const value = encodeObject(task);
+      ops.push({ op: 'put', key, value });
+      ops.push({ op: 'put', key: assignmentKey(this.prefix, item.agent, item.request.namespace, item.request.taskName), value });
     }
     for (const [agent, rev] of agents) compares.push({ key: agentLeaseKey(this.prefix, agent), modRevision: rev });
     let revision: number | undefined;

@@ -96,7 +96,7 @@ export class Master {
     setImmediate(() => void this.round());
   }
 
-  private async round(): Promise<void> {
+  private round(): void {
     const end = this.m.roundSeconds.startTimer();
     try {
       const now = this.now();
@@ -112,7 +112,10 @@ export class Master {
         this.m.offers.inc({ result: 'offered' });
         this.o.logger.debug({ offer: offer.id, framework: offer.frameworkId, node: offer.agent, cpus: offer.resources.cpus, mem: offer.resources.mem }, 'offer made');
       }
-      await Promise.all([...byFramework].map(([id, list]) => this.deliver(id, list)));
+      // Not awaited: a framework answers its offers at once (the allocator counts accepted launches
+      // before their bind is written), so the next round need not wait for etcd. Binds of several
+      // rounds are then in flight together, as Mesos' allocator runs apart from task launches.
+      for (const [id, list] of byFramework) void this.deliver(id, list);
     } catch (err) {
       this.o.logger.error({ err: (err as Error).message }, 'allocation round failed');
     } finally {

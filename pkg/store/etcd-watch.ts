@@ -53,7 +53,8 @@ export class EtcdWatch implements Watch {
     this.nextRevision = startRevision;
     // watcher() rather than create(): listeners are attached before any I/O, so an 'error'
     // right after the 'created' response cannot be emitted while nobody listens.
-    this.watcher = client.watch().prefix(prefix).startRevision(String(startRevision)).withPreviousKV().watcher();
+    const builder = client.watch().prefix(prefix).startRevision(String(startRevision));
+    this.watcher = (opts.prevValue ? builder.withPreviousKV() : builder).watcher();
     let markEnded!: () => void;
     this.endedByEtcd = new Promise((resolve) => (markEnded = resolve));
     this.watcher.on('data', (res) => this.handleData(res));
@@ -116,7 +117,7 @@ export class EtcdWatch implements Watch {
   }
 }
 
-/** Converts one etcd event (the watch asks for prev_kv). */
+/** Converts one etcd event (prevValue when the watch asked for prev_kv). */
 export function toWatchEvent(ev: IEvent): WatchEvent {
   const isPut = ev.type === 'Put';
   const event: WatchEvent = {

@@ -7,11 +7,12 @@ import { settlesWithin } from '../util/async';
 import { EtcdWatch, recordCompactRevisions } from './etcd-watch';
 import { AlreadyExistsError, ConflictError, LeaseLostError, NotFoundError, StoreError, UnavailableError } from './errors';
 import type { KeyValue, Lease, ListResult, PutOptions, Store, TxnCompare, TxnOp, Watch, WatchOptions } from './types';
-import { checkKey, checkLeaseId, checkPutOptions, checkRevision, checkTtl, checkTxn } from './validate';
+import { checkKey, checkKeys, checkLeaseId, checkPutOptions, checkRevision, checkTtl, checkTxn } from './validate';
 
 /** Names passed to StoreMetrics.observe. */
 export type StoreOperation =
   | 'get'
+  | 'getMany'
   | 'list'
   | 'create'
   | 'update'
@@ -78,6 +79,17 @@ export class EtcdStore implements Store {
     checkKey(key);
     const res = await this.call('get', () => this.client.kv.range({ key: bytes(key) }));
     return res.kvs.length > 0 ? toKeyValue(res.kvs[0]) : undefined;
+  }
+
+  /** @inheritdoc A read-only txn: etcd serves it at one revision without a raft proposal. */
+  async getMany(keys: string[]): Promise<Array<KeyValue | undefined>> {
+    checkKeys(keys);
+    if (keys.length === 0) return [];
+    const res = await this.call('getMany', () => this.client.kv.txn({ success: keys.map((key) => ({ request_range: { key: bytes(key) } })) }));
+    return res.responses.map((r) => {
+      const kvs = r.response_range?.kvs ?? [];
+      return kvs.length > 0 ? toKeyValue(kvs[0]) : undefined;
+    });
   }
 
   /** Pages through the prefix, every page read at the first page's revision (one consistent snapshot). */

@@ -4,7 +4,7 @@
  */
 import { AlreadyExistsError, CompactedError, ConflictError, LeaseLostError, NotFoundError, StoreError, UnavailableError } from './errors';
 import type { KeyValue, Lease, ListResult, PutOptions, Store, TxnCompare, TxnOp, Watch, WatchEvent, WatchOptions } from './types';
-import { checkKey, checkLeaseId, checkPutOptions, checkRevision, checkTtl, checkTxn } from './validate';
+import { checkKey, checkKeys, checkLeaseId, checkPutOptions, checkRevision, checkTtl, checkTxn } from './validate';
 
 interface Entry {
   value: string;
@@ -54,6 +54,16 @@ export class MemoryStore implements Store {
     checkKey(key);
     const entry = this.data.get(key);
     return entry && toKeyValue(key, entry);
+  }
+
+  /** @inheritdoc */
+  async getMany(keys: string[]): Promise<Array<KeyValue | undefined>> {
+    this.assertOpen();
+    checkKeys(keys);
+    return keys.map((key) => {
+      const entry = this.data.get(key);
+      return entry && toKeyValue(key, entry);
+    });
   }
 
   /** @inheritdoc Keys are sorted by their UTF-8 bytes, as etcd sorts them. */
@@ -311,7 +321,7 @@ export class MemoryStore implements Store {
       }
       const events = this.history[watch.nextRevision - this.historyStart].filter((e) => e.key.startsWith(watch.prefix));
       watch.nextRevision++;
-      if (events.length > 0) watch.opts.onEvents(events.map((e) => ({ ...e })));
+      if (events.length > 0) watch.opts.onEvents(events.map(({ prevValue, ...e }) => (watch.opts.prevValue && prevValue !== undefined ? { ...e, prevValue } : e)));
     }
   }
 

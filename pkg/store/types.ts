@@ -33,13 +33,19 @@ export interface WatchEvent {
   modRevision: number;
   /** The key's createRevision after a put (equal to modRevision on creation); 0 for a delete, as etcd reports it. */
   createRevision: number;
-  /** The value before this change, when it existed. */
+  /** The value before this change, when it existed and the watch asked for it (WatchOptions.prevValue). */
   prevValue?: string;
 }
 
 export interface WatchOptions {
   /** Deliver every change with a revision greater than this. 0 means "from now". */
   afterRevision: number;
+  /**
+   * Deliver each event's previous value (prevValue). etcd reads it from its backend for every
+   * event and sends it along, which roughly doubles a busy watch's cost: ask only when needed
+   * (a delete's last value for API clients). @default false
+   */
+  prevValue?: boolean;
   /** Called with the events of one revision batch, in revision order. */
   onEvents(events: WatchEvent[]): void;
   /**
@@ -97,6 +103,11 @@ export interface Lease {
 export interface Store {
   /** Reads one key; undefined when absent. */
   get(key: string): Promise<KeyValue | undefined>;
+  /**
+   * Reads several keys at one revision, in one round trip (an etcd txn of ranges); one entry per
+   * key, in order, undefined where absent. At most 128 keys (etcd's --max-txn-ops).
+   */
+  getMany(keys: string[]): Promise<Array<KeyValue | undefined>>;
   /** Reads every key under a prefix, sorted by key, with the revision it was read at. */
   list(prefix: string): Promise<ListResult>;
   /** Creates a key only if absent (txn on mod revision 0). Returns the new mod revision. Throws AlreadyExistsError. */

@@ -12,6 +12,12 @@ export function checkKey(key: string): void {
   if (typeof key !== 'string' || key === '') throw new TypeError('store key must be a non-empty string');
 }
 
+/** Keys of one getMany: each a key, at most 128 (one txn of ranges). */
+export function checkKeys(keys: string[]): void {
+  if (keys.length > MAX_TXN_OPS) throw new TypeError(`getMany reads at most ${MAX_TXN_OPS} keys, got ${keys.length}`);
+  keys.forEach(checkKey);
+}
+
 /** A revision given by a caller: a positive integer (or 0 when `allowZero`). */
 export function checkRevision(name: string, revision: number, allowZero = false): void {
   const min = allowZero ? 0 : 1;

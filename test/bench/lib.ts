@@ -118,6 +118,13 @@ export async function etcdDbBytes(endpoint: string): Promise<number> {
   return Number(m[1]);
 }
 
+/** etcd's own counters (from its /metrics): raft proposals committed, range requests, bytes sent to gRPC clients. */
+export async function etcdCounters(endpoint: string): Promise<{ proposals: number; ranges: number; sentBytes: number }> {
+  const text = (await httpGet(`${endpoint}/metrics`)).body;
+  const sum = (name: string) => [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})?\\s+(\\S+)`, 'gm'))].reduce((a, m) => a + Number(m[1]), 0);
+  return { proposals: sum('etcd_server_proposals_committed_total'), ranges: sum('etcd_mvcc_range_total'), sentBytes: sum('etcd_network_client_grpc_sent_bytes_total') };
+}
+
 // ---------------------------------------------------------------- child processes
 
 export interface Child {

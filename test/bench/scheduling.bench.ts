@@ -10,7 +10,7 @@ import { reportProfile } from './api.bench';
 import { mapLimit } from '../../pkg/util/async';
 import { etcdBaselines } from './baselines';
 import {
-  Api, appManifest, cleanupAll, etcdDbBytes, histogramCount, histogramQuantile, httpGet, log, logProblems, onCleanup, peakRss, percentile, round,
+  Api, appManifest, cleanupAll, cpuSeconds, etcdCounters, etcdDbBytes, histogramCount, histogramQuantile, httpGet, log, logProblems, onCleanup, peakRss, percentile, round,
   startApiServer, startBenchEtcd, startControllerManager, startHollowAgents, TaskTracker, tempDir, type BenchOptions, type Child, type Figures, type Scenario,
 } from './lib';
 
@@ -41,6 +41,10 @@ async function run(o: BenchOptions & { profile?: boolean; profileOut?: string })
     const apps = Math.ceil(tasks / PER_APP);
     const postedAt = new Map<string, number>();
     log(o.verbose, `applying ${apps} apps, ${tasks} instances`);
+    // CPU each process spends from the first POST to all RUNNING: where the 2 cores go.
+    const cpuOf = { etcd: etcd.pid, controller: cm.child.pid, agents: hollow.pid, apiserver: server.child.pid, bench: process.pid };
+    const cpuBefore = Object.fromEntries(Object.entries(cpuOf).map(([k, pid]) => [k, cpuSeconds(pid)]));
+    const etcdBefore = await etcdCounters(etcd.endpoint);
     const t0 = Date.now();
     // Submitted as many clients would (16 at once), not one after another: a sequential loop of
     // 100 POSTs alone takes seconds, which would measure the client rather than the scheduler.
@@ -50,6 +54,7 @@ async function run(o: BenchOptions & { profile?: boolean; profileOut?: string })
       await api.must('POST', `/api/v1/namespaces/${NS}/apps`, appManifest(name, instances, { cmd: 'sleep 3600', resources: { cpus: 0.01, mem: 1 } }));
       postedAt.set(name, Date.now());
     });
+    const submitSeconds = (Date.now() - t0) / 1000;
     const children = [server.child, cm.child, hollow];
     const timeout = 120_000 + tasks * 12;
     let boundAt = 0;
@@ -64,6 +69,9 @@ async function run(o: BenchOptions & { profile?: boolean; profileOut?: string })
     log(o.verbose, `all bound after ${(boundAt - t0) / 1000} s`);
     await tracker.until(`${tasks} tasks RUNNING`, timeout, () => tracker.running >= tasks, children, o.verbose).catch(withProblems);
     const runningAt = Date.now();
+    const etcdAfter = await etcdCounters(etcd.endpoint);
+    if (process.env.BENCH_DEBUG) process.stderr.write((await httpGet(`${etcd.endpoint}/metrics`)).body.split('\n').filter((l) => /^grpc_server_handled_total|^etcd_mvcc_(range|txn|put)_total/.test(l)).join('\n') + '\n');
+    const cpu = Object.fromEntries(Object.entries(cpuOf).map(([k, pid]) => [`cpuSeconds${k[0].toUpperCase()}${k.slice(1)}`, round(cpuSeconds(pid) - cpuBefore[k], 1)]));
     const metrics = (await httpGet(cm.metricsUrl)).body;
     const appToBound = [...tracker.tasks.values()].filter((t) => t.app && t.seenBoundAt).map((t) => t.seenBoundAt! - (postedAt.get(t.app!) ?? t0)).sort((a, b) => a - b);
     const secondsToAllBound = (boundAt - t0) / 1000;
@@ -79,6 +87,7 @@ async function run(o: BenchOptions & { profile?: boolean; profileOut?: string })
       tasks,
       apps,
       secondsToRegisterAgents: round(agentsSeconds, 1),
+      secondsToSubmitApps: round(submitSeconds),
       secondsToAllBound: round(secondsToAllBound),
       secondsToAllRunning: round(secondsToAllRunning),
       boundPerSecond: Math.round(tasks / secondsToAllBound),
@@ -95,6 +104,11 @@ async function run(o: BenchOptions & { profile?: boolean; profileOut?: string })
       controllerRssMiB,
       leadershipLosses: logProblems(cm.child, 100).filter((p) => p.includes('lost leadership')).length,
       etcdDbMiB: round(dbBytes / 2 ** 20, 1),
+      ...cpu,
+      // What etcd did for the run: raft proposals (write transactions), reads, and bytes sent to clients (watches, reads).
+      etcdProposals: etcdAfter.proposals - etcdBefore.proposals,
+      etcdRanges: etcdAfter.ranges - etcdBefore.ranges,
+      etcdSentMiB: round((etcdAfter.sentBytes - etcdBefore.sentBytes) / 2 ** 20, 1),
       ...baselines,
     };
   } finally {

@@ -77,11 +77,12 @@ interface Recorder {
   events(): WatchEvent[];
 }
 
-async function record(store: Store, prefix: string, afterRevision: number): Promise<Recorder> {
+async function record(store: Store, prefix: string, afterRevision: number, prevValue = true): Promise<Recorder> {
   const batches: WatchEvent[][] = [];
   const errors: Error[] = [];
   const watch = await store.watch(prefix, {
     afterRevision,
+    prevValue,
     onEvents: (events) => batches.push(events),
     onError: (err) => errors.push(err),
   });
@@ -106,8 +107,8 @@ describe.each([etcdBackend, memoryBackend])('Store contract: $name', (backend) =
     await store.close();
   });
 
-  async function recordWatch(prefix: string, afterRevision: number): Promise<Recorder> {
-    const recorder = await record(store, prefix, afterRevision);
+  async function recordWatch(prefix: string, afterRevision: number, prevValue = true): Promise<Recorder> {
+    const recorder = await record(store, prefix, afterRevision, prevValue);
     watches.push(recorder.watch);
     return recorder;
   }
@@ -126,6 +127,22 @@ describe.each([etcdBackend, memoryBackend])('Store contract: $name', (backend) =
 
     it('get of a missing key returns undefined', async () => {
       expect(await store.get(`${p}missing`)).toBeUndefined();
+    });
+
+    it('getMany returns one entry per key in order, undefined where absent, and [] for no keys', async () => {
+      const ra = await store.create(`${p}a`, 'A');
+      const rb = await store.create(`${p}b`, 'B');
+      expect(await store.getMany([`${p}b`, `${p}missing`, `${p}a`])).toEqual([
+        { key: `${p}b`, value: 'B', modRevision: rb, createRevision: rb },
+        undefined,
+        { key: `${p}a`, value: 'A', modRevision: ra, createRevision: ra },
+      ]);
+      expect(await store.getMany([])).toEqual([]);
+    });
+
+    it('getMany rejects more than 128 keys and empty keys with a TypeError', async () => {
+      await expect(store.getMany(Array.from({ length: 129 }, (_, i) => `${p}${i}`))).rejects.toBeInstanceOf(TypeError);
+      await expect(store.getMany([''])).rejects.toBeInstanceOf(TypeError);
     });
   });
 
@@ -222,6 +239,16 @@ describe.each([etcdBackend, memoryBackend])('Store contract: $name', (backend) =
       expect(first).toMatchObject({ modRevision: created, createRevision: created });
       expect(second).toMatchObject({ modRevision: updated, createRevision: created });
       expect(rec.errors).toEqual([]);
+    });
+
+    it('without prevValue asked for, events carry no previous value', async () => {
+      const rec = await recordWatch(p, 0, false);
+      const created = await store.create(`${p}a`, 'v1');
+      await store.update(`${p}a`, 'v2', created);
+      await store.delete(`${p}a`);
+      await eventually(() => expect(rec.events()).toHaveLength(3));
+      expect(rec.events().map((e) => 'prevValue' in e)).toEqual([false, false, false]);
+      expect(rec.events().map((e) => e.type)).toEqual(['put', 'put', 'delete']);
     });
 
     it('a watch from an older revision replays the history after it', async () => {

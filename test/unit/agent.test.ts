@@ -46,13 +46,25 @@ function task(name: string): Task {
   return r.object as Task;
 }
 
-/** Task + assignment in one revision, as the binder writes them (synchronously applied by the memory store). */
+/** Task + assignment (the same value) in one revision, as the binder writes them (synchronously applied by the memory store). */
 function bind(name: string): Promise<number | undefined> {
-  const t = task(name);
+  const value = encodeObject(task(name));
   return store.txn([], [
-    { op: 'put', key: objectKey(P, TASKS, 'default', name), value: encodeObject(t) },
-    { op: 'put', key: assignmentKey(P, 'n1', 'default', name), value: JSON.stringify({ metadata: t.metadata, spec: t.spec }) },
+    { op: 'put', key: objectKey(P, TASKS, 'default', name), value },
+    { op: 'put', key: assignmentKey(P, 'n1', 'default', name), value },
   ]);
+}
+
+/** Store calls that touch Task keys (reads, and txns writing one), from now on. */
+function taskKeyCalls(): { reads: () => number; writes: () => number } {
+  const isTask = (k: string) => k.startsWith(`${P}/registry/tasks/`);
+  const get = jest.spyOn(store, 'get');
+  const getMany = jest.spyOn(store, 'getMany');
+  const txn = jest.spyOn(store, 'txn');
+  return {
+    reads: () => get.mock.calls.filter(([k]) => isTask(k)).length + getMany.mock.calls.filter(([ks]) => ks.some(isTask)).length,
+    writes: () => txn.mock.calls.filter(([, ops]) => ops.some((o) => isTask(o.key)) && !ops.some((o) => o.key.includes('/assignments/'))).length,
+  };
 }
 
 async function state(name: string): Promise<string | undefined> {
@@ -60,9 +72,19 @@ async function state(name: string): Promise<string | undefined> {
   return kv && decodeKeyValue<Task>(kv).status.state;
 }
 
-async function until(what: string, check: () => Promise<boolean> | boolean, ms = 3000): Promise<void> {
+/** Task states by name as last listed by listStates (a list: not counted as a read of one Task). */
+const listed = new Map<string, string | undefined>();
+async function listStates(): Promise<void> {
+  listed.clear();
+  for (const kv of (await store.list(`${P}/registry/tasks/`)).items) {
+    const t = decodeKeyValue<Task>(kv);
+    listed.set(t.metadata.name, t.status.state);
+  }
+}
+
+async function until(what: string, check: () => Promise<boolean> | boolean, ms = 3000, before?: () => Promise<void>): Promise<void> {
   const deadline = Date.now() + ms;
-  while (!(await check())) {
+  while ((await before?.(), !(await check()))) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
@@ -107,6 +129,31 @@ describe('Agent on the memory store', () => {
     await until('relisted', () => lists.mock.calls.length === 1);
     await new Promise((r) => setTimeout(r, 100));
     expect(runtime.calls.filter((c) => c.startsWith('start'))).toHaveLength(2);
+  });
+
+  it('a task from a fresh assignment starts and reports RUNNING with one write and no read of its Task', async () => {
+    await startAgent();
+    const calls = taskKeyCalls();
+    await bind('web');
+    await until('RUNNING', () => listed.get('web') === 'RUNNING', 3000, listStates);
+    expect({ reads: calls.reads(), writes: calls.writes() }).toEqual({ reads: 0, writes: 1 });
+    const t = decodeKeyValue<Task>((await store.get(objectKey(P, TASKS, 'default', 'web')))!);
+    expect(t.metadata.uid).toBe('uid-web');
+    expect(JSON.stringify(t.spec)).toBe(JSON.stringify(task('web').spec));
+  });
+
+  it('a restarted agent reads its relisted tasks from the registry: one that finished is not started again', async () => {
+    const a = await startAgent();
+    await bind('job');
+    await until('RUNNING', async () => (await state('job')) === 'RUNNING');
+    runtime.exit('default', 'job', 0);
+    await until('FINISHED', async () => (await state('job')) === 'FINISHED');
+    await a.stop({ revoke: false });
+    runtime = new FakeRuntime(); // a new host: nothing of the old runtime is left to adopt
+    await startAgent();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(runtime.calls).toEqual([]);
+    expect(await state('job')).toBe('FINISHED');
   });
 
   it('a task the runtime cannot start is reported FAILED with the reason', async () => {
@@ -222,13 +269,47 @@ describe('task status writes', () => {
     expect(t.metadata.labels).toEqual({ touched: 'yes' }); // the other writer's change survives
   });
 
+  it('reports made together go out as one transaction, from the bases they were seeded with', async () => {
+    const refs = ['a', 'b', 'c'].map((n) => ({ namespace: 'default', name: n, uid: `uid-${n}` }));
+    for (const r of refs) await bind(r.name);
+    const abort = new AbortController();
+    const reporter = new StatusReporter({ store, prefix: P, logger: log, signal: abort.signal, onStale: () => undefined });
+    for (const r of refs) reporter.seed(r, (await store.get(objectKey(P, TASKS, 'default', r.name)))!);
+    const calls = taskKeyCalls();
+    for (const r of refs) reporter.report(r, { state: 'RUNNING', startedAt: 't1' });
+    await until('all RUNNING', async () => ['a', 'b', 'c'].every((n) => listed.get(n) === 'RUNNING'), 3000, listStates);
+    expect({ reads: calls.reads(), writes: calls.writes() }).toEqual({ reads: 0, writes: 1 });
+    abort.abort();
+  });
+
+  it('a batch whose compare was lost to another writer is read again in one round trip and written, keeping the other change', async () => {
+    const refs = ['a', 'b'].map((n) => ({ namespace: 'default', name: n, uid: `uid-${n}` }));
+    for (const r of refs) await bind(r.name);
+    const abort = new AbortController();
+    const reporter = new StatusReporter({ store, prefix: P, logger: log, signal: abort.signal, onStale: () => undefined });
+    for (const r of refs) reporter.seed(r, (await store.get(objectKey(P, TASKS, 'default', r.name)))!);
+    const bKey = objectKey(P, TASKS, 'default', 'b');
+    const cur = (await store.get(bKey))!;
+    const other = JSON.parse(cur.value) as Task;
+    other.metadata.labels = { touched: 'yes' };
+    await store.update(bKey, JSON.stringify(other), cur.modRevision); // after the seed: b's base is stale
+    const getMany = jest.spyOn(store, 'getMany');
+    const txn = jest.spyOn(store, 'txn');
+    for (const r of refs) reporter.report(r, { state: 'RUNNING' });
+    await until('both RUNNING', async () => (await state('a')) === 'RUNNING' && (await state('b')) === 'RUNNING');
+    expect(txn).toHaveBeenCalledTimes(2); // the failed compare, then the write
+    expect(getMany).toHaveBeenCalledTimes(1);
+    expect(JSON.parse((await store.get(bKey))!.value).metadata.labels).toEqual({ touched: 'yes' });
+    abort.abort();
+  });
+
   it('the reporter retries until written when the store is unavailable, with the latest word', async () => {
     await bind('web');
-    const realUpdate = store.update.bind(store);
+    const realTxn = store.txn.bind(store);
     let failures = 0;
-    jest.spyOn(store, 'update').mockImplementation(async (...args) => {
+    jest.spyOn(store, 'txn').mockImplementation(async (...args) => {
       if (failures++ < 1) throw new UnavailableError('etcd is unreachable');
-      return realUpdate(...args);
+      return realTxn(...args);
     });
     const abort = new AbortController();
     const stale: string[] = [];
@@ -237,6 +318,7 @@ describe('task status writes', () => {
     await new Promise((r) => setTimeout(r, 50));
     reporter.report(ref, { state: 'KILLED', finishedAt: 't2' }); // arrives while the first is backing off
     await until('KILLED', async () => (await state('web')) === 'KILLED');
+    expect(failures).toBe(2); // one write failed, one wrote both reports' fields
     const t = decodeKeyValue<Task>((await store.get(key))!);
     expect(t.status).toMatchObject({ state: 'KILLED', startedAt: 't1', finishedAt: 't2' });
     expect(stale).toEqual([]);

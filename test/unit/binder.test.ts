@@ -29,8 +29,11 @@ describe('Binder', () => {
     expect(task.spec).toMatchObject({ nodeName: 'n1', cmd: 'sleep 1', resources: { cpus: 0.5, mem: 64, disk: 0 }, ports: [{ name: 'http', hostPort: 31005, protocol: 'tcp' }] });
     expect(task.status).toMatchObject({ state: 'STAGING', stagedAt: '2026-01-01T00:00:00.000Z', hostPorts: [31005] });
     expect(task.metadata.labels).toEqual({ 'shoal.dev/framework': 'fw' });
-    const assignment = JSON.parse((await store.get(assignmentKey(P, 'n1', 'default', 't1')))!.value);
-    expect(assignment).toEqual({ metadata: expect.objectContaining({ name: 't1', uid: task.metadata.uid }), spec: task.spec });
+    // The assignment is the Task's value, byte for byte, at the same revision (its agent's compare base).
+    const taskKv = (await store.get(`${P}/registry/tasks/default/t1`))!;
+    const assignmentKv = (await store.get(assignmentKey(P, 'n1', 'default', 't1')))!;
+    expect(assignmentKv.value).toBe(taskKv.value);
+    expect(assignmentKv.modRevision).toBe(taskKv.modRevision);
   });
 
   it('refusesEveryLaunchWhenTheFenceIsStale', async () => {

@@ -66,7 +66,7 @@ export class AppController implements LaunchQueue {
   constructor(private readonly o: AppControllerOptions) {
     this.now = o.now ?? Date.now;
     this.log = o.logger.child({ controller: 'apps' });
-    this.queue = new WorkQueue({ sync: (key) => this.sync(key), logger: this.log, workers: 4 });
+    this.queue = new WorkQueue({ sync: (key) => this.sync(key), logger: this.log, workers: 16 });
   }
 
   start(): void {
