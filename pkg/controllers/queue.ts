@@ -20,7 +20,7 @@ export class WorkQueue {
   private readonly running = new Set<string>();
   private readonly dirty = new Set<string>();
   private readonly failures = new Map<string, number>();
-  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly delayed = new Map<string, { at: number; timer: NodeJS.Timeout }>();
   private active = 0;
   private stopped = false;
 
@@ -38,14 +38,23 @@ export class WorkQueue {
     this.pump();
   }
 
-  /** Adds the key after a delay (retries, timed re-checks). */
+  /**
+   * Adds the key after a delay (retries, timed re-checks, coalescing bursts of events). One timer
+   * per key, the earliest: a sync sees the whole current state and re-arms any later check it
+   * still needs, so a later timer for the same key adds nothing.
+   */
   addAfter(key: string, ms: number): void {
-    const t = setTimeout(() => {
-      this.timers.delete(t);
+    if (this.stopped) return;
+    const at = Date.now() + ms;
+    const pending = this.delayed.get(key);
+    if (pending && pending.at <= at) return;
+    if (pending) clearTimeout(pending.timer);
+    const timer = setTimeout(() => {
+      this.delayed.delete(key);
       this.add(key);
     }, ms);
-    t.unref();
-    this.timers.add(t);
+    timer.unref();
+    this.delayed.set(key, { at, timer });
   }
 
   depth(): number {
@@ -54,8 +63,8 @@ export class WorkQueue {
 
   stop(): void {
     this.stopped = true;
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
+    for (const d of this.delayed.values()) clearTimeout(d.timer);
+    this.delayed.clear();
   }
 
   private pump(): void {

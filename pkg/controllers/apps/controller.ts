@@ -29,6 +29,11 @@ const TASKS = lookupKind('task')!;
 const NODES = lookupKind('node')!;
 /** Least time between two status writes of one App that change only counts and progress. */
 const PROGRESS_STATUS_INTERVAL_MS = 1000;
+/**
+ * Task events sync their App this long after the first of a burst: an App of 100 instances
+ * starting at once is then synced a few times, not 200 (each sync reads all its tasks).
+ */
+const TASK_EVENTS_COALESCE_MS = 50;
 /** Deletes per transaction: within etcd's 128 ops with the fence compare. */
 const BATCH = 120;
 
@@ -58,8 +63,6 @@ export class AppController implements LaunchQueue {
   private readonly work = new Map<string, PendingWork>();
   /** When each App's status was last written (progress-only changes wait PROGRESS_STATUS_INTERVAL_MS). */
   private readonly statusWrittenAt = new Map<string, number>();
-  /** Apps with a deferred progress-only status write: the timer that syncs them. */
-  private readonly statusDue = new Map<string, NodeJS.Timeout>();
   private readonly frameworks = new Map<string, { fw: AppFramework; driver: SchedulerDriver }>();
   private timer?: NodeJS.Timeout;
 
@@ -90,8 +93,6 @@ export class AppController implements LaunchQueue {
 
   stop(): void {
     if (this.timer) clearInterval(this.timer);
-    for (const t of this.statusDue.values()) clearTimeout(t);
-    this.statusDue.clear();
     this.queue.stop();
   }
 
@@ -141,7 +142,7 @@ export class AppController implements LaunchQueue {
         this.failedAt.set(app, list);
       }
     }
-    if (!old || old.status?.state !== t.status?.state || old.status?.healthy !== t.status?.healthy || old.status?.ready !== t.status?.ready) this.queue.add(app);
+    if (!old || old.status?.state !== t.status?.state || old.status?.healthy !== t.status?.healthy || old.status?.ready !== t.status?.ready) this.queue.addAfter(app, TASK_EVENTS_COALESCE_MS);
   }
 
   private taskDeleted(k: string, t: Task): void {
@@ -151,7 +152,7 @@ export class AppController implements LaunchQueue {
     const set = this.tasksByApp.get(app);
     set?.delete(k);
     if (set?.size === 0) this.tasksByApp.delete(app);
-    this.queue.add(app);
+    this.queue.addAfter(app, TASK_EVENTS_COALESCE_MS);
   }
 
   private index(k: string, t: Task): void {
@@ -349,14 +350,7 @@ export class AppController implements LaunchQueue {
     const wait = (this.statusWrittenAt.get(appKey) ?? -Infinity) + PROGRESS_STATUS_INTERVAL_MS - now;
     if (wait > 0 && events.length === 0 && isProgressOnly(app.status, status)) {
       // Counts only: written with the next significant change, or by a sync in `wait` ms.
-      if (!this.statusDue.has(appKey)) {
-        const t = setTimeout(() => {
-          this.statusDue.delete(appKey);
-          this.queue.add(appKey);
-        }, wait);
-        t.unref();
-        this.statusDue.set(appKey, t);
-      }
+      this.queue.addAfter(appKey, wait);
       return;
     }
     if (!(await this.writeApp(app, { ...app, status }))) return;
