@@ -27,7 +27,7 @@ import { backoffDelay, errorMessage, sleepUnlessAborted } from '../util/backoff'
 import { ConflictError, NotFoundError } from '../store/errors';
 import { objectKey } from '../store/objects';
 import type { Store } from '../store/types';
-import { MAX_TXN_OPS } from '../store/validate';
+import { chunkTxn } from '../store/validate';
 
 const TASKS = lookupKind('task')!;
 /** Read-modify-write rounds lost to concurrent writers before backing off. */
@@ -205,8 +205,7 @@ export class StatusReporter {
       for (let attempt = 0; this.pending.size > 0 && !this.o.signal.aborted; ) {
         const all = [...this.pending.values()];
         this.pending.clear();
-        const chunks: Pending[][] = [];
-        for (let i = 0; i < all.length; i += MAX_TXN_OPS) chunks.push(all.slice(i, i + MAX_TXN_OPS));
+        const chunks = chunkTxn(all, (r) => this.bases.get(taskRefKey(r.ref))?.value.length ?? 0);
         const failed = (await Promise.all(chunks.map((c) => this.writeChunk(c, attempt)))).flat();
         if (failed.length === 0) {
           attempt = 0;

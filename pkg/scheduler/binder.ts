@@ -13,6 +13,7 @@ import type { Task } from '../api/types.generated';
 import { agentLeaseKey, assignmentKey, encodeObject, objectKey } from '../store/objects';
 import { mapLimit } from '../util/async';
 import type { Fence, Store, TxnCompare, TxnOp } from '../store/types';
+import { MAX_TXN_BYTES, MAX_TXN_OPS } from '../store/validate';
 import type { LaunchRequest, LaunchResult } from './types';
 
 /** One accepted launch with the agent registration it was offered from. */
@@ -29,10 +30,14 @@ export interface TaskTemplate {
   spec: Omit<Task['spec'], 'nodeName' | 'resources'>;
 }
 
+/** A launch ready to write: its Task, encoded. */
+interface Ready {
+  item: BindItem;
+  value: string;
+}
+
 /** Bind transactions in flight at once: etcd batches concurrent proposals into one raft round and fsync. */
 const TXNS_IN_FLIGHT = 8;
-/** etcd's default --max-txn-ops; compares and ops are each limited. */
-const MAX_TXN_OPS = 128;
 const TASKS = lookupKind('task')!;
 
 /** Label carrying the framework that owns a task (statusUpdate routing). */
@@ -44,13 +49,13 @@ export class Binder {
   /** Writes every launch it can; one result per item, in order. */
   async bind(items: BindItem[], fence: Fence): Promise<LaunchResult[]> {
     const results = new Map<BindItem, LaunchResult>();
-    const ready: Array<{ item: BindItem; task: Task }> = [];
+    const ready: Ready[] = [];
     for (const item of items) {
       const task = this.taskFor(item);
       if (typeof task === 'string') {
         this.log.warn({ task: `${item.request.namespace}/${item.request.taskName}`, why: task }, 'launch refused: invalid task');
         results.set(item, { request: item.request, ok: false, reason: 'BindFailed' });
-      } else ready.push({ item, task });
+      } else ready.push({ item, value: encodeObject(task) });
     }
     // Transactions are independent (each creates its own tasks): several in flight let etcd commit them together.
     for (const batchResults of await mapLimit(batches(ready), TXNS_IN_FLIGHT, (batch) => this.bindBatch(batch, fence))) {
@@ -83,17 +88,16 @@ export class Binder {
   }
 
   /** One transaction; on a failed guard, finds which guard failed and retries the rest once. */
-  private async bindBatch(batch: Array<{ item: BindItem; task: Task }>, fence: Fence, retry = true): Promise<Array<[BindItem, LaunchResult]>> {
+  private async bindBatch(batch: Ready[], fence: Fence, retry = true): Promise<Array<[BindItem, LaunchResult]>> {
     const compares: TxnCompare[] = [{ key: fence.key, modRevision: fence.modRevision }];
     const ops: TxnOp[] = [];
     const agents = new Map<string, number>();
-    for (const { item, task } of batch) {
+    for (const { item, value } of batch) {
       agents.set(item.agent, item.leaseRevision);
       const key = objectKey(this.prefix, TASKS, item.request.namespace, item.request.taskName);
       compares.push({ key, modRevision: 0 });
       // The assignment is the Task itself, byte for byte: its agent takes it as the Task's value at
       // this revision, the compare base of its first status write (no read before it starts).
-      const value = encodeObject(task);
       ops.push({ op: 'put', key, value });
       ops.push({ op: 'put', key: assignmentKey(this.prefix, item.agent, item.request.namespace, item.request.taskName), value });
     }
@@ -112,7 +116,7 @@ export class Binder {
     return this.diagnose(batch, fence, retry);
   }
 
-  private async diagnose(batch: Array<{ item: BindItem; task: Task }>, fence: Fence, retry: boolean): Promise<Array<[BindItem, LaunchResult]>> {
+  private async diagnose(batch: Ready[], fence: Fence, retry: boolean): Promise<Array<[BindItem, LaunchResult]>> {
     const leader = await this.store.get(fence.key);
     if (leader?.modRevision !== fence.modRevision) {
       this.log.warn({ tasks: batch.length }, 'bind refused: no longer the leader');
@@ -121,12 +125,12 @@ export class Binder {
     const out: Array<[BindItem, LaunchResult]> = [];
     const rest: typeof batch = [];
     const leases = new Map<string, number>();
-    for (const { item, task } of batch) {
+    for (const { item, value } of batch) {
       if (!leases.has(item.agent)) leases.set(item.agent, (await this.store.get(agentLeaseKey(this.prefix, item.agent)))?.modRevision ?? 0);
       const taskKey = objectKey(this.prefix, TASKS, item.request.namespace, item.request.taskName);
       if (leases.get(item.agent) !== item.leaseRevision) out.push([item, { request: item.request, ok: false, reason: 'AgentLost' }]);
       else if (await this.store.get(taskKey)) out.push([item, { request: item.request, ok: false, reason: 'BindFailed' }]);
-      else rest.push({ item, task });
+      else rest.push({ item, value });
     }
     for (const [item, r] of out) this.log.warn({ task: `${item.request.namespace}/${item.request.taskName}`, node: item.agent, reason: r.reason }, 'bind refused');
     if (rest.length && retry) out.push(...(await this.bindBatch(rest, fence, false)));
@@ -135,21 +139,28 @@ export class Binder {
   }
 }
 
-/** Splits launches so each txn stays within etcd's op and compare limits. */
-function batches<T extends { item: BindItem }>(all: T[]): T[][] {
-  const out: T[][] = [];
-  let cur: T[] = [];
+/**
+ * Splits launches so each txn stays within etcd's limits: ops (a Task and its assignment per
+ * launch), compares (the fence, each task key, each agent's lease key) and request bytes.
+ */
+function batches(all: Ready[]): Ready[][] {
+  const out: Ready[][] = [];
+  let cur: Ready[] = [];
   let agents = new Set<string>();
+  let bytes = 0;
   for (const x of all) {
     const newAgent = agents.has(x.item.agent) ? 0 : 1;
     const compares = 1 + cur.length + 1 + agents.size + newAgent;
-    if ((cur.length + 1) * 2 > MAX_TXN_OPS || compares > MAX_TXN_OPS) {
+    const size = 2 * x.value.length + 256; // the value twice, keys
+    if (cur.length > 0 && ((cur.length + 1) * 2 > MAX_TXN_OPS || compares > MAX_TXN_OPS || bytes + size > MAX_TXN_BYTES)) {
       out.push(cur);
       cur = [];
       agents = new Set();
+      bytes = 0;
     }
     cur.push(x);
     agents.add(x.item.agent);
+    bytes += size;
   }
   if (cur.length) out.push(cur);
   return out;

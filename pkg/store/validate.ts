@@ -6,6 +6,34 @@ import type { PutOptions, TxnCompare, TxnOp } from './types';
 
 /** etcd's default --max-txn-ops. */
 export const MAX_TXN_OPS = 128;
+/**
+ * Key and value bytes per transaction that writers batching many objects stay under: etcd
+ * refuses a request over its --max-request-bytes (1.5 MiB by default), and would refuse such a
+ * batch on every retry.
+ */
+export const MAX_TXN_BYTES = 1 << 20;
+
+/**
+ * Splits `items` in order into runs of at most `maxCount` items and `maxBytes` bytes (`size` of
+ * each); an item bigger than `maxBytes` goes alone (etcd then judges it).
+ */
+export function chunkTxn<T>(items: readonly T[], size: (item: T) => number, maxCount = MAX_TXN_OPS, maxBytes = MAX_TXN_BYTES): T[][] {
+  const out: T[][] = [];
+  let cur: T[] = [];
+  let bytes = 0;
+  for (const item of items) {
+    const n = size(item);
+    if (cur.length > 0 && (cur.length === maxCount || bytes + n > maxBytes)) {
+      out.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(item);
+    bytes += n;
+  }
+  if (cur.length) out.push(cur);
+  return out;
+}
 
 export function checkKey(key: string): void {
   // etcd rejects the empty key ("key is not provided").

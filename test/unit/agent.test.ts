@@ -12,6 +12,7 @@ import { UnavailableError } from '../../pkg/store/errors';
 import { MemoryStore } from '../../pkg/store/memory';
 import { agentLeaseKey, assignmentKey, decodeKeyValue, encodeObject, objectKey } from '../../pkg/store/objects';
 import { silentLogger } from '../../pkg/util/log';
+import { MAX_TXN_BYTES } from '../../pkg/store/validate';
 
 const TASKS = lookupKind('task')!;
 const NODES = lookupKind('node')!;
@@ -40,15 +41,15 @@ async function startAgent(): Promise<Agent> {
   return a;
 }
 
-function task(name: string): Task {
-  const r = admit({ apiVersion: 'shoal/v1', kind: 'Task', metadata: { name, namespace: 'default', uid: `uid-${name}` }, spec: { nodeName: 'n1', cmd: 'true' }, status: { state: 'STAGING' } });
+function task(name: string, env?: Record<string, string>): Task {
+  const r = admit({ apiVersion: 'shoal/v1', kind: 'Task', metadata: { name, namespace: 'default', uid: `uid-${name}` }, spec: { nodeName: 'n1', cmd: 'true', ...(env ? { env } : {}) }, status: { state: 'STAGING' } });
   if (!r.ok) throw new Error(JSON.stringify(r.causes));
   return r.object as Task;
 }
 
 /** Task + assignment (the same value) in one revision, as the binder writes them (synchronously applied by the memory store). */
-function bind(name: string): Promise<number | undefined> {
-  const value = encodeObject(task(name));
+function bind(name: string, env?: Record<string, string>): Promise<number | undefined> {
+  const value = encodeObject(task(name, env));
   return store.txn([], [
     { op: 'put', key: objectKey(P, TASKS, 'default', name), value },
     { op: 'put', key: assignmentKey(P, 'n1', 'default', name), value },
@@ -279,6 +280,21 @@ describe('task status writes', () => {
     for (const r of refs) reporter.report(r, { state: 'RUNNING', startedAt: 't1' });
     await until('all RUNNING', async () => ['a', 'b', 'c'].every((n) => listed.get(n) === 'RUNNING'), 3000, listStates);
     expect({ reads: calls.reads(), writes: calls.writes() }).toEqual({ reads: 0, writes: 1 });
+    abort.abort();
+  });
+
+  it('a batch of large tasks is split into transactions etcd accepts (1 MiB each at most)', async () => {
+    const env = Object.fromEntries([0, 1, 2].map((i) => [`BIG_${i}`, 'x'.repeat(65_000)])); // ~200 KB per Task
+    const refs = [...Array(10).keys()].map((i) => ({ namespace: 'default', name: `big${i}`, uid: `uid-big${i}` }));
+    for (const r of refs) await bind(r.name, env);
+    const abort = new AbortController();
+    const reporter = new StatusReporter({ store, prefix: P, logger: log, signal: abort.signal, onStale: () => undefined });
+    for (const r of refs) reporter.seed(r, (await store.get(objectKey(P, TASKS, 'default', r.name)))!);
+    const txn = jest.spyOn(store, 'txn');
+    for (const r of refs) reporter.report(r, { state: 'RUNNING' });
+    await until('all RUNNING', () => refs.every((r) => listed.get(r.name) === 'RUNNING'), 3000, listStates);
+    expect(txn.mock.calls.length).toBeGreaterThanOrEqual(2);
+    for (const [, ops] of txn.mock.calls) expect(ops.reduce((n, o) => n + (o.op === 'put' ? o.value.length : 0), 0)).toBeLessThanOrEqual(MAX_TXN_BYTES);
     abort.abort();
   });
 

@@ -6,7 +6,7 @@
  */
 import type { App } from '../../pkg/api/types.generated';
 import { admit, formatCauses } from '../../pkg/api/validation';
-import { AppFramework, frameworkIdFor, MAX_PLACEMENTS_PER_ROUND, type LaunchQueue, type PendingWork } from '../../pkg/controllers/apps/framework';
+import { AppFramework, frameworkIdFor, MAX_PLACEMENTS_PER_ROUND, windowSize, type LaunchQueue, type PendingWork } from '../../pkg/controllers/apps/framework';
 import { configHash, keyOf, taskTemplate } from '../../pkg/controllers/apps/template';
 import { demandOf, type Placed } from '../../pkg/scheduler/feasibility';
 import { PendingSummary } from '../../pkg/scheduler/pending';
@@ -469,6 +469,38 @@ describe('AppFramework', () => {
     expect(out.launches).toHaveLength(MAX_PLACEMENTS_PER_ROUND);
     expect(s.queue.work[0].count).toBe(5);
     expect(out.suppressed).toBe(0);
+  });
+
+  it('looksAtAWindowOfOffersThatShrinksAsTheClusterGrows', () => {
+    expect(windowSize(50, 3)).toBe(50); // small: every offer
+    expect(windowSize(1000, 100)).toBe(420); // 42 %
+    expect(windowSize(5000, 100)).toBe(500); // 10 %
+    expect(windowSize(20_000, 10)).toBe(1000); // 5 % at least
+    expect(windowSize(5000, 400)).toBe(800); // twice the instances
+    expect(windowSize(150, 1000)).toBe(150); // never more than there are
+  });
+
+  it('givesSuccessiveAppsSuccessiveWindowsOfALargeCluster', async () => {
+    const s = setup();
+    const agents = Array.from({ length: 1000 }, (_, i) => `a${String(i).padStart(4, '0')}`);
+    for (const name of ['one', 'two', 'three']) s.queue.work.push(workOf(mkApp(name, { instances: 1 })));
+    const out = await round(s, agents.map((a) => offer(a)));
+    const used = agentsOf(out).map((a) => agents.indexOf(a));
+    expect(used).toHaveLength(3);
+    // Windows of 420 from a cursor: [0, 420), [420, 840), [840, 1000) + [0, 260).
+    expect(used[0]).toBeLessThan(420);
+    expect(used[1]).toBeGreaterThanOrEqual(420);
+    expect(used[1]).toBeLessThan(840);
+    expect(used[2] >= 840 || used[2] < 260).toBe(true);
+  });
+
+  it('placesAnAppThatFitsNoOfferOfItsWindowOnTheRestOfTheCluster', async () => {
+    const s = setup();
+    const agents = Array.from({ length: 1000 }, (_, i) => `a${String(i).padStart(4, '0')}`);
+    s.queue.work.push(workOf(mkApp('pinned', { instances: 1, constraints: [['hostname', 'LIKE', 'a0999.example']] })));
+    const out = await round(s, agents.map((a) => offer(a)));
+    expect(agentsOf(out)).toEqual(['a0999']);
+    expect(s.queue.work[0].count).toBe(0);
   });
 
   it('ignoresRescindsAndStatusUpdates', () => {

@@ -3,6 +3,7 @@ import { MemoryStore } from '../../pkg/store/memory';
 import { agentLeaseKey, assignmentKey, decodeKeyValue, leaderKey } from '../../pkg/store/objects';
 import type { Task } from '../../pkg/api/types.generated';
 import { silentLogger } from '../../pkg/util/log';
+import { MAX_TXN_BYTES, chunkTxn } from '../../pkg/store/validate';
 
 const P = '/shoal';
 const now = () => new Date('2026-01-01T00:00:00Z');
@@ -79,10 +80,37 @@ describe('Binder', () => {
     }
   });
 
+  it('splitsBindsOfLargeTasksIntoTransactionsWithinEtcdsRequestSize', async () => {
+    const { store, fence, leases, binder } = await setup();
+    const txn = jest.spyOn(store, 'txn');
+    const env = Object.fromEntries([0, 1, 2].map((i) => [`BIG_${i}`, 'x'.repeat(65_000)])); // each launch writes ~400 KB (Task + assignment)
+    const items = [...Array(10).keys()].map((i) => item('n1', leases.n1, `t${i}`, { task: { spec: { cmd: 'sleep 1', env } } }));
+    const results = await binder.bind(items, fence);
+    expect(results.every((r) => r.ok)).toBe(true);
+    expect(txn.mock.calls.length).toBeGreaterThanOrEqual(4);
+    for (const [, ops] of txn.mock.calls) {
+      const bytes = ops.reduce((n, o) => n + o.key.length + (o.op === 'put' ? o.value.length : 0), 0);
+      expect(bytes).toBeLessThanOrEqual(MAX_TXN_BYTES);
+    }
+  });
+
   it('refusesAnInvalidTaskWithoutWriting', async () => {
     const { store, fence, leases, binder } = await setup();
     const [r] = await binder.bind([item('n1', leases.n1, 'Bad_Name')], fence);
     expect(r).toMatchObject({ ok: false, reason: 'BindFailed' });
     expect((await store.list(`${P}/registry/`)).items).toHaveLength(0);
+  });
+});
+
+describe('chunkTxn', () => {
+  it('keeps order and cuts at the count or the byte limit, whichever comes first', () => {
+    const sizes = [1, 1, 1, 1, 1];
+    expect(chunkTxn(sizes, (n) => n, 2, 100)).toEqual([[1, 1], [1, 1], [1]]);
+    expect(chunkTxn([60, 30, 20, 90, 5], (n) => n, 10, 100)).toEqual([[60, 30], [20], [90, 5]]);
+  });
+
+  it('puts an item over the byte limit in a chunk of its own, and makes no empty chunks', () => {
+    expect(chunkTxn([10, 500, 10], (n) => n, 10, 100)).toEqual([[10], [500], [10]]);
+    expect(chunkTxn([], (n: number) => n)).toEqual([]);
   });
 });
