@@ -3,6 +3,7 @@
 import * as fs from 'node:fs';
 import { Command, Option } from 'commander';
 import { TokenAuthenticator } from '../../pkg/apiserver/auth';
+import { collectDefaultMetrics } from 'prom-client';
 import { ApiMetrics } from '../../pkg/apiserver/metrics';
 import { ApiServer } from '../../pkg/apiserver/server';
 import { EtcdStore } from '../../pkg/store/etcd';
@@ -23,6 +24,7 @@ const opts = new Command('shoal-apiserver')
 async function main(): Promise<void> {
   const log = createLogger('apiserver');
   const metrics = new ApiMetrics();
+  collectDefaultMetrics({ register: metrics.registry }); // process CPU, memory, GC and event-loop lag
   const store = new EtcdStore({ endpoints: String(opts.etcdEndpoints).split(','), metrics: metrics.storeObserver() });
   const api = new ApiServer({
     store,

@@ -3,7 +3,7 @@
 import { hostname } from 'node:os';
 import { createServer } from 'node:http';
 import { Command, Option } from 'commander';
-import { Registry } from 'prom-client';
+import { collectDefaultMetrics, Registry } from 'prom-client';
 import { ControllerManager } from '../../pkg/controllers/manager';
 import { EtcdStore } from '../../pkg/store/etcd';
 import { createLogger } from '../../pkg/util/log';
@@ -21,6 +21,7 @@ const opts = new Command('shoal-controller-manager')
 
 const log = createLogger('controller-manager');
 const registry = new Registry();
+collectDefaultMetrics({ register: registry }); // process CPU, memory, GC and event-loop lag
 const store = new EtcdStore({ endpoints: String(opts.etcdEndpoints).split(',') });
 const cm = new ControllerManager({ store, prefix: opts.etcdPrefix, identity: opts.identity, logger: log, registry, leaderLeaseSeconds: opts.leaderLease, lostTaskGraceSeconds: opts.lostTaskGrace });
 cm.start();

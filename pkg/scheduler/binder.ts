@@ -11,7 +11,7 @@ import { lookupKind } from '../api/kinds';
 import { admit, formatCauses } from '../api/validation';
 import type { Task } from '../api/types.generated';
 import { agentLeaseKey, assignmentKey, encodeObject, objectKey } from '../store/objects';
-import { mapLimit } from '../util/async';
+import { Limiter } from '../util/async';
 import type { Fence, Store, TxnCompare, TxnOp } from '../store/types';
 import { MAX_TXN_BYTES, MAX_TXN_OPS } from '../store/validate';
 import type { LaunchRequest, LaunchResult } from './types';
@@ -44,6 +44,9 @@ const TASKS = lookupKind('task')!;
 export const FRAMEWORK_LABEL = 'shoal.dev/framework';
 
 export class Binder {
+  /** Shared by every bind in flight: allocation rounds do not wait for their binds, so several overlap. */
+  private readonly txns = new Limiter(TXNS_IN_FLIGHT);
+
   constructor(private readonly store: Store, private readonly prefix: string, private readonly log: Logger, private readonly now: () => Date = () => new Date()) {}
 
   /** Writes every launch it can; one result per item, in order. */
@@ -57,8 +60,9 @@ export class Binder {
         results.set(item, { request: item.request, ok: false, reason: 'BindFailed' });
       } else ready.push({ item, value: encodeObject(task) });
     }
-    // Transactions are independent (each creates its own tasks): several in flight let etcd commit them together.
-    for (const batchResults of await mapLimit(batches(ready), TXNS_IN_FLIGHT, (batch) => this.bindBatch(batch, fence))) {
+    // Transactions are independent (each creates its own tasks): several in flight let etcd commit
+    // them together; more would only queue inside etcd and delay its lease renewals.
+    for (const batchResults of await Promise.all(batches(ready).map((batch) => this.txns.run(() => this.bindBatch(batch, fence))))) {
       for (const [item, r] of batchResults) results.set(item, r);
     }
     return items.map((i) => results.get(i)!);

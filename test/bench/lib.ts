@@ -121,7 +121,7 @@ export async function etcdDbBytes(endpoint: string): Promise<number> {
 /** etcd's own counters (from its /metrics): raft proposals committed, range requests, bytes sent to gRPC clients. */
 export async function etcdCounters(endpoint: string): Promise<{ proposals: number; ranges: number; sentBytes: number }> {
   const text = (await httpGet(`${endpoint}/metrics`)).body;
-  const sum = (name: string) => [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})?\\s+(\\S+)`, 'gm'))].reduce((a, m) => a + Number(m[1]), 0);
+  const sum = (name: string) => counterValue(text, name);
   return { proposals: sum('etcd_server_proposals_committed_total'), ranges: sum('etcd_mvcc_range_total'), sentBytes: sum('etcd_network_client_grpc_sent_bytes_total') };
 }
 
@@ -414,7 +414,7 @@ export function histogramCount(metricsText: string, name: string): number {
   return total;
 }
 
-/** A Prometheus counter's value in /metrics text, summed over the label sets whose text includes `labelText`. */
+/** A Prometheus counter's (or gauge's) value in /metrics text, summed over the label sets whose text includes `labelText`. */
 export function counterValue(metricsText: string, name: string, labelText = ''): number {
   let total = 0;
   const re = new RegExp(`^${name}(?:\\{([^}]*)\\})?\\s+(\\S+)`, 'gm');

@@ -10,7 +10,7 @@ import { reportProfile } from './api.bench';
 import { mapLimit } from '../../pkg/util/async';
 import { etcdBaselines } from './baselines';
 import {
-  Api, appManifest, cleanupAll, cpuSeconds, etcdCounters, etcdDbBytes, histogramCount, histogramQuantile, httpGet, log, logProblems, onCleanup, peakRss, percentile, round,
+  Api, appManifest, cleanupAll, counterValue, cpuSeconds, etcdCounters, etcdDbBytes, histogramCount, histogramQuantile, httpGet, log, logProblems, onCleanup, peakRss, percentile, round,
   startApiServer, startBenchEtcd, startControllerManager, startHollowAgents, TaskTracker, tempDir, type BenchOptions, type Child, type Figures, type Scenario,
 } from './lib';
 
@@ -102,6 +102,8 @@ async function run(o: BenchOptions & { profile?: boolean; profileOut?: string })
       offerRoundP99Ms: round(histogramQuantile(metrics, 'shoal_allocation_round_duration_seconds', 0.99) * 1000),
       allocationRounds: histogramCount(metrics, 'shoal_allocation_round_duration_seconds'),
       controllerRssMiB,
+      // The longest the controller-manager's event loop was blocked (its leader lease is renewed from it).
+      controllerEventLoopLagMaxMs: round(counterValue(metrics, 'nodejs_eventloop_lag_max_seconds') * 1000),
       leadershipLosses: logProblems(cm.child, 100).filter((p) => p.includes('lost leadership')).length,
       etcdDbMiB: round(dbBytes / 2 ** 20, 1),
       ...cpu,
