@@ -22,8 +22,10 @@ const opts = new Command('shoal-controller-manager')
 const log = createLogger('controller-manager');
 const registry = new Registry();
 collectDefaultMetrics({ register: registry }); // process CPU, memory, GC and event-loop lag
-const store = new EtcdStore({ endpoints: String(opts.etcdEndpoints).split(',') });
-const cm = new ControllerManager({ store, prefix: opts.etcdPrefix, identity: opts.identity, logger: log, registry, leaderLeaseSeconds: opts.leaderLease, lostTaskGraceSeconds: opts.lostTaskGrace });
+const endpoints = String(opts.etcdEndpoints).split(',');
+const store = new EtcdStore({ endpoints });
+const leaderStore = new EtcdStore({ endpoints }); // a connection of its own: renewals never queue behind watch traffic
+const cm = new ControllerManager({ store, leaderStore, prefix: opts.etcdPrefix, identity: opts.identity, logger: log, registry, leaderLeaseSeconds: opts.leaderLease, lostTaskGraceSeconds: opts.lostTaskGrace });
 cm.start();
 if (opts.metricsPort) {
   createServer((_req, res) => void registry.metrics().then((text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text)))
@@ -32,7 +34,7 @@ if (opts.metricsPort) {
 log.info({ identity: opts.identity, etcd: opts.etcdEndpoints }, 'controller-manager started; campaigning');
 const stop = async () => {
   await cm.stop();
-  await store.close();
+  await Promise.all([store.close(), leaderStore.close()]);
   process.exit(0);
 };
 process.once('SIGINT', stop);

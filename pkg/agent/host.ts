@@ -21,6 +21,8 @@ const DEFAULT_LEASE_TTL_SECONDS = 10;
 
 export interface AgentHostOptions {
   store: Store;
+  /** The store leases are kept alive through: a connection of its own keeps renewals clear of the agents' bulk traffic. @default store */
+  leaseStore?: Store;
   /** etcd key prefix of the cluster. @default '/shoal' */
   prefix?: string;
   /** How many agents. */
@@ -58,8 +60,9 @@ export class AgentHost {
 
   constructor(private readonly o: AgentHostOptions) {
     const ttl = o.leaseTtlSeconds ?? DEFAULT_LEASE_TTL_SECONDS;
-    this.shared = o.leaseMode === 'shared' ? new SharedLease(o.store, ttl, o.logger) : undefined;
-    const leases = this.shared?.provider ?? perAgentLeases(o.store);
+    const leaseStore = o.leaseStore ?? o.store;
+    this.shared = o.leaseMode === 'shared' ? new SharedLease(leaseStore, ttl, o.logger) : undefined;
+    const leases = this.shared?.provider ?? perAgentLeases(leaseStore);
     this.batchSize = Math.max(1, o.batchSize ?? DEFAULT_BATCH);
     const namePrefix = o.namePrefix ?? 'hollow';
     this.agents = Array.from({ length: o.count }, (_, i) => {

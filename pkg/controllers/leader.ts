@@ -58,13 +58,17 @@ export class LeaderElector {
     while (!this.stopped) {
       try {
         const lost = new AbortController();
-        this.lease = await this.o.store.lease(this.o.ttlSeconds ?? 5, () => lost.abort());
+        let why = '';
+        this.lease = await this.o.store.lease(this.o.ttlSeconds ?? 5, (err) => {
+          why = err.message;
+          lost.abort();
+        });
         const rev = await this.o.store.create(key, JSON.stringify({ identity: this.o.identity, since: new Date().toISOString() }), { leaseId: this.lease.id });
         this.leading = lost;
         this.o.logger.info({ identity: this.o.identity, revision: rev }, 'became leader');
         await cb.onStartedLeading({ key, modRevision: rev }, lost.signal);
         await new Promise<void>((resolve) => (lost.signal.aborted ? resolve() : lost.signal.addEventListener('abort', () => resolve())));
-        this.o.logger.warn({ identity: this.o.identity }, 'lost leadership');
+        this.o.logger.warn({ identity: this.o.identity, why: why || 'stopped' }, 'lost leadership');
         cb.onStoppedLeading?.();
       } catch (err) {
         await this.lease?.revoke().catch(() => undefined);

@@ -22,6 +22,13 @@ export type { TermContext } from './context';
 
 export interface ControllerManagerOptions {
   store: Store;
+  /**
+   * The store leader election keeps its lease alive through. Give it a connection of its own
+   * (as kube-controller-manager's separate leader-election client): on the shared one, a watch
+   * backlog of tens of thousands of task events can hold up lease renewals past the TTL, and a
+   * busy but healthy leader loses its term. @default store
+   */
+  leaderStore?: Store;
   /** @default "/shoal" */
   prefix?: string;
   identity: string;
@@ -51,7 +58,7 @@ export class ControllerManager {
 
   constructor(private readonly o: ControllerManagerOptions) {
     this.prefix = o.prefix ?? '/shoal';
-    this.elector = new LeaderElector({ store: o.store, prefix: this.prefix, identity: o.identity, ttlSeconds: o.leaderLeaseSeconds, logger: o.logger });
+    this.elector = new LeaderElector({ store: o.leaderStore ?? o.store, prefix: this.prefix, identity: o.identity, ttlSeconds: o.leaderLeaseSeconds, logger: o.logger });
   }
 
   start(): void {

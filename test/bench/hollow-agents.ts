@@ -1,6 +1,6 @@
 /**
  * Bench-only entry point: an AgentHost of N hollow agents (kubemark-style: they run nothing and
- * report RUNNING) in this one process, on one etcd client. Started as a child process by the
+ * report RUNNING) in this one process, on one etcd client (and one more for lease keep-alives). Started as a child process by the
  * scheduling scenario:
  *
  *   node dist-bench/test/bench/hollow-agents.js --etcd-endpoints URL --agents N [--cpus C] [--mem MiB] [--lease-mode shared|per-agent]
@@ -20,16 +20,18 @@ const opts = new Command('hollow-agents')
   .addOption(new Option('--cpus <n>', 'CPUs of each agent').default(8).argParser(Number))
   .addOption(new Option('--mem <MiB>', 'memory of each agent').default(16384).argParser(Number))
   .addOption(new Option('--lease-ttl <seconds>', 'lease TTL').default(10).argParser(Number))
-  .addOption(new Option('--lease-mode <mode>', 'one lease per agent, or one shared by the host').choices(['shared', 'per-agent']).default('shared'))
+  .addOption(new Option('--lease-mode <mode>', 'one lease per agent, or one shared by the host').choices(['shared', 'per-agent']).default('per-agent'))
   .addOption(new Option('--batch <n>', 'agents started at once').default(50).argParser(Number))
   .parse()
   .opts();
 
 async function main(): Promise<void> {
   const logger = createLogger('hollow-agents');
-  const store = new EtcdStore({ endpoints: String(opts.etcdEndpoints).split(',') });
+  const endpoints = String(opts.etcdEndpoints).split(',');
+  const store = new EtcdStore({ endpoints });
+  const leaseStore = new EtcdStore({ endpoints }); // keep-alives on a connection of their own
   const host = new AgentHost({
-    store, prefix: opts.etcdPrefix, count: opts.agents, namePrefix: opts.namePrefix, logger,
+    store, leaseStore, prefix: opts.etcdPrefix, count: opts.agents, namePrefix: opts.namePrefix, logger,
     capacity: { cpus: opts.cpus, mem: opts.mem, disk: 10240, ports: [[31000, 32000]] },
     leaseTtlSeconds: opts.leaseTtl, leaseMode: opts.leaseMode, batchSize: opts.batch,
   });
@@ -38,7 +40,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     await host.stop().catch(() => undefined);
-    await store.close();
+    await Promise.all([store.close(), leaseStore.close()]);
     process.exit(0);
   };
   process.once('SIGINT', stop);

@@ -318,7 +318,7 @@ export async function startAgent(etcd: BenchEtcd, dir: string, o: AgentChildOpti
 /** `hollow-agents.js` (an AgentHost of N hollow agents in one process); resolves once all N lease keys exist. */
 export async function startHollowAgents(etcd: BenchEtcd, dir: string, o: { agents: number; cpus: number; mem: number; leaseMode?: 'shared' | 'per-agent' }): Promise<Child> {
   const script = builtScript(path.relative(repoRoot(), path.join(__dirname, 'hollow-agents.js')));
-  const args = ['--etcd-endpoints', etcd.endpoint, '--agents', String(o.agents), '--cpus', String(o.cpus), '--mem', String(o.mem), '--lease-mode', o.leaseMode ?? (process.env.BENCH_LEASE ?? 'shared')];
+  const args = ['--etcd-endpoints', etcd.endpoint, '--agents', String(o.agents), '--cpus', String(o.cpus), '--mem', String(o.mem), '--lease-mode', o.leaseMode ?? 'per-agent'];
   const child = spawnNode('hollow-agents', script, args, dir, { env: { SHOAL_LOG_LEVEL: 'warn' } });
   const timeout = 60_000 + o.agents * 40;
   await waitFor(`${o.agents} hollow agents to register`, timeout, async () => (await etcd.store.list('/shoal/leases/nodes/hollow-')).items.length >= o.agents, { children: [child], intervalMs: 500 });
