@@ -37,6 +37,8 @@ export class Master {
   private readonly frameworks = new Map<string, Framework>();
   private readonly offerAgents = new Map<string, { agent: string; leaseRevision: number }>();
   private readonly agents = new Map<string, AgentInfo>();
+  /** Per framework, its last resourceOffers call: the next one waits for it. */
+  private readonly turns = new Map<string, Promise<void>>();
   private readonly now: () => number;
   private timer?: NodeJS.Timeout;
   private running = false;
@@ -112,10 +114,10 @@ export class Master {
         this.m.offers.inc({ result: 'offered' });
         this.o.logger.debug({ offer: offer.id, framework: offer.frameworkId, node: offer.agent, cpus: offer.resources.cpus, mem: offer.resources.mem }, 'offer made');
       }
-      // Not awaited: a framework answers its offers at once (the allocator counts accepted launches
-      // before their bind is written), so the next round need not wait for etcd. Binds of several
-      // rounds are then in flight together, as Mesos' allocator runs apart from task launches.
-      for (const [id, list] of byFramework) void this.deliver(id, list);
+      // Not awaited: the allocator counts accepted launches before their bind is written, so the
+      // next round need not wait for etcd (Mesos' allocator also runs apart from task launches).
+      // Each framework still gets its offers one call at a time.
+      for (const [id, list] of byFramework) this.deliverInTurn(id, list);
     } catch (err) {
       this.o.logger.error({ err: (err as Error).message }, 'allocation round failed');
     } finally {
@@ -125,6 +127,15 @@ export class Master {
         this.trigger();
       }
     }
+  }
+
+  /** Delivers after the framework's previous resourceOffers call settled (calls to one framework never overlap). */
+  private deliverInTurn(frameworkId: string, offers: Offer[]): void {
+    const turn = (this.turns.get(frameworkId) ?? Promise.resolve()).then(() => this.deliver(frameworkId, offers));
+    this.turns.set(frameworkId, turn);
+    void turn.finally(() => {
+      if (this.turns.get(frameworkId) === turn) this.turns.delete(frameworkId);
+    });
   }
 
   private async deliver(frameworkId: string, offers: Offer[]): Promise<void> {

@@ -109,6 +109,12 @@ export interface SchedulerDriver {
 export interface Framework {
   readonly id: string;
   readonly role: string;
+  /**
+   * New offers. Calls to one framework never overlap (as Mesos' scheduler driver serialises its
+   * callbacks): offers made meanwhile wait until the returned promise settles, so a framework
+   * that awaits its accepts gets no offers until its binds are written. One that records what
+   * it launched when it calls accept (as AppFramework does) should return at once instead.
+   */
   resourceOffers(driver: SchedulerDriver, offers: Offer[]): void | Promise<void>;
   offerRescinded(driver: SchedulerDriver, offerId: string): void;
   /** A task of this framework changed state (from the agent's status report or node lifecycle). */

@@ -2,7 +2,8 @@
  * The Store on etcd v3 through the `etcd3` client. This is the one place where etcd3/gRPC
  * errors become typed store errors.
  */
-import { ClientClosedError, Etcd3, EtcdLeaseInvalidError, IKeyValue, IRequestOp, ITxnResponse, Lease as EtcdLease, isRecoverableError } from 'etcd3';
+import { ClientClosedError, Etcd3, EtcdLeaseInvalidError, IKeyValue, IRequestOp, ITxnResponse, isRecoverableError } from 'etcd3';
+import { KeepAlives } from './etcd-keepalive';
 import { settlesWithin } from '../util/async';
 import { EtcdWatch, recordCompactRevisions } from './etcd-watch';
 import { AlreadyExistsError, ConflictError, LeaseLostError, NotFoundError, StoreError, UnavailableError } from './errors';
@@ -56,8 +57,8 @@ export class EtcdStore implements Store {
   private readonly ownsClient: boolean;
   private readonly metrics?: StoreMetrics;
   private readonly watches = new Set<EtcdWatch>();
-  /** Leases kept alive by lease(); close() releases them. */
-  private readonly keptLeases = new Set<EtcdLease>();
+  /** Keeps the leases of lease() alive; close() stops it. */
+  private readonly keepAlives: KeepAlives;
   private closed = false;
 
   /** Connects with `options`, or uses an existing client (which close() then leaves open). */
@@ -71,6 +72,7 @@ export class EtcdStore implements Store {
       this.ownsClient = true;
     }
     this.metrics = options.metrics;
+    this.keepAlives = new KeepAlives(this.client);
     recordCompactRevisions(this.client);
   }
 
@@ -175,49 +177,35 @@ export class EtcdStore implements Store {
   /** @inheritdoc The id is a decimal string. etcd raises TTLs below its minimum (2 s by default). */
   async grantLease(ttlSeconds: number): Promise<string> {
     checkTtl(ttlSeconds);
-    return this.call('grantLease', () => this.client.lease(ttlSeconds, { autoKeepAlive: false }).grant());
+    const res = await this.call('grantLease', () => this.client.leaseClient.leaseGrant({ TTL: ttlSeconds }));
+    return String(res.ID);
   }
 
   /**
-   * @inheritdoc etcd3's Lease does the keep-alive: one LeaseKeepAlive gRPC stream per lease
-   * (multiplexed on the client's HTTP/2 connection) and a timer firing every TTL/3.
+   * @inheritdoc Every lease of this store is renewed over one LeaseKeepAlive stream (see
+   * ./etcd-keepalive.ts), every TTL/3.
    */
   async lease(ttlSeconds: number, onLost: (err: Error) => void): Promise<Lease> {
     checkTtl(ttlSeconds);
     this.assertOpen();
-    const lease = this.client.lease(ttlSeconds);
-    let id: string | undefined;
+    const id = await this.grantLease(ttlSeconds);
     let ended = false;
     const end = () => {
       ended = true;
-      this.keptLeases.delete(lease);
+      this.keepAlives.remove(id);
     };
-    // Attached before the grant so no 'lost' is ever unheard; a failed grant also emits 'lost',
-    // but then the caller gets the rejection instead and has no lease to lose.
-    lease.on('lost', (err) => {
-      if (ended || id === undefined) return;
-      end();
-      const lost = new LeaseLostError(id, err.message);
-      setImmediate(() => onLost(lost));
+    this.keepAlives.add(id, ttlSeconds, (why) => {
+      if (ended) return;
+      ended = true;
+      setImmediate(() => onLost(new LeaseLostError(id, why)));
     });
-    this.keptLeases.add(lease);
-    try {
-      id = await this.call('grantLease', () => lease.grant());
-    } catch (err) {
-      end();
-      lease.release();
-      throw err;
-    }
     return {
       id,
       revoke: async () => {
         end();
-        await this.call('revokeLease', () => lease.revoke());
+        await this.revokeLease(id);
       },
-      release: () => {
-        end();
-        lease.release();
-      },
+      release: end,
     };
   }
 
@@ -260,8 +248,7 @@ export class EtcdStore implements Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.keptLeases.forEach((lease) => lease.release());
-    this.keptLeases.clear();
+    this.keepAlives.close();
     await settlesWithin(Promise.all([...this.watches].map((w) => w.cancel())), CLOSE_WATCHES_TIMEOUT_MS);
     if (this.ownsClient) this.client.close();
   }

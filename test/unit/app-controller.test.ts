@@ -131,6 +131,7 @@ describe('AppController', () => {
     // Sync 1: 2 old available, no room to kill; 2 new wanted. One offer round fits one of them.
     await c.ctl.sync(keyOf(v2));
     await c.fw().resourceOffers(c.driver, [c.offer('n3', 0.5)]);
+    await settle(); // the framework returns once it accepted; the bind is written after
     expect(c.launched).toHaveLength(1);
     await c.running(c.launched[0]!.taskName);
     await settle();

@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { PendingSummary } from '../../scheduler/pending';
 import { placeMany, type Demand, type Placed, type Placement } from '../../scheduler/feasibility';
 import { removePorts, subtract } from '../../scheduler/resources';
-import type { Framework, LaunchRequest, Offer, SchedulerDriver } from '../../scheduler/types';
+import type { Framework, LaunchRequest, LaunchResult, Offer, SchedulerDriver } from '../../scheduler/types';
 import type { TaskTemplate } from '../../scheduler/binder';
 import { newTaskName } from './template';
 
@@ -130,16 +130,20 @@ export class AppFramework implements Framework {
     const used = new Set(launches.map((l) => l.offerId));
     const unused = offers.filter((o) => !used.has(o.id)).map((o) => o.id);
     if (unused.length) driver.decline(unused, waiting ? RETRY_REFUSE_SECONDS : IDLE_REFUSE_SECONDS);
-    if (launches.length) {
-      const results = await driver.accept([...used], launches);
-      for (const r of results) {
-        if (r.ok) continue;
-        const key = owners.get(r.request.taskName)!;
-        this.queue.release(key, r.request.taskName);
-        this.queue.changed(key);
-      }
-    }
+    // The launches are reserved (in flight) already: the next offers need not wait for the binds.
+    if (launches.length) void driver.accept([...used], launches).then((results) => this.launched(results, owners), (err: Error) => this.launched(launches.map((request) => ({ request, ok: false, reason: 'BindFailed' })), owners, err));
     if (this.queue.pending(this.role).length === 0) this.suppress(driver);
+  }
+
+  /** Bind results: what did not happen is no longer in flight, and its App is synced again. */
+  private launched(results: LaunchResult[], owners: Map<string, string>, err?: Error): void {
+    if (err) this.log.error({ err: err.message, launches: results.length }, 'accept failed');
+    for (const r of results) {
+      if (r.ok) continue;
+      const key = owners.get(r.request.taskName)!;
+      this.queue.release(key, r.request.taskName);
+      this.queue.changed(key);
+    }
   }
 
   /** placeMany on this App's window of the offers, or on all of them when the window cannot take every instance. */
