@@ -22,7 +22,7 @@ export interface InvolvedObject {
 }
 
 export class EventRecorder {
-  private lease?: { id: string; until: number };
+  private lease?: { id: Promise<string>; until: number };
 
   constructor(private readonly store: Store, private readonly prefix: string, private readonly component: string, private readonly log: Logger, private readonly now: () => Date = () => new Date()) {}
 
@@ -51,9 +51,14 @@ export class EventRecorder {
     }
   }
 
-  private async leaseId(now: number): Promise<string> {
+  /** The current shared lease; events recorded at once while it is being granted wait for the same grant. */
+  private leaseId(now: number): Promise<string> {
     if (!this.lease || this.lease.until < now) {
-      this.lease = { id: await this.store.grantLease(TTL_SECONDS + LEASE_REUSE_MS / 1000), until: now + LEASE_REUSE_MS };
+      const id = this.store.grantLease(TTL_SECONDS + LEASE_REUSE_MS / 1000);
+      this.lease = { id, until: now + LEASE_REUSE_MS };
+      id.catch(() => {
+        if (this.lease?.id === id) this.lease = undefined; // the next event tries again
+      });
     }
     return this.lease.id;
   }

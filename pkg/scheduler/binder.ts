@@ -37,7 +37,7 @@ interface Ready {
 }
 
 /** Bind transactions in flight at once: etcd batches concurrent proposals into one raft round and fsync. */
-const TXNS_IN_FLIGHT = 8;
+const TXNS_IN_FLIGHT = 32;
 const TASKS = lookupKind('task')!;
 
 /** Label carrying the framework that owns a task (statusUpdate routing). */

@@ -1,17 +1,31 @@
 /**
- * Keeps many etcd leases alive over ONE LeaseKeepAlive stream, as etcd's Go client does. The
- * etcd3 client's Lease opens a gRPC stream, an interval and a debounce timer per lease: fine for
- * a leader's one lease, but a process hosting thousands of agents (each with its own lease)
- * then spends more on the streams than on the renewals.
+ * Keeps many etcd leases alive over a few shared LeaseKeepAlive streams, as etcd's Go client
+ * multiplexes its leases. The etcd3 client's Lease opens a gRPC stream, an interval and a
+ * debounce timer per lease: fine for a leader's one lease, but a process hosting thousands of
+ * agents (each with its own lease) then spends more on the streams than on the renewals.
+ *
+ * etcd answers the renewals of one stream in order, and a renewal of a lease that has just
+ * expired waits until etcd has revoked it (through raft, at a bounded rate): one such renewal
+ * holds up every renewal behind it on its stream, which can expire those too. So leases are
+ * spread over streams of at most {@link LEASES_PER_STREAM}, and a stream that answers nothing
+ * for {@link STALL_MS} while renewals wait is replaced by a fresh one.
  *
  * Each lease is renewed every TTL/3. It is lost when etcd answers a renewal with TTL 0 (expired
- * or revoked: authoritative), or when no renewal was answered for twice the TTL (etcd
- * unreachable: its keys have expired by then, as etcd3's Lease also concludes).
+ * or revoked: etcd's word), or when no renewal was answered for twice the TTL (etcd unreachable,
+ * as etcd3's own Lease concludes). A renewal answered late is not a loss: a busy etcd can take
+ * seconds to answer while the lease is still alive, and whoever relies on the lease for safety
+ * fences its writes on the lease's key, not on this belief.
  */
 import type { Etcd3, ILeaseKeepAliveRequest, ILeaseKeepAliveResponse, IDuplexStream } from 'etcd3';
 
 /** How often due renewals are looked for; a renewal goes out at most this late. */
 const TICK_MS = 250;
+/** Leases per keep-alive stream: what one stuck renewal can hold up. */
+export const LEASES_PER_STREAM = 100;
+/** A stream with renewals outstanding that answers nothing for this long is replaced. */
+const STALL_MS = 1500;
+
+type KeepAliveStream = IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>;
 
 interface Kept {
   id: string;
@@ -20,15 +34,23 @@ interface Kept {
   renewedAt: number;
   /** When the next renewal is due. */
   dueAt: number;
+  lane: Lane;
   onLost(why: string): void;
 }
 
-type KeepAliveStream = IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>;
+/** One stream and the leases renewed over it. */
+interface Lane {
+  leases: Set<string>;
+  stream?: KeepAliveStream;
+  opening?: Promise<KeepAliveStream>;
+  /** Renewals sent and not answered yet, and when this stream last answered. */
+  outstanding: number;
+  answeredAt: number;
+}
 
 export class KeepAlives {
   private readonly leases = new Map<string, Kept>();
-  private stream?: KeepAliveStream;
-  private opening?: Promise<KeepAliveStream>;
+  private readonly lanes: Lane[] = [];
   private timer?: NodeJS.Timeout;
   private closed = false;
 
@@ -38,7 +60,9 @@ export class KeepAlives {
   add(id: string, ttlSeconds: number, onLost: (why: string) => void): void {
     if (this.closed) return;
     const now = this.now();
-    this.leases.set(id, { id, ttlMs: ttlSeconds * 1000, renewedAt: now, dueAt: now + (ttlSeconds * 1000) / 3, onLost });
+    const lane = this.lanes.find((l) => l.leases.size < LEASES_PER_STREAM) ?? this.newLane();
+    lane.leases.add(id);
+    this.leases.set(id, { id, ttlMs: ttlSeconds * 1000, renewedAt: now, dueAt: now + (ttlSeconds * 1000) / 3, lane, onLost });
     if (!this.timer) {
       this.timer = setInterval(() => this.tick(), TICK_MS);
       this.timer.unref();
@@ -47,44 +71,65 @@ export class KeepAlives {
 
   /** Stops renewing a lease (revoked or released by its holder). */
   remove(id: string): void {
+    const k = this.leases.get(id);
+    if (!k) return;
     this.leases.delete(id);
-    if (this.leases.size === 0) this.idle();
+    k.lane.leases.delete(id);
+    if (k.lane.leases.size === 0) this.closeLane(k.lane);
   }
 
   /** Stops renewing everything, without a loss reported. */
   close(): void {
     this.closed = true;
     this.leases.clear();
-    this.idle();
+    for (const lane of [...this.lanes]) this.closeLane(lane);
   }
 
-  private idle(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
-    const stream = this.stream;
-    this.stream = undefined;
-    stream?.end();
+  private newLane(): Lane {
+    const lane: Lane = { leases: new Set(), outstanding: 0, answeredAt: this.now() };
+    this.lanes.push(lane);
+    return lane;
+  }
+
+  private closeLane(lane: Lane): void {
+    this.lanes.splice(this.lanes.indexOf(lane), 1);
+    lane.stream?.end();
+    lane.stream = undefined;
+    if (this.lanes.length === 0 && this.timer) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
   }
 
   private tick(): void {
     const now = this.now();
-    const due: string[] = [];
-    for (const k of this.leases.values()) {
+    const due = new Map<Lane, string[]>();
+    for (const k of [...this.leases.values()]) {
       if (now - k.renewedAt > 2 * k.ttlMs) this.lose(k, `no renewal answered for ${(2 * k.ttlMs) / 1000} s (etcd unreachable); its keys have expired`);
       else if (now >= k.dueAt) {
-        due.push(k.id);
         k.dueAt = now + k.ttlMs / 3;
+        const list = due.get(k.lane);
+        if (list) list.push(k.id);
+        else due.set(k.lane, [k.id]);
       }
     }
-    if (due.length > 0) void this.send(due);
+    for (const lane of this.lanes) {
+      if (lane.stream && lane.outstanding > 0 && now - lane.answeredAt > STALL_MS) this.replaceStream(lane);
+    }
+    for (const [lane, ids] of due) void this.send(lane, ids);
   }
 
-  private async send(ids: string[]): Promise<void> {
+  private async send(lane: Lane, ids: string[]): Promise<void> {
     try {
-      const stream = await this.open();
-      for (const id of ids) if (this.leases.has(id)) stream.write({ ID: id });
+      const stream = await this.open(lane);
+      for (const id of ids) {
+        if (!lane.leases.has(id)) continue;
+        if (lane.outstanding === 0) lane.answeredAt = this.now(); // the stall clock starts with the first wait
+        lane.outstanding++;
+        stream.write({ ID: id });
+      }
     } catch {
-      // No stream now: the renewals are due again next round, and a long outage ends in a loss.
+      // No stream now: due again soon; a long outage ends in a loss.
       for (const id of ids) {
         const k = this.leases.get(id);
         if (k) k.dueAt = this.now() + TICK_MS * 4;
@@ -92,28 +137,51 @@ export class KeepAlives {
     }
   }
 
-  private open(): Promise<KeepAliveStream> {
-    if (this.stream) return Promise.resolve(this.stream);
-    this.opening ??= this.client.leaseClient.leaseKeepAlive().then((stream) => {
-      stream.on('data', (res: ILeaseKeepAliveResponse) => this.answered(res));
-      stream.on('error', () => this.dropped(stream));
-      stream.on('end', () => this.dropped(stream));
-      if (this.closed || this.leases.size === 0) stream.end();
-      else this.stream = stream;
+  private open(lane: Lane): Promise<KeepAliveStream> {
+    if (lane.stream) return Promise.resolve(lane.stream);
+    lane.opening ??= this.client.leaseClient.leaseKeepAlive().then((stream) => {
+      stream.on('data', (res: ILeaseKeepAliveResponse) => this.answered(lane, stream, res));
+      stream.on('error', () => this.dropped(lane, stream));
+      stream.on('end', () => this.dropped(lane, stream));
+      if (this.closed || !this.lanes.includes(lane)) stream.end();
+      else {
+        lane.stream = stream;
+        lane.outstanding = 0;
+        lane.answeredAt = this.now();
+      }
       return stream;
-    }).finally(() => (this.opening = undefined));
-    return this.opening;
+    }).finally(() => (lane.opening = undefined));
+    return lane.opening;
   }
 
-  /** The stream broke (etcd restarted, connection lost): renew everything as soon as a new one opens. */
-  private dropped(stream: KeepAliveStream): void {
-    if (this.stream !== stream) return;
-    this.stream = undefined;
-    const now = this.now();
-    for (const k of this.leases.values()) k.dueAt = Math.min(k.dueAt, now + TICK_MS);
+  /** The stream is stuck behind a slow renewal: renew its leases on a new one. */
+  private replaceStream(lane: Lane): void {
+    const stuck = lane.stream;
+    lane.stream = undefined;
+    stuck?.end();
+    this.renewSoon(lane);
   }
 
-  private answered(res: ILeaseKeepAliveResponse): void {
+  /** The stream broke (etcd restarted, connection lost): renew its leases as soon as a new one opens. */
+  private dropped(lane: Lane, stream: KeepAliveStream): void {
+    if (lane.stream !== stream) return;
+    lane.stream = undefined;
+    this.renewSoon(lane);
+  }
+
+  private renewSoon(lane: Lane): void {
+    const soon = this.now() + TICK_MS;
+    for (const id of lane.leases) {
+      const k = this.leases.get(id);
+      if (k) k.dueAt = Math.min(k.dueAt, soon);
+    }
+  }
+
+  private answered(lane: Lane, stream: KeepAliveStream, res: ILeaseKeepAliveResponse): void {
+    if (lane.stream === stream) {
+      lane.outstanding = Math.max(0, lane.outstanding - 1);
+      lane.answeredAt = this.now();
+    } // a replaced stream's late answer still tells what etcd did with that renewal
     const k = this.leases.get(String(res.ID));
     if (!k) return;
     if (Number(res.TTL) <= 0) this.lose(k, 'etcd says it expired or was revoked');
@@ -121,8 +189,7 @@ export class KeepAlives {
   }
 
   private lose(k: Kept, why: string): void {
-    this.leases.delete(k.id);
+    this.remove(k.id);
     k.onLost(why);
-    if (this.leases.size === 0) this.idle();
   }
 }

@@ -135,7 +135,7 @@ export interface Store {
    * Grants a lease and keeps it alive in the background (a keep-alive every TTL/3) until
    * revoke() or release(). `onLost` is called once, never inside this call, when the lease
    * ends any other way: etcd reports it expired or revoked (revokeLease by anyone else), or
-   * keep-alive got no answer from etcd for twice the TTL (its keys have expired by then).
+   * keep-alive got no answer from etcd for twice the TTL (etcd unreachable).
    * It is not called after revoke(), release() or close(). Throws UnavailableError when the
    * grant fails (no lease exists then).
    */

@@ -30,6 +30,8 @@ export interface BenchOptions {
   concurrency?: number;
   /** api: the apiserver's --max-inflight (its default when unset). */
   maxInflight?: number;
+  /** scheduling: one lease per hollow agent, or one shared by their host process. @default 'per-agent' */
+  leaseMode?: 'per-agent' | 'shared';
   /** Seconds of each etcd baseline. @default 3 */
   baselineSeconds?: number;
   /** Print progress lines on stderr. */

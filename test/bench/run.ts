@@ -13,7 +13,7 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { run as allocatorRun } from './allocator.bench';
 import { api } from './api.bench';
 import { containers } from './containers.bench';
@@ -139,6 +139,7 @@ async function main(argv: string[]): Promise<void> {
     .option('--overload-duration <seconds>', 'api: seconds of the overload phase (default 10)', int('--overload-duration'))
     .option('--concurrency <n>', 'containers: parallel `docker run`s (default 4)', int('--concurrency'))
     .option('--max-inflight <n>', 'api: the apiserver\'s --max-inflight (default: its own)', int('--max-inflight'))
+    .addOption(new Option('--lease-mode <mode>', 'scheduling: hollow agents with a lease each, or one shared by their host process').choices(['per-agent', 'shared']).default('per-agent'))
     .option('--baseline-seconds <seconds>', 'seconds of each etcd baseline (default 3)', int('--baseline-seconds'))
     .option('--profile', 'api: run the apiserver under node --cpu-prof and print its hottest functions')
     .option('--out <dir>', 'where results go', path.join(repoRoot(), 'test', 'bench', 'results'))

@@ -34,7 +34,7 @@ async function run(o: BenchOptions & { profile?: boolean; profileOut?: string })
     onCleanup('rss sampler', () => cmRss.stop());
     log(o.verbose, `starting ${agents} hollow agents`);
     const agentsStart = Date.now();
-    const hollow = await startHollowAgents(etcd, dir, { agents, cpus: 8, mem: 16384 });
+    const hollow = await startHollowAgents(etcd, dir, { agents, cpus: 8, mem: 16384, leaseMode: o.leaseMode });
     const agentsSeconds = (Date.now() - agentsStart) / 1000;
     const tracker = await TaskTracker.start(etcd.store);
     const api = new Api(server.url, server.token);
