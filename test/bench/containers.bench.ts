@@ -114,5 +114,6 @@ async function run(o: BenchOptions): Promise<Figures> {
 export const containers: Scenario = {
   describe: (f) => `containers: ${f.containers} busybox containers, \`docker run -d\` × ${f.concurrency ?? 4} in parallel vs one App through Shoal`,
   headline: ['dockerSeconds', 'shoalSeconds', 'ratio', 'startLatencyP50Ms', 'startLatencyP99Ms', 'deleteSeconds'],
+  targets: { ratio: '≤ 1.25' },
   run,
 };
