@@ -24,7 +24,6 @@ import { lookupKind } from '../api/kinds';
 import type { Task, TaskStatus } from '../api/types.generated';
 import { jsonEqual } from '../util/json';
 import { backoffDelay, errorMessage, sleepUnlessAborted } from '../util/backoff';
-import { ConflictError, NotFoundError } from '../store/errors';
 import { objectKey } from '../store/objects';
 import type { Store } from '../store/types';
 import { chunkTxn } from '../store/validate';
@@ -91,29 +90,6 @@ export function statusStep(value: string | undefined, ref: TaskRef, patch: TaskS
   const final = TERMINAL_STATES.has(status.state ?? '');
   if (jsonEqual(status, task.status)) return { kind: 'unchanged', final };
   return { kind: 'write', value: JSON.stringify({ ...task, status }), final };
-}
-
-/**
- * One status report on its own (read, then compare-and-swap), conflicts retried: `patch`
- * overrides the current status, `defaults` fill fields it lacks (stagedAt when the binder set
- * none). Returns what happened; store errors other than conflicts propagate. `terminal` is
- * returned only when the registry holds a different terminal state than the one reported.
- */
-export async function writeTaskStatus(store: Store, prefix: string, ref: TaskRef, patch: TaskStatus, defaults: TaskStatus = {}): Promise<ReportOutcome> {
-  const key = objectKey(prefix, TASKS, ref.namespace, ref.name);
-  for (let round = 0; round < MAX_CONFLICTS; round++) {
-    const kv = await store.get(key);
-    const step = statusStep(kv?.value, ref, patch, defaults);
-    if (step.kind !== 'write') return step.kind;
-    try {
-      await store.update(key, step.value, kv!.modRevision);
-      return 'written';
-    } catch (err) {
-      if (err instanceof NotFoundError) return 'gone';
-      if (!(err instanceof ConflictError)) throw err;
-    }
-  }
-  throw new Error(`task ${taskRefKey(ref)} kept changing under ${MAX_CONFLICTS} status writes`);
 }
 
 export interface StatusReporterOptions {

@@ -4,7 +4,7 @@
  */
 import { ClientClosedError, Etcd3, EtcdLeaseInvalidError, IKeyValue, IRequestOp, ITxnResponse, isRecoverableError } from 'etcd3';
 import { KeepAlives } from './etcd-keepalive';
-import { settlesWithin } from '../util/async';
+import { Limiter, settlesWithin } from '../util/async';
 import { EtcdWatch, recordCompactRevisions } from './etcd-watch';
 import { AlreadyExistsError, ConflictError, LeaseLostError, NotFoundError, StoreError, UnavailableError } from './errors';
 import type { KeyValue, Lease, ListResult, PutOptions, Store, TxnCompare, TxnOp, Watch, WatchOptions } from './types';
@@ -38,6 +38,13 @@ export interface EtcdStoreOptions {
   /** Deadline of each request (watches excluded). Default 10 s. */
   requestTimeoutMs?: number;
   metrics?: StoreMetrics;
+  /**
+   * Writes (create, update, delete, txn) this client has in flight at most; more wait their turn
+   * here. A process with many writers on one client (a host of hollow agents) would otherwise
+   * queue thousands of proposals in etcd, whose apply then lags by seconds, and etcd answers
+   * no lease renewal while its apply lags (every lease on it then expires). @default unlimited
+   */
+  maxWritesInFlight?: number;
 }
 
 /** An existing client; the store does not close it (its owner does). */
@@ -47,6 +54,8 @@ export interface EtcdStoreClientOptions {
 }
 
 const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
+/** The operations maxWritesInFlight counts. */
+const WRITES: ReadonlySet<StoreOperation> = new Set(['create', 'update', 'delete', 'txn']);
 /** Keys per range request in list(); keeps each response far below gRPC's 4 MiB default. */
 const LIST_PAGE_SIZE = 500;
 const CLOSE_WATCHES_TIMEOUT_MS = 2_000;
@@ -57,6 +66,8 @@ export class EtcdStore implements Store {
   private readonly ownsClient: boolean;
   private readonly metrics?: StoreMetrics;
   private readonly watches = new Set<EtcdWatch>();
+  /** Bounds the writes in flight (EtcdStoreOptions.maxWritesInFlight). */
+  private readonly writes?: Limiter;
   /** Keeps the leases of lease() alive; close() stops it. */
   private readonly keepAlives: KeepAlives;
   private closed = false;
@@ -72,6 +83,8 @@ export class EtcdStore implements Store {
       this.ownsClient = true;
     }
     this.metrics = options.metrics;
+    const maxWrites = 'maxWritesInFlight' in options ? options.maxWritesInFlight : undefined;
+    if (maxWrites !== undefined) this.writes = new Limiter(maxWrites);
     this.keepAlives = new KeepAlives(this.client);
     recordCompactRevisions(this.client);
   }
@@ -269,6 +282,11 @@ export class EtcdStore implements Store {
   /** Runs one etcd call: timing for metrics, and foreign errors turned into store errors. */
   private async call<T>(operation: StoreOperation, fn: () => Promise<T>): Promise<T> {
     this.assertOpen();
+    if (this.writes && WRITES.has(operation)) return this.writes.run(() => this.timed(operation, fn));
+    return this.timed(operation, fn);
+  }
+
+  private async timed<T>(operation: StoreOperation, fn: () => Promise<T>): Promise<T> {
     const started = process.hrtime.bigint();
     try {
       return await fn();

@@ -22,13 +22,16 @@ const opts = new Command('hollow-agents')
   .addOption(new Option('--lease-ttl <seconds>', 'lease TTL').default(10).argParser(Number))
   .addOption(new Option('--lease-mode <mode>', 'one lease per agent, or one shared by the host').choices(['shared', 'per-agent']).default('per-agent'))
   .addOption(new Option('--batch <n>', 'agents started at once').default(50).argParser(Number))
+  .addOption(new Option('--max-writes-in-flight <n>', 'etcd writes of all the agents in flight at once').default(64).argParser(Number))
   .parse()
   .opts();
 
 async function main(): Promise<void> {
   const logger = createLogger('hollow-agents');
   const endpoints = String(opts.etcdEndpoints).split(',');
-  const store = new EtcdStore({ endpoints });
+  // Thousands of agents share this client: a bound on its writes in flight keeps etcd's apply
+  // queue short (one real agent per machine has at most one status write in flight anyway).
+  const store = new EtcdStore({ endpoints, maxWritesInFlight: opts.maxWritesInFlight });
   const leaseStore = new EtcdStore({ endpoints }); // keep-alives on a connection of their own
   const host = new AgentHost({
     store, leaseStore, prefix: opts.etcdPrefix, count: opts.agents, namePrefix: opts.namePrefix, logger,

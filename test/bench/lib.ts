@@ -105,7 +105,9 @@ export interface BenchEtcd {
 
 /** A fresh single-member etcd on free ports in `dir`, with periodic auto-compaction (as `shoal dev` runs it). */
 export async function startBenchEtcd(dir: string): Promise<BenchEtcd> {
-  const etcd: EtcdProcess = await startEtcd({ dataDir: path.join(dir, 'etcd') });
+  const logFile = fs.createWriteStream(path.join(dir, 'etcd.log'));
+  const etcd: EtcdProcess = await startEtcd({ dataDir: path.join(dir, 'etcd'), log: (line) => void (logFile.writableEnded || logFile.write(`${line}\n`)) });
+  onCleanup('etcd log', () => new Promise<void>((resolve) => logFile.end(resolve)));
   onCleanup('etcd', () => etcd.stop());
   const store = new EtcdStore({ endpoints: [etcd.endpoint] });
   onCleanup('bench etcd client', () => store.close());

@@ -69,6 +69,30 @@ describe('EtcdStore', () => {
     }
   });
 
+  it('maxWritesInFlight bounds the writes a client has in etcd at once; reads are not held', async () => {
+    const store = new EtcdStore({ endpoints: [testEtcdEndpoint()], maxWritesInFlight: 2 });
+    const p = uniquePrefix();
+    const kv = (store as unknown as { client: Etcd3 }).client.kv;
+    const realTxn = kv.txn.bind(kv);
+    let active = 0;
+    let peak = 0;
+    kv.txn = async (...args: Parameters<typeof kv.txn>) => {
+      peak = Math.max(peak, ++active);
+      try {
+        return await realTxn(...args);
+      } finally {
+        active--;
+      }
+    };
+    try {
+      await Promise.all(Array.from({ length: 12 }, (_, i) => store.create(`${p}${i}`, String(i))));
+      expect(peak).toBe(2);
+      expect((await store.list(p)).items).toHaveLength(12);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('calls to an unreachable etcd fail with UnavailableError', async () => {
     const store = new EtcdStore({ endpoints: [`http://127.0.0.1:${await freePort()}`], requestTimeoutMs: 1000 });
     try {

@@ -3,7 +3,7 @@
  * ending by themselves, start failures, lease loss, and the status-only CAS write.
  */
 import { Agent } from '../../pkg/agent/agent';
-import { StatusReporter, writeTaskStatus } from '../../pkg/agent/status';
+import { StatusReporter, statusStep } from '../../pkg/agent/status';
 import { lookupKind } from '../../pkg/api/kinds';
 import type { Node, Task } from '../../pkg/api/types.generated';
 import { admit } from '../../pkg/api/validation';
@@ -227,47 +227,44 @@ describe('task status writes', () => {
   const ref = { namespace: 'default', name: 'web', uid: 'uid-web' };
   const key = objectKey(P, TASKS, 'default', 'web');
 
-  it('replace status only (spec and metadata stay byte-identical), with defaults for missing fields', async () => {
+  it('statusStep replaces status only (spec and metadata stay byte-identical), with defaults for missing fields', async () => {
     await bind('web');
-    const before = JSON.parse((await store.get(key))!.value) as Task;
-    expect(await writeTaskStatus(store, P, ref, { state: 'RUNNING', startedAt: 't1' }, { stagedAt: 't0' })).toBe('written');
-    const after = JSON.parse((await store.get(key))!.value) as Task;
-    expect(JSON.stringify(after.spec)).toBe(JSON.stringify(before.spec));
-    expect(JSON.stringify(after.metadata)).toBe(JSON.stringify(before.metadata));
-    expect(after.status).toEqual({ stagedAt: 't0', state: 'RUNNING', startedAt: 't1' });
-    expect(await writeTaskStatus(store, P, ref, { state: 'RUNNING', startedAt: 't1' })).toBe('unchanged');
+    const before = (await store.get(key))!.value;
+    const step = statusStep(before, ref, { state: 'RUNNING', startedAt: 't1' }, { stagedAt: 't0' });
+    if (step.kind !== 'write') throw new Error(`expected a write, got ${step.kind}`);
+    const [b, a] = [JSON.parse(before) as Task, JSON.parse(step.value) as Task];
+    expect(JSON.stringify(a.spec)).toBe(JSON.stringify(b.spec));
+    expect(JSON.stringify(a.metadata)).toBe(JSON.stringify(b.metadata));
+    expect(a.status).toEqual({ stagedAt: 't0', state: 'RUNNING', startedAt: 't1' });
+    expect(step.final).toBe(false);
+    expect(statusStep(step.value, ref, { state: 'RUNNING', startedAt: 't1' }).kind).toBe('unchanged');
   });
 
-  it('never overwrites a terminal state, and says whether the task is gone', async () => {
+  it('statusStep never overwrites a terminal state, and says whether the task is gone', async () => {
     await bind('web');
-    expect(await writeTaskStatus(store, P, ref, { state: 'LOST' })).toBe('written');
+    const lost = statusStep((await store.get(key))!.value, ref, { state: 'LOST' });
+    expect(lost).toMatchObject({ kind: 'write', final: true });
+    const value = (lost as { value: string }).value;
+    expect(statusStep(value, ref, { state: 'RUNNING' })).toEqual({ kind: 'terminal', final: true });
+    expect(statusStep(value, ref, { state: 'LOST' })).toEqual({ kind: 'unchanged', final: true });
+    expect(statusStep(value, { ...ref, uid: 'another' }, { state: 'RUNNING' })).toEqual({ kind: 'gone', final: true });
+    expect(statusStep(undefined, ref, { state: 'RUNNING' })).toEqual({ kind: 'gone', final: true });
+  });
+
+  it('the reporter stops a task the registry ended, without writing over it', async () => {
+    await bind('web');
+    const cur = (await store.get(key))!;
+    const t = JSON.parse(cur.value) as Task;
+    await store.update(key, JSON.stringify({ ...t, status: { ...t.status, state: 'LOST' } }), cur.modRevision);
     const rev = (await store.get(key))!.modRevision;
-    expect(await writeTaskStatus(store, P, ref, { state: 'RUNNING' })).toBe('terminal');
-    expect(await writeTaskStatus(store, P, ref, { state: 'LOST' })).toBe('unchanged');
+    const abort = new AbortController();
+    const stale: string[] = [];
+    const reporter = new StatusReporter({ store, prefix: P, logger: log, signal: abort.signal, onStale: (_r, why) => stale.push(why) });
+    reporter.report(ref, { state: 'RUNNING' });
+    await until('stale', () => stale.length > 0);
+    expect(stale).toEqual(['terminal']);
     expect((await store.get(key))!.modRevision).toBe(rev);
-    expect(await writeTaskStatus(store, P, { ...ref, uid: 'another' }, { state: 'RUNNING' })).toBe('gone');
-    await store.delete(key);
-    expect(await writeTaskStatus(store, P, ref, { state: 'RUNNING' })).toBe('gone');
-  });
-
-  it('retries a compare-and-swap lost to a concurrent writer', async () => {
-    await bind('web');
-    const realUpdate = store.update.bind(store);
-    let raced = false;
-    jest.spyOn(store, 'update').mockImplementation(async (k, v, rev, opts) => {
-      if (!raced) {
-        raced = true; // someone else writes between our read and our update
-        const cur = (await store.get(k))!;
-        const other = JSON.parse(cur.value) as Task;
-        other.metadata.labels = { touched: 'yes' };
-        await realUpdate(k, JSON.stringify(other), cur.modRevision);
-      }
-      return realUpdate(k, v, rev, opts);
-    });
-    expect(await writeTaskStatus(store, P, ref, { state: 'RUNNING' })).toBe('written');
-    const t = JSON.parse((await store.get(key))!.value) as Task;
-    expect(t.status.state).toBe('RUNNING');
-    expect(t.metadata.labels).toEqual({ touched: 'yes' }); // the other writer's change survives
+    abort.abort();
   });
 
   it('reports made together go out as one transaction, from the bases they were seeded with', async () => {
