@@ -58,9 +58,11 @@ async function run(o: BenchOptions & { profile?: boolean; profileOut?: string })
     const children = [server.child, cm.child, hollow];
     const timeout = 120_000 + tasks * 12;
     let boundAt = 0;
-    const withProblems = (err: Error) => {
+    const withProblems = async (err: Error) => {
       const problems = logProblems(cm.child);
-      throw new Error(problems.length ? `${err.message}; controller-manager warnings:\n  ${problems.join('\n  ')}` : err.message);
+      // What the offer loop was doing when it stopped making progress.
+      const loop = (await httpGet(cm.metricsUrl)).body.split('\n').filter((l) => /^shoal_(offers_total|launches_total|agents)\{/.test(l));
+      throw new Error([err.message, ...(problems.length ? ['controller-manager warnings:', ...problems] : []), 'offer loop:', ...loop].join('\n  '));
     };
     await tracker.until(`${tasks} tasks bound`, timeout, () => {
       if (tracker.bound >= tasks) boundAt ||= Date.now();

@@ -195,6 +195,7 @@ export class AppController implements LaunchQueue {
     const failures = this.trackFailures(appKey, tasks, now);
     const inflight = this.inflight.get(appKey)?.size ?? 0;
     const plan = reconcileApp({ app, tasks: tasks.map((t) => this.view(t, app, hash)), now, failures, inflight });
+    this.log.debug({ app: appKey, tasks: tasks.length, inflight, launch: plan.launch, kill: plan.kill.length, step: plan.deployment.step }, 'app synced');
 
     // Launches are published before any await: the framework may launch from the previous work while a kill
     // is being written, and a count computed before those launches would then launch them twice.
