@@ -26,12 +26,13 @@ export class NotLeaderError extends Error {
 }
 
 /**
- * One transaction compared on the fence and `compares`. True when written; false when one of
- * `compares` failed; throws {@link NotLeaderError} when the fence did.
+ * One transaction compared on the fence and `compares`. Its revision when written; undefined
+ * when one of `compares` failed; throws {@link NotLeaderError} when the fence did.
  */
-export async function fencedTxn(ctx: Pick<TermContext, 'store' | 'fence'>, compares: TxnCompare[], ops: TxnOp[]): Promise<boolean> {
+export async function fencedTxn(ctx: Pick<TermContext, 'store' | 'fence'>, compares: TxnCompare[], ops: TxnOp[]): Promise<number | undefined> {
   const { store, fence } = ctx;
-  if ((await store.txn([{ key: fence.key, modRevision: fence.modRevision }, ...compares], ops)) !== undefined) return true;
+  const revision = await store.txn([{ key: fence.key, modRevision: fence.modRevision }, ...compares], ops);
+  if (revision !== undefined) return revision;
   if ((await store.get(fence.key))?.modRevision !== fence.modRevision) throw new NotLeaderError();
-  return false;
+  return undefined;
 }

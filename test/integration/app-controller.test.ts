@@ -162,7 +162,8 @@ describe('App controller', () => {
     c.startManager('cm-a');
     await c.apply('uniq', { ...SPEC, instances: 4, constraints: [['hostname', 'UNIQUE']] });
     await c.running('uniq', 3);
-    const app = await c.until('a pending reason', async () => { const a = await c.app('uniq'); return a?.status.pendingReason ? a : undefined; });
+    // Status is eventually consistent: counts-only changes are written at most once a second.
+    const app = await c.until('a pending reason and 3 running', async () => { const a = await c.app('uniq'); return a?.status.pendingReason && a.status.tasksRunning === 3 ? a : undefined; });
     expect(app.status.pendingReason).toMatch(/^0\/3 agents available: 3 constraint UNIQUE hostname/);
     expect(app.status.tasksRunning).toBe(3);
     expect(app.status.conditions?.find((x) => x.type === 'Available')?.status).toBe('False');

@@ -34,6 +34,8 @@ const PROGRESS_STATUS_INTERVAL_MS = 1000;
  * starting at once is then synced a few times, not 200 (each sync reads all its tasks).
  */
 const TASK_EVENTS_COALESCE_MS = 50;
+/** A write of the App lost its compare: sync again after this long if no newer App arrived by then. */
+const APP_CONFLICT_RETRY_MS = 500;
 /** Deletes per transaction: within etcd's 128 ops with the fence compare. */
 const BATCH = 120;
 
@@ -63,6 +65,8 @@ export class AppController implements LaunchQueue {
   private readonly work = new Map<string, PendingWork>();
   /** When each App's status was last written (progress-only changes wait PROGRESS_STATUS_INTERVAL_MS). */
   private readonly statusWrittenAt = new Map<string, number>();
+  /** Per App, the revision of our last write of it (see writeApp). */
+  private readonly appWrittenAt = new Map<string, number>();
   private readonly frameworks = new Map<string, { fw: AppFramework; driver: SchedulerDriver }>();
   private timer?: NodeJS.Timeout;
 
@@ -362,12 +366,23 @@ export class AppController implements LaunchQueue {
     }
   }
 
-  /** Writes the App with a compare on the revision it was read at; false (and a re-sync) if it changed since. */
+  /**
+   * Writes the App with a compare on the revision it was read at; false if it changed since (the
+   * informer brings the newer App, and with it a sync). Nothing is written while the informer has
+   * not yet shown our own last write: that compare could only fail, and under a watch lag of
+   * seconds such retries would spin on etcd.
+   */
   private async writeApp(app: App, next: App): Promise<boolean> {
+    const appKey = keyOf(app);
+    if (Number(app.metadata.resourceVersion) < (this.appWrittenAt.get(appKey) ?? 0)) return false; // its echo brings a sync
     const key = objectKey(this.o.prefix, APPS, app.metadata.namespace, app.metadata.name);
-    const ok = await fencedTxn(this.o, [{ key, modRevision: Number(app.metadata.resourceVersion) }], [{ op: 'put', key, value: encodeObject(next) }]);
-    if (!ok) this.queue.addAfter(keyOf(app), 50);
-    return ok;
+    const revision = await fencedTxn(this.o, [{ key, modRevision: Number(app.metadata.resourceVersion) }], [{ op: 'put', key, value: encodeObject(next) }]);
+    if (revision === undefined) {
+      this.queue.addAfter(appKey, APP_CONFLICT_RETRY_MS); // in case the newer App never comes (deleted meanwhile)
+      return false;
+    }
+    this.appWrittenAt.set(appKey, revision);
+    return true;
   }
 
   private async fencedBatches(ops: TxnOp[]): Promise<void> {
@@ -380,6 +395,7 @@ export class AppController implements LaunchQueue {
     this.failedAt.delete(appKey);
     this.inflight.delete(appKey);
     this.statusWrittenAt.delete(appKey);
+    this.appWrittenAt.delete(appKey);
   }
 
   private placement(node: string): Placed {
