@@ -24,6 +24,12 @@ export interface InformerOptions<T> {
   logger: Logger;
   /** Delay before relisting after a failure. @default 1000 */
   retryMs?: number;
+  /**
+   * How often a watch that delivered nothing is checked against etcd: when keys under the prefix
+   * were written after the cache's revision and the watch stayed silent for two checks in a
+   * row, it is restarted with a relist. 0 turns the check off. @default 10000
+   */
+  staleCheckMs?: number;
 }
 
 /** A cache of one prefix, fed by list + watch. Never throws from its background loop. */
@@ -35,6 +41,11 @@ export class Informer<T> {
   private synced = false;
   private revision = 0;
   private syncWaiters: Array<() => void> = [];
+  private staleTimer?: NodeJS.Timeout;
+  /** Events arrived since the last staleness check. */
+  private heard = false;
+  /** The last check found writes the watch had not delivered. */
+  private behind = false;
 
   constructor(private readonly o: InformerOptions<T>) {}
 
@@ -77,6 +88,7 @@ export class Informer<T> {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    if (this.staleTimer) clearInterval(this.staleTimer);
     await this.watch?.cancel();
   }
 
@@ -89,15 +101,60 @@ export class Informer<T> {
         this.markSynced();
         this.watch = await this.o.store.watch(this.o.prefix, {
           afterRevision: list.revision,
-          onEvents: (events) => this.apply(events),
+          onEvents: (events) => {
+            this.heard = true;
+            this.apply(events);
+          },
           onError: (err) => this.onWatchError(err),
         });
         if (this.stopped) await this.watch.cancel();
+        else this.watchForStalls();
         return;
       } catch (err) {
         this.o.logger.warn({ prefix: this.o.prefix, err: (err as Error).message }, 'informer list failed; retrying');
         await new Promise((r) => setTimeout(r, this.o.retryMs ?? 1000));
       }
+    }
+  }
+
+  /** Starts the staleness check (once per informer). */
+  private watchForStalls(): void {
+    const every = this.o.staleCheckMs ?? 10_000;
+    if (this.staleTimer || every <= 0) return;
+    this.staleTimer = setInterval(() => void this.checkStale(), every);
+    this.staleTimer.unref();
+  }
+
+  /**
+   * A watch can go silent without an error (seen with etcd far behind under a write burst: the
+   * cache kept LOST tasks as running for minutes). Silent twice in a row while etcd holds newer
+   * writes under the prefix: relist and watch again.
+   */
+  private async checkStale(): Promise<void> {
+    const heard = this.heard;
+    this.heard = false;
+    if (heard || !this.watch || this.stopped) {
+      this.behind = false;
+      return;
+    }
+    try {
+      const newer = await this.o.store.countNewer(this.o.prefix, this.revision);
+      if (newer === 0 || this.heard) {
+        this.behind = false;
+        return;
+      }
+      if (!this.behind) {
+        this.behind = true; // delivery may just be slow: look again next time
+        return;
+      }
+      this.behind = false;
+      this.o.logger.warn({ prefix: this.o.prefix, revision: this.revision, newer }, 'watch silent while newer writes exist; relisting');
+      const watch = this.watch;
+      this.watch = undefined;
+      await watch.cancel();
+      if (!this.stopped) await this.relist();
+    } catch (err) {
+      this.o.logger.debug({ prefix: this.o.prefix, err: (err as Error).message }, 'staleness check failed');
     }
   }
 

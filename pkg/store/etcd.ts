@@ -14,6 +14,7 @@ import { checkKey, checkKeys, checkLeaseId, checkPutOptions, checkRevision, chec
 export type StoreOperation =
   | 'get'
   | 'getMany'
+  | 'countNewer'
   | 'list'
   | 'create'
   | 'update'
@@ -105,6 +106,18 @@ export class EtcdStore implements Store {
       const kvs = r.response_range?.kvs ?? [];
       return kvs.length > 0 ? toKeyValue(kvs[0]) : undefined;
     });
+  }
+
+  /**
+   * @inheritdoc A keys-only range with min_mod_revision. etcd applies that filter to the keys it
+   * returns, after counting and limiting (so neither count_only nor limit can be used): it reads
+   * the whole prefix and sends back only the newer keys.
+   */
+  async countNewer(prefix: string, revision: number): Promise<number> {
+    checkRevision('revision', revision, true);
+    const { start, end } = prefixRange(prefix);
+    const res = await this.call('countNewer', () => this.client.kv.range({ key: start, range_end: end, keys_only: true, min_mod_revision: String(revision + 1) }));
+    return res.kvs.length;
   }
 
   /** Pages through the prefix, every page read at the first page's revision (one consistent snapshot). */

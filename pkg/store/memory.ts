@@ -66,6 +66,15 @@ export class MemoryStore implements Store {
     });
   }
 
+  /** @inheritdoc */
+  async countNewer(prefix: string, revision: number): Promise<number> {
+    this.assertOpen();
+    checkRevision('revision', revision, true);
+    let n = 0;
+    for (const [k, e] of this.data) if (k.startsWith(prefix) && e.modRevision > revision) n++;
+    return n;
+  }
+
   /** @inheritdoc Keys are sorted by their UTF-8 bytes, as etcd sorts them. */
   async list(prefix: string): Promise<ListResult> {
     this.assertOpen();

@@ -108,6 +108,12 @@ export interface Store {
    * key, in order, undefined where absent. At most 128 keys (etcd's --max-txn-ops).
    */
   getMany(keys: string[]): Promise<Array<KeyValue | undefined>>;
+  /**
+   * How many keys under `prefix` were written after `revision` (mod revision greater; deleted
+   * keys do not count). One read (on etcd it scans the prefix): how a watcher that has been
+   * silent for a while checks that it is not missing writes.
+   */
+  countNewer(prefix: string, revision: number): Promise<number>;
   /** Reads every key under a prefix, sorted by key, with the revision it was read at. */
   list(prefix: string): Promise<ListResult>;
   /** Creates a key only if absent (txn on mod revision 0). Returns the new mod revision. Throws AlreadyExistsError. */

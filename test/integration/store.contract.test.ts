@@ -140,6 +140,16 @@ describe.each([etcdBackend, memoryBackend])('Store contract: $name', (backend) =
       expect(await store.getMany([])).toEqual([]);
     });
 
+    it('countNewer counts the keys under a prefix written after a revision', async () => {
+      const first = await store.create(`${p}a`, '1');
+      await store.create(`${p}b`, '1');
+      const rev = await store.update(`${p}a`, '2', first);
+      await store.create(`${p.replace(/\/$/, '-other/')}x`, 'x'); // a sibling prefix
+      expect(await store.countNewer(p, 0)).toBe(2);
+      expect(await store.countNewer(p, first)).toBe(2); // b, and a's update
+      expect(await store.countNewer(p, rev)).toBe(0);
+    });
+
     it('getMany rejects more than 128 keys and empty keys with a TypeError', async () => {
       await expect(store.getMany(Array.from({ length: 129 }, (_, i) => `${p}${i}`))).rejects.toBeInstanceOf(TypeError);
       await expect(store.getMany([''])).rejects.toBeInstanceOf(TypeError);

@@ -68,4 +68,38 @@ describe('Informer', () => {
     expect(seen).toContain('add /p/later=4');
     await inf.stop();
   });
+
+  it('relistsWhenItsWatchFallsSilentWhileNewerWritesExist', async () => {
+    const store = new MemoryStore();
+    await store.create('/p/a', '1');
+    // A watch that delivers nothing and reports no error: the silent stall seen under load.
+    let watches = 0;
+    const realWatch = store.watch.bind(store);
+    jest.spyOn(store, 'watch').mockImplementation(async (prefix, opts) => (++watches === 1 ? realWatch(prefix, { ...opts, onEvents: () => undefined }) : realWatch(prefix, opts)));
+    const inf = new Informer<string>({ store, prefix: '/p/', logger: silentLogger(), retryMs: 10, staleCheckMs: 20, decode: (kv) => kv.value });
+    const seen: string[] = [];
+    inf.addHandlers({ onUpdate: (k, v, old) => seen.push(`update ${k}=${old}->${v}`) });
+    await inf.start();
+    await store.update('/p/a', '2', (await store.get('/p/a'))!.modRevision);
+    await new Promise((r) => setTimeout(r, 150)); // two silent checks, then a relist
+    expect(inf.get('/p/a')).toBe('2');
+    expect(seen).toEqual(['update /p/a=1->2']);
+    expect(watches).toBe(2);
+    await store.update('/p/a', '3', (await store.get('/p/a'))!.modRevision); // the new watch delivers
+    await flush();
+    expect(inf.get('/p/a')).toBe('3');
+    await inf.stop();
+  });
+
+  it('leavesAQuietPrefixAlone', async () => {
+    const store = new MemoryStore();
+    await store.create('/p/a', '1');
+    const lists = jest.spyOn(store, 'list');
+    const inf = new Informer<string>({ store, prefix: '/p/', logger: silentLogger(), staleCheckMs: 20, decode: (kv) => kv.value });
+    await inf.start();
+    await store.create('/other/x', '1'); // the revision moves, the prefix does not
+    await new Promise((r) => setTimeout(r, 120));
+    expect(lists).toHaveBeenCalledTimes(1);
+    await inf.stop();
+  });
 });
