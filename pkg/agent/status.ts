@@ -135,7 +135,7 @@ export class StatusReporter {
     const key = taskRefKey(ref);
     const known = this.bases.get(key);
     if (known && known.uid === ref.uid && known.modRevision >= base.modRevision) return;
-    this.bases.set(key, { uid: ref.uid, ...base });
+    this.bases.set(key, { uid: ref.uid, value: base.value, modRevision: base.modRevision }); // not a whole KeyValue: kept per running task
   }
 
   /** Drops what is known of a task that is no longer here, unless a report for it is still pending. */

@@ -74,7 +74,6 @@ async function run(o: BenchOptions & { profile?: boolean; profileOut?: string })
     const etcdAfter = await etcdCounters(etcd.endpoint);
     // During the run only: the etcd baselines below saturate etcd on purpose.
     const leadershipLosses = logProblems(cm.child, 100).filter((p) => p.includes('lost leadership')).length;
-    if (process.env.BENCH_DEBUG) process.stderr.write((await httpGet(`${etcd.endpoint}/metrics`)).body.split('\n').filter((l) => /^grpc_server_handled_total|^etcd_mvcc_(range|txn|put)_total/.test(l)).join('\n') + '\n');
     const cpu = Object.fromEntries(Object.entries(cpuOf).map(([k, pid]) => [`cpuSeconds${k[0].toUpperCase()}${k.slice(1)}`, round(cpuSeconds(pid) - cpuBefore[k], 1)]));
     const metrics = (await httpGet(cm.metricsUrl)).body;
     const appToBound = [...tracker.tasks.values()].filter((t) => t.app && t.seenBoundAt).map((t) => t.seenBoundAt! - (postedAt.get(t.app!) ?? t0)).sort((a, b) => a - b);
