@@ -233,22 +233,28 @@ export class Registry {
    * controllers owning the finalizers remove them once the object's children are gone.
    */
   async delete(ref: ObjectRef, expectedRv?: string, opts: WriteOptions = {}): Promise<ShoalObject> {
-    const current = await this.get(ref);
-    if (expectedRv !== undefined && expectedRv !== current.metadata.resourceVersion) {
-      throw new ApiError('Conflict', `${ref.kind.singular} "${ref.name}" was modified: resourceVersion ${expectedRv} is stale (now ${current.metadata.resourceVersion})`, { kind: ref.kind.kind, name: ref.name });
+    for (let attempt = 0; ; attempt++) {
+      const current = await this.get(ref);
+      if (expectedRv !== undefined && expectedRv !== current.metadata.resourceVersion) {
+        throw new ApiError('Conflict', `${ref.kind.singular} "${ref.name}" was modified: resourceVersion ${expectedRv} is stale (now ${current.metadata.resourceVersion})`, { kind: ref.kind.kind, name: ref.name });
+      }
+      if (opts.dryRun) return current;
+      try {
+        if (!current.metadata.finalizers?.length) {
+          await this.remove(ref, current);
+          return current;
+        }
+        if (current.metadata.deletionTimestamp) return current;
+        const marked = structuredClone(current);
+        marked.metadata.deletionTimestamp = this.now().toISOString();
+        marked.metadata.resourceVersion = String(await this.store.update(this.key(ref), encodeObject(marked), Number(current.metadata.resourceVersion)));
+        return marked;
+      } catch (err) {
+        // Without a precondition from the client, a controller writing status meanwhile just means read again.
+        if (err instanceof ConflictError && expectedRv === undefined && attempt < CAS_RETRIES) continue;
+        fromStoreError(err, ref.kind.kind, ref.name);
+      }
     }
-    if (opts.dryRun) return current;
-    const rev = Number(current.metadata.resourceVersion);
-    if (current.metadata.finalizers?.length) {
-      if (current.metadata.deletionTimestamp) return current;
-      const marked = structuredClone(current);
-      marked.metadata.deletionTimestamp = this.now().toISOString();
-      const newRev = await this.store.update(this.key(ref), encodeObject(marked), rev).catch((e) => fromStoreError(e, ref.kind.kind, ref.name));
-      marked.metadata.resourceVersion = String(newRev);
-      return marked;
-    }
-    await this.remove(ref, current).catch((e) => fromStoreError(e, ref.kind.kind, ref.name));
-    return current;
   }
 
   /**

@@ -1,5 +1,5 @@
 /**
- * The registry's App history writes when another writer gets between its read and its txn: the
+ * The registry's App writes (history, deletes) when another writer gets between its read and its txn: the
  * App and its revision go together or not at all, and a failed compare maps to the usual errors.
  */
 import { lookupKind } from '../../pkg/api/kinds';
@@ -22,6 +22,12 @@ class RacyStore extends MemoryStore {
     this.before = undefined;
     await b?.();
     return super.txn(compares, ops);
+  }
+  override async update(key: string, value: string, expected: number): Promise<number> {
+    const b = this.before;
+    this.before = undefined;
+    await b?.();
+    return super.update(key, value, expected);
   }
 }
 
@@ -81,5 +87,22 @@ describe('registry App history under concurrent writes', () => {
     const err = await registry.create(APPS, 'default', body({ cmd: 'v1' })).catch((e) => e);
     expect((err as ApiError).reason).toBe('AlreadyExists');
     expect(await historyGenerations(store)).toEqual([]);
+  });
+
+  it('retriesADeleteWithoutResourceVersionWhenAControllerWroteMeanwhile', async () => {
+    const { store, registry } = await setup(); // an App carries the app-tasks finalizer: delete marks it
+    store.before = () => touch(store);
+    const marked = await registry.delete(ref);
+    expect(marked.metadata.deletionTimestamp).toBe('2024-05-01T12:00:00.000Z');
+    const stored = JSON.parse((await store.get(KEY))!.value);
+    expect(stored.metadata.deletionTimestamp).toBe('2024-05-01T12:00:00.000Z');
+    expect(stored.status).toEqual({ observedGeneration: 1 }); // the controller's write is kept
+  });
+
+  it('answers409ForADeleteWithAStaleResourceVersion', async () => {
+    const { store, registry } = await setup();
+    const rv = (await registry.get(ref)).metadata.resourceVersion!;
+    await touch(store);
+    await expect(registry.delete(ref, rv)).rejects.toMatchObject({ reason: 'Conflict' });
   });
 });
