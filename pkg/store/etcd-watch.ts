@@ -58,7 +58,12 @@ export class EtcdWatch implements Watch {
     let markEnded!: () => void;
     this.endedByEtcd = new Promise((resolve) => (markEnded = resolve));
     this.watcher.on('data', (res) => this.handleData(res));
-    this.watcher.on('disconnected', () => this.setResumeRevision());
+    this.watcher.on('disconnected', (err?: Error) => {
+      // Resuming cannot help when a response is larger than this client accepts: etcd sends the
+      // same backlog again. End the watch, so that its owner relists (paged) and watches anew.
+      if (isTooLarge(err)) this.endWithError(err);
+      else this.setResumeRevision();
+    });
     this.watcher.on('error', (err) => {
       markEnded();
       this.handleError(err);
@@ -101,6 +106,12 @@ export class EtcdWatch implements Watch {
     this.watcher.request.start_revision = String(this.nextRevision);
   }
 
+  private endWithError(err: Error): void {
+    if (this.ended) return;
+    this.handleError(err);
+    void this.watcher.cancel().catch(() => undefined);
+  }
+
   private handleError(err: Error): void {
     if (this.ended) return;
     this.end();
@@ -115,6 +126,11 @@ export class EtcdWatch implements Watch {
     this.ended = true;
     this.onEnd(this);
   }
+}
+
+/** gRPC's RESOURCE_EXHAUSTED: a message over the client's receive limit. */
+function isTooLarge(err: Error | undefined): err is Error {
+  return (err as { code?: unknown } | undefined)?.code === 8;
 }
 
 /** Converts one etcd event (prevValue when the watch asked for prev_kv). */

@@ -57,7 +57,7 @@ export interface EtcdStoreClientOptions {
 const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
 /** The operations maxWritesInFlight counts. */
 const WRITES: ReadonlySet<StoreOperation> = new Set(['create', 'update', 'delete', 'txn']);
-/** Keys per range request in list(); keeps each response far below gRPC's 4 MiB default. */
+/** Keys per range request in list(); keeps each response (and the memory it takes) small. */
 const LIST_PAGE_SIZE = 500;
 const CLOSE_WATCHES_TIMEOUT_MS = 2_000;
 
@@ -321,6 +321,11 @@ function connect(options: EtcdStoreOptions): Etcd3 {
     hosts: options.endpoints,
     auth: options.auth,
     dialTimeout: options.dialTimeoutMs,
+    // gRPC's default receive limit is 4 MiB, but etcd sends a lagging watcher its whole backlog
+    // (up to 1,000 revisions) in one response. Over the limit, grpc-js ends the stream with
+    // RESOURCE_EXHAUSTED and etcd3 resumes at the same revision, forever and without an error:
+    // the watch went silent. etcd's own Go client has no limit either (math.MaxInt32).
+    grpcOptions: { 'grpc.max_receive_message_length': -1 },
     // Without a deadline a unary call to a hung etcd waits forever; streams (watches) must not expire.
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeoutMs }),
   });

@@ -69,6 +69,55 @@ describe('EtcdStore', () => {
     }
   });
 
+  // etcd sends a lagging watcher up to 1,000 revisions of backlog in one response. With gRPC's
+  // default 4 MiB receive limit that response ended the stream and etcd3 resumed at the same
+  // revision, forever: the watch went silent (seen as a controller-manager informer that stopped
+  // at 5,000 agents).
+  it('a watch replays a backlog larger than gRPC\'s default 4 MiB message limit', async () => {
+    const store = new EtcdStore({ endpoints: [testEtcdEndpoint()] });
+    const p = uniquePrefix();
+    try {
+      const value = 'v'.repeat(2048);
+      const first = (await store.txn([], [{ op: 'put', key: `${p}0`, value }]))!;
+      const keys = 3000; // 6 MiB of history, 30 keys per revision
+      for (let i = 1; i < keys; i += 30 * 20) {
+        await Promise.all(Array.from({ length: 20 }, (_, b) => {
+          const from = i + b * 30;
+          const ops = Array.from({ length: Math.max(0, Math.min(30, keys - from)) }, (_, k) => ({ op: 'put' as const, key: `${p}${from + k}`, value }));
+          return ops.length ? store.txn([], ops) : undefined;
+        }));
+      }
+      let seen = 0;
+      const errors: Error[] = [];
+      const watch = await store.watch(p, { afterRevision: first - 1, onEvents: (e) => (seen += e.length), onError: (e) => errors.push(e) });
+      await eventually(() => expect(seen).toBe(keys), 15_000);
+      expect(errors).toEqual([]);
+      await watch.cancel();
+    } finally {
+      await store.close();
+    }
+  }, 30_000);
+
+  it('a response over the client\'s receive limit ends the watch with an error (its owner relists) instead of retrying it forever', async () => {
+    const client = new Etcd3({ hosts: testEtcdEndpoint(), grpcOptions: { 'grpc.max_receive_message_length': 64 * 1024 } });
+    const store = new EtcdStore({ client });
+    const p = uniquePrefix();
+    try {
+      const value = 'v'.repeat(2048);
+      const first = (await store.txn([], Array.from({ length: 50 }, (_, i) => ({ op: 'put' as const, key: `${p}${i}`, value }))))!;
+      const errors: Error[] = [];
+      const watch = await store.watch(p, { afterRevision: first - 1, onEvents: () => undefined, onError: (e) => errors.push(e) });
+      await eventually(() => expect(errors).toHaveLength(1));
+      expect(errors[0]).toBeInstanceOf(UnavailableError);
+      expect(errors[0].message).toMatch(/larger than max/);
+      await watch.cancel();
+      expect((client as unknown as { watchManager: { watchers: unknown[] } }).watchManager.watchers).toHaveLength(0);
+    } finally {
+      await store.close();
+      client.close();
+    }
+  });
+
   it('maxWritesInFlight bounds the writes a client has in etcd at once; reads are not held', async () => {
     const store = new EtcdStore({ endpoints: [testEtcdEndpoint()], maxWritesInFlight: 2 });
     const p = uniquePrefix();
