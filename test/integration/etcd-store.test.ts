@@ -69,6 +69,31 @@ describe('EtcdStore', () => {
     }
   });
 
+  // etcd3's default circuit breaker counted missed deadlines: three in a row failed every call of
+  // the process for the next 5 s, long after etcd answered again.
+  it('calls that miss their deadline while etcd stalls do not fail the calls after it recovers', async () => {
+    const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'shoal-stall-'));
+    const etcd = await startEtcd({ dataDir });
+    const store = new EtcdStore({ endpoints: [etcd.endpoint], requestTimeoutMs: 300 });
+    try {
+      await store.create('/s/a', '1');
+      process.kill(etcd.pid, 'SIGSTOP');
+      try {
+        for (let i = 0; i < 4; i++) await expect(store.get('/s/a')).rejects.toThrow(UnavailableError);
+      } finally {
+        process.kill(etcd.pid, 'SIGCONT');
+      }
+      const started = Date.now();
+      await eventually(async () => expect((await store.get('/s/a'))?.value).toBe('1'), 10_000, 20);
+      expect(Date.now() - started).toBeLessThan(2_000);
+      await store.create('/s/b', '2');
+    } finally {
+      await store.close();
+      await etcd.stop();
+      await fs.rm(dataDir, { recursive: true, force: true });
+    }
+  }, 30_000);
+
   // etcd sends a lagging watcher up to 1,000 revisions of backlog in one response. With gRPC's
   // default 4 MiB receive limit that response ended the stream and etcd3 resumed at the same
   // revision, forever: the watch went silent (seen as a controller-manager informer that stopped
