@@ -4,11 +4,15 @@
  * debounce timer per lease: fine for a leader's one lease, but a process hosting thousands of
  * agents (each with its own lease) then spends more on the streams than on the renewals.
  *
- * etcd answers the renewals of one stream in order, and a renewal of a lease that has just
- * expired waits until etcd has revoked it (through raft, at a bounded rate): one such renewal
- * holds up every renewal behind it on its stream, which can expire those too. So leases are
- * spread over streams of at most {@link LEASES_PER_STREAM}, and a stream that answers nothing
- * for {@link STALL_MS} while renewals wait is replaced by a fresh one.
+ * etcd answers the renewals of one stream in order. Each waits until etcd's apply has caught up
+ * with its commit (etcd fails the stream after 1 s of that: keep etcd's apply backlog short, see
+ * the binder), and a renewal of a lease that has just expired waits until etcd has revoked it
+ * (through raft, seconds under load): one such renewal holds up every renewal behind it on its
+ * stream, which then expire too. So leases are spread over streams of at most {@link LEASES_PER_STREAM}; a stream that answers
+ * nothing for {@link STALL_MS} while renewals wait is replaced by a fresh one, and the renewal at
+ * the head of its queue (the one etcd is stuck on) moves to a stream of its own. (One agent per
+ * process, as in production, is the same thing: its lease alone on its stream.) A lease has at
+ * most one renewal waiting in etcd.
  *
  * Each lease is renewed every TTL/3. It is lost when etcd answers a renewal with TTL 0 (expired
  * or revoked: etcd's word), or when no renewal was answered for twice the TTL (etcd unreachable,
@@ -34,6 +38,8 @@ interface Kept {
   renewedAt: number;
   /** When the next renewal is due. */
   dueAt: number;
+  /** When the renewal now unanswered was written. */
+  sentAt?: number;
   lane: Lane;
   onLost(why: string): void;
 }
@@ -41,6 +47,10 @@ interface Kept {
 /** One stream and the leases renewed over it. */
 interface Lane {
   leases: Set<string>;
+  /** A lane for one suspect lease: nothing else is added to it. */
+  solo: boolean;
+  /** Leases whose renewals on this stream are unanswered, in the order written (etcd answers in order). */
+  waiting: string[];
   stream?: KeepAliveStream;
   opening?: Promise<KeepAliveStream>;
   /** Renewals sent and not answered yet, and when this stream last answered. */
@@ -54,13 +64,14 @@ export class KeepAlives {
   private timer?: NodeJS.Timeout;
   private closed = false;
 
-  constructor(private readonly client: Etcd3, private readonly now: () => number = Date.now) {}
+  /** `observe` gets the seconds from each renewal's write to etcd's answer. */
+  constructor(private readonly client: Etcd3, private readonly now: () => number = Date.now, private readonly observe?: (seconds: number) => void) {}
 
   /** Starts renewing a lease granted just now; `onLost` is called once if it is lost (not after remove()). */
   add(id: string, ttlSeconds: number, onLost: (why: string) => void): void {
     if (this.closed) return;
     const now = this.now();
-    const lane = this.lanes.find((l) => l.leases.size < LEASES_PER_STREAM) ?? this.newLane();
+    const lane = this.lanes.find((l) => !l.solo && l.leases.size < LEASES_PER_STREAM) ?? this.newLane(false);
     lane.leases.add(id);
     this.leases.set(id, { id, ttlMs: ttlSeconds * 1000, renewedAt: now, dueAt: now + (ttlSeconds * 1000) / 3, lane, onLost });
     if (!this.timer) {
@@ -85,8 +96,8 @@ export class KeepAlives {
     for (const lane of [...this.lanes]) this.closeLane(lane);
   }
 
-  private newLane(): Lane {
-    const lane: Lane = { leases: new Set(), outstanding: 0, answeredAt: this.now() };
+  private newLane(solo: boolean): Lane {
+    const lane: Lane = { leases: new Set(), solo, waiting: [], outstanding: 0, answeredAt: this.now() };
     this.lanes.push(lane);
     return lane;
   }
@@ -106,7 +117,9 @@ export class KeepAlives {
     const due = new Map<Lane, string[]>();
     for (const k of [...this.leases.values()]) {
       if (now - k.renewedAt > 2 * k.ttlMs) this.lose(k, `no renewal answered for ${(2 * k.ttlMs) / 1000} s (etcd unreachable); its keys have expired`);
-      else if (now >= k.dueAt) {
+      else if (now >= k.dueAt && k.sentAt === undefined) {
+        // At most one renewal per lease waits in etcd: etcd answers a stream in order, so a second
+        // one behind it adds load exactly when etcd is already slow, and confirms nothing sooner.
         k.dueAt = now + k.ttlMs / 3;
         const list = due.get(k.lane);
         if (list) list.push(k.id);
@@ -126,6 +139,9 @@ export class KeepAlives {
         if (!lane.leases.has(id)) continue;
         if (lane.outstanding === 0) lane.answeredAt = this.now(); // the stall clock starts with the first wait
         lane.outstanding++;
+        lane.waiting.push(id);
+        const k = this.leases.get(id);
+        if (k && k.sentAt === undefined) k.sentAt = this.now();
         stream.write({ ID: id });
       }
     } catch {
@@ -147,6 +163,7 @@ export class KeepAlives {
       else {
         lane.stream = stream;
         lane.outstanding = 0;
+        lane.waiting = [];
         lane.answeredAt = this.now();
       }
       return stream;
@@ -154,12 +171,32 @@ export class KeepAlives {
     return lane.opening;
   }
 
-  /** The stream is stuck behind a slow renewal: renew its leases on a new one. */
+  /**
+   * The stream is stuck behind a slow renewal: that lease moves to a stream of its own, the
+   * others are renewed on a new one.
+   */
   private replaceStream(lane: Lane): void {
     const stuck = lane.stream;
     lane.stream = undefined;
+    // Cancelled, etcd drops the renewals still queued on it (they are sent again on the new one).
+    // Ended first: etcd3 resets the whole connection on a cancelled stream that is still writable.
     stuck?.end();
-    this.renewSoon(lane);
+    stuck?.cancel();
+    const head = lane.waiting.find((id) => lane.leases.has(id));
+    const suspect = head === undefined || lane.solo ? undefined : this.leases.get(head);
+    if (suspect) this.renewSoon(this.isolate(suspect));
+    if (lane.leases.size > 0) this.renewSoon(lane);
+  }
+
+  /** Moves a lease to a lane of its own, where a renewal that etcd holds up delays nothing else. */
+  private isolate(k: Kept): Lane {
+    const from = k.lane;
+    from.leases.delete(k.id);
+    const solo = this.newLane(true);
+    solo.leases.add(k.id);
+    k.lane = solo;
+    if (from.leases.size === 0) this.closeLane(from);
+    return solo;
   }
 
   /** The stream broke (etcd restarted, connection lost): renew its leases as soon as a new one opens. */
@@ -169,11 +206,14 @@ export class KeepAlives {
     this.renewSoon(lane);
   }
 
+  /** The lane's stream is gone, with the renewals waiting on it: renew its leases on the next one. */
   private renewSoon(lane: Lane): void {
     const soon = this.now() + TICK_MS;
     for (const id of lane.leases) {
       const k = this.leases.get(id);
-      if (k) k.dueAt = Math.min(k.dueAt, soon);
+      if (!k) continue;
+      k.dueAt = Math.min(k.dueAt, soon);
+      k.sentAt = undefined;
     }
   }
 
@@ -181,11 +221,16 @@ export class KeepAlives {
     if (lane.stream === stream) {
       lane.outstanding = Math.max(0, lane.outstanding - 1);
       lane.answeredAt = this.now();
+      const at = lane.waiting.indexOf(String(res.ID));
+      if (at >= 0) lane.waiting.splice(0, at + 1);
     } // a replaced stream's late answer still tells what etcd did with that renewal
     const k = this.leases.get(String(res.ID));
     if (!k) return;
+    const now = this.now();
+    if (k.sentAt !== undefined) this.observe?.((now - k.sentAt) / 1000);
+    k.sentAt = undefined;
     if (Number(res.TTL) <= 0) this.lose(k, 'etcd says it expired or was revoked');
-    else k.renewedAt = this.now();
+    else k.renewedAt = now;
   }
 
   private lose(k: Kept, why: string): void {

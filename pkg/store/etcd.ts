@@ -23,6 +23,7 @@ export type StoreOperation =
   | 'txn'
   | 'grantLease'
   | 'revokeLease'
+  | 'keepAlive'
   | 'revision'
   | 'compact';
 
@@ -87,7 +88,7 @@ export class EtcdStore implements Store {
     this.metrics = options.metrics;
     const maxWrites = 'maxWritesInFlight' in options ? options.maxWritesInFlight : undefined;
     if (maxWrites !== undefined) this.writes = new Limiter(maxWrites);
-    this.keepAlives = new KeepAlives(this.client);
+    this.keepAlives = new KeepAlives(this.client, Date.now, (seconds) => this.metrics?.observe('keepAlive', seconds));
     recordCompactRevisions(this.client);
   }
 

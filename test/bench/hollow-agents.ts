@@ -7,6 +7,7 @@
  *
  * Prints `ready <N>` once every agent registered; SIGTERM/SIGINT stop them (revoking their leases).
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Command, Option } from 'commander';
 import { AgentHost } from '../../pkg/agent/host';
 import { EtcdStore } from '../../pkg/store/etcd';
@@ -32,7 +33,15 @@ async function main(): Promise<void> {
   // Thousands of agents share this client: a bound on its writes in flight keeps etcd's apply
   // queue short (one real agent per machine has at most one status write in flight anyway).
   const store = new EtcdStore({ endpoints, maxWritesInFlight: opts.maxWritesInFlight });
-  const leaseStore = new EtcdStore({ endpoints }); // keep-alives on a connection of their own
+  // Keep-alives on a connection of their own; the slowest renewal answer of each 5 s is logged.
+  let renewalMaxMs = 0;
+  let renewals = 0;
+  const observe = (op: string, seconds: number) => {
+    if (op !== 'keepAlive') return;
+    renewals++;
+    renewalMaxMs = Math.max(renewalMaxMs, seconds * 1000);
+  };
+  const leaseStore = new EtcdStore({ endpoints, metrics: { observe } });
   const host = new AgentHost({
     store, leaseStore, prefix: opts.etcdPrefix, count: opts.agents, namePrefix: opts.namePrefix, logger,
     capacity: { cpus: opts.cpus, mem: opts.mem, disk: 10240, ports: [[31000, 32000]] },
@@ -48,6 +57,17 @@ async function main(): Promise<void> {
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  // A line for every 5 s in which this process ran its callbacks 0.5 s late or more, or etcd took
+  // 1 s or more to answer a lease renewal: either makes leases expire.
+  const lag = monitorEventLoopDelay({ resolution: 20 });
+  lag.enable();
+  setInterval(() => {
+    const lagMaxMs = Math.round(lag.max / 1e6);
+    if (lagMaxMs >= 500 || renewalMaxMs >= 1000) logger.warn({ lagMaxMs, lagP99Ms: Math.round(lag.percentile(99) / 1e6), renewalMaxMs: Math.round(renewalMaxMs), renewalsAnswered: renewals }, 'slow');
+    lag.reset();
+    renewalMaxMs = 0;
+    renewals = 0;
+  }, 5000).unref();
   const start = Date.now();
   await host.start();
   process.stdout.write(`ready ${opts.agents} in ${Date.now() - start} ms\n`);

@@ -17,6 +17,9 @@ class FakeStream extends EventEmitter {
   end(): void {
     this.ended = true;
   }
+  cancel(): void {
+    this.ended = true;
+  }
   answer(id: string, ttl = 10): void {
     this.emit('data', { ID: id, TTL: String(ttl) });
   }
@@ -52,6 +55,34 @@ describe('KeepAlives', () => {
     }
     expect(streams).toHaveLength(1);
     expect(lost).toEqual([]);
+    k.close();
+  });
+
+  it('reports how long etcd took to answer each renewal', async () => {
+    const { client, streams } = fakeClient();
+    const seconds: number[] = [];
+    const k = new KeepAlives(client, Date.now, (s) => seconds.push(s));
+    k.add('1', 3, () => undefined);
+    await advance(1050); // the renewal goes out at 1 s
+    expect(streams[0].written).toEqual(['1']);
+    await advance(400);
+    streams[0].answer('1');
+    streams[0].answer('1'); // a duplicate answer has nothing left to time
+    expect(seconds).toHaveLength(1);
+    expect(seconds[0]).toBeGreaterThanOrEqual(0.4);
+    expect(seconds[0]).toBeLessThanOrEqual(0.5);
+    k.close();
+  });
+
+  it('keeps at most one renewal per lease waiting in etcd', async () => {
+    const { client, streams } = fakeClient();
+    const k = new KeepAlives(client);
+    k.add('1', 3, () => undefined);
+    await advance(2200); // due at 1 s and at 2 s; the first is still unanswered at 2 s
+    expect(streams[0].written).toEqual(['1']);
+    streams[0].answer('1');
+    await advance(1000);
+    expect(streams[0].written).toEqual(['1', '1']);
     k.close();
   });
 
@@ -94,6 +125,29 @@ describe('KeepAlives', () => {
     expect(lost).toEqual([]);
     await advance(3300); // over twice the TTL since the grant without an answer
     expect(lost).toEqual(['no renewal answered for 6 s (etcd unreachable); its keys have expired']);
+  });
+
+  // etcd answers a stream in order and holds a renewal of an expired lease until it has revoked
+  // it: everything behind that renewal waits, and at 5,000 leases those expired in a cascade.
+  it('moves the renewal a stalled stream is stuck on to a stream of its own, and renews the others on a new one', async () => {
+    const { client, streams } = fakeClient();
+    const k = new KeepAlives(client);
+    const lost: string[] = [];
+    for (const id of ['1', '2', '3']) k.add(id, 3, (why) => lost.push(`${id}: ${why}`));
+    await advance(1100);
+    expect(streams[0].written).toEqual(['1', '2', '3']); // etcd is stuck on '1' and answers nothing
+    await advance(1750);
+    expect(streams[0].ended).toBe(true);
+    await advance(200);
+    const fresh = streams.slice(1).map((st) => st.written.join(',')).sort();
+    expect(fresh).toEqual(['1', '2,3']);
+    for (const st of streams.slice(1)) for (const id of st.written.splice(0)) if (id !== '1') st.answer(id);
+    for (let i = 0; i < 4; i++) {
+      await advance(1000);
+      for (const st of streams.slice(1)) for (const id of st.written.splice(0)) if (id !== '1') st.answer(id);
+    }
+    expect(lost).toEqual(['1: no renewal answered for 6 s (etcd unreachable); its keys have expired']);
+    k.close();
   });
 
   it('a removed lease is neither renewed nor reported lost', async () => {
