@@ -85,7 +85,7 @@ export class ApiServer {
     // A deep accept queue (the kernel caps it at net.core.somaxconn): under a burst of new
     // connections Node's default of 511 overflows, the kernel drops SYNs, and clients retry only
     // after 1, 3, 7 s — timing out instead of reading the 429 the server would have answered.
-    const server = http.createServer(this.app).listen({ port, host, backlog: 4096 });
+    const server = http.createServer((req, res) => this.shed(req, res) || this.app(req, res)).listen({ port, host, backlog: 4096 });
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('listening', resolve);
@@ -148,16 +148,25 @@ export class ApiServer {
     next();
   }
 
-  /** Overload protection, then authentication; before any body is read. */
+  /**
+   * Overload protection ahead of express: while --max-inflight requests are being served, any
+   * other API request (watches and followed logs excepted) gets its 429 here, for a few
+   * microseconds of CPU instead of express's routing, error handling and logging. Under a flood
+   * that difference decides whether excess requests are rejected or time out unread.
+   */
+  private shed(req: http.IncomingMessage, res: http.ServerResponse): boolean {
+    if (this.inflight < this.o.maxInflight || !req.url?.startsWith('/api/') || isLongRunning(req.method, req.url)) return false;
+    this.metrics.rejected.inc();
+    this.metrics.requests.inc({ verb: req.method?.toLowerCase() ?? 'other', resource: 'other', code: '429' });
+    const body = JSON.stringify(new ApiError('TooManyRequests', `too many requests in flight (${this.inflight}); retry after 1 second`, { retryAfterSeconds: 1 }).toStatus());
+    res.writeHead(429, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body), 'Retry-After': '1' });
+    res.end(body);
+    return true;
+  }
+
+  /** In-flight accounting, then authentication; before any body is read. */
   private admitRequest(req: Request, res: Response, next: NextFunction): void {
-    const longRunning = req.query.watch === 'true' || req.query.watch === '1' || (req.path.endsWith('/log') && (req.query.follow === 'true' || req.query.follow === '1'));
-    const isWatch = req.method === 'GET' && longRunning;
-    if (!isWatch) {
-      if (this.inflight >= this.o.maxInflight) {
-        this.metrics.rejected.inc();
-        res.set('Retry-After', '1');
-        throw new ApiError('TooManyRequests', `too many requests in flight (${this.inflight}); retry after 1 second`, { retryAfterSeconds: 1 });
-      }
+    if (!isLongRunning(req.method, req.originalUrl)) {
       this.inflight++;
       this.metrics.inflight.set(this.inflight);
       let done = false;
@@ -419,6 +428,15 @@ function proxyLog(req: Request, res: Response, t: ProxyTarget): Promise<void> {
 }
 
 /** Maps body-parser, selector and unexpected errors onto ApiErrors. */
+/** A watch or a followed log: long-running, so neither counted in flight nor shed. */
+function isLongRunning(method: string | undefined, url: string): boolean {
+  const q = url.indexOf('?');
+  if (method !== 'GET' || q < 0) return false;
+  const params = new URLSearchParams(url.slice(q + 1));
+  const yes = (name: string) => ['true', '1'].includes(params.get(name) ?? '');
+  return yes('watch') || (url.slice(0, q).endsWith('/log') && yes('follow'));
+}
+
 function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
   if (err instanceof SelectorError) return new ApiError('BadRequest', err.message);

@@ -414,6 +414,12 @@ describe('overload', () => {
     expect(res.status).toBe(429);
     expect(res.headers.get('retry-after')).toBe('1');
     expect(((await res.json()) as { reason: string }).reason).toBe('TooManyRequests');
+    // Watches and health checks are not shed.
+    const watch = new AbortController();
+    expect((await fetch(`http://127.0.0.1:${port}${APPS}?watch=1`, { headers: { authorization: `Bearer ${TOKENS.admin}` }, signal: watch.signal })).status).toBe(200);
+    watch.abort();
+    expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+    expect(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()).toMatch(/shoal_apiserver_rejected_requests_total 1\b/);
     held.destroy();
     await new Promise((r) => setTimeout(r, 100));
     expect((await fetch(`http://127.0.0.1:${port}${APPS}`, { headers: { authorization: `Bearer ${TOKENS.admin}` } })).status).toBe(200);
