@@ -3,17 +3,14 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { AgentHttpServer } from '../../pkg/agent/http';
 import { Agent, checkNodeName, defaultNodeName, machineCapacity, parseAmount, parseAttributes, parsePort, parsePortRanges, parseSeconds } from '../../pkg/agent';
 import { resolveRuntime } from '../../pkg/runtime';
 import { EtcdStore } from '../../pkg/store/etcd';
+import { flag } from '../../pkg/util/flags';
 import { createLogger } from '../../pkg/util/log';
 
-/** A flag parser whose errors commander prints as one line. */
-const flag = <T>(parse: (v: string) => T) => (v: string): T => {
-  try { return parse(v); } catch (err) { throw new InvalidArgumentError((err as Error).message); }
-};
 const amount = (name: string) => flag((v) => parseAmount(name, v));
 
 const opts = new Command('shoal-agent')

@@ -7,6 +7,7 @@ import { collectDefaultMetrics } from 'prom-client';
 import { ApiMetrics } from '../../pkg/apiserver/metrics';
 import { ApiServer } from '../../pkg/apiserver/server';
 import { EtcdStore } from '../../pkg/store/etcd';
+import { integer } from '../../pkg/util/flags';
 import { createLogger } from '../../pkg/util/log';
 
 const opts = new Command('shoal-apiserver')
@@ -16,8 +17,8 @@ const opts = new Command('shoal-apiserver')
   .option('--etcd-endpoints <urls>', 'comma-separated etcd client URLs', 'http://127.0.0.1:2379')
   .option('--etcd-prefix <prefix>', 'etcd key prefix', '/shoal')
   .option('--listen <host>', 'address to listen on', '127.0.0.1')
-  .addOption(new Option('--port <port>', 'port to listen on').default(7070).argParser(Number))
-  .addOption(new Option('--max-inflight <n>', 'non-watch requests served at once before 429').default(100).argParser(Number))
+  .addOption(new Option('--port <port>', 'port to listen on').default(7070).argParser(integer(0, 65535)))
+  .addOption(new Option('--max-inflight <n>', 'non-watch requests served at once before 429').default(100).argParser(integer(1)))
   .parse()
   .opts();
 

@@ -6,6 +6,7 @@ import { Command, Option } from 'commander';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { ControllerManager } from '../../pkg/controllers/manager';
 import { EtcdStore } from '../../pkg/store/etcd';
+import { integer } from '../../pkg/util/flags';
 import { createLogger } from '../../pkg/util/log';
 
 const opts = new Command('shoal-controller-manager')
@@ -13,9 +14,9 @@ const opts = new Command('shoal-controller-manager')
   .option('--etcd-endpoints <urls>', 'comma-separated etcd client URLs', 'http://127.0.0.1:2379')
   .option('--etcd-prefix <prefix>', 'etcd key prefix', '/shoal')
   .option('--identity <id>', 'name in the leader key', `${hostname()}-${process.pid}`)
-  .addOption(new Option('--metrics-port <port>', 'serve /metrics on this port (0: off)').default(10252).argParser(Number))
-  .addOption(new Option('--leader-lease <seconds>', 'leader lease TTL').default(5).argParser(Number))
-  .addOption(new Option('--lost-task-grace <seconds>', 'wait before marking a lost agent\'s tasks LOST').default(0).argParser(Number))
+  .addOption(new Option('--metrics-port <port>', 'serve /metrics on this port (0: off)').default(10252).argParser(integer(0, 65535)))
+  .addOption(new Option('--leader-lease <seconds>', 'leader lease TTL').default(5).argParser(integer(1)))
+  .addOption(new Option('--lost-task-grace <seconds>', 'wait before marking a lost agent\'s tasks LOST').default(0).argParser(integer(0)))
   .parse()
   .opts();
 

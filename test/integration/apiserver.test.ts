@@ -2,6 +2,7 @@
  * The API server against a real etcd: happy paths, every kind of bad input (each must get a
  * 4xx naming the problem and leave etcd unchanged), authorization, conflicts, watches, overload.
  */
+import { spawnSync } from 'node:child_process';
 import * as http from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -430,5 +431,16 @@ describe('overload', () => {
     const text = (await call('GET', '/metrics', undefined, { token: '' })).body as string;
     expect(text).toMatch(/shoal_apiserver_request_duration_seconds_bucket\{[^}]*verb="create",resource="apps",code="201"/);
     expect(text).toMatch(/shoal_apiserver_request_duration_seconds_count\{[^}]*code="422"/);
+  });
+});
+
+describe('flags', () => {
+  it.each([
+    ['apiserver', ['--token-file', '/nonexistent', '--port', 'abc'], "error: option '--port <port>' argument 'abc' is invalid. expected a whole number from 0 to 65535"],
+    ['controller-manager', ['--leader-lease', '0'], "error: option '--leader-lease <seconds>' argument '0' is invalid. expected a whole number from 1 to 9007199254740991"],
+  ])('shoal-%s refuses a bad number with one line naming the flag', (daemon, args, message) => {
+    const r = spawnSync(process.execPath, [join(__dirname, `../../dist/cmd/${daemon}/main.js`), ...args], { encoding: 'utf8', timeout: 10_000 });
+    expect(r.status).toBe(1);
+    expect(r.stderr.trim()).toBe(message);
   });
 });
