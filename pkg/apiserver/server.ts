@@ -427,7 +427,6 @@ function proxyLog(req: Request, res: Response, t: ProxyTarget): Promise<void> {
   });
 }
 
-/** Maps body-parser, selector and unexpected errors onto ApiErrors. */
 /** A watch or a followed log: long-running, so neither counted in flight nor shed. */
 function isLongRunning(method: string | undefined, url: string): boolean {
   const q = url.indexOf('?');
@@ -437,6 +436,7 @@ function isLongRunning(method: string | undefined, url: string): boolean {
   return yes('watch') || (url.slice(0, q).endsWith('/log') && yes('follow'));
 }
 
+/** Maps body-parser, selector and unexpected errors onto ApiErrors. */
 function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
   if (err instanceof SelectorError) return new ApiError('BadRequest', err.message);

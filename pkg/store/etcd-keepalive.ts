@@ -8,11 +8,11 @@
  * with its commit (etcd fails the stream after 1 s of that: keep etcd's apply backlog short, see
  * the binder), and a renewal of a lease that has just expired waits until etcd has revoked it
  * (through raft, seconds under load): one such renewal holds up every renewal behind it on its
- * stream, which then expire too. So leases are spread over streams of at most {@link LEASES_PER_STREAM}; a stream that answers
- * nothing for {@link STALL_MS} while renewals wait is replaced by a fresh one, and the renewal at
- * the head of its queue (the one etcd is stuck on) moves to a stream of its own. (One agent per
- * process, as in production, is the same thing: its lease alone on its stream.) A lease has at
- * most one renewal waiting in etcd.
+ * stream, which then expire too. So leases are spread over streams of at most
+ * {@link LEASES_PER_STREAM}; a stream that answers nothing for {@link STALL_MS} while renewals
+ * wait is replaced by a fresh one, and the renewal at the head of its queue (the one etcd is
+ * stuck on) moves to a stream of its own. (One agent per process, as in production, is the same
+ * thing: its lease alone on its stream.) A lease has at most one renewal waiting in etcd.
  *
  * Each lease is renewed every TTL/3. It is lost when etcd answers a renewal with TTL 0 (expired
  * or revoked: etcd's word), or when no renewal was answered for twice the TTL (etcd unreachable,

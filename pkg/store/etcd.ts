@@ -343,7 +343,7 @@ function connect(options: EtcdStoreOptions): Etcd3 {
  * cascade of expired leases). Here only UNAVAILABLE (etcd not reachable) is retried, and only it
  * opens a host's breaker, which exists only when there is another host to try.
  */
-export function faultHandling(hosts: number): NonNullable<ConstructorParameters<typeof Etcd3>[0]>['faultHandling'] {
+function faultHandling(hosts: number): NonNullable<ConstructorParameters<typeof Etcd3>[0]>['faultHandling'] {
   const unreachable = handleType(GRPCUnavailableError);
   return {
     host: () => (hosts > 1 ? circuitBreaker(unreachable, { halfOpenAfter: 2_000, breaker: new ConsecutiveBreaker(3) }) : noop),
