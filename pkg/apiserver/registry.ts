@@ -9,9 +9,8 @@ import { DEFAULT_NAMESPACE, type KindInfo } from '../api/kinds';
 import { admit, structuralCause, type ShoalObject } from '../api/validation';
 import { matchesSelector, type Selector } from '../api/labels';
 import { AlreadyExistsError, ConflictError, NotFoundError } from '../store/errors';
-import { assignmentKey, decodeKeyValue, encodeObject, kindPrefix, objectKey } from '../store/objects';
+import { assignmentKey, decodeKeyValue, encodeObject, kindPrefix, objectKey, prefixEnd } from '../store/objects';
 import type { Store, TxnCompare, TxnOp } from '../store/types';
-import { MAX_TXN_OPS } from '../store/validate';
 import { ApiError, fromStoreError, invalid } from './errors';
 import { jsonEqual } from '../util/json';
 import { mergePatch } from './merge-patch';
@@ -100,7 +99,7 @@ export class Registry {
     let rev: number;
     if (stored.kind === 'App') {
       // Revision 1 goes with the App; history left by an earlier App of this name is dropped.
-      const ops = [{ op: 'put', key, value: encodeObject(stored) }, ...(await this.historyOps(stored, true))] as TxnOp[];
+      const ops: TxnOp[] = [{ op: 'put', key, value: encodeObject(stored) }, ...this.historyOps(stored, true)];
       const done = await this.store.txn([{ key, modRevision: 0 }], ops).catch((e) => fromStoreError(e, kind.kind, ref.name));
       if (done === undefined) fromStoreError(new AlreadyExistsError(key), kind.kind, ref.name);
       rev = done;
@@ -128,30 +127,25 @@ export class Registry {
   }
 
   /**
-   * Ops that go in the txn writing `app` at a new generation: its revision, and deletes of the
-   * revisions past spec.revisionHistoryLimit (newest kept; the current one always). `fresh`: the
-   * App is being created, so every existing key under its history prefix is stale.
+   * Ops that go in the txn writing `app` at a new generation: its revision, and range deletes of
+   * the revisions past spec.revisionHistoryLimit (the current one and the `limit` before it are
+   * kept; generations count up by one per spec change) and of any "newer" than the current one,
+   * which cannot belong to this App. `fresh`: the App is being created, so every other key under
+   * its history prefix is stale. History keys sort by generation (10 digits), so no read is needed.
    */
-  private async historyOps(app: ShoalObject, fresh: boolean): Promise<TxnOp[]> {
+  private historyOps(app: ShoalObject, fresh: boolean): TxnOp[] {
     const ns = app.metadata.namespace ?? DEFAULT_NAMESPACE;
     const generation = app.metadata.generation ?? 1;
     const spec = (app as { spec?: { revisionHistoryLimit?: number } }).spec;
     const revision: AppRevision = { generation, createdAt: this.now().toISOString(), spec };
+    const prefix = appHistoryPrefix(this.prefix, ns, app.metadata.name);
     const current = appHistoryKey(this.prefix, ns, app.metadata.name, generation);
+    const oldestKept = fresh ? generation : Math.max(0, generation - (spec?.revisionHistoryLimit ?? 10));
     const ops: TxnOp[] = [{ op: 'put', key: current, value: JSON.stringify(revision) }];
-    const existing = (await this.historyKeys(ns, app.metadata.name)).filter((h) => h.key !== current);
-    const limit = fresh ? 0 : spec?.revisionHistoryLimit ?? 10;
-    // Newest first; anything "newer" than the current generation cannot belong to this App.
-    const older = existing.filter((h) => h.generation < generation).sort((a, b) => b.generation - a.generation);
-    const stale = [...existing.filter((h) => h.generation >= generation), ...older.slice(limit).reverse()];
-    // Room for the App's own op and this revision; leftovers are pruned by the next write.
-    for (const h of stale.slice(0, MAX_TXN_OPS - 2)) ops.push({ op: 'delete', key: h.key });
+    const keptFrom = appHistoryKey(this.prefix, ns, app.metadata.name, oldestKept);
+    if (keptFrom > prefix) ops.push({ op: 'deleteRange', key: prefix, end: keptFrom });
+    ops.push({ op: 'deleteRange', key: `${current}\0`, end: prefixEnd(prefix) });
     return ops;
-  }
-
-  private async historyKeys(namespace: string, name: string): Promise<Array<{ key: string; generation: number }>> {
-    const res = await this.store.list(appHistoryPrefix(this.prefix, namespace, name)).catch((e) => fromStoreError(e, 'App', name));
-    return res.items.map((kv) => ({ key: kv.key, generation: Number(kv.key.slice(kv.key.lastIndexOf('/') + 1)) }));
   }
 
   /** Replaces spec, labels, annotations and the other user-owned metadata of an object. */
@@ -265,7 +259,7 @@ export class Registry {
     const key = this.key(ref);
     const rev = Number(current.metadata.resourceVersion);
     if (next.kind !== 'App' || next.metadata.generation === current.metadata.generation) return this.store.update(key, encodeObject(next), rev);
-    const ops = [{ op: 'put', key, value: encodeObject(next) }, ...(await this.historyOps(next, false))] as TxnOp[];
+    const ops: TxnOp[] = [{ op: 'put', key, value: encodeObject(next) }, ...this.historyOps(next, false)];
     return this.txnOrThrow(key, [{ key, modRevision: rev }], ops);
   }
 
@@ -280,11 +274,8 @@ export class Registry {
     const ops: TxnOp[] = [{ op: 'delete', key }];
     if (current.kind === 'Task' && current.spec.nodeName) ops.push({ op: 'delete', key: assignmentKey(this.prefix, current.spec.nodeName, ref.namespace ?? '', ref.name) });
     if (current.kind === 'App') {
-      const history = await this.historyKeys(ref.namespace ?? DEFAULT_NAMESPACE, ref.name);
-      // Past the txn limit (only after a history prune fell behind): the oldest go first, on their own.
-      const extra = history.length - (MAX_TXN_OPS - 1);
-      for (const h of history.slice(0, Math.max(0, extra))) await this.store.delete(h.key).catch((e) => (e instanceof NotFoundError ? undefined : Promise.reject(e)));
-      for (const h of history.slice(Math.max(0, extra))) ops.push({ op: 'delete', key: h.key });
+      const history = appHistoryPrefix(this.prefix, ref.namespace ?? DEFAULT_NAMESPACE, ref.name);
+      ops.push({ op: 'deleteRange', key: history, end: prefixEnd(history) });
     }
     await this.txnOrThrow(key, [{ key, modRevision: rev }], ops);
   }

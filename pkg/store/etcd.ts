@@ -182,7 +182,7 @@ export class EtcdStore implements Store {
     const res = await this.call('txn', () =>
       this.client.kv.txn({
         compare: compares.map((c) => modRevisionIs(c.key, c.modRevision)),
-        success: ops.map((op) => (op.op === 'put' ? putOp(op.key, op.value, op.leaseId) : deleteOp(op.key))),
+        success: ops.map((op) => (op.op === 'put' ? putOp(op.key, op.value, op.leaseId) : op.op === 'delete' ? deleteOp(op.key) : deleteRangeOp(op.key, op.end))),
       }),
     );
     return res.succeeded ? Number(res.header.revision) : undefined;
@@ -399,6 +399,10 @@ function putOp(key: string, value: string, lease: string | undefined): IRequestO
 
 function deleteOp(key: string): IRequestOp {
   return { request_delete_range: { key: bytes(key) } };
+}
+
+function deleteRangeOp(key: string, end: string): IRequestOp {
+  return { request_delete_range: { key: bytes(key), range_end: bytes(end) } };
 }
 
 /** The etcd key range of a prefix: [prefix, prefix with its last byte incremented). '' = every key. */

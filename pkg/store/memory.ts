@@ -124,7 +124,11 @@ export class MemoryStore implements Store {
     if (!compares.every((c) => (this.data.get(c.key)?.modRevision ?? 0) === c.modRevision)) return undefined;
     // Like etcd, leases are checked only for the branch that runs, and before anything is applied.
     for (const op of ops) if (op.op === 'put' && op.leaseId !== undefined) this.leaseEntry(op.leaseId);
-    return this.commit(ops.map((op) => (op.op === 'put' ? { ...op, lease: op.leaseId } : op)));
+    return this.commit(ops.flatMap((op): Mutation[] => {
+      if (op.op === 'put') return [{ ...op, lease: op.leaseId }];
+      if (op.op === 'delete') return [op];
+      return [...this.data.keys()].filter((k) => op.key <= k && k < op.end).sort().map((key) => ({ op: 'delete', key }));
+    }));
   }
 
   /** @inheritdoc Events are delivered on a later microtask, never inside the write call. */

@@ -67,3 +67,12 @@ export function assignmentPrefix(prefix: string, node: string): string {
 export function leaderKey(prefix: string): string {
   return `${prefix}/leader/controller-manager`;
 }
+
+/**
+ * The first key after every key under `prefix` (its last character incremented), so that
+ * [prefix, prefixEnd(prefix)) is the prefix's range, e.g. for a deleteRange txn op.
+ */
+export function prefixEnd(prefix: string): string {
+  if (prefix === '') throw new TypeError('the empty prefix has no end');
+  return prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
+}

@@ -81,7 +81,12 @@ export type Fence = TxnCompare;
 
 export type TxnOp =
   | { op: 'put'; key: string; value: string; leaseId?: string }
-  | { op: 'delete'; key: string };
+  | { op: 'delete'; key: string }
+  /**
+   * Deletes every key k with key <= k < end (etcd's DeleteRange), e.g. a prefix's keys without
+   * listing them first. As in etcd, it may not cover a key that the same txn puts.
+   */
+  | { op: 'deleteRange'; key: string; end: string };
 
 /**
  * A lease that the store keeps alive in the background (Store.lease), e.g. an agent's

@@ -82,9 +82,20 @@ export function checkTxn(compares: TxnCompare[], ops: TxnOp[]): void {
     checkRevision('compare modRevision', c.modRevision, true);
   });
   const written = new Set<string>();
+  const ranges: Array<{ key: string; end: string }> = [];
   for (const op of ops) {
     checkKey(op.key);
+    if (op.op === 'deleteRange') {
+      checkKey(op.end);
+      if (op.end <= op.key) throw new TypeError(`txn deletes an empty range [${op.key}, ${op.end})`);
+      ranges.push(op);
+      continue;
+    }
     if (written.has(op.key)) throw new TypeError(`txn writes key ${op.key} twice`);
     written.add(op.key);
+  }
+  for (const op of ops) {
+    const range = op.op === 'put' && ranges.find((r) => r.key <= op.key && op.key < r.end);
+    if (range) throw new TypeError(`txn puts key ${op.key} inside the range [${range.key}, ${range.end}) it deletes`);
   }
 }

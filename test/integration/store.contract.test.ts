@@ -367,6 +367,29 @@ describe.each([etcdBackend, memoryBackend])('Store contract: $name', (backend) =
       ];
       await expect(store.txn([], ops)).rejects.toBeInstanceOf(TypeError);
     });
+    it('deleteRange deletes the keys in [key, end) in the txn\'s revision, with the other ops, and nothing else', async () => {
+      for (const k of ['h/1', 'h/2', 'h/3', 'h/9', 'i']) await store.create(`${p}${k}`, k);
+      const seen: WatchEvent[] = [];
+      const watch = await store.watch(p, { afterRevision: 0, onEvents: (e) => seen.push(...e), onError: () => undefined });
+      const rev = await store.txn([], [
+        { op: 'put', key: `${p}h/3`, value: 'kept' },
+        { op: 'deleteRange', key: `${p}h/`, end: `${p}h/3` },
+        { op: 'deleteRange', key: `${p}h/4`, end: `${p}h0` },
+      ]);
+      expect((await store.list(p)).items.map((kv) => [kv.key.slice(p.length), kv.value])).toEqual([['h/3', 'kept'], ['i', 'i']]);
+      await eventually(() => expect(seen.map((e) => `${e.type} ${e.key.slice(p.length)}`).sort()).toEqual(['delete h/1', 'delete h/2', 'delete h/9', 'put h/3']));
+      expect(seen.every((e) => e.modRevision === rev)).toBe(true);
+      // A range with nothing in it is no error.
+      expect(await store.txn([], [{ op: 'deleteRange', key: `${p}x/`, end: `${p}x0` }])).toBeGreaterThan(0);
+      await watch.cancel();
+    });
+
+    it('rejects a deleteRange that covers a key the txn puts, or is empty, with a TypeError and writes nothing', async () => {
+      await store.create(`${p}h/1`, 'v');
+      await expect(store.txn([], [{ op: 'put', key: `${p}h/2`, value: 'v' }, { op: 'deleteRange', key: `${p}h/`, end: `${p}h0` }])).rejects.toBeInstanceOf(TypeError);
+      await expect(store.txn([], [{ op: 'deleteRange', key: `${p}h0`, end: `${p}h/` }])).rejects.toBeInstanceOf(TypeError);
+      expect((await store.get(`${p}h/1`))?.value).toBe('v');
+    });
   });
 
   describe('leases', () => {

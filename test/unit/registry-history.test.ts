@@ -105,4 +105,27 @@ describe('registry App history under concurrent writes', () => {
     await touch(store);
     await expect(registry.delete(ref, rv)).rejects.toMatchObject({ reason: 'Conflict' });
   });
+
+  it('prunesHistoryPastTheLimitAndStrayNewerRevisionsWithoutReadingTheHistory', async () => {
+    const { store, registry } = await setup();
+    await store.create(`${PREFIX}/history/apps/default/web/0000000099`, JSON.stringify({ generation: 99 })); // not this App's
+    const list = jest.spyOn(store, 'list');
+    for (let i = 2; i <= 6; i++) await registry.patch(ref, { spec: { cmd: `v${i}`, revisionHistoryLimit: 2 } });
+    expect(await historyGenerations(store)).toEqual([4, 5, 6]);
+    await registry.patch(ref, { spec: { revisionHistoryLimit: 0 } });
+    expect(await historyGenerations(store)).toEqual([7]);
+    expect(list).toHaveBeenCalledTimes(2); // historyGenerations' own reads only
+  });
+
+  it('deletesTheWholeHistoryWithTheAppAndStartsAFreshOneForARecreatedName', async () => {
+    const { store, registry } = await setup();
+    for (let i = 2; i <= 4; i++) await registry.patch(ref, { spec: { cmd: `v${i}` } });
+    await registry.patch(ref, { metadata: { finalizers: null } });
+    await registry.delete(ref);
+    expect(await store.get(KEY)).toBeUndefined();
+    expect(await historyGenerations(store)).toEqual([]);
+    await store.create(`${PREFIX}/history/apps/default/web/0000000003`, JSON.stringify({ generation: 3 })); // left behind
+    await registry.create(APPS, 'default', body({ cmd: 'again' }));
+    expect(await historyGenerations(store)).toEqual([1]);
+  });
 });
