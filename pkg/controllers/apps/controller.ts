@@ -13,7 +13,7 @@ import type { App, Task } from '../../api/types.generated';
 import { demandOf, type Placed } from '../../scheduler/feasibility';
 import { PendingSummary } from '../../scheduler/pending';
 import type { Framework, SchedulerDriver } from '../../scheduler/types';
-import { assignmentKey, encodeObject, objectKey } from '../../store/objects';
+import { assignmentKey, encodeObject, objectKey, prefixEnd } from '../../store/objects';
 import type { TxnOp } from '../../store/types';
 import { jsonEqual } from '../../util/json';
 import { fencedTxn, NotLeaderError, type TermContext } from '../context';
@@ -317,8 +317,8 @@ export class AppController implements LaunchQueue {
 
   /** The App's tasks have all ended: delete them, its history and the App itself (its finalizer done). */
   private async finishDeletion(appKey: string, app: App, tasks: Task[]): Promise<void> {
-    const history = await this.o.store.list(appHistoryPrefix(this.o.prefix, app.metadata.namespace ?? 'default', app.metadata.name));
-    await this.fencedBatches([...tasks.flatMap((t) => this.deleteTaskOps(t)), ...history.items.map((kv): TxnOp => ({ op: 'delete', key: kv.key }))]);
+    const history = appHistoryPrefix(this.o.prefix, app.metadata.namespace ?? 'default', app.metadata.name);
+    await this.fencedBatches([...tasks.flatMap((t) => this.deleteTaskOps(t)), { op: 'deleteRange', key: history, end: prefixEnd(history) }]);
     const others = (app.metadata.finalizers ?? []).filter((f) => f !== APP_FINALIZER);
     const key = objectKey(this.o.prefix, APPS, app.metadata.namespace, app.metadata.name);
     if (others.length) await this.writeApp(app, { ...app, metadata: { ...app.metadata, finalizers: others } });
