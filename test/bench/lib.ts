@@ -196,6 +196,18 @@ export function spawnNode(name: string, script: string, args: string[], logDir: 
   return c;
 }
 
+/** How many lines of a component's JSON log carry this message. */
+export function logCount(child: Child, msg: string): number {
+  let text = '';
+  try {
+    text = fs.readFileSync(child.logFile, 'utf8');
+  } catch {
+    return 0;
+  }
+  const needle = `"msg":${JSON.stringify(msg)}`;
+  return text.split('\n').filter((line) => line.includes(needle)).length;
+}
+
 /** Distinct warning and error messages (pino level ≥ 40) in a component's JSON log, with counts. */
 export function logProblems(child: Child, max = 5): string[] {
   const counts = new Map<string, number>();

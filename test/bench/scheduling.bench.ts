@@ -10,7 +10,7 @@ import { reportProfile } from './api.bench';
 import { mapLimit } from '../../pkg/util/async';
 import { etcdBaselines } from './baselines';
 import {
-  Api, appManifest, cleanupAll, counterValue, cpuSeconds, etcdCounters, etcdDbBytes, histogramCount, histogramQuantile, httpGet, log, logProblems, onCleanup, peakRss, percentile, round,
+  Api, appManifest, cleanupAll, counterValue, cpuSeconds, etcdCounters, etcdDbBytes, histogramCount, histogramQuantile, httpGet, log, logCount, logProblems, onCleanup, peakRss, percentile, round,
   startApiServer, startBenchEtcd, startControllerManager, startHollowAgents, TaskTracker, tempDir, type BenchOptions, type Child, type Figures, type Scenario,
 } from './lib';
 
@@ -74,6 +74,7 @@ async function run(o: BenchOptions & { profile?: boolean; profileOut?: string })
     const etcdAfter = await etcdCounters(etcd.endpoint);
     // During the run only: the etcd baselines below saturate etcd on purpose.
     const leadershipLosses = logProblems(cm.child, 100).filter((p) => p.includes('lost leadership')).length;
+    const agentLeasesLost = logCount(hollow, 'lease lost; re-registering');
     const cpu = Object.fromEntries(Object.entries(cpuOf).map(([k, pid]) => [`cpuSeconds${k[0].toUpperCase()}${k.slice(1)}`, round(cpuSeconds(pid) - cpuBefore[k], 1)]));
     const metrics = (await httpGet(cm.metricsUrl)).body;
     const appToBound = [...tracker.tasks.values()].filter((t) => t.app && t.seenBoundAt).map((t) => t.seenBoundAt! - (postedAt.get(t.app!) ?? t0)).sort((a, b) => a - b);
@@ -108,6 +109,8 @@ async function run(o: BenchOptions & { profile?: boolean; profileOut?: string })
       // The longest the controller-manager's event loop was blocked (its leader lease is renewed from it).
       controllerEventLoopLagMaxMs: round(counterValue(metrics, 'nodejs_eventloop_lag_max_seconds') * 1000),
       leadershipLosses,
+      // Agent leases etcd expired during the run (each agent then re-registers; its tasks may be LOST).
+      agentLeasesLost,
       etcdDbMiB: round(dbBytes / 2 ** 20, 1),
       ...cpu,
       // What etcd did for the run: raft proposals (write transactions), reads, and bytes sent to clients (watches, reads).
@@ -126,7 +129,7 @@ export const scheduling: Scenario = {
   describe: (f) => `scheduling: ${Number(f.tasks).toLocaleString('en')} instances (Apps of ${PER_APP}) on ${Number(f.agents).toLocaleString('en')} hollow agents`,
   headline: [
     'secondsToSubmitApps', 'secondsToAllBound', 'secondsToAllRunning', 'boundPerSecond', 'queuedToBoundP99Ms', 'offerRoundP99Ms', 'controllerRssMiB',
-    'leadershipLosses', 'cpuSecondsEtcd', 'cpuSecondsController', 'cpuSecondsAgents', 'etcdProposals', 'etcdConcurrentPutsPerSecond', 'etcdBatchedKeysPerSecond',
+    'leadershipLosses', 'agentLeasesLost', 'cpuSecondsEtcd', 'cpuSecondsController', 'cpuSecondsAgents', 'etcdProposals', 'etcdConcurrentPutsPerSecond', 'etcdBatchedKeysPerSecond',
   ],
   targets: {
     boundPerSecond: '≥ 3,750',
@@ -134,6 +137,7 @@ export const scheduling: Scenario = {
     secondsToAllRunning: '≤ 60 at 5,000 × 50,000',
     controllerRssMiB: '≤ 1,024 at 5,000 × 50,000',
     leadershipLosses: '0',
+    agentLeasesLost: '0',
   },
   run,
 };
