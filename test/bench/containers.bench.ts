@@ -1,7 +1,7 @@
 /**
- * Containers: what Shoal adds on top of Docker. First K busybox containers (--tasks, default 20)
- * started by plain `docker run -d`, --concurrency (default 4) at a time, timed and removed; then
- * the same K as ONE App through Shoal (etcd, apiserver, controller-manager and one agent
+ * Containers: what Shoal adds on top of Docker. K busybox containers (--tasks, default 20)
+ * started by plain `docker run -d`, --concurrency (default 4) at a time, timed and removed, before
+ * and after (the baseline is the mean of the two) the same K as ONE App through Shoal (etcd, apiserver, controller-manager and one agent
  * `--runtime docker`, all child processes), timed from the POST to all K Tasks RUNNING; then
  * the App is deleted and the scenario waits until none of its containers remains.
  * Needs a Docker daemon and the local image shoal/busybox:latest (hack/start-dockerd.sh,
@@ -58,14 +58,19 @@ async function run(o: BenchOptions): Promise<Figures> {
   }
   const runId = randomBytes(4).toString('hex');
   try {
-    // 1. Plain docker run.
+    // 1. Plain docker run, timed before and after Shoal's run (the mean is the baseline, so that
+    // a machine busier in one half than in the other does not decide the ratio).
     const label = `shoal-bench=${runId}`;
     onCleanup('plain containers', () => removeLabelled(label));
-    log(o.verbose, `docker run × ${k}, ${concurrency} at a time`);
-    const d0 = Date.now();
-    await pool(Array.from({ length: k }, (_, i) => i), concurrency, async (i) => void (await docker('run', '-d', '--label', label, '--name', `shoal-bench-${runId}-${i}`, IMAGE, ...COMMAND)));
-    const dockerSeconds = (Date.now() - d0) / 1000;
-    await removeLabelled(label);
+    const dockerRun = async (round: string): Promise<number> => {
+      log(o.verbose, `docker run × ${k}, ${concurrency} at a time`);
+      const d0 = Date.now();
+      await pool(Array.from({ length: k }, (_, i) => i), concurrency, async (i) => void (await docker('run', '-d', '--label', label, '--name', `shoal-bench-${runId}-${round}-${i}`, IMAGE, ...COMMAND)));
+      const seconds = (Date.now() - d0) / 1000;
+      await removeLabelled(label);
+      return seconds;
+    };
+    const dockerBefore = await dockerRun('a');
 
     // 2. The same K as one App through Shoal.
     const dir = tempDir('containers');
@@ -93,11 +98,15 @@ async function run(o: BenchOptions): Promise<Figures> {
     await api.must('DELETE', `/api/v1/namespaces/${NS}/apps/${app}`);
     await waitFor('the App\'s containers to be removed', 60_000 + k * 2000, async () => (await docker('ps', '-aq', '--filter', `label=shoal.node=${node}`)) === '', { intervalMs: 250, children });
     const deleteSeconds = (Date.now() - x0) / 1000;
+    const dockerAfter = await dockerRun('b');
+    const dockerSeconds = (dockerBefore + dockerAfter) / 2;
     const baselines = await etcdBaselines(etcd.endpoint, o.baselineSeconds ?? 3);
     return {
       containers: k,
       concurrency,
       dockerSeconds: round(dockerSeconds),
+      dockerSecondsBefore: round(dockerBefore),
+      dockerSecondsAfter: round(dockerAfter),
       shoalSeconds: round(shoalSeconds),
       ratio: round(shoalSeconds / dockerSeconds),
       startLatencyP50Ms: Math.round(percentile(starts, 50)),
