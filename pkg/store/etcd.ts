@@ -2,7 +2,8 @@
  * The Store on etcd v3 through the `etcd3` client. This is the one place where etcd3/gRPC
  * errors become typed store errors.
  */
-import { ConsecutiveBreaker, circuitBreaker, handleType, noop, retry } from 'cockatiel';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ConsecutiveBreaker, circuitBreaker, handleType, noop } from 'cockatiel';
 import { ClientClosedError, Etcd3, EtcdLeaseInvalidError, GRPCUnavailableError, IKeyValue, IRequestOp, ITxnResponse, isRecoverableError } from 'etcd3';
 import { KeepAlives } from './etcd-keepalive';
 import { Limiter, settlesWithin } from '../util/async';
@@ -304,7 +305,14 @@ export class EtcdStore implements Store {
   private async timed<T>(operation: StoreOperation, fn: () => Promise<T>): Promise<T> {
     const started = process.hrtime.bigint();
     try {
-      return await fn();
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await fn();
+        } catch (err) {
+          if (attempt >= CALL_ATTEMPTS || !isSafeToRetry(operation, err)) throw err;
+          await sleep(RETRY_DELAY_MS * attempt);
+        }
+      }
     } catch (err) {
       throw toStoreError(err, operation);
     } finally {
@@ -340,15 +348,31 @@ function connect(options: EtcdStoreOptions): Etcd3 {
  * call of the process for 5 s; and they retry a call that missed its deadline, whose write etcd
  * may well have applied, 3 times. Under load one slow call so became a 5 s outage of the whole
  * process (at 5,000 hollow agents: every lease grant and renewal stream failing at once, and a
- * cascade of expired leases). Here only UNAVAILABLE (etcd not reachable) is retried, and only it
- * opens a host's breaker, which exists only when there is another host to try.
+ * cascade of expired leases). Here only UNAVAILABLE (etcd not reachable) opens a host's breaker,
+ * which exists only when there is another host to try, and etcd3 retries nothing: EtcdStore
+ * retries what is safe to retry (isSafeToRetry).
  */
 function faultHandling(hosts: number): NonNullable<ConstructorParameters<typeof Etcd3>[0]>['faultHandling'] {
-  const unreachable = handleType(GRPCUnavailableError);
   return {
-    host: () => (hosts > 1 ? circuitBreaker(unreachable, { halfOpenAfter: 2_000, breaker: new ConsecutiveBreaker(3) }) : noop),
-    global: retry(unreachable, { maxAttempts: 3 }),
+    host: () => (hosts > 1 ? circuitBreaker(handleType(GRPCUnavailableError), { halfOpenAfter: 2_000, breaker: new ConsecutiveBreaker(3) }) : noop),
+    global: noop,
   };
+}
+
+/** Attempts of one store call when a retry is safe, and the pause before the n-th retry (× n). */
+const CALL_ATTEMPTS = 3;
+const RETRY_DELAY_MS = 100;
+
+/**
+ * Whether a failed call may be sent again, as etcd's Go client decides: reads (and lease grants
+ * and revokes) on any UNAVAILABLE; writes only when the request never left this process (no
+ * connection). A write that etcd timed out ("etcdserver: request timed out", also UNAVAILABLE) or
+ * whose connection dropped may have been applied: sent again, its compare would fail and report a
+ * conflict for what was in fact our own write.
+ */
+export function isSafeToRetry(operation: StoreOperation, err: unknown): boolean {
+  if (!(err instanceof GRPCUnavailableError)) return false;
+  return !WRITES.has(operation) || /No connection established/.test(err.message);
 }
 
 /**
