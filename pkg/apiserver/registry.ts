@@ -142,8 +142,7 @@ export class Registry {
     const current = appHistoryKey(this.prefix, ns, app.metadata.name, generation);
     const oldestKept = fresh ? generation : Math.max(0, generation - (spec?.revisionHistoryLimit ?? 10));
     const ops: TxnOp[] = [{ op: 'put', key: current, value: JSON.stringify(revision) }];
-    const keptFrom = appHistoryKey(this.prefix, ns, app.metadata.name, oldestKept);
-    if (keptFrom > prefix) ops.push({ op: 'deleteRange', key: prefix, end: keptFrom });
+    ops.push({ op: 'deleteRange', key: prefix, end: appHistoryKey(this.prefix, ns, app.metadata.name, oldestKept) });
     ops.push({ op: 'deleteRange', key: `${current}\0`, end: prefixEnd(prefix) });
     return ops;
   }
