@@ -53,8 +53,7 @@ interface Lane {
   waiting: string[];
   stream?: KeepAliveStream;
   opening?: Promise<KeepAliveStream>;
-  /** Renewals sent and not answered yet, and when this stream last answered. */
-  outstanding: number;
+  /** When this stream last answered (or its first unanswered renewal went out). */
   answeredAt: number;
 }
 
@@ -97,7 +96,7 @@ export class KeepAlives {
   }
 
   private newLane(solo: boolean): Lane {
-    const lane: Lane = { leases: new Set(), solo, waiting: [], outstanding: 0, answeredAt: this.now() };
+    const lane: Lane = { leases: new Set(), solo, waiting: [], answeredAt: this.now() };
     this.lanes.push(lane);
     return lane;
   }
@@ -127,7 +126,7 @@ export class KeepAlives {
       }
     }
     for (const lane of this.lanes) {
-      if (lane.stream && lane.outstanding > 0 && now - lane.answeredAt > STALL_MS) this.replaceStream(lane);
+      if (lane.stream && lane.waiting.length > 0 && now - lane.answeredAt > STALL_MS) this.replaceStream(lane);
     }
     for (const [lane, ids] of due) void this.send(lane, ids);
   }
@@ -137,8 +136,7 @@ export class KeepAlives {
       const stream = await this.open(lane);
       for (const id of ids) {
         if (!lane.leases.has(id)) continue;
-        if (lane.outstanding === 0) lane.answeredAt = this.now(); // the stall clock starts with the first wait
-        lane.outstanding++;
+        if (lane.waiting.length === 0) lane.answeredAt = this.now(); // the stall clock starts with the first wait
         lane.waiting.push(id);
         const k = this.leases.get(id);
         if (k && k.sentAt === undefined) k.sentAt = this.now();
@@ -162,7 +160,6 @@ export class KeepAlives {
       if (this.closed || !this.lanes.includes(lane)) stream.end();
       else {
         lane.stream = stream;
-        lane.outstanding = 0;
         lane.waiting = [];
         lane.answeredAt = this.now();
       }
@@ -219,7 +216,6 @@ export class KeepAlives {
 
   private answered(lane: Lane, stream: KeepAliveStream, res: ILeaseKeepAliveResponse): void {
     if (lane.stream === stream) {
-      lane.outstanding = Math.max(0, lane.outstanding - 1);
       lane.answeredAt = this.now();
       const at = lane.waiting.indexOf(String(res.ID));
       if (at >= 0) lane.waiting.splice(0, at + 1);

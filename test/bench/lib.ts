@@ -196,28 +196,25 @@ export function spawnNode(name: string, script: string, args: string[], logDir: 
   return c;
 }
 
+/** A component's log, line by line ([] when it has none). */
+function logLines(child: Child): string[] {
+  try {
+    return fs.readFileSync(child.logFile, 'utf8').split('\n');
+  } catch {
+    return [];
+  }
+}
+
 /** How many lines of a component's JSON log carry this message. */
 export function logCount(child: Child, msg: string): number {
-  let text = '';
-  try {
-    text = fs.readFileSync(child.logFile, 'utf8');
-  } catch {
-    return 0;
-  }
   const needle = `"msg":${JSON.stringify(msg)}`;
-  return text.split('\n').filter((line) => line.includes(needle)).length;
+  return logLines(child).filter((line) => line.includes(needle)).length;
 }
 
 /** Distinct warning and error messages (pino level ≥ 40) in a component's JSON log, with counts. */
 export function logProblems(child: Child, max = 5): string[] {
   const counts = new Map<string, number>();
-  let text = '';
-  try {
-    text = fs.readFileSync(child.logFile, 'utf8');
-  } catch {
-    return [];
-  }
-  for (const line of text.split('\n')) {
+  for (const line of logLines(child)) {
     if (!line.startsWith('{')) continue;
     try {
       const d = JSON.parse(line) as { level?: number; msg?: string; err?: string };

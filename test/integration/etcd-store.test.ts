@@ -27,7 +27,7 @@ describe('EtcdStore', () => {
 
       await etcd.stop();
       etcd = await startEtcd({ dataDir, clientPort: etcd.clientPort });
-      // The client's circuit breaker may still be open for a few seconds after the outage.
+      // gRPC reconnects with backoff: the first writes after the restart may still fail.
       await eventually(async () => void (await store.create('/r/b', '2')));
       await store.create('/r/c', '3');
 
