@@ -123,7 +123,7 @@ async function launch(bin: string, opts: StartEtcdOptions, ports: Ports): Promis
   const stop = stopper(child, exited);
   const endpoint = `http://${host}:${ports.client}`;
   try {
-    await waitHealthy(endpoint, exited);
+    await waitHealthy(endpoint, exited, output.serving);
   } catch (err) {
     await stop();
     const tail = output.tail();
@@ -133,27 +133,40 @@ async function launch(bin: string, opts: StartEtcdOptions, ports: Ports): Promis
   return { endpoint, clientPort: ports.client, pid: child.pid!, stop };
 }
 
-/** Keeps the last lines etcd printed (for error messages) and forwards every line to `log`. */
-function captureOutput(child: ChildProcess, log?: (line: string) => void): { tail(): string } {
+/**
+ * Keeps the last lines etcd printed (for error messages) and forwards every line to `log`.
+ * `serving()` tells whether this etcd has said it serves clients.
+ */
+function captureOutput(child: ChildProcess, log?: (line: string) => void): { tail(): string; serving(): boolean } {
   const lines: string[] = [];
+  let serving = false;
   for (const stream of [child.stdout!, child.stderr!]) {
     readline.createInterface({ input: stream }).on('line', (line) => {
       lines.push(line);
       if (lines.length > OUTPUT_TAIL_LINES) lines.shift();
+      serving ||= SERVING_CLIENTS.test(line);
       log?.(line);
     });
   }
-  return { tail: () => lines.join('\n') };
+  return { tail: () => lines.join('\n'), serving: () => serving };
 }
 
-/** Polls /health until it says true; rejects when etcd exits or the timeout passes. */
-async function waitHealthy(endpoint: string, exited: Promise<string>): Promise<void> {
+/** etcd 3.4 (zap logger) prints this once it serves clients on a listener. */
+const SERVING_CLIENTS = /"msg":"serving client traffic/;
+
+/**
+ * Polls /health until it says true and this etcd has said it serves clients; rejects when etcd
+ * exits or the timeout passes. /health alone is not proof: when another etcd, started at the same
+ * moment by another process, took the port first, this one fails to bind and exits, and the other
+ * answers the health check.
+ */
+async function waitHealthy(endpoint: string, exited: Promise<string>, serving: () => boolean): Promise<void> {
   let exitReason: string | undefined;
   void exited.then((reason) => (exitReason = reason));
   const deadline = Date.now() + HEALTH_TIMEOUT_MS;
   while (Date.now() < deadline) {
     if (exitReason) throw new Error(`etcd ${exitReason} before becoming healthy`);
-    if (await isHealthy(endpoint)) return;
+    if (serving() && (await isHealthy(endpoint)) && !exitReason) return;
     await sleep(100);
   }
   throw new Error(`etcd at ${endpoint} was not healthy within ${HEALTH_TIMEOUT_MS / 1000} s`);

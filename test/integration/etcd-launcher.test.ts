@@ -56,4 +56,15 @@ describe('startEtcd', () => {
     await fs.writeFile(notADir, 'not a directory');
     await expect(startEtcd({ dataDir: path.join(notADir, 'data') })).rejects.toThrow(/exited with code \d+[\s\S]*last output of etcd:\n.+/);
   });
+
+  // Another etcd already answering /health on the port must not pass for this one, which failed
+  // to bind it and exited (seen in CI: a test stopped "its" etcd, and the other one went on answering).
+  it('fails when another etcd holds the client port, though that one answers the health check', async () => {
+    const first = await startEtcd({ dataDir: path.join(tmp, 'first') });
+    try {
+      await expect(startEtcd({ dataDir: path.join(tmp, 'second'), clientPort: first.clientPort })).rejects.toThrow(/address already in use/);
+    } finally {
+      await first.stop();
+    }
+  });
 });

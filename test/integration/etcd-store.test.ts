@@ -2,6 +2,7 @@
  * EtcdStore behaviour the memory double has no counterpart for: surviving an etcd restart,
  * an unreachable etcd, and the metrics hook.
  */
+import { readdirSync, readFileSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -79,6 +80,8 @@ describe('EtcdStore', () => {
       await store.create('/s/a', '1');
       process.kill(etcd.pid, 'SIGSTOP');
       try {
+        // kill() only queues the signal: each of etcd's threads stops when it next runs.
+        await eventually(() => expect(threadStates(etcd.pid).every((state) => state === 'T')).toBe(true), 5_000, 10);
         for (let i = 0; i < 4; i++) await expect(store.get('/s/a')).rejects.toThrow(UnavailableError);
       } finally {
         process.kill(etcd.pid, 'SIGCONT');
@@ -195,3 +198,11 @@ describe('EtcdStore', () => {
     observed.forEach(([, seconds]) => expect(seconds).toBeGreaterThanOrEqual(0));
   });
 });
+
+/** The state letter (R, S, T, ...) of each thread of a process, from /proc. */
+function threadStates(pid: number): string[] {
+  return readdirSync(`/proc/${pid}/task`).map((tid) => {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+  });
+}
