@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import type { Logger } from 'pino';
 import { lookupKind } from '../api/kinds';
 import type { Condition, Node, NodeStatus, TaskStatus } from '../api/types.generated';
-import { admit, formatCauses } from '../api/validation';
+import { admit, compileValidators, formatCauses } from '../api/validation';
 import { createRuntime, UNKNOWN_EXIT_CODE } from '../runtime';
 import type { Runtime, StartedTask } from '../runtime/types';
 import type { Resources } from '../scheduler/types';
@@ -161,6 +161,7 @@ export class Agent {
   async start(): Promise<void> {
     if (this.started) throw new Error(`agent ${this.nodeName} was already started`);
     this.started = true;
+    compileValidators(); // not at the first assignment
     await this.adopt();
     await this.register();
     await this.assignments.start();

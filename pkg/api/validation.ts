@@ -79,9 +79,18 @@ function buildValidators(): Map<string, ValidateFunction> {
 }
 
 let validators: Map<string, ValidateFunction> | undefined;
-function validatorFor(kind: string): ValidateFunction {
+
+/**
+ * Compiles the schemas now rather than at the first admit (about 0.4 s of CPU). Components call
+ * it as they start: lazily, a new leader's first bind paid for it in the middle of its first
+ * burst of launches, and every agent process at its first assignment.
+ */
+export function compileValidators(): void {
   validators ??= buildValidators();
-  const v = validators.get(kind);
+}
+
+function validatorFor(kind: string): ValidateFunction {
+  const v = (validators ??= buildValidators()).get(kind);
   if (!v) throw new TypeError(`no schema for kind ${kind}`);
   return v;
 }

@@ -9,7 +9,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { kindByPlural, type KindInfo, type Verb } from '../api/kinds';
 import { parseSelector, SelectorError } from '../api/labels';
-import type { ShoalObject } from '../api/validation';
+import { compileValidators, type ShoalObject } from '../api/validation';
 import { DEFAULT_PREFIX, kindPrefix } from '../store/objects';
 import type { Store } from '../store/types';
 import { createLogger, type Logger } from '../util/log';
@@ -78,6 +78,7 @@ export class ApiServer {
     this.metrics = opts.metrics ?? new ApiMetrics();
     this.registry = new Registry(opts.store, this.o.prefix, opts.now);
     this.app = this.build();
+    compileValidators(); // not in the first request's time
   }
 
   /** Listens on host:port (port 0 picks a free one) and returns the port. */

@@ -6,6 +6,7 @@
  */
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import { compileValidators } from '../api/validation';
 import { Binder } from '../scheduler/binder';
 import { Master } from '../scheduler/master';
 import type { AllocatorOptions } from '../scheduler/allocator';
@@ -62,6 +63,7 @@ export class ControllerManager {
   }
 
   start(): void {
+    compileValidators(); // before campaigning, not in the first term's first bind
     this.elector.run({
       onStartedLeading: (fence, signal) => this.lead(fence, signal),
       onStoppedLeading: () => void this.endTerm(),

@@ -180,10 +180,17 @@ export class EtcdStore implements Store {
   /** @inheritdoc Throws TypeError for more than 128 ops or a key written twice (etcd's rules). */
   async txn(compares: TxnCompare[], ops: TxnOp[]): Promise<number | undefined> {
     checkTxn(compares, ops);
+    // Puts of one value (the binder writes each Task twice: its key and its assignment) share one encoding.
+    const encoded = new Map<string, Buffer>();
+    const put = (op: TxnOp & { op: 'put' }): IRequestOp => {
+      let value = encoded.get(op.value);
+      if (!value) encoded.set(op.value, (value = bytes(op.value)));
+      return { request_put: { key: bytes(op.key), value, lease: op.leaseId } };
+    };
     const res = await this.call('txn', () =>
       this.client.kv.txn({
         compare: compares.map((c) => modRevisionIs(c.key, c.modRevision)),
-        success: ops.map((op) => (op.op === 'put' ? putOp(op.key, op.value, op.leaseId) : op.op === 'delete' ? deleteOp(op.key) : deleteRangeOp(op.key, op.end))),
+        success: ops.map((op) => (op.op === 'put' ? put(op) : op.op === 'delete' ? deleteOp(op.key) : deleteRangeOp(op.key, op.end))),
       }),
     );
     return res.succeeded ? Number(res.header.revision) : undefined;
