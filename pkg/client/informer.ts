@@ -35,6 +35,7 @@ export interface InformerOptions<T> {
 /** A cache of one prefix, fed by list + watch. Never throws from its background loop. */
 export class Informer<T> {
   private readonly cache = new Map<string, T>();
+  private readonly indexes = new Map<string, CacheIndex<T>>();
   private readonly handlers: InformerHandlers<T>[] = [];
   private watch?: Watch;
   private stopped = false;
@@ -84,6 +85,25 @@ export class Informer<T> {
 
   entries(): IterableIterator<[string, T]> {
     return this.cache.entries();
+  }
+
+  /**
+   * Adds a secondary index (client-go's Indexer): cached objects by the value `valueOf` derives
+   * from each (undefined: not indexed). Kept up to date with the cache, so a lookup costs what it
+   * returns, not a scan of the cache.
+   */
+  addIndex(name: string, valueOf: (obj: T) => string | undefined): void {
+    if (this.indexes.has(name)) throw new Error(`index ${name} already exists`);
+    const index = new CacheIndex(valueOf);
+    for (const [key, obj] of this.cache) index.add(key, obj);
+    this.indexes.set(name, index);
+  }
+
+  /** The cached objects whose index `name` has `value`. The objects are shared: copy before changing them. */
+  byIndex(name: string, value: string): T[] {
+    const index = this.indexes.get(name);
+    if (!index) throw new Error(`no index ${name}`);
+    return [...index.keysOf(value)].map((key) => this.cache.get(key)!);
   }
 
   async stop(): Promise<void> {
@@ -180,8 +200,7 @@ export class Informer<T> {
     }
     for (const [key, old] of [...this.cache]) {
       if (seen.has(key)) continue;
-      this.cache.delete(key);
-      this.emit((h) => h.onDelete?.(key, old));
+      this.remove(key, old);
     }
   }
 
@@ -193,9 +212,7 @@ export class Informer<T> {
         continue;
       }
       const old = this.cache.get(ev.key);
-      if (old === undefined) continue;
-      this.cache.delete(ev.key);
-      this.emit((h) => h.onDelete?.(ev.key, old));
+      if (old !== undefined) this.remove(ev.key, old);
     }
   }
 
@@ -208,15 +225,19 @@ export class Informer<T> {
     }
     const old = this.cache.get(key);
     if (obj === undefined) {
-      if (old !== undefined) {
-        this.cache.delete(key);
-        this.emit((h) => h.onDelete?.(key, old));
-      }
+      if (old !== undefined) this.remove(key, old);
       return;
     }
     this.cache.set(key, obj);
+    for (const index of this.indexes.values()) index.update(key, obj, old);
     if (old === undefined) this.emit((h) => h.onAdd?.(key, obj!));
     else this.emit((h) => h.onUpdate?.(key, obj!, old));
+  }
+
+  private remove(key: string, old: T): void {
+    this.cache.delete(key);
+    for (const index of this.indexes.values()) index.remove(key, old);
+    this.emit((h) => h.onDelete?.(key, old));
   }
 
   private emit(fn: (h: InformerHandlers<T>) => void): void {
@@ -227,5 +248,40 @@ export class Informer<T> {
         this.o.logger.error({ err: (err as Error).message }, 'informer handler threw');
       }
     }
+  }
+}
+
+/** Cache keys by a value derived from each cached object. */
+class CacheIndex<T> {
+  private readonly keys = new Map<string, Set<string>>();
+
+  constructor(private readonly valueOf: (obj: T) => string | undefined) {}
+
+  keysOf(value: string): ReadonlySet<string> {
+    return this.keys.get(value) ?? new Set();
+  }
+
+  add(key: string, obj: T): void {
+    const value = this.valueOf(obj);
+    if (value === undefined) return;
+    let set = this.keys.get(value);
+    if (!set) this.keys.set(value, (set = new Set()));
+    set.add(key);
+  }
+
+  remove(key: string, obj: T): void {
+    const value = this.valueOf(obj);
+    if (value === undefined) return;
+    const set = this.keys.get(value);
+    set?.delete(key);
+    if (set?.size === 0) this.keys.delete(value);
+  }
+
+  update(key: string, obj: T, old: T | undefined): void {
+    if (old !== undefined) {
+      if (this.valueOf(old) === this.valueOf(obj)) return;
+      this.remove(key, old);
+    }
+    this.add(key, obj);
   }
 }

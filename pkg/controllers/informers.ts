@@ -14,13 +14,16 @@ export interface ClusterInformers {
   nodes: Informer<Node>;
   /** Agent lease keys: the value cached is the key's mod revision (the registration). */
   leases: Informer<number>;
-  /** Task objects by key. */
+  /** Task objects by key; index TASKS_BY_NODE: by spec.nodeName. */
   tasks: Informer<Task>;
   /** App objects by key. */
   apps: Informer<App>;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
+
+/** Index of the tasks informer: a node's tasks, without scanning every task. */
+export const TASKS_BY_NODE = 'nodeName';
 
 /** Task states after which a task holds no resources and never runs again. */
 export const TERMINAL_STATES = new Set(['FINISHED', 'FAILED', 'KILLED', 'ERROR', 'LOST']);
@@ -38,6 +41,7 @@ export function clusterInformers(store: Store, prefix: string, logger: Logger): 
   const nodes = new Informer<Node>({ store, prefix: kindPrefix(prefix, lookupKind('node')!), logger, decode: (kv) => decodeObject<Node>(kv.value, kv.modRevision) });
   const leases = new Informer<number>({ store, prefix: agentLeasePrefix(prefix), logger, decode: (kv) => kv.modRevision });
   const tasks = new Informer<Task>({ store, prefix: kindPrefix(prefix, lookupKind('task')!), logger, decode: (kv) => decodeObject<Task>(kv.value, kv.modRevision) });
+  tasks.addIndex(TASKS_BY_NODE, (t) => t.spec?.nodeName);
   const apps = new Informer<App>({ store, prefix: kindPrefix(prefix, lookupKind('app')!), logger, decode: (kv) => decodeObject<App>(kv.value, kv.modRevision) });
   return {
     nodes,

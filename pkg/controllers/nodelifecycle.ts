@@ -9,7 +9,7 @@ import type { Node, Task } from '../api/types.generated';
 import { agentLeaseKey, assignmentKey, encodeObject, objectKey } from '../store/objects';
 import type { TxnCompare, TxnOp } from '../store/types';
 import { fencedTxn, NotLeaderError, type TermContext } from './context';
-import { isTerminal, lastSegment } from './informers';
+import { isTerminal, lastSegment, TASKS_BY_NODE } from './informers';
 import { WorkQueue } from './queue';
 
 const NODES = lookupKind('node')!;
@@ -84,7 +84,7 @@ export class NodeLifecycleController {
   }
 
   private async markTasksLost(node: string): Promise<void> {
-    const tasks = this.o.informers.tasks.list().filter((t) => t.spec.nodeName === node && !isTerminal(t));
+    const tasks = this.o.informers.tasks.byIndex(TASKS_BY_NODE, node).filter((t) => !isTerminal(t));
     for (let i = 0; i < tasks.length; i += BATCH) {
       const batch = tasks.slice(i, i + BATCH);
       const compares: TxnCompare[] = [];

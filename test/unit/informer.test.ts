@@ -69,6 +69,56 @@ describe('Informer', () => {
     await inf.stop();
   });
 
+  it('keepsAnIndexInStepWithItsCache', async () => {
+    const store = new MemoryStore();
+    await store.create('/p/a', 'red:1');
+    await store.create('/p/b', 'blue:1');
+    const inf = new Informer<string>({ store, prefix: '/p/', logger: silentLogger(), retryMs: 10, decode: (kv) => (kv.value === 'skip' ? undefined : kv.value) });
+    inf.addIndex('colour', (v) => (v.includes(':') ? v.split(':')[0] : undefined));
+    const by = (colour: string) => inf.byIndex('colour', colour).sort();
+    await inf.start();
+    expect(by('red')).toEqual(['red:1']);
+    await store.create('/p/c', 'red:2');
+    await store.update('/p/b', 'red:3', (await store.get('/p/b'))!.modRevision); // moves blue → red
+    await store.update('/p/a', 'red:4', (await store.get('/p/a'))!.modRevision); // stays red
+    await store.create('/p/d', 'plain'); // not indexed
+    await flush();
+    expect(by('red')).toEqual(['red:2', 'red:3', 'red:4']);
+    expect(by('blue')).toEqual([]);
+    await store.delete('/p/c');
+    await store.update('/p/a', 'skip', (await store.get('/p/a'))!.modRevision); // undecodable: leaves the cache
+    await flush();
+    expect(by('red')).toEqual(['red:3']);
+    // An index added to a running informer starts from its cache.
+    inf.addIndex('all', () => 'x');
+    expect(inf.byIndex('all', 'x').sort()).toEqual(['plain', 'red:3']);
+    expect(() => inf.addIndex('all', () => 'y')).toThrow('index all already exists');
+    expect(() => inf.byIndex('none', 'x')).toThrow('no index none');
+    await inf.stop();
+  });
+
+  it('updatesItsIndexesWhenARelistFindsKeysGone', async () => {
+    const store = new MemoryStore();
+    await store.create('/p/a', 'red:1');
+    await store.create('/p/gone', 'red:2');
+    const realWatch = store.watch.bind(store);
+    let failFirst: ((err: Error) => void) | undefined;
+    jest.spyOn(store, 'watch').mockImplementationOnce(async (_prefix, opts) => {
+      failFirst = opts.onError;
+      return { cancel: async () => undefined };
+    }).mockImplementation(realWatch);
+    const inf = new Informer<string>({ store, prefix: '/p/', logger: silentLogger(), retryMs: 10, decode: (kv) => kv.value });
+    inf.addIndex('colour', (v) => v.split(':')[0]);
+    await inf.start();
+    await store.delete('/p/gone');
+    await store.update('/p/a', 'blue:1', (await store.get('/p/a'))!.modRevision);
+    failFirst!(new CompactedError(1, await store.revision()));
+    await flush();
+    expect(inf.byIndex('colour', 'red')).toEqual([]);
+    expect(inf.byIndex('colour', 'blue')).toEqual(['blue:1']);
+    await inf.stop();
+  });
+
   it('relistsWhenItsWatchFallsSilentWhileNewerWritesExist', async () => {
     const store = new MemoryStore();
     await store.create('/p/a', '1');

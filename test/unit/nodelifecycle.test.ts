@@ -29,8 +29,13 @@ async function cluster(withLease: boolean) {
     await store.create(`${P}/registry/tasks/default/${name}`, JSON.stringify(task(name, 'n1', state)));
     await store.create(assignmentKey(P, 'n1', 'default', name), '{}');
   }
+  // Another agent's task, and one that moved off n1 after the informers started (index update).
+  await store.create(`${P}/registry/tasks/default/other`, JSON.stringify(task('other', 'n2', 'RUNNING')));
+  await store.create(`${P}/registry/tasks/default/moved`, JSON.stringify(task('moved', 'n1', 'RUNNING')));
   const informers = clusterInformers(store, P, log);
   await informers.start();
+  const moved = (await store.get(`${P}/registry/tasks/default/moved`))!;
+  await store.update(moved.key, JSON.stringify(task('moved', 'n2', 'RUNNING')), moved.modRevision);
   const ctl = new NodeLifecycleController({ store, prefix: P, informers, fence, logger: log, events: new EventRecorder(store, P, 'test', log) });
   return { store, fence, informers, ctl };
 }
@@ -54,6 +59,7 @@ describe('NodeLifecycleController', () => {
     await new Promise((r) => setTimeout(r, 10)); // informer catches up with the node write
     await ctl.sync('n1');
     expect([await stateOf(store, 'a'), await stateOf(store, 'b'), await stateOf(store, 'c')]).toEqual(['LOST', 'LOST', 'FAILED']);
+    expect([await stateOf(store, 'other'), await stateOf(store, 'moved')]).toEqual(['RUNNING', 'RUNNING']);
     expect(await store.get(assignmentKey(P, 'n1', 'default', 'a'))).toBeUndefined();
     expect(await store.get(assignmentKey(P, 'n1', 'default', 'c'))).toBeDefined();
     const events = (await store.list(`${P}/registry/events/`)).items.map((kv) => JSON.parse(kv.value).reason);
