@@ -269,7 +269,7 @@ function metrics(registry: Registry, agentCounts: () => { alive: number; lost: n
   return {
     offers: new Counter({ name: 'shoal_offers_total', help: 'Offers by result: offered, accepted, declined, rescinded.', labelNames: ['result'], registers: [registry] }),
     launches: new Counter({ name: 'shoal_launches_total', help: 'Launch requests by result: bound, or why not.', labelNames: ['result'], registers: [registry] }),
-    queuedToBound: new Histogram({ name: 'shoal_scheduling_latency_seconds', help: 'Time from a framework queueing work to its task being bound.', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: [registry] }),
+    queuedToBound: new Histogram({ name: 'shoal_scheduling_latency_seconds', help: 'Time from a framework queueing work to its task being bound.', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 2.5, 3, 4, 5, 7.5, 10, 15, 30, 60], registers: [registry] }),
     roundSeconds: new Histogram({ name: 'shoal_allocation_round_duration_seconds', help: 'Duration of one allocation round (allocator only).', buckets: [0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1], registers: [registry] }),
     agents: new Gauge({
       name: 'shoal_agents',
