@@ -1,5 +1,8 @@
 /** Small networking helpers. */
+import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
 
 /**
  * Returns a TCP port on 127.0.0.1 that was free a moment ago (the OS picked it for port 0).
@@ -13,14 +16,50 @@ export async function freePort(): Promise<number> {
 /**
  * Returns `count` distinct free ports. All listeners are held open until every port is
  * known, so the OS cannot hand out the same port twice in one call.
+ *
+ * Across processes the OS can: once a listener closes, its port may be the next one offered to
+ * another process (seen in CI: two test workers each started an etcd on the same port). So each
+ * port handed out is also claimed in a directory shared by this machine's processes, and a port
+ * another process claimed within RESERVATION_MS is skipped.
  */
 export async function freePorts(count: number): Promise<number[]> {
   const servers: net.Server[] = [];
+  const ports: number[] = [];
   try {
-    for (let i = 0; i < count; i++) servers.push(await listenOnAnyPort());
-    return servers.map((s) => (s.address() as net.AddressInfo).port);
+    for (let tries = 0; ports.length < count; tries++) {
+      const server = await listenOnAnyPort();
+      servers.push(server);
+      const port = (server.address() as net.AddressInfo).port;
+      if (claimPort(port) || tries >= count + MAX_SKIPPED_PORTS) ports.push(port);
+    }
+    return ports;
   } finally {
     await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+  }
+}
+
+/** How long a port handed out by freePorts stays claimed from other processes. */
+export const RESERVATION_MS = 60_000;
+/** Ports claimed elsewhere skipped before giving up on claims (the directory may be unusable). */
+const MAX_SKIPPED_PORTS = 20;
+const CLAIMS_DIR = path.join(os.tmpdir(), 'shoal-port-claims');
+
+/** Claims `port` for this process unless another claimed it less than RESERVATION_MS ago. */
+export function claimPort(port: number, now = Date.now()): boolean {
+  const file = path.join(CLAIMS_DIR, String(port));
+  try {
+    fs.mkdirSync(CLAIMS_DIR, { recursive: true });
+    try {
+      fs.writeFileSync(file, String(process.pid), { flag: 'wx' });
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    if (now - fs.statSync(file).mtimeMs < RESERVATION_MS) return false;
+    fs.writeFileSync(file, String(process.pid)); // a stale claim: renew it (its mtime is now)
+    return true;
+  } catch {
+    return true; // no usable claims directory: the OS's word alone, as before
   }
 }
 
