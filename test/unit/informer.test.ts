@@ -16,6 +16,20 @@ function informer(store: MemoryStore) {
   return { inf, seen };
 }
 
+/**
+ * The store's first watch delivers nothing; the returned function ends it with an error, as etcd
+ * ends a watch whose revision was compacted. Later watches are the store's own.
+ */
+function firstWatchDies(store: MemoryStore): (err: Error) => void {
+  const realWatch = store.watch.bind(store);
+  let onError: ((err: Error) => void) | undefined;
+  jest.spyOn(store, 'watch').mockImplementationOnce(async (_prefix, opts) => {
+    onError = opts.onError;
+    return { cancel: async () => undefined };
+  }).mockImplementation(realWatch);
+  return (err) => onError!(err);
+}
+
 describe('Informer', () => {
   it('listsThenFollowsChanges', async () => {
     const store = new MemoryStore();
@@ -46,13 +60,7 @@ describe('Informer', () => {
     const store = new MemoryStore();
     await store.create('/p/a', '1');
     await store.create('/p/gone', 'x');
-    // The first watch delivers nothing and then dies as etcd's does when its revision is compacted.
-    const realWatch = store.watch.bind(store);
-    let failFirst: ((err: Error) => void) | undefined;
-    jest.spyOn(store, 'watch').mockImplementationOnce(async (_prefix, opts) => {
-      failFirst = opts.onError;
-      return { cancel: async () => undefined };
-    }).mockImplementation(realWatch);
+    const failFirst = firstWatchDies(store);
     const { inf, seen } = informer(store);
     await inf.start();
     seen.length = 0;
@@ -60,7 +68,7 @@ describe('Informer', () => {
     await store.create('/p/new', '2');
     await store.update('/p/a', '3', (await store.get('/p/a'))!.modRevision);
     await store.compact(await store.revision());
-    failFirst!(new CompactedError(1, await store.revision()));
+    failFirst(new CompactedError(1, await store.revision()));
     await flush();
     expect(seen.sort()).toEqual(['add /p/new=2', 'delete /p/gone=x', 'update /p/a=1->3']);
     await store.create('/p/later', '4');
@@ -101,18 +109,13 @@ describe('Informer', () => {
     const store = new MemoryStore();
     await store.create('/p/a', 'red:1');
     await store.create('/p/gone', 'red:2');
-    const realWatch = store.watch.bind(store);
-    let failFirst: ((err: Error) => void) | undefined;
-    jest.spyOn(store, 'watch').mockImplementationOnce(async (_prefix, opts) => {
-      failFirst = opts.onError;
-      return { cancel: async () => undefined };
-    }).mockImplementation(realWatch);
+    const failFirst = firstWatchDies(store);
     const inf = new Informer<string>({ store, prefix: '/p/', logger: silentLogger(), retryMs: 10, decode: (kv) => kv.value });
     inf.addIndex('colour', (v) => v.split(':')[0]);
     await inf.start();
     await store.delete('/p/gone');
     await store.update('/p/a', 'blue:1', (await store.get('/p/a'))!.modRevision);
-    failFirst!(new CompactedError(1, await store.revision()));
+    failFirst(new CompactedError(1, await store.revision()));
     await flush();
     expect(inf.byIndex('colour', 'red')).toEqual([]);
     expect(inf.byIndex('colour', 'blue')).toEqual(['blue:1']);
