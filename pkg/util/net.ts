@@ -18,7 +18,7 @@ export async function freePort(): Promise<number> {
  * known, so the OS cannot hand out the same port twice in one call.
  *
  * Across processes the OS can: once a listener closes, its port may be the next one offered to
- * another process (seen in CI: two test workers each started an etcd on the same port). So each
+ * another process (the likeliest cause of a CI failure in which two test workers' etcds shared a port). So each
  * port handed out is also claimed in a directory shared by this machine's processes, and a port
  * another process claimed within RESERVATION_MS is skipped.
  */

@@ -58,7 +58,7 @@ describe('startEtcd', () => {
   });
 
   // Another etcd already answering /health on the port must not pass for this one, which failed
-  // to bind it and exited (seen in CI: a test stopped "its" etcd, and the other one went on answering).
+  // to bind it and exited. A CI failure fits this: a test SIGSTOPped "its" etcd, and etcd kept answering.
   it('fails when another etcd holds the client port, though that one answers the health check', async () => {
     const first = await startEtcd({ dataDir: path.join(tmp, 'first') });
     try {
