@@ -18,9 +18,9 @@ export async function freePort(): Promise<number> {
  * known, so the OS cannot hand out the same port twice in one call.
  *
  * Across processes the OS can: once a listener closes, its port may be the next one offered to
- * another process (the likeliest cause of a CI failure in which two test workers' etcds shared a port). So each
- * port handed out is also claimed in a directory shared by this machine's processes, and a port
- * another process claimed within RESERVATION_MS is skipped.
+ * another process (the likeliest cause of a CI failure in which two test workers' etcds shared
+ * a port). So each port handed out is also claimed in a directory shared by this machine's
+ * processes, and a port another process claimed within RESERVATION_MS is skipped.
  */
 export async function freePorts(count: number): Promise<number[]> {
   const servers: net.Server[] = [];
