@@ -175,9 +175,11 @@ describeDocker('DockerRuntime (real Docker)', () => {
 
   it('kills a task that ignores SIGTERM once the grace period is over', async () => {
     const r = rt();
-    const t = task({ cmd: 'trap "" TERM; while true; do sleep 0.2; done' });
+    const t = task({ cmd: 'trap "" TERM; echo trapped; while true; do sleep 0.2; done' });
     const exits: number[] = [];
     await r.start(t, (code) => exits.push(code));
+    // Until the shell has run `trap`, SIGTERM still ends it at once.
+    await until('the shell ignores SIGTERM', async () => /trapped/.test(await readAll(r.logs(NS, t.name))), 5000);
     const t0 = Date.now();
     await r.stop(NS, t.name, 2);
     const took = Date.now() - t0;
