@@ -5,7 +5,7 @@ API_PORT ?= 7070
 ETCD_PORT ?= 23790
 SHOAL := node dist/cmd/shoal/main.js --config $(DEMO_DIR)/config.yaml
 
-.PHONY: all deps build typecheck gen-types test demo down bench clean
+.PHONY: all deps build typecheck layers gen-types test demo down bench clean
 
 all: build
 
@@ -23,10 +23,14 @@ typecheck: node_modules
 	@npx tsc -p tsconfig.test.json
 	@node hack/gen-types.mjs --check
 
+# The package layering and no-cycle rules in .dependency-cruiser.cjs.
+layers: node_modules
+	@npx depcruise --config .dependency-cruiser.cjs pkg cmd
+
 gen-types: node_modules
 	@node hack/gen-types.mjs
 
-test: build typecheck
+test: build typecheck layers
 	@npx jest
 
 # Benchmarks (not part of `make test`): every scenario, or one with `make bench SCENARIO=api`;

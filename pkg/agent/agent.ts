@@ -13,13 +13,13 @@ import type { Condition, Node, NodeStatus, TaskStatus } from '../api/types.gener
 import { admit, compileValidators, formatCauses } from '../api/validation';
 import { createRuntime, UNKNOWN_EXIT_CODE } from '../runtime';
 import type { Runtime, StartedTask } from '../runtime/types';
-import type { Resources } from '../scheduler/types';
+import type { Resources } from '../api/resources';
 import { AlreadyExistsError, ConflictError, NotFoundError } from '../store/errors';
 import { DEFAULT_PREFIX, agentLeaseKey, assignmentPrefix, encodeObject, objectKey } from '../store/objects';
 import type { Store } from '../store/types';
 import { settlesWithin } from '../util/async';
 import { backoffDelay, errorMessage, sleepUnlessAborted } from '../util/backoff';
-import { EventRecorder } from '../controllers/events';
+import { EventRecorder } from '../client/events';
 import { AssignmentWatch, type Assignment } from './assignments';
 import { HealthMonitor, defaultProber } from './health';
 import { perAgentLeases, type AgentLease, type LeaseProvider } from './leases';

@@ -4,41 +4,15 @@
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import type { PortRange, Resources } from '../scheduler/types';
+import { parsePortRanges, type PortRange, type Resources } from '../api/resources';
+
+export { parsePortRanges };
 
 const MIB = 1024 * 1024;
-const PORT_OR_RANGE = /^(\d{1,5})(?:-(\d{1,5}))?$/;
 const ATTRIBUTE_KEY = /^[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?$/;
 /** Keys a constraint or a JSON object would misread. `hostname` is the constraint field of the Node itself. */
 const RESERVED_ATTRIBUTES = new Set(['hostname', 'constructor', 'prototype']);
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-
-/**
- * Parses `31000-32000,33000-33100` (a single port `8080` is the range 8080-8080) into sorted,
- * non-overlapping inclusive ranges. An empty string means no ports.
- */
-export function parsePortRanges(text: string): PortRange[] {
-  if (text.trim() === '') return [];
-  const ranges = text.split(',').map((item) => parsePortRange(item.trim()));
-  ranges.sort((a, b) => a[0] - b[0]);
-  for (let i = 1; i < ranges.length; i++) {
-    const [prev, cur] = [ranges[i - 1], ranges[i]];
-    if (cur[0] <= prev[1]) throw new Error(`port ranges ${prev[0]}-${prev[1]} and ${cur[0]}-${cur[1]} overlap`);
-  }
-  return ranges;
-}
-
-function parsePortRange(item: string): PortRange {
-  const m = PORT_OR_RANGE.exec(item);
-  if (!m) throw new Error(`"${item}" is not a port or a port range like 31000-32000`);
-  const begin = Number(m[1]);
-  const end = m[2] === undefined ? begin : Number(m[2]);
-  for (const port of [begin, end]) {
-    if (port < 1 || port > 65535) throw new Error(`port ${port} in "${item}" is outside 1-65535`);
-  }
-  if (begin > end) throw new Error(`port range "${item}" ends before it begins`);
-  return [begin, end];
-}
 
 /** Parses `rack=r1,zone=a` into attributes. Keys are label-like and unique; values may be empty. */
 export function parseAttributes(text: string): Record<string, string> {

@@ -11,7 +11,7 @@
 import type { Logger } from 'pino';
 import { HollowRuntime } from '../runtime/hollow';
 import type { Runtime } from '../runtime/types';
-import type { Resources } from '../scheduler/types';
+import type { Resources } from '../api/resources';
 import type { Store } from '../store/types';
 import { Agent } from './agent';
 import { SharedLease, perAgentLeases } from './leases';

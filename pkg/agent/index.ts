@@ -2,6 +2,6 @@
 export { Agent, type AgentOptions } from './agent';
 export { AgentHost, type AgentHostOptions } from './host';
 export { SharedLease, perAgentLeases, type AgentLease, type LeaseProvider } from './leases';
-export { TERMINAL_STATES, statusStep, type TaskRef } from './status';
+export { statusStep, type TaskRef } from './status';
 export type { Assignment } from './assignments';
 export * from './config';

@@ -25,15 +25,13 @@ import type { Task, TaskStatus } from '../api/types.generated';
 import { jsonEqual } from '../util/json';
 import { backoffDelay, errorMessage, sleepUnlessAborted } from '../util/backoff';
 import { objectKey } from '../store/objects';
+import { TERMINAL_STATES } from '../api/tasks';
 import type { Store } from '../store/types';
 import { chunkTxn } from '../store/validate';
 
 const TASKS = lookupKind('task')!;
 /** Read-modify-write rounds lost to concurrent writers before backing off. */
 const MAX_CONFLICTS = 10;
-
-/** Mesos' terminal states: a task in one never runs again. */
-export const TERMINAL_STATES: ReadonlySet<string> = new Set(['FINISHED', 'FAILED', 'KILLED', 'ERROR', 'LOST']);
 
 /** One task of this agent, as the registry names it. */
 export interface TaskRef {

@@ -4,7 +4,7 @@
  */
 import type { KindInfo } from './kinds';
 import type { AppSpec, Constraint, HealthCheck, JobSpec, Port, ReadinessCheck } from './types.generated';
-import type { FieldCause, ShoalObject } from './validation';
+import type { FieldCause, ShoalObject } from './objects';
 
 /** Fills defaults that depend on other fields (Marathon: portIndex 0 when no portName). Mutates `obj`. */
 export function applyConditionalDefaults(obj: ShoalObject): void {

@@ -12,17 +12,10 @@ import taskSchema from '../../schemas/task.json';
 import nodeSchema from '../../schemas/node.json';
 import eventSchema from '../../schemas/event.json';
 import { API_VERSION, KINDS, type KindInfo } from './kinds';
-import type { App, Event, Job, Node, Task } from './types.generated';
 import { applyConditionalDefaults, semanticCauses } from './semantics';
+import type { FieldCause, ShoalObject } from './objects';
 
-/** Any object Shoal stores. */
-export type ShoalObject = App | Job | Task | Node | Event;
-
-/** One reason an object was refused, named by its field path (`spec.ports[0].hostPort`). */
-export interface FieldCause {
-  field: string;
-  message: string;
-}
+export type { FieldCause, ShoalObject } from './objects';
 
 export type AdmitResult =
   | { ok: true; object: ShoalObject; kind: KindInfo }

@@ -5,6 +5,7 @@
 import { dump } from 'js-yaml';
 import { API_VERSION, type KindInfo } from '../api/kinds';
 import type { App, Condition, Event, Job, Node, Task } from '../api/types.generated';
+import { isTerminal } from '../api/tasks';
 import type { ShoalObject } from '../api/validation';
 import { refString, type OutputFormat } from './args';
 import { age } from './table';
@@ -114,7 +115,7 @@ export function allocationByNode(tasks: Task[]): Map<string, { cpus: number; mem
   const out = new Map<string, { cpus: number; mem: number }>();
   for (const t of tasks) {
     const node = t.spec?.nodeName;
-    if (!node || ['FINISHED', 'FAILED', 'KILLED', 'ERROR', 'LOST'].includes(t.status?.state ?? '')) continue;
+    if (!node || isTerminal(t)) continue;
     const a = out.get(node) ?? { cpus: 0, mem: 0 };
     out.set(node, { cpus: a.cpus + (t.spec.resources?.cpus ?? 0), mem: a.mem + (t.spec.resources?.mem ?? 0) });
   }

@@ -4,8 +4,8 @@
  */
 import type { Logger } from 'pino';
 import type { Fence, Store, TxnCompare, TxnOp } from '../store/types';
-import type { EventRecorder } from './events';
-import type { ClusterInformers } from './informers';
+import type { EventRecorder } from '../client/events';
+import type { ClusterInformers } from '../client/informers';
 
 export interface TermContext {
   store: Store;

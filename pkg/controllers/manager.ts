@@ -7,15 +7,15 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { compileValidators } from '../api/validation';
-import { Binder } from '../scheduler/binder';
-import { Master } from '../scheduler/master';
+import { Binder } from '../master/binder';
+import { Master } from '../master/master';
 import type { AllocatorOptions } from '../scheduler/allocator';
 import type { Framework } from '../scheduler/types';
 import type { Store } from '../store/types';
 import { AppController } from './apps/controller';
 import type { TermContext } from './context';
-import { EventRecorder } from './events';
-import { clusterInformers, type ClusterInformers } from './informers';
+import { EventRecorder } from '../client/events';
+import { clusterInformers, type ClusterInformers } from '../client/informers';
 import { LeaderElector, type Fence } from './leader';
 import { NodeLifecycleController } from './nodelifecycle';
 

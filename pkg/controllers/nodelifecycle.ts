@@ -9,7 +9,8 @@ import type { Node, Task } from '../api/types.generated';
 import { agentLeaseKey, assignmentKey, encodeObject, objectKey } from '../store/objects';
 import type { TxnCompare, TxnOp } from '../store/types';
 import { fencedTxn, NotLeaderError, type TermContext } from './context';
-import { isTerminal, lastSegment, TASKS_BY_NODE } from './informers';
+import { lastSegment, TASKS_BY_NODE } from '../client/informers';
+import { isTerminal } from '../api/tasks';
 import { WorkQueue } from './queue';
 
 const NODES = lookupKind('node')!;

@@ -4,7 +4,7 @@
  * always an argument (`now`, epoch ms); nothing here does I/O, starts timers or calls a
  * framework — the master shell feeds events in and delivers the offers that come out.
  */
-import { add, fits, isValidDemand, rangesContain, removePorts, round, subtract, zero } from './resources';
+import { add, fits, isValidDemand, rangesContain, removePorts, round, subtract, zero } from '../api/resources';
 import { checkWeight, DRFSorter, dominantShare, Sorter } from './sorter';
 import type { AgentInfo, Allocation, LaunchFailureReason, LaunchRequest, Offer, PortRange, Resources, Scalars } from './types';
 

@@ -6,7 +6,7 @@
  * sentence, which become "why pending" in App conditions and `shoal describe`.
  */
 import type { AppSpec, Constraint } from '../api/types.generated';
-import { countPorts, normalizeRanges, rangesContain, removePorts, round, subtract, takePorts } from './resources';
+import { countPorts, normalizeRanges, rangesContain, removePorts, round, subtract, takePorts } from '../api/resources';
 import { Heap } from '../util/heap';
 import type { Offer, PortRange, Scalars } from './types';
 

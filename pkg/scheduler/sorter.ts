@@ -3,7 +3,7 @@
  * order should clients (roles) be offered resources? As in Mesos, the offer loop only consumes
  * the order, so DRF can be swapped for a random order without touching the loop.
  */
-import { add, subtract, zero } from './resources';
+import { add, subtract, zero } from '../api/resources';
 import { Random, seededRandom } from './random';
 import type { Scalars } from './types';
 

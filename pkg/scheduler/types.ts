@@ -4,20 +4,9 @@
  * framework side could be served over HTTP (as Mesos' scheduler API is) without change.
  */
 
-/** Inclusive port range [begin, end]. */
-export type PortRange = [number, number];
+import type { Resources, Scalars } from '../api/resources';
 
-/** Scalar resources: cpus in cores, mem and disk in MiB. */
-export interface Scalars {
-  cpus: number;
-  mem: number;
-  disk: number;
-}
-
-/** Scalars plus host port ranges. */
-export interface Resources extends Scalars {
-  ports: PortRange[];
-}
+export type { PortRange, Resources, Scalars } from '../api/resources';
 
 /** What the allocator knows of one agent (fed from Node objects and the agent's lease key). */
 export interface AgentInfo {

@@ -5,8 +5,8 @@
  * informer (never remembered), so a framework in a new leader's term launches nothing twice.
  */
 import type { TermContext } from '../../pkg/controllers/manager';
-import { isTerminal } from '../../pkg/controllers/informers';
-import { removePorts, takePorts } from '../../pkg/scheduler/resources';
+import { isTerminal } from '../../pkg/api/tasks';
+import { removePorts, takePorts } from '../../pkg/api/resources';
 import type { Framework, LaunchRequest, LaunchResult, Offer, SchedulerDriver, Scalars } from '../../pkg/scheduler/types';
 
 export interface TestFrameworkOptions {

@@ -9,7 +9,7 @@ import { APP_FINALIZER, APP_LABEL, appHistoryKey } from '../../pkg/api/apps';
 import { lookupKind } from '../../pkg/api/kinds';
 import type { App, Task } from '../../pkg/api/types.generated';
 import { Registry } from '../../pkg/apiserver/registry';
-import { isTerminal } from '../../pkg/controllers/informers';
+import { isTerminal } from '../../pkg/api/tasks';
 import { ControllerManager } from '../../pkg/controllers/manager';
 import { EtcdStore } from '../../pkg/store/etcd';
 import { assignmentKey, decodeKeyValue, encodeObject, objectKey } from '../../pkg/store/objects';

@@ -8,7 +8,7 @@ import { Registry } from 'prom-client';
 import { Agent } from '../../pkg/agent/agent';
 import { ControllerManager, type TermContext } from '../../pkg/controllers/manager';
 import type { Task } from '../../pkg/api/types.generated';
-import { Binder } from '../../pkg/scheduler/binder';
+import { Binder } from '../../pkg/master/binder';
 import { EtcdStore } from '../../pkg/store/etcd';
 import { assignmentPrefix, decodeKeyValue, leaderKey } from '../../pkg/store/objects';
 import { silentLogger } from '../../pkg/util/log';

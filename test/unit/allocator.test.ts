@@ -1,6 +1,6 @@
 import { Allocator, AllocatorOptions, compileAllocatorOptions } from '../../pkg/scheduler/allocator';
 import { randomInt, seededRandom } from '../../pkg/scheduler/random';
-import { add, fits } from '../../pkg/scheduler/resources';
+import { add, fits } from '../../pkg/api/resources';
 import { dominantShare } from '../../pkg/scheduler/sorter';
 import type { AgentInfo, LaunchRequest, Offer, PortRange, Scalars } from '../../pkg/scheduler/types';
 

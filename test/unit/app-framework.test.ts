@@ -10,7 +10,7 @@ import { AppFramework, frameworkIdFor, MAX_PLACEMENTS_PER_ROUND, windowSize, typ
 import { configHash, keyOf, taskTemplate } from '../../pkg/controllers/apps/template';
 import { demandOf, type Placed } from '../../pkg/scheduler/feasibility';
 import { PendingSummary } from '../../pkg/scheduler/pending';
-import { rangesContain } from '../../pkg/scheduler/resources';
+import { rangesContain } from '../../pkg/api/resources';
 import type { LaunchFailureReason, LaunchRequest, LaunchResult, Offer, PortRange, SchedulerDriver } from '../../pkg/scheduler/types';
 import { silentLogger } from '../../pkg/util/log';
 

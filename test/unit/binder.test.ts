@@ -1,4 +1,4 @@
-import { Binder, type BindItem } from '../../pkg/scheduler/binder';
+import { Binder, type BindItem } from '../../pkg/master/binder';
 import { MemoryStore } from '../../pkg/store/memory';
 import { agentLeaseKey, assignmentKey, decodeKeyValue, leaderKey } from '../../pkg/store/objects';
 import type { Task } from '../../pkg/api/types.generated';

@@ -1,5 +1,5 @@
 /** Events share one lease per five minutes, also when many are recorded at once. */
-import { EventRecorder } from '../../pkg/controllers/events';
+import { EventRecorder } from '../../pkg/client/events';
 import { MemoryStore } from '../../pkg/store/memory';
 import { silentLogger } from '../../pkg/util/log';
 

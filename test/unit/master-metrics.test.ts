@@ -1,6 +1,6 @@
 /** A controller-manager that leads again builds a new Master on the same metrics registry. */
 import { Registry } from 'prom-client';
-import { Master, type MasterOptions } from '../../pkg/scheduler/master';
+import { Master, type MasterOptions } from '../../pkg/master/master';
 import { silentLogger } from '../../pkg/util/log';
 
 it('aSecondTermRegistersItsMetricsOnTheSameRegistry', async () => {

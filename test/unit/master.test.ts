@@ -6,9 +6,9 @@
 import { Registry } from 'prom-client';
 import type { Node } from '../../pkg/api/types.generated';
 import { admit, formatCauses } from '../../pkg/api/validation';
-import { clusterInformers } from '../../pkg/controllers/informers';
-import { Binder } from '../../pkg/scheduler/binder';
-import { Master } from '../../pkg/scheduler/master';
+import { clusterInformers } from '../../pkg/client/informers';
+import { Binder } from '../../pkg/master/binder';
+import { Master } from '../../pkg/master/master';
 import type { Framework, Offer, SchedulerDriver } from '../../pkg/scheduler/types';
 import { MemoryStore } from '../../pkg/store/memory';
 import { agentLeaseKey, encodeObject, leaderKey, objectKey } from '../../pkg/store/objects';

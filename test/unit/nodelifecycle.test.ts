@@ -1,6 +1,6 @@
 import { NotLeaderError } from '../../pkg/controllers/context';
-import { EventRecorder } from '../../pkg/controllers/events';
-import { clusterInformers } from '../../pkg/controllers/informers';
+import { EventRecorder } from '../../pkg/client/events';
+import { clusterInformers } from '../../pkg/client/informers';
 import { NodeLifecycleController } from '../../pkg/controllers/nodelifecycle';
 import type { Node, Task } from '../../pkg/api/types.generated';
 import { MemoryStore } from '../../pkg/store/memory';

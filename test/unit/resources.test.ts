@@ -1,4 +1,4 @@
-import { add, countPorts, fits, formatPortRanges, normalizeRanges, parsePortRanges, rangesContain, removePorts, subtract, takePorts } from '../../pkg/scheduler/resources';
+import { add, countPorts, fits, formatPortRanges, normalizeRanges, parsePortRanges, rangesContain, removePorts, subtract, takePorts } from '../../pkg/api/resources';
 import type { Scalars } from '../../pkg/scheduler/types';
 
 const s = (cpus: number, mem: number, disk = 0): Scalars => ({ cpus, mem, disk });

@@ -3,6 +3,7 @@
  */
 import type { Command } from 'commander';
 import { lookupKind } from '../../api/kinds';
+import { isTerminal } from '../../api/tasks';
 import type { Node, Task } from '../../api/types.generated';
 import { parseCount, parseKindArgs, refString } from '../args';
 import { contextOf, type CommandContext } from '../context';
@@ -49,7 +50,7 @@ export async function runDrain(ctx: CommandContext, arg: string): Promise<void> 
   const tasks = lookupKind('tasks')!;
   const client = ctx.client();
   const live = ((await client.list(tasks, undefined)).items as Task[])
-    .filter((t) => t.spec?.nodeName === name && !['FINISHED', 'FAILED', 'KILLED', 'ERROR', 'LOST'].includes(t.status?.state ?? ''));
+    .filter((t) => t.spec?.nodeName === name && !isTerminal(t));
   for (const t of live) {
     await client.delete(tasks, t.metadata.namespace, t.metadata.name);
     ctx.out(`task/${t.metadata.name} killed (namespace ${t.metadata.namespace})`);

@@ -17,7 +17,7 @@ import { assignmentKey, encodeObject, objectKey, prefixEnd } from '../../store/o
 import type { TxnOp } from '../../store/types';
 import { jsonEqual } from '../../util/json';
 import { fencedTxn, NotLeaderError, type TermContext } from '../context';
-import { isTerminal } from '../informers';
+import { isTerminal } from '../../api/tasks';
 import { WorkQueue } from '../queue';
 import { AppFramework, type LaunchQueue, type PendingWork } from './framework';
 import { reconcileApp, type AppPlan, type KillReason } from './reconcile';

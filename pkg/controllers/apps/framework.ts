@@ -8,9 +8,9 @@
 import type { Logger } from 'pino';
 import { PendingSummary } from '../../scheduler/pending';
 import { placeMany, type Demand, type Placed, type Placement } from '../../scheduler/feasibility';
-import { removePorts, subtract } from '../../scheduler/resources';
+import { removePorts, subtract } from '../../api/resources';
 import type { Framework, LaunchRequest, LaunchResult, Offer, SchedulerDriver } from '../../scheduler/types';
-import type { TaskTemplate } from '../../scheduler/binder';
+import type { TaskTemplate } from '../../master/binder';
 import { newTaskName } from './template';
 
 /** Work waiting for offers: `count` new instances of one App's current configuration. */

@@ -16,7 +16,7 @@
  *   agent reports them terminal, so with maximumOverCapacity 0 the replacements come in the next reconcile.
  */
 import type { App, Deployment, Task } from '../../api/types.generated';
-import { isTerminal } from '../informers';
+import { isTerminal } from '../../api/tasks';
 
 /** Why a task is killed. */
 export type KillReason = 'ScaleDown' | 'Upgrade' | 'Unhealthy' | 'AppDeleted';

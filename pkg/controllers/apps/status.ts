@@ -4,7 +4,7 @@
  * previous status and `now`, and records the events this returns.
  */
 import type { App, AppStatus, Condition, Deployment } from '../../api/types.generated';
-import { TERMINAL_STATES } from '../informers';
+import { isTerminal } from '../../api/tasks';
 import { jsonEqual } from '../../util/json';
 import type { AppPlan } from './reconcile';
 import { upgradeBounds } from './reconcile';
@@ -150,7 +150,7 @@ export function nextFailures(prev: Failures, observed: { failedAt: number[]; hea
  */
 export function seedFailures(tasks: ReadonlyArray<{ status?: { state?: string; startedAt?: string; finishedAt?: string } }>): Failures {
   const ended = tasks
-    .filter((t) => TERMINAL_STATES.has(t.status?.state ?? '') && t.status?.finishedAt)
+    .filter((t) => isTerminal(t) && t.status?.finishedAt)
     .sort((a, b) => Date.parse(b.status!.finishedAt!) - Date.parse(a.status!.finishedAt!));
   let count = 0;
   for (const t of ended) {

@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import { APP_LABEL } from '../../api/apps';
 import type { App, Task } from '../../api/types.generated';
-import type { TaskTemplate } from '../../scheduler/binder';
+import type { TaskTemplate } from '../../master/binder';
 
 /** Annotation on each task: the hash of the task template it was launched from. */
 export const CONFIG_HASH_ANNOTATION = 'shoal.dev/config-hash';

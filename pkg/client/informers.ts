@@ -5,7 +5,7 @@
 import type { Logger } from 'pino';
 import { lookupKind } from '../api/kinds';
 import type { App, Node, Task } from '../api/types.generated';
-import { Informer } from '../client/informer';
+import { Informer } from './informer';
 import { agentLeasePrefix, decodeObject, kindPrefix } from '../store/objects';
 import type { Store } from '../store/types';
 
@@ -24,13 +24,6 @@ export interface ClusterInformers {
 
 /** Index of the tasks informer: a node's tasks, without scanning every task. */
 export const TASKS_BY_NODE = 'nodeName';
-
-/** Task states after which a task holds no resources and never runs again. */
-export const TERMINAL_STATES = new Set(['FINISHED', 'FAILED', 'KILLED', 'ERROR', 'LOST']);
-
-export function isTerminal(task: Task): boolean {
-  return TERMINAL_STATES.has(task.status?.state ?? '');
-}
 
 /** Last path segment of a key: the node name for node and lease keys. */
 export function lastSegment(key: string): string {

@@ -1,9 +1,24 @@
 /**
- * Resource arithmetic for the allocator: scalars (cpus, mem, disk) rounded to a fixed grid so
- * fractional cpus add up exactly, and host port ranges (inclusive `[begin, end]` pairs).
- * Every function is pure and returns new values; inputs are never mutated.
+ * Resources, the vocabulary agents, the allocator and frameworks share, and their arithmetic:
+ * scalars (cpus, mem, disk) rounded to a fixed grid so fractional cpus add up exactly, and
+ * host port ranges (inclusive `[begin, end]` pairs). Every function is pure and returns new
+ * values; inputs are never mutated.
  */
-import type { PortRange, Scalars } from './types';
+
+/** Inclusive port range [begin, end]. */
+export type PortRange = [number, number];
+
+/** Scalar resources: cpus in cores, mem and disk in MiB. */
+export interface Scalars {
+  cpus: number;
+  mem: number;
+  disk: number;
+}
+
+/** Scalars plus host port ranges. */
+export interface Resources extends Scalars {
+  ports: PortRange[];
+}
 
 /** Scalars are kept on a 1e-6 grid: 0.1 + 0.2 must equal 0.3, or a full agent never "fits". */
 export const RESOLUTION = 1e-6;
@@ -106,22 +121,33 @@ export function takePorts(ranges: readonly PortRange[], count: number, used?: It
   return undefined;
 }
 
+const PORT_OR_RANGE = /^(\d{1,5})(?:\s*-\s*(\d{1,5}))?$/;
+
 /**
- * Parses `"31000-32000,33000-33010"` (single ports like `"80"` allowed, blanks ignored) into
- * normalized ranges. Throws a `TypeError` naming the bad piece.
+ * Parses `31000-32000,33000-33100` (a single port `8080` is the range 8080-8080, blanks are
+ * ignored) into sorted, non-overlapping inclusive ranges (adjacent ones merged). An empty string means no ports.
+ * Throws a `TypeError` naming the bad piece; overlapping ranges are an error (an operator's typo).
  */
 export function parsePortRanges(text: string): PortRange[] {
-  const ranges: PortRange[] = [];
-  for (const raw of text.split(',')) {
-    const piece = raw.trim();
-    if (piece === '') continue;
-    const m = /^(\d+)(?:\s*-\s*(\d+))?$/.exec(piece);
-    const begin = m ? Number(m[1]) : NaN;
-    const end = m && m[2] !== undefined ? Number(m[2]) : begin;
-    if (!m || begin > end || end > MAX_PORT) throw new TypeError(`invalid port range "${piece}"`);
-    ranges.push([begin, end]);
+  const ranges = text.split(',').map((item) => item.trim()).filter((item) => item !== '').map(parsePortRange);
+  ranges.sort((a, b) => a[0] - b[0]);
+  for (let i = 1; i < ranges.length; i++) {
+    const [prev, cur] = [ranges[i - 1], ranges[i]];
+    if (cur[0] <= prev[1]) throw new TypeError(`port ranges ${prev[0]}-${prev[1]} and ${cur[0]}-${cur[1]} overlap`);
   }
-  return normalizeRanges(ranges);
+  return normalizeRanges(ranges); // adjacent ranges merge
+}
+
+function parsePortRange(item: string): PortRange {
+  const m = PORT_OR_RANGE.exec(item);
+  if (!m) throw new TypeError(`"${item}" is not a port or a port range like 31000-32000`);
+  const begin = Number(m[1]);
+  const end = m[2] === undefined ? begin : Number(m[2]);
+  for (const port of [begin, end]) {
+    if (port < 1 || port > MAX_PORT) throw new TypeError(`port ${port} in "${item}" is outside 1-${MAX_PORT}`);
+  }
+  if (begin > end) throw new TypeError(`port range "${item}" ends before it begins`);
+  return [begin, end];
 }
 
 /** Formats ranges as `"31000-32000,33000"` (the inverse of {@link parsePortRanges}). */

@@ -7,12 +7,13 @@
 import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Node, Task } from '../api/types.generated';
-import type { ClusterInformers } from '../controllers/informers';
-import { isTerminal, lastSegment } from '../controllers/informers';
+import type { ClusterInformers } from '../client/informers';
+import { lastSegment } from '../client/informers';
+import { isTerminal } from '../api/tasks';
 import type { Fence } from '../store/types';
-import { Allocator, type AllocatorOptions } from './allocator';
+import { Allocator, type AllocatorOptions } from '../scheduler/allocator';
 import { Binder, FRAMEWORK_LABEL } from './binder';
-import type { AgentInfo, Framework, LaunchRequest, LaunchResult, Offer, SchedulerDriver } from './types';
+import type { AgentInfo, Framework, LaunchRequest, LaunchResult, Offer, SchedulerDriver } from '../scheduler/types';
 import { lookupKind } from '../api/kinds';
 import { agentLeaseKey, objectKey } from '../store/objects';
 

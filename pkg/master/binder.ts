@@ -14,7 +14,7 @@ import { agentLeaseKey, assignmentKey, encodeObject, objectKey } from '../store/
 import { Limiter } from '../util/async';
 import type { Fence, Store, TxnCompare, TxnOp } from '../store/types';
 import { MAX_TXN_BYTES, MAX_TXN_OPS } from '../store/validate';
-import type { LaunchRequest, LaunchResult } from './types';
+import type { LaunchRequest, LaunchResult } from '../scheduler/types';
 
 /** One accepted launch with the agent registration it was offered from. */
 export interface BindItem {
