@@ -4,6 +4,7 @@
  */
 import type { App, HealthCheck, ReadinessCheck, Task } from '../../pkg/api/types.generated';
 import { type AppPlan, reconcileApp, isAvailable } from '../../pkg/controllers/apps/reconcile';
+import { CONFIG_HASH_ANNOTATION, configHash } from '../../pkg/controllers/apps/template';
 import { seededRandom } from '../../pkg/scheduler/random';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
@@ -14,7 +15,7 @@ const RC: ReadinessCheck = { name: 'ready', protocol: 'HTTP', path: '/ready', in
 
 interface AppOpts {
   instances?: number; generation?: number; min?: number; over?: number; checks?: boolean; readiness?: boolean;
-  killSelection?: App['spec']['killSelection']; backoff?: App['spec']['backoff']; deleting?: boolean;
+  killSelection?: App['spec']['killSelection']; backoff?: App['spec']['backoff']; deleting?: boolean; restartedAt?: string; cmd?: string;
 }
 function app(o: AppOpts = {}): App {
   return {
@@ -22,7 +23,7 @@ function app(o: AppOpts = {}): App {
     metadata: { name: 'web', namespace: 'default', uid: 'u-web', generation: o.generation ?? 1,
       ...(o.deleting ? { deletionTimestamp: new Date(T0).toISOString() } : {}) },
     spec: {
-      instances: o.instances ?? 3, role: '*', cmd: 'httpd', resources: { cpus: 0.1, mem: 32, disk: 0 }, ports: [], constraints: [],
+      instances: o.instances ?? 3, role: '*', cmd: o.cmd ?? 'httpd', ...(o.restartedAt ? { restartedAt: o.restartedAt } : {}), resources: { cpus: 0.1, mem: 32, disk: 0 }, ports: [], constraints: [],
       healthChecks: o.checks ? [HC] : [], readinessChecks: o.readiness ? [RC] : [],
       upgradeStrategy: { minimumHealthCapacity: o.min ?? 1, maximumOverCapacity: o.over ?? 1 },
       backoff: o.backoff ?? { seconds: 1, factor: 1.15, maxLaunchDelaySeconds: 300 },
@@ -33,14 +34,21 @@ function app(o: AppOpts = {}): App {
   };
 }
 
-interface TaskOpts { version?: number; state?: Task['status']['state']; healthy?: boolean; ready?: boolean; created?: number }
+interface TaskOpts {
+  /** The App generation it was launched for; null: none recorded. */
+  version?: number | null;
+  /** The config hash it was launched from (shoal.dev/config-hash); none by default (the version decides). */
+  hash?: string;
+  state?: Task['status']['state']; healthy?: boolean; ready?: boolean; created?: number;
+}
 /** A task of `owner`, running (and healthy if it has checks) unless told otherwise; `created` is seconds after T0. */
 function task(owner: App, name: string, o: TaskOpts = {}): Task {
   const state = o.state ?? 'RUNNING';
   return {
     apiVersion: 'shoal/v1', kind: 'Task',
     metadata: { name, namespace: 'default', creationTimestamp: new Date(T0 + (o.created ?? 0) * 1000).toISOString(),
-      ownerReferences: [{ apiVersion: 'shoal/v1', kind: 'App', name: 'web', uid: 'u-web', controller: true, version: o.version ?? 1 }] },
+      ...(o.hash !== undefined ? { annotations: { [CONFIG_HASH_ANNOTATION]: o.hash } } : {}),
+      ownerReferences: [{ apiVersion: 'shoal/v1', kind: 'App', name: 'web', uid: 'u-web', controller: true, ...(o.version === null ? {} : { version: o.version ?? 1 }) }] },
     spec: { role: '*', cmd: 'httpd', resources: { cpus: 0.1, mem: 32, disk: 0 }, ports: [],
       healthChecks: owner.spec.healthChecks, readinessChecks: owner.spec.readinessChecks, taskKillGracePeriodSeconds: 3 },
     status: { state, ...(state === 'RUNNING' && owner.spec.healthChecks.length ? { healthy: o.healthy ?? true } : {}),
@@ -58,11 +66,19 @@ interface Row {
   inflight?: number;
   failures?: { count: number; lastFailureAt?: number };
   now?: number;
-  expect: Partial<{ launch: number; kill: string[]; reasons: string[]; step: string; done: boolean; delayUntil: number | undefined }>;
+  /** Names of tasks whose kill was sent. */
+  killing?: string[];
+  expect: Partial<{
+    launch: number; kill: string[]; reasons: string[]; step: string; done: boolean; delayUntil: number | undefined;
+    updated: number; progress: number; healthy: number;
+  }>;
 }
 
 function run(r: Row): AppPlan {
-  return reconcileApp({ app: r.app, tasks: r.tasks(r.app), now: r.now ?? T0, failures: r.failures ?? { count: 0 }, inflight: r.inflight ?? 0 });
+  return reconcileApp({
+    app: r.app, configHash: configHash(r.app), tasks: r.tasks(r.app), killing: new Set(r.killing ?? []),
+    now: r.now ?? T0, failures: r.failures ?? { count: 0 }, inflight: r.inflight ?? 0,
+  });
 }
 
 function check(r: Row): void {
@@ -74,6 +90,9 @@ function check(r: Row): void {
   if (e.step !== undefined) expect(plan.deployment.step).toBe(e.step);
   if (e.done !== undefined) expect(plan.deployment.done).toBe(e.done);
   if ('delayUntil' in e) expect(plan.delayUntil).toBe(e.delayUntil);
+  if (e.updated !== undefined) expect(plan.counts.updated).toBe(e.updated);
+  if (e.progress !== undefined) expect(plan.deployment.progress.updated).toBe(e.progress);
+  if (e.healthy !== undefined) expect(plan.counts.healthy).toBe(e.healthy);
 }
 
 const scaling: Row[] = [
@@ -161,19 +180,83 @@ const failures: Row[] = [
   { name: 'deletionIsDoneWhenNoTaskRuns', app: app({ deleting: true }), tasks: (a) => [task(a, 'd', { state: 'KILLED' })], expect: { launch: 0, kill: [], done: true } },
 ];
 
+/** The config hash of the App before its spec changed (its cmd was `httpd`, no restartedAt). */
+const OLD = configHash(app());
+const cur = (a: App) => configHash(a);
+
+// Which tasks are of the current version: the config hash each task was launched from decides, not the generation.
+const versions: Row[] = [
+  { name: 'scaleUpKeepsEveryTask', app: app({ instances: 5, generation: 2 }), tasks: (a) => many(a, 't', 3, { hash: cur(a) }),
+    expect: { launch: 2, kill: [], step: 'ScaleUp', updated: 3 } },
+  { name: 'scaleIsDoneWithoutReplacingAnything', app: app({ instances: 3, generation: 2, checks: true }), tasks: (a) => many(a, 't', 3, { hash: cur(a) }),
+    expect: { launch: 0, kill: [], step: 'Steady', done: true, updated: 3, progress: 3 } },
+  { name: 'scaleDownIsNoUpgrade', app: app({ instances: 1, generation: 2 }), tasks: (a) => many(a, 't', 3, { hash: cur(a) }),
+    expect: { launch: 0, kill: ['t-2', 't-1'], reasons: ['ScaleDown', 'ScaleDown'], step: 'ScaleDown' } },
+  { name: 'configChangeMakesEveryTaskOld', app: app({ instances: 3, generation: 2, cmd: 'httpd -v2', min: 1, over: 0 }), tasks: () => many(app(), 't', 3, { hash: OLD }),
+    expect: { launch: 1, kill: [], step: 'Upgrade', done: false, updated: 0, progress: 0 } },
+  { name: 'theHashDecidesOverTheVersion', app: app({ instances: 3, generation: 2, cmd: 'httpd -v2', min: 1, over: 0 }), tasks: () => many(app(), 't', 3, { hash: OLD, version: 2 }),
+    expect: { launch: 1, kill: [], step: 'Upgrade', updated: 0 } },
+  { name: 'newTasksOfTheChangedConfigReplaceOldOnes', app: app({ instances: 2, generation: 2, cmd: 'httpd -v2', min: 1, over: 0 }),
+    tasks: (a) => [...many(app(), 'old', 2, { hash: OLD }), task(a, 'new', { hash: cur(a), version: 2, created: 5 })],
+    expect: { launch: 0, kill: ['old-1'], reasons: ['Upgrade'], step: 'Upgrade', updated: 1, progress: 1 } },
+  { name: 'aTaskWithNoVersionNorHashIsCurrent', app: app({ instances: 2, generation: 2 }), tasks: (a) => many(a, 't', 2, { version: null }),
+    expect: { launch: 0, kill: [], step: 'Steady', done: true, updated: 2 } },
+  { name: 'aTaskWithNoVersionButAnotherHashIsOld', app: app({ instances: 2, generation: 2, cmd: 'httpd -v2', min: 1, over: 0 }), tasks: () => many(app(), 't', 2, { version: null, hash: OLD }),
+    expect: { launch: 1, kill: [], step: 'Upgrade', updated: 0 } },
+  { name: 'aTaskWithNoHashOfAnOlderGenerationIsOld', app: app({ instances: 2, generation: 3, min: 1, over: 0 }), tasks: (a) => many(a, 't', 2, { version: 2 }),
+    expect: { launch: 1, kill: [], step: 'Upgrade', updated: 0 } },
+  { name: 'restartedAtReplacesEveryTask', app: app({ instances: 2, generation: 2, restartedAt: '2026-01-01T00:00:00Z', min: 1, over: 0 }), tasks: () => many(app(), 't', 2, { hash: OLD }),
+    expect: { launch: 1, kill: [], step: 'Upgrade', updated: 0 } },
+  { name: 'restartedAtUpgradeIsDoneOnceOnlyNewTasksRun', app: app({ instances: 2, generation: 2, restartedAt: '2026-01-01T00:00:00Z' }), tasks: (a) => many(a, 'n', 2, { hash: cur(a), version: 2 }),
+    expect: { launch: 0, kill: [], step: 'Steady', done: true } },
+];
+
+// A task whose kill was sent is KILLING, whatever the agent last reported.
+const killsSent: Row[] = [
+  { name: 'aTaskWhoseKillWasSentIsReplacedNotKilledAgain', app: app({ instances: 2 }), tasks: (a) => many(a, 't', 2, { hash: cur(a) }), killing: ['t-1'],
+    expect: { launch: 1, kill: [], step: 'ScaleUp', updated: 1 } },
+  { name: 'aKillSentUsesTheUnhealthyBudget', app: app({ instances: 4, min: 0.75, checks: true }),
+    tasks: (a) => [...many(a, 'sick', 3, { healthy: false }), task(a, 'ok')], killing: ['sick-0'], expect: { launch: 1, kill: [] } },
+  { name: 'aKillSentOfAnOldTaskIsNotSentAgain', app: app({ instances: 2, generation: 2, cmd: 'httpd -v2', min: 0, over: 0 }), tasks: () => many(app(), 't', 2, { hash: OLD }), killing: ['t-0'],
+    expect: { launch: 0, kill: ['t-1'], reasons: ['Upgrade'] } },
+  { name: 'anEndedTaskIsEndedEvenIfItsKillWasSent', app: app({ instances: 2 }), tasks: (a) => [task(a, 't-0', { state: 'KILLED' }), task(a, 't-1')], killing: ['t-0'],
+    expect: { launch: 1, kill: [], updated: 1 } },
+  { name: 'deletionDoesNotKillTwice', app: app({ deleting: true }), tasks: (a) => many(a, 't', 3), killing: ['t-0'], expect: { kill: ['t-1', 't-2'], done: false } },
+];
+
+// tasksHealthy counts tasks with health checks that pass, as Marathon's does; available is separate.
+const counting: Row[] = [
+  { name: 'tasksWithoutHealthChecksAreNotCountedHealthy', app: app(), tasks: (a) => many(a, 't', 3), expect: { healthy: 0, done: true } },
+  { name: 'tasksWithPassingHealthChecksAreHealthy', app: app({ checks: true }), tasks: (a) => [...many(a, 't', 2), task(a, 'sick', { healthy: false })], expect: { healthy: 2 } },
+];
+
 describe('reconcileApp', () => {
   describe('scaling', () => it.each(scaling.map((r) => [r.name, r] as const))('%s', (_n, r) => check(r)));
+  describe('versions', () => it.each(versions.map((r) => [r.name, r] as const))('%s', (_n, r) => check(r)));
+  describe('kills sent', () => it.each(killsSent.map((r) => [r.name, r] as const))('%s', (_n, r) => check(r)));
+  describe('counts', () => it.each(counting.map((r) => [r.name, r] as const))('%s', (_n, r) => check(r)));
   describe('rolling upgrades', () => it.each(upgrades.map((r) => [r.name, r] as const))('%s', (_n, r) => check(r)));
   describe('failures and deletion', () => it.each(failures.map((r) => [r.name, r] as const))('%s', (_n, r) => check(r)));
 
   it('reportsCountsAndProgress', () => {
     const a = app({ instances: 4, generation: 2, checks: true, min: 1, over: 0 });
     const plan = reconcileApp({
-      app: a, now: T0, failures: { count: 0 }, inflight: 0,
+      app: a, configHash: configHash(a), killing: new Set(), now: T0, failures: { count: 0 }, inflight: 0,
       tasks: [task(a, 'o1'), task(a, 'o2', { healthy: false }), task(a, 'n1', { version: 2 }), task(a, 'n2', { version: 2, state: 'STAGING' }), task(a, 'x', { state: 'FAILED' })],
     });
     expect(plan.counts).toEqual({ desired: 4, running: 3, healthy: 2, staged: 1, unhealthy: 1, updated: 2, available: 2 });
     expect(plan.deployment).toEqual({ targetVersion: 2, step: 'Upgrade', progress: { updated: 1, total: 4 }, done: false });
+  });
+
+  it('decidesTheVersionAndKillingItselfFromTasksAsStored', () => {
+    // A scale to 4 (generation 2, same config) while one kill is on its way: nothing is replaced, the dying task is not an instance.
+    const a = app({ instances: 4, generation: 2, checks: true });
+    const h = configHash(a);
+    const plan = reconcileApp({
+      app: a, configHash: h, killing: new Set(['t-2']), now: T0, failures: { count: 0 }, inflight: 0, tasks: many(a, 't', 3, { hash: h, version: 1 }),
+    });
+    expect(plan.counts).toMatchObject({ running: 2, healthy: 2, updated: 2, available: 2 });
+    expect(plan).toMatchObject({ launch: 2, kill: [], deployment: { step: 'ScaleUp', progress: { updated: 2, total: 4 }, done: false } });
   });
 });
 
@@ -191,7 +274,7 @@ function simulateUpgrade(n: number, min: number, over: number, rnd: () => number
   let launched = 0;
   const limit = 10 * n + 20;
   for (let step = 0; step < limit; step++) {
-    const plan = reconcileApp({ app: a, tasks, now: T0 + step * 1000, failures: { count: 0 }, inflight: 0 });
+    const plan = reconcileApp({ app: a, configHash: configHash(a), tasks, killing: new Set(), now: T0 + step * 1000, failures: { count: 0 }, inflight: 0 });
     if (plan.deployment.done) {
       expect(tasks.every((t) => t.metadata.ownerReferences?.[0]?.version === 2)).toBe(true);
       expect(tasks.filter((t) => isAvailable(t, a))).toHaveLength(n);

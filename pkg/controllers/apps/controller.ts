@@ -22,7 +22,7 @@ import { WorkQueue } from '../queue';
 import { AppFramework, type LaunchQueue, type PendingWork } from './framework';
 import { reconcileApp, type AppPlan, type KillReason } from './reconcile';
 import { appStatus, deadlineAt, isProgressOnly, nextFailures, seedFailures, type Failures } from './status';
-import { configHash, isCurrentConfig, keyOf, ownedBy, ownerKey, taskTemplate } from './template';
+import { configHash, keyOf, ownedBy, ownerKey, taskTemplate } from './template';
 
 const APPS = lookupKind('app')!;
 const TASKS = lookupKind('task')!;
@@ -198,7 +198,8 @@ export class AppController implements LaunchQueue {
     const hash = configHash(app);
     const failures = this.trackFailures(appKey, tasks, now);
     const inflight = this.inflight.get(appKey)?.size ?? 0;
-    const plan = reconcileApp({ app, tasks: tasks.map((t) => this.view(t, app, hash)), now, failures, inflight });
+    const killing = new Set(tasks.filter((t) => this.killing.has(objectKey(this.o.prefix, TASKS, t.metadata.namespace, t.metadata.name))).map((t) => t.metadata.name));
+    const plan = reconcileApp({ app, configHash: hash, tasks, killing, now, failures, inflight });
     this.log.debug({ app: appKey, tasks: tasks.length, inflight, launch: plan.launch, kill: plan.kill.length, step: plan.deployment.step }, 'app synced');
 
     // Launches are published before any await: the framework may launch from the previous work while a kill
@@ -213,24 +214,6 @@ export class AppController implements LaunchQueue {
     }
     await this.collectGarbage(tasks);
     await this.writeStatus(app, plan, now, failures);
-  }
-
-  /**
-   * The task as reconcile should see it: a task whose kill was sent is KILLING, and its version
-   * is the App's generation when it runs the current configuration (a scale makes a new
-   * generation but replaces nothing), else older.
-   */
-  private view(t: Task, app: App, hash: string): Task {
-    const gen = app.metadata.generation ?? 1;
-    const version = isCurrentConfig(t, app, hash) ? gen : Math.min(t.metadata.ownerReferences?.[0]?.version ?? gen - 1, gen - 1);
-    const ref = t.metadata.ownerReferences?.[0];
-    const key = objectKey(this.o.prefix, TASKS, t.metadata.namespace, t.metadata.name);
-    const killing = this.killing.has(key) && !isTerminal(t);
-    return {
-      ...t,
-      metadata: { ...t.metadata, ownerReferences: [{ ...(ref ?? { apiVersion: 'shoal/v1', kind: 'App', name: app.metadata.name, uid: app.metadata.uid ?? '' }), version }] },
-      status: killing ? { ...t.status, state: 'KILLING' } : t.status,
-    };
   }
 
   private trackFailures(appKey: string, tasks: Task[], now: number): Failures {

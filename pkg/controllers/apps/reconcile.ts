@@ -3,8 +3,16 @@
  * (Marathon semantics). No I/O, no clock: the controller shell reads state, passes
  * `now`, and applies the plan.
  *
+ * Which tasks are of the current version is decided here, from what each task recorded when it was launched: the
+ * hash of its task template (`shoal.dev/config-hash`) against the App's `configHash`. A new generation that only
+ * scales or tunes the controller keeps the hash, so it replaces nothing (Marathon's scale); any change to what the
+ * tasks run changes it, and every task of another hash is old, whatever generation it was launched for. A task
+ * without a hash (made by something else) is old when its recorded generation is older than the App's; a task
+ * with neither counts as current (never kill what we cannot date).
+ *
+ * A task whose kill was sent (`killing`) is KILLING whatever its agent last reported: the kill is on its way.
+ *
  * Choices made where the issue is silent:
- * - A task without `ownerReferences[0].version` counts as the current version (never kill what we cannot date).
  * - KILLING tasks are already on their way out: they are neither killed again nor counted as instances, but they
  *   still hold resources, so they count toward the over-capacity ceiling and toward the unhealthy-kill budget.
  * - Inflight launches lower `launch` but never cause kills: a running task is not killed for one not yet seen.
@@ -17,6 +25,7 @@
  */
 import type { App, Deployment, Task } from '../../api/types.generated';
 import { isTerminal } from '../../api/tasks';
+import { isCurrentConfig } from './template';
 
 /** Why a task is killed. */
 export type KillReason = 'ScaleDown' | 'Upgrade' | 'Unhealthy' | 'AppDeleted';
@@ -28,6 +37,7 @@ export type DeploymentStep = NonNullable<Deployment['step']>;
 export interface AppCounts {
   desired: number;
   running: number;
+  /** RUNNING tasks with health checks that pass (Marathon's tasksHealthy: tasks without checks are not counted). */
   healthy: number;
   staged: number;
   unhealthy: number;
@@ -50,11 +60,15 @@ export interface AppPlan {
 /** Everything `reconcileApp` reads. */
 export interface AppReconcileInput {
   app: App;
-  /** This App's tasks, in any state. */
+  /** `configHash(app)` (template.ts): tasks launched from another template are of an old version. */
+  configHash: string;
+  /** This App's tasks, in any state, as stored (their recorded config hash and version decide which are current). */
   tasks: Task[];
+  /** Names of tasks whose kill was sent and not yet seen ended: KILLING, whatever their reported state. */
+  killing: ReadonlySet<string>;
   /** Epoch ms. */
   now: number;
-  /** Consecutive FAILED/FINISHED tasks, tracked by the caller. */
+  /** Consecutive FAILED/FINISHED/ERROR tasks, tracked by the caller. */
   failures: { count: number; lastFailureAt?: number };
   /** Launches bound but not yet visible as Tasks. */
   inflight: number;
@@ -67,16 +81,20 @@ const EPS = 1e-9;
 const ceilShare = (n: number, share: number): number => Math.ceil(n * share - EPS);
 const floorShare = (n: number, share: number): number => Math.floor(n * share + EPS);
 
-/** The App generation the task was launched for. */
-export function taskVersion(task: Task, current: number): number {
-  return task.metadata.ownerReferences?.[0]?.version ?? current;
+/** Whether the task has health checks (its own, else the App's). */
+function hasHealthChecks(task: Task, app: App): boolean {
+  return (task.spec?.healthChecks ?? app.spec.healthChecks).length > 0;
 }
 
-/** RUNNING and passing its health checks (a task without checks is healthy when running). */
+/** RUNNING and not failing a health check: a task without checks is healthy when running (availability's view). */
 export function isHealthy(task: Task, app: App): boolean {
   if (task.status?.state !== 'RUNNING') return false;
-  const checks = task.spec?.healthChecks ?? app.spec.healthChecks;
-  return checks.length === 0 || task.status.healthy === true;
+  return !hasHealthChecks(task, app) || task.status.healthy === true;
+}
+
+/** RUNNING with health checks that pass: what Marathon's tasksHealthy counts (never a task without checks). */
+export function isCheckedHealthy(task: Task, app: App): boolean {
+  return task.status?.state === 'RUNNING' && hasHealthChecks(task, app) && task.status.healthy === true;
 }
 
 /** Healthy and, if it has readiness checks, ready: may take traffic and replace an old instance. */
@@ -87,8 +105,7 @@ export function isAvailable(task: Task, app: App): boolean {
 
 /** RUNNING with health checks reporting failure: the candidates for an Unhealthy kill. */
 export function isUnhealthy(task: Task, app: App): boolean {
-  const checks = task.spec?.healthChecks ?? app.spec.healthChecks;
-  return task.status?.state === 'RUNNING' && checks.length > 0 && task.status.healthy === false;
+  return task.status?.state === 'RUNNING' && hasHealthChecks(task, app) && task.status.healthy === false;
 }
 
 /** The upgrade budget of an App: the floor on available tasks and the ceiling on non-terminal ones. */
@@ -131,17 +148,26 @@ export function killOrder(tasks: Task[], app: App): Task[] {
   return keyed.map((k) => k.t);
 }
 
+/** Whether a task is of the App's current version (see the module comment). */
+type IsCurrent = (task: Task) => boolean;
+
+/** The task as this reconcile sees it: KILLING once its kill was sent, until it ends. */
+function asSeen(task: Task, killing: ReadonlySet<string>): Task {
+  if (!killing.has(task.metadata.name) || isTerminal(task) || task.status?.state === 'KILLING') return task;
+  return { ...task, status: { ...task.status, state: 'KILLING' } };
+}
+
 /** Reconciles one App: see the module comment for the semantics. */
 export function reconcileApp(input: AppReconcileInput): AppPlan {
-  const { app, tasks } = input;
-  const current = app.metadata.generation ?? 1;
-  const live = tasks.filter((t) => !isTerminal(t));
-  const counts = countTasks(app, live, current);
-  if (app.metadata.deletionTimestamp) return deletionPlan(app, live, current, counts);
+  const { app } = input;
+  const isCurrent: IsCurrent = (t) => isCurrentConfig(t, app, input.configHash);
+  const live = input.tasks.filter((t) => !isTerminal(t)).map((t) => asSeen(t, input.killing));
+  const counts = countTasks(app, live, isCurrent);
+  if (app.metadata.deletionTimestamp) return deletionPlan(app, live, isCurrent, counts);
 
   const active = live.filter((t) => t.status?.state !== 'KILLING');
-  const old = active.filter((t) => taskVersion(t, current) < current);
-  const fresh = active.filter((t) => taskVersion(t, current) >= current);
+  const old = active.filter((t) => !isCurrent(t));
+  const fresh = active.filter(isCurrent);
   const budget = unhealthyBudget(app, live);
   const diff = old.length > 0 ? upgradeDiff(input, live, old, fresh, budget) : steadyDiff(input, fresh, budget);
 
@@ -150,7 +176,7 @@ export function reconcileApp(input: AppReconcileInput): AppPlan {
   const plan: AppPlan = {
     launch: delayed ? 0 : diff.launch,
     kill: diff.kill,
-    deployment: deployment(app, live, current, counts, step(old.length > 0, delayed, diff)),
+    deployment: deployment(app, live, isCurrent, counts, step(old.length > 0, delayed, diff)),
     counts,
   };
   if (delayed) plan.delayUntil = delayUntil;
@@ -227,11 +253,11 @@ function upgradeDiff(
 }
 
 /** Deleting: kill everything still running (KILLING tasks are already on their way), launch nothing. */
-function deletionPlan(app: App, live: Task[], current: number, counts: AppCounts): AppPlan {
+function deletionPlan(app: App, live: Task[], isCurrent: IsCurrent, counts: AppCounts): AppPlan {
   const kill = live
     .filter((t) => t.status?.state !== 'KILLING')
     .map((t): Kill => ({ task: t.metadata.name, reason: 'AppDeleted' }));
-  const d = deployment(app, live, current, counts, 'Deleting');
+  const d = deployment(app, live, isCurrent, counts, 'Deleting');
   return { launch: 0, kill, counts, deployment: { ...d, done: live.length === 0 } };
 }
 
@@ -245,12 +271,12 @@ function step(upgrading: boolean, delayed: boolean, diff: { launch: number; kill
 }
 
 /** Deployment status; progress counts new-version tasks that are available, as `shoal rollout status` shows. */
-function deployment(app: App, live: Task[], current: number, counts: AppCounts, s: DeploymentStep): AppPlan['deployment'] {
+function deployment(app: App, live: Task[], isCurrent: IsCurrent, counts: AppCounts, s: DeploymentStep): AppPlan['deployment'] {
   const n = app.spec.instances;
-  const oldLeft = live.some((t) => taskVersion(t, current) < current);
-  const updatedAvailable = live.filter((t) => taskVersion(t, current) >= current && isAvailable(t, app)).length;
+  const oldLeft = live.some((t) => !isCurrent(t));
+  const updatedAvailable = live.filter((t) => isCurrent(t) && isAvailable(t, app)).length;
   return {
-    targetVersion: current,
+    targetVersion: app.metadata.generation ?? 1,
     step: s,
     progress: { updated: Math.min(n, updatedAvailable), total: n },
     done: !oldLeft && counts.available >= n,
@@ -258,15 +284,15 @@ function deployment(app: App, live: Task[], current: number, counts: AppCounts, 
 }
 
 /** Status counts over non-terminal tasks; KILLING ones are not UP-TO-DATE since they are leaving. */
-function countTasks(app: App, live: Task[], current: number): AppCounts {
+function countTasks(app: App, live: Task[], isCurrent: IsCurrent): AppCounts {
   const state = (s: string) => live.filter((t) => t.status?.state === s).length;
   return {
     desired: app.spec.instances,
     running: state('RUNNING'),
-    healthy: live.filter((t) => isHealthy(t, app)).length,
+    healthy: live.filter((t) => isCheckedHealthy(t, app)).length,
     staged: state('STAGING') + state('STARTING'),
     unhealthy: live.filter((t) => isUnhealthy(t, app)).length,
-    updated: live.filter((t) => t.status?.state !== 'KILLING' && taskVersion(t, current) >= current).length,
+    updated: live.filter((t) => t.status?.state !== 'KILLING' && isCurrent(t)).length,
     available: live.filter((t) => isAvailable(t, app)).length,
   };
 }
