@@ -4,6 +4,7 @@
  * after), and a failed key comes back after an exponential delay.
  */
 import type { Logger } from 'pino';
+import { realClock, type Clock, type TimerHandle } from '../util/clock';
 
 export interface WorkQueueOptions {
   /** Processes one key; throwing means "retry later". */
@@ -12,6 +13,8 @@ export interface WorkQueueOptions {
   workers?: number;
   baseDelayMs?: number;
   maxDelayMs?: number;
+  /** Time of delayed adds and retries. @default realClock */
+  clock?: Clock;
 }
 
 export class WorkQueue {
@@ -20,11 +23,14 @@ export class WorkQueue {
   private readonly running = new Set<string>();
   private readonly dirty = new Set<string>();
   private readonly failures = new Map<string, number>();
-  private readonly delayed = new Map<string, { at: number; timer: NodeJS.Timeout }>();
+  private readonly delayed = new Map<string, { at: number; timer: TimerHandle }>();
+  private readonly clock: Clock;
   private active = 0;
   private stopped = false;
 
-  constructor(private readonly o: WorkQueueOptions) {}
+  constructor(private readonly o: WorkQueueOptions) {
+    this.clock = o.clock ?? realClock;
+  }
 
   add(key: string): void {
     if (this.stopped) return;
@@ -45,11 +51,11 @@ export class WorkQueue {
    */
   addAfter(key: string, ms: number): void {
     if (this.stopped) return;
-    const at = Date.now() + ms;
+    const at = this.clock.now() + ms;
     const pending = this.delayed.get(key);
     if (pending && pending.at <= at) return;
-    if (pending) clearTimeout(pending.timer);
-    const timer = setTimeout(() => {
+    if (pending) this.clock.clearTimeout(pending.timer);
+    const timer = this.clock.setTimeout(() => {
       this.delayed.delete(key);
       this.add(key);
     }, ms);
@@ -63,7 +69,7 @@ export class WorkQueue {
 
   stop(): void {
     this.stopped = true;
-    for (const d of this.delayed.values()) clearTimeout(d.timer);
+    for (const d of this.delayed.values()) this.clock.clearTimeout(d.timer);
     this.delayed.clear();
   }
 

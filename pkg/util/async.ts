@@ -1,17 +1,18 @@
 /** Promise helpers. */
+import { realClock, type Clock, type TimerHandle } from './clock';
 
-/** Resolves after `ms` milliseconds. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/** Resolves after `ms` milliseconds of `clock`. */
+export function sleep(ms: number, clock: Clock = realClock): Promise<void> {
+  return clock.sleep(ms);
 }
 
 /**
- * Whether `promise` settles (either way) within `ms`. The timer is cleared afterwards so a
+ * Whether `promise` settles (either way) within `ms` of `clock`. The timer is cleared afterwards so a
  * pending timeout never keeps the process alive.
  */
-export async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+export async function settlesWithin(promise: Promise<unknown>, ms: number, clock: Clock = realClock): Promise<boolean> {
+  let timer: TimerHandle | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = clock.setTimeout(() => resolve(false), ms)));
   const settled = promise.then(
     () => true,
     () => true,
@@ -19,7 +20,7 @@ export async function settlesWithin(promise: Promise<unknown>, ms: number): Prom
   try {
     return await Promise.race([settled, timeout]);
   } finally {
-    clearTimeout(timer);
+    clock.clearTimeout(timer);
   }
 }
 

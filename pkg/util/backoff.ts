@@ -1,4 +1,5 @@
 /** Retry pacing for background loops that must never give up (agents, watches, status writes). */
+import { realClock, type Clock } from './clock';
 
 /**
  * Exponential backoff with ±20 % jitter: `minMs`, 2×, 4×… capped at `maxMs`. The jitter keeps
@@ -10,17 +11,17 @@ export function backoffDelay(attempt: number, minMs = 1000, maxMs = 10_000): num
 }
 
 /**
- * Sleeps `ms` unless `signal` aborts first. Resolves true after a full sleep, false when aborted
+ * Sleeps `ms` on `clock` unless `signal` aborts first. Resolves true after a full sleep, false when aborted
  * (at once if already aborted); the timer is cleared on abort so nothing lingers after a stop.
  */
-export function sleepUnlessAborted(ms: number, signal: AbortSignal): Promise<boolean> {
+export function sleepUnlessAborted(ms: number, signal: AbortSignal, clock: Clock = realClock): Promise<boolean> {
   if (signal.aborted) return Promise.resolve(false);
   return new Promise((resolve) => {
     const onAbort = () => {
-      clearTimeout(timer);
+      clock.clearTimeout(timer);
       resolve(false);
     };
-    const timer = setTimeout(() => {
+    const timer = clock.setTimeout(() => {
       signal.removeEventListener('abort', onAbort);
       resolve(true);
     }, ms);
