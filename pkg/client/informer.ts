@@ -7,6 +7,7 @@
 import type { Logger } from 'pino';
 import { CompactedError } from '../store/errors';
 import type { KeyValue, Store, Watch, WatchEvent } from '../store/types';
+import { realClock, type Clock, type TimerHandle } from '../util/clock';
 
 export interface InformerHandlers<T> {
   /** Called for a new key, and for keys found again after a relist. */
@@ -30,6 +31,8 @@ export interface InformerOptions<T> {
    * row, it is restarted with a relist. 0 turns the check off. @default 10000
    */
   staleCheckMs?: number;
+  /** Time of the retry and staleness timers. @default realClock */
+  clock?: Clock;
 }
 
 /** A cache of one prefix, fed by list + watch. Never throws from its background loop. */
@@ -42,13 +45,17 @@ export class Informer<T> {
   private synced = false;
   private revision = 0;
   private syncWaiters: Array<() => void> = [];
-  private staleTimer?: NodeJS.Timeout;
+  private staleTimer?: TimerHandle;
   /** Events arrived since the last staleness check. */
   private heard = false;
   /** The last check found writes the watch had not delivered. */
   private behind = false;
 
-  constructor(private readonly o: InformerOptions<T>) {}
+  private readonly clock: Clock;
+
+  constructor(private readonly o: InformerOptions<T>) {
+    this.clock = o.clock ?? realClock;
+  }
 
   /** Registers handlers; call before start() to see the initial list as adds. */
   addHandlers(h: InformerHandlers<T>): void {
@@ -108,7 +115,7 @@ export class Informer<T> {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.staleTimer) clearInterval(this.staleTimer);
+    if (this.staleTimer) this.clock.clearInterval(this.staleTimer);
     await this.watch?.cancel();
   }
 
@@ -132,7 +139,7 @@ export class Informer<T> {
         return;
       } catch (err) {
         this.o.logger.warn({ prefix: this.o.prefix, err: (err as Error).message }, 'informer list failed; retrying');
-        await new Promise((r) => setTimeout(r, this.o.retryMs ?? 1000));
+        await this.clock.sleep(this.o.retryMs ?? 1000);
       }
     }
   }
@@ -141,7 +148,7 @@ export class Informer<T> {
   private watchForStalls(): void {
     const every = this.o.staleCheckMs ?? 10_000;
     if (this.staleTimer || every <= 0) return;
-    this.staleTimer = setInterval(() => void this.checkStale(), every);
+    this.staleTimer = this.clock.setInterval(() => void this.checkStale(), every);
     this.staleTimer.unref();
   }
 
@@ -182,7 +189,7 @@ export class Informer<T> {
     if (this.stopped) return;
     const why = err instanceof CompactedError ? 'compacted' : err.message;
     this.o.logger.info({ prefix: this.o.prefix, why }, 'watch ended; relisting');
-    setTimeout(() => void this.relist(), err instanceof CompactedError ? 0 : this.o.retryMs ?? 1000);
+    this.clock.setTimeout(() => void this.relist(), err instanceof CompactedError ? 0 : this.o.retryMs ?? 1000);
   }
 
   private markSynced(): void {

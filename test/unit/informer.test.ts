@@ -1,19 +1,21 @@
 import { Informer } from '../../pkg/client/informer';
 import { MemoryStore } from '../../pkg/store/memory';
 import { CompactedError } from '../../pkg/store/errors';
+import { FakeClock, settle } from '../../pkg/util/clock';
 import { silentLogger } from '../../pkg/util/log';
 
-const flush = () => new Promise((r) => setTimeout(r, 20));
+/** Lets the memory store deliver watch events (it does on a microtask: no timer involved). */
+const flush = () => settle();
 
-function informer(store: MemoryStore) {
-  const inf = new Informer<string>({ store, prefix: '/p/', logger: silentLogger(), retryMs: 10, decode: (kv) => (kv.value === 'skip' ? undefined : kv.value) });
+function informer(store: MemoryStore, clock = new FakeClock(0)) {
+  const inf = new Informer<string>({ store, prefix: '/p/', logger: silentLogger(), retryMs: 10, clock, decode: (kv) => (kv.value === 'skip' ? undefined : kv.value) });
   const seen: string[] = [];
   inf.addHandlers({
     onAdd: (k, v) => seen.push(`add ${k}=${v}`),
     onUpdate: (k, v, old) => seen.push(`update ${k}=${old}->${v}`),
     onDelete: (k, old) => seen.push(`delete ${k}=${old}`),
   });
-  return { inf, seen };
+  return { inf, seen, clock };
 }
 
 /**
@@ -43,7 +45,7 @@ describe('Informer', () => {
     await store.delete('/p/b');
     await flush();
     expect(seen).toEqual(['add /p/a=1', 'add /p/b=2', 'update /p/a=1->3', 'delete /p/b=2']);
-    expect(inf.lastRevision()).toBeGreaterThan(rev);
+    expect(inf.lastRevision()).toBe(rev + 2);
     await inf.stop();
   });
 
@@ -61,7 +63,7 @@ describe('Informer', () => {
     await store.create('/p/a', '1');
     await store.create('/p/gone', 'x');
     const failFirst = firstWatchDies(store);
-    const { inf, seen } = informer(store);
+    const { inf, seen, clock } = informer(store);
     await inf.start();
     seen.length = 0;
     await store.delete('/p/gone');
@@ -70,6 +72,8 @@ describe('Informer', () => {
     await store.compact(await store.revision());
     failFirst(new CompactedError(1, await store.revision()));
     await flush();
+    expect(seen).toEqual([]); // the relist is a timer, of 0 ms after a compaction
+    await clock.stepAsync(0);
     expect(seen.sort()).toEqual(['add /p/new=2', 'delete /p/gone=x', 'update /p/a=1->3']);
     await store.create('/p/later', '4');
     await flush();
@@ -81,7 +85,7 @@ describe('Informer', () => {
     const store = new MemoryStore();
     await store.create('/p/a', 'red:1');
     await store.create('/p/b', 'blue:1');
-    const inf = new Informer<string>({ store, prefix: '/p/', logger: silentLogger(), retryMs: 10, decode: (kv) => (kv.value === 'skip' ? undefined : kv.value) });
+    const inf = new Informer<string>({ store, prefix: '/p/', logger: silentLogger(), retryMs: 10, clock: new FakeClock(0), decode: (kv) => (kv.value === 'skip' ? undefined : kv.value) });
     inf.addIndex('colour', (v) => (v.includes(':') ? v.split(':')[0] : undefined));
     const by = (colour: string) => inf.byIndex('colour', colour).sort();
     await inf.start();
@@ -110,13 +114,14 @@ describe('Informer', () => {
     await store.create('/p/a', 'red:1');
     await store.create('/p/gone', 'red:2');
     const failFirst = firstWatchDies(store);
-    const inf = new Informer<string>({ store, prefix: '/p/', logger: silentLogger(), retryMs: 10, decode: (kv) => kv.value });
+    const clock = new FakeClock(0);
+    const inf = new Informer<string>({ store, prefix: '/p/', logger: silentLogger(), retryMs: 10, clock, decode: (kv) => kv.value });
     inf.addIndex('colour', (v) => v.split(':')[0]);
     await inf.start();
     await store.delete('/p/gone');
     await store.update('/p/a', 'blue:1', (await store.get('/p/a'))!.modRevision);
     failFirst(new CompactedError(1, await store.revision()));
-    await flush();
+    await clock.stepAsync(0);
     expect(inf.byIndex('colour', 'red')).toEqual([]);
     expect(inf.byIndex('colour', 'blue')).toEqual(['blue:1']);
     await inf.stop();
@@ -129,12 +134,16 @@ describe('Informer', () => {
     let watches = 0;
     const realWatch = store.watch.bind(store);
     jest.spyOn(store, 'watch').mockImplementation(async (prefix, opts) => (++watches === 1 ? realWatch(prefix, { ...opts, onEvents: () => undefined }) : realWatch(prefix, opts)));
-    const inf = new Informer<string>({ store, prefix: '/p/', logger: silentLogger(), retryMs: 10, staleCheckMs: 20, decode: (kv) => kv.value });
+    const clock = new FakeClock(0);
+    const inf = new Informer<string>({ store, prefix: '/p/', logger: silentLogger(), retryMs: 10, staleCheckMs: 20, clock, decode: (kv) => kv.value });
     const seen: string[] = [];
     inf.addHandlers({ onUpdate: (k, v, old) => seen.push(`update ${k}=${old}->${v}`) });
     await inf.start();
     await store.update('/p/a', '2', (await store.get('/p/a'))!.modRevision);
-    await new Promise((r) => setTimeout(r, 150)); // two silent checks, then a relist
+    await clock.stepAsync(20); // the first silent check: delivery may just be slow
+    expect(inf.get('/p/a')).toBe('1');
+    expect(watches).toBe(1);
+    await clock.stepAsync(20); // the second: relist and watch again
     expect(inf.get('/p/a')).toBe('2');
     expect(seen).toEqual(['update /p/a=1->2']);
     expect(watches).toBe(2);
@@ -148,11 +157,50 @@ describe('Informer', () => {
     const store = new MemoryStore();
     await store.create('/p/a', '1');
     const lists = jest.spyOn(store, 'list');
-    const inf = new Informer<string>({ store, prefix: '/p/', logger: silentLogger(), staleCheckMs: 20, decode: (kv) => kv.value });
+    const checks = jest.spyOn(store, 'countNewer');
+    const clock = new FakeClock(0);
+    const inf = new Informer<string>({ store, prefix: '/p/', logger: silentLogger(), staleCheckMs: 20, clock, decode: (kv) => kv.value });
     await inf.start();
     await store.create('/other/x', '1'); // the revision moves, the prefix does not
-    await new Promise((r) => setTimeout(r, 120));
+    await clock.stepAsync(100);
+    expect(checks).toHaveBeenCalledTimes(5);
     expect(lists).toHaveBeenCalledTimes(1);
+    await inf.stop();
+    expect(clock.pending()).toBe(0); // stop() ends the staleness check
+    await clock.stepAsync(100);
+    expect(checks).toHaveBeenCalledTimes(5);
+  });
+
+  it('retriesAFailedListAfterRetryMs', async () => {
+    const store = new MemoryStore();
+    await store.create('/p/a', '1');
+    const lists = jest.spyOn(store, 'list').mockRejectedValueOnce(new Error('etcd unavailable'));
+    const { inf, clock } = informer(store);
+    let synced = false;
+    const started = inf.start().then(() => (synced = true));
+    await clock.stepAsync(9);
+    expect(lists).toHaveBeenCalledTimes(1);
+    expect(synced).toBe(false);
+    await clock.stepAsync(1);
+    await started;
+    expect(lists).toHaveBeenCalledTimes(2);
+    expect(inf.list()).toEqual(['1']);
+    await inf.stop();
+  });
+
+  it('relistsRetryMsAfterAWatchErrorOtherThanCompaction', async () => {
+    const store = new MemoryStore();
+    await store.create('/p/a', '1');
+    const failFirst = firstWatchDies(store);
+    const { inf, seen, clock } = informer(store);
+    await inf.start();
+    await store.create('/p/b', '2');
+    failFirst(new Error('connection reset'));
+    await clock.stepAsync(9);
+    expect(inf.get('/p/b')).toBeUndefined();
+    await clock.stepAsync(1);
+    expect(inf.get('/p/b')).toBe('2');
+    expect(seen).toEqual(['add /p/a=1', 'update /p/a=1->1', 'add /p/b=2']); // a relist reports every key it finds
     await inf.stop();
   });
 });
