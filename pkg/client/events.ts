@@ -9,6 +9,7 @@ import { lookupKind } from '../api/kinds';
 import type { Event } from '../api/types.generated';
 import { encodeObject, objectKey } from '../store/objects';
 import type { Store } from '../store/types';
+import { realClock, type Clock } from '../util/clock';
 
 const EVENTS = lookupKind('event')!;
 const TTL_SECONDS = 3600;
@@ -24,11 +25,11 @@ export interface InvolvedObject {
 export class EventRecorder {
   private lease?: { id: Promise<string>; until: number };
 
-  constructor(private readonly store: Store, private readonly prefix: string, private readonly component: string, private readonly log: Logger, private readonly now: () => Date = () => new Date()) {}
+  constructor(private readonly store: Store, private readonly prefix: string, private readonly component: string, private readonly log: Logger, private readonly clock: Clock = realClock) {}
 
   /** Records an event; failures are logged, never thrown (events are best effort). */
   async record(obj: InvolvedObject, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
-    const ts = this.now();
+    const ts = this.clock.date();
     const namespace = obj.namespace ?? 'default';
     const name = `${obj.name}.${ts.getTime().toString(16)}${randomBytes(2).toString('hex')}`.slice(0, 63).replace(/[^a-z0-9-]/g, '-').replace(/-+$/, '');
     const event: Event = {

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { AlreadyExistsError } from '../store/errors';
 import { leaderKey } from '../store/objects';
 import type { Fence, Lease, Store, Watch } from '../store/types';
+import { realClock, type Clock } from '../util/clock';
 
 export type { Fence } from '../store/types';
 
@@ -19,6 +20,8 @@ export interface LeaderElectorOptions {
   /** Lease TTL: how long a dead leader holds the key. @default 5 */
   ttlSeconds?: number;
   logger: Logger;
+  /** Time of `since` and of the wait between campaigns. @default realClock */
+  clock?: Clock;
 }
 
 export interface LeaderCallbacks {
@@ -33,8 +36,11 @@ export class LeaderElector {
   private lease?: Lease;
   private leading?: AbortController;
   private wake?: () => void;
+  private readonly clock: Clock;
 
-  constructor(private readonly o: LeaderElectorOptions) {}
+  constructor(private readonly o: LeaderElectorOptions) {
+    this.clock = o.clock ?? realClock;
+  }
 
   /** Campaigns in the background until stop(). */
   run(cb: LeaderCallbacks): void {
@@ -63,7 +69,7 @@ export class LeaderElector {
           why = err.message;
           lost.abort();
         });
-        const rev = await this.o.store.create(key, JSON.stringify({ identity: this.o.identity, since: new Date().toISOString() }), { leaseId: this.lease.id });
+        const rev = await this.o.store.create(key, JSON.stringify({ identity: this.o.identity, since: this.clock.date().toISOString() }), { leaseId: this.lease.id });
         this.leading = lost;
         this.o.logger.info({ identity: this.o.identity, revision: rev }, 'became leader');
         await cb.onStartedLeading({ key, modRevision: rev }, lost.signal);
@@ -82,9 +88,9 @@ export class LeaderElector {
   private async waitForVacancy(key: string): Promise<void> {
     let watch: Watch | undefined;
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, 2000);
+      const timer = this.clock.setTimeout(resolve, 2000);
       this.wake = () => {
-        clearTimeout(timer);
+        this.clock.clearTimeout(timer);
         resolve();
       };
       this.o.store.revision()

@@ -1,6 +1,7 @@
 /** Events share one lease per five minutes, also when many are recorded at once. */
 import { EventRecorder } from '../../pkg/client/events';
 import { MemoryStore } from '../../pkg/store/memory';
+import { FakeClock } from '../../pkg/util/clock';
 import { silentLogger } from '../../pkg/util/log';
 
 describe('EventRecorder', () => {
@@ -25,6 +26,27 @@ describe('EventRecorder', () => {
     await events.record({ kind: 'App', name: 'b' }, 'Normal', 'Test', 'kept');
     expect(grants).toHaveBeenCalledTimes(2);
     expect((await store.list('/shoal/registry/events/')).items).toHaveLength(1);
+    await store.close();
+  });
+
+  it('stamps events with its clock and grants the next lease once five minutes of events shared one', async () => {
+    const store = new MemoryStore();
+    const grants = jest.spyOn(store, 'grantLease');
+    const clock = new FakeClock(Date.UTC(2026, 0, 1));
+    const events = new EventRecorder(store, '/shoal', 'test', silentLogger(), clock);
+    await events.record({ kind: 'App', name: 'a' }, 'Normal', 'Test', 'first');
+    clock.step(5 * 60_000); // the lease is reused up to and including this moment
+    await events.record({ kind: 'App', name: 'b' }, 'Normal', 'Test', 'same lease');
+    clock.step(1);
+    await events.record({ kind: 'App', name: 'c' }, 'Normal', 'Test', 'new lease');
+    expect(grants).toHaveBeenCalledTimes(2);
+    const items = (await store.list('/shoal/registry/events/')).items.map((kv) => ({ lease: kv.lease, event: JSON.parse(kv.value) }));
+    const byName = Object.fromEntries(items.map((i) => [i.event.involvedObject.name, i]));
+    expect(byName.a.event.firstTimestamp).toBe('2026-01-01T00:00:00.000Z');
+    expect(byName.b.event.lastTimestamp).toBe('2026-01-01T00:05:00.000Z');
+    expect(byName.c.event.metadata.creationTimestamp).toBe('2026-01-01T00:05:00.001Z');
+    expect(byName.b.lease).toBe(byName.a.lease);
+    expect(byName.c.lease).not.toBe(byName.a.lease);
     await store.close();
   });
 });
