@@ -8,6 +8,7 @@ import type { App, Node, Task } from '../api/types.generated';
 import { Informer } from './informer';
 import { agentLeasePrefix, decodeObject, kindPrefix } from '../store/objects';
 import type { Store } from '../store/types';
+import type { Clock } from '../util/clock';
 
 export interface ClusterInformers {
   /** Node objects by key. */
@@ -30,12 +31,13 @@ export function lastSegment(key: string): string {
   return key.slice(key.lastIndexOf('/') + 1);
 }
 
-export function clusterInformers(store: Store, prefix: string, logger: Logger): ClusterInformers {
-  const nodes = new Informer<Node>({ store, prefix: kindPrefix(prefix, lookupKind('node')!), logger, decode: (kv) => decodeObject<Node>(kv.value, kv.modRevision) });
-  const leases = new Informer<number>({ store, prefix: agentLeasePrefix(prefix), logger, decode: (kv) => kv.modRevision });
-  const tasks = new Informer<Task>({ store, prefix: kindPrefix(prefix, lookupKind('task')!), logger, decode: (kv) => decodeObject<Task>(kv.value, kv.modRevision) });
+/** `clock`: the informers' retry and staleness timers (default: the real clock). */
+export function clusterInformers(store: Store, prefix: string, logger: Logger, clock?: Clock): ClusterInformers {
+  const nodes = new Informer<Node>({ store, prefix: kindPrefix(prefix, lookupKind('node')!), logger, clock, decode: (kv) => decodeObject<Node>(kv.value, kv.modRevision) });
+  const leases = new Informer<number>({ store, prefix: agentLeasePrefix(prefix), logger, clock, decode: (kv) => kv.modRevision });
+  const tasks = new Informer<Task>({ store, prefix: kindPrefix(prefix, lookupKind('task')!), logger, clock, decode: (kv) => decodeObject<Task>(kv.value, kv.modRevision) });
   tasks.addIndex(TASKS_BY_NODE, (t) => t.spec?.nodeName);
-  const apps = new Informer<App>({ store, prefix: kindPrefix(prefix, lookupKind('app')!), logger, decode: (kv) => decodeObject<App>(kv.value, kv.modRevision) });
+  const apps = new Informer<App>({ store, prefix: kindPrefix(prefix, lookupKind('app')!), logger, clock, decode: (kv) => decodeObject<App>(kv.value, kv.modRevision) });
   return {
     nodes,
     leases,

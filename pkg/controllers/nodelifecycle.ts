@@ -12,6 +12,7 @@ import { fencedTxn, NotLeaderError, type TermContext } from './context';
 import { lastSegment, TASKS_BY_NODE } from '../client/informers';
 import { isTerminal } from '../api/tasks';
 import { WorkQueue } from './queue';
+import type { Clock } from '../util/clock';
 
 const NODES = lookupKind('node')!;
 const TASKS = lookupKind('task')!;
@@ -21,18 +22,17 @@ const BATCH = 60;
 export interface NodeLifecycleOptions extends TermContext {
   /** Seconds between losing an agent and marking its tasks LOST. @default 0 */
   lostTaskGraceSeconds?: number;
-  now?: () => Date;
 }
 
 export class NodeLifecycleController {
   private readonly queue: WorkQueue;
   /** When each node was first seen without a lease (grace accounting). */
   private readonly lostSince = new Map<string, number>();
-  private readonly now: () => Date;
+  private readonly clock: Clock;
 
   constructor(private readonly o: NodeLifecycleOptions) {
-    this.now = o.now ?? (() => new Date());
-    this.queue = new WorkQueue({ sync: (name) => this.sync(name).catch(ignoreNotLeader), logger: o.logger, workers: 2 });
+    this.clock = o.clock;
+    this.queue = new WorkQueue({ sync: (name) => this.sync(name).catch(ignoreNotLeader), logger: o.logger, workers: 2, clock: this.clock });
   }
 
   start(): void {
@@ -57,11 +57,11 @@ export class NodeLifecycleController {
       this.lostSince.delete(name);
       return;
     }
-    const since = this.lostSince.get(name) ?? this.now().getTime();
+    const since = this.lostSince.get(name) ?? this.clock.now();
     this.lostSince.set(name, since);
     await this.markNotReady(node);
     const graceMs = (this.o.lostTaskGraceSeconds ?? 0) * 1000;
-    const wait = since + graceMs - this.now().getTime();
+    const wait = since + graceMs - this.clock.now();
     if (wait > 0) {
       this.queue.addAfter(name, wait);
       return;
@@ -73,7 +73,7 @@ export class NodeLifecycleController {
     const ready = node.status?.conditions?.find((c) => c.type === 'Ready');
     if (ready?.status === 'Unknown') return;
     const next = structuredClone(node);
-    const at = this.now().toISOString();
+    const at = this.clock.date().toISOString();
     const condition = { type: 'Ready', status: 'Unknown' as const, reason: 'NodeLeaseExpired', message: 'the agent stopped renewing its lease', lastTransitionTime: at };
     next.status.conditions = [...(next.status.conditions ?? []).filter((c) => c.type !== 'Ready'), condition];
     const key = objectKey(this.o.prefix, NODES, undefined, node.metadata.name);
@@ -105,7 +105,7 @@ export class NodeLifecycleController {
 
   private lost(task: Task, node: string): Task {
     const next = structuredClone(task);
-    next.status = { ...next.status, state: 'LOST', reason: 'AgentLost', message: `agent ${node} was lost`, finishedAt: this.now().toISOString() };
+    next.status = { ...next.status, state: 'LOST', reason: 'AgentLost', message: `agent ${node} was lost`, finishedAt: this.clock.date().toISOString() };
     return next;
   }
 }

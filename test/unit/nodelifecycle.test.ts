@@ -5,7 +5,9 @@ import { NodeLifecycleController } from '../../pkg/controllers/nodelifecycle';
 import type { Node, Task } from '../../pkg/api/types.generated';
 import { MemoryStore } from '../../pkg/store/memory';
 import { agentLeaseKey, assignmentKey, decodeKeyValue, leaderKey } from '../../pkg/store/objects';
+import { FakeClock, settle } from '../../pkg/util/clock';
 import { silentLogger } from '../../pkg/util/log';
+import type { TermContext } from '../../pkg/controllers/context';
 
 const P = '/shoal';
 const log = silentLogger();
@@ -20,8 +22,11 @@ const task = (name: string, nodeName: string, state: string): Task => ({
   status: { state: state as Task['status']['state'] },
 });
 
-async function cluster(withLease: boolean) {
+const T0 = Date.UTC(2026, 0, 1);
+
+async function cluster(withLease: boolean, lostTaskGraceSeconds?: number) {
   const store = new MemoryStore();
+  const clock = new FakeClock(T0);
   const fence = { key: leaderKey(P), modRevision: await store.create(leaderKey(P), 'cm') };
   await store.create(`${P}/registry/nodes/n1`, JSON.stringify(node('n1')));
   if (withLease) await store.create(agentLeaseKey(P, 'n1'), '{}');
@@ -32,12 +37,13 @@ async function cluster(withLease: boolean) {
   // Another agent's task, and one that moved off n1 after the informers started (index update).
   await store.create(`${P}/registry/tasks/default/other`, JSON.stringify(task('other', 'n2', 'RUNNING')));
   await store.create(`${P}/registry/tasks/default/moved`, JSON.stringify(task('moved', 'n1', 'RUNNING')));
-  const informers = clusterInformers(store, P, log);
+  const informers = clusterInformers(store, P, log, clock);
   await informers.start();
   const moved = (await store.get(`${P}/registry/tasks/default/moved`))!;
   await store.update(moved.key, JSON.stringify(task('moved', 'n2', 'RUNNING')), moved.modRevision);
-  const ctl = new NodeLifecycleController({ store, prefix: P, informers, fence, logger: log, events: new EventRecorder(store, P, 'test', log) });
-  return { store, fence, informers, ctl };
+  const frameworks = {} as TermContext['frameworks']; // node lifecycle writes to the registry only
+  const ctl = new NodeLifecycleController({ store, prefix: P, informers, fence, logger: log, events: new EventRecorder(store, P, 'test', log, clock), frameworks, clock, lostTaskGraceSeconds });
+  return { store, fence, informers, ctl, clock };
 }
 
 const stateOf = async (store: MemoryStore, name: string) => decodeKeyValue<Task>((await store.get(`${P}/registry/tasks/default/${name}`))!).status.state;
@@ -56,7 +62,7 @@ describe('NodeLifecycleController', () => {
     await ctl.sync('n1');
     const n = decodeKeyValue<Node>((await store.get(`${P}/registry/nodes/n1`))!);
     expect(n.status.conditions).toEqual([expect.objectContaining({ type: 'Ready', status: 'Unknown', reason: 'NodeLeaseExpired' })]);
-    await new Promise((r) => setTimeout(r, 10)); // informer catches up with the node write
+    await settle(); // the informer catches up with the node write (the memory store delivers on a microtask)
     await ctl.sync('n1');
     expect([await stateOf(store, 'a'), await stateOf(store, 'b'), await stateOf(store, 'c')]).toEqual(['LOST', 'LOST', 'FAILED']);
     expect([await stateOf(store, 'other'), await stateOf(store, 'moved')]).toEqual(['RUNNING', 'RUNNING']);
@@ -64,6 +70,38 @@ describe('NodeLifecycleController', () => {
     expect(await store.get(assignmentKey(P, 'n1', 'default', 'c'))).toBeDefined();
     const events = (await store.list(`${P}/registry/events/`)).items.map((kv) => JSON.parse(kv.value).reason);
     expect(events).toEqual(expect.arrayContaining(['NodeNotReady', 'TasksLost']));
+    await informers.stop();
+  });
+
+  it('marksTheTasksLostOnlyOnceTheGracePeriodHasPassed', async () => {
+    const { store, ctl, informers, clock } = await cluster(false, 30);
+    await ctl.sync('n1'); // lost now: Ready=Unknown at once, the tasks at T0 + 30 s
+    const n = decodeKeyValue<Node>((await store.get(`${P}/registry/nodes/n1`))!);
+    expect(n.status.conditions).toEqual([expect.objectContaining({ status: 'Unknown', lastTransitionTime: '2026-01-01T00:00:00.000Z' })]);
+    await clock.stepAsync(29_999);
+    expect(await stateOf(store, 'a')).toBe('RUNNING');
+    await clock.stepAsync(1);
+    expect([await stateOf(store, 'a'), await stateOf(store, 'b'), await stateOf(store, 'c')]).toEqual(['LOST', 'LOST', 'FAILED']);
+    const a = decodeKeyValue<Task>((await store.get(`${P}/registry/tasks/default/a`))!);
+    expect(a.status).toMatchObject({ reason: 'AgentLost', finishedAt: '2026-01-01T00:00:30.000Z' });
+    ctl.stop();
+    await informers.stop();
+  });
+
+  it('forgetsTheGracePeriodOfAnAgentThatCameBack', async () => {
+    const { store, ctl, informers, clock } = await cluster(false, 30);
+    await ctl.sync('n1');
+    await clock.stepAsync(10_000);
+    await store.create(agentLeaseKey(P, 'n1'), '{}'); // re-registered
+    await clock.stepAsync(20_000); // the timed re-check finds the lease
+    expect(await stateOf(store, 'a')).toBe('RUNNING');
+    await store.delete(agentLeaseKey(P, 'n1')); // lost again: a fresh grace period
+    await ctl.sync('n1');
+    await clock.stepAsync(29_999);
+    expect(await stateOf(store, 'a')).toBe('RUNNING');
+    await clock.stepAsync(1);
+    expect(await stateOf(store, 'a')).toBe('LOST');
+    ctl.stop();
     await informers.stop();
   });
 
