@@ -5,7 +5,8 @@
  * framework — the master shell feeds events in and delivers the offers that come out.
  */
 import { add, fits, isValidDemand, rangesContain, removePorts, round, subtract, zero } from '../api/resources';
-import { checkWeight, DRFSorter, dominantShare, Sorter } from './sorter';
+import { nameKey } from '../api/keys';
+import { checkWeight, DRFSorter, Sorter } from './sorter';
 import type { AgentInfo, Allocation, LaunchFailureReason, LaunchRequest, Offer, PortRange, Resources, Scalars } from './types';
 
 /** Options of {@link Allocator}. */
@@ -22,8 +23,16 @@ export interface AllocatorOptions {
   fairnessQuantum?: number;
   /** Role weights (DRF divides a role's share by its weight). @default every role 1 */
   roleWeights?: Record<string, number>;
-  /** The offer order policy. @default new DRFSorter() */
+  /**
+   * The offer order of roles, and the one ledger of their allocations and of the pool: both
+   * the offer order and the accept-time fairness check read it. @default new DRFSorter()
+   */
   sorter?: Sorter;
+  /**
+   * Makes the sorter of the frameworks within one role (called once per role, as Mesos keeps
+   * one framework sorter per role). @default () => new DRFSorter()
+   */
+  frameworkSorter?: () => Sorter;
 }
 
 /** {@link AllocatorOptions} with every default filled in. */
@@ -33,6 +42,7 @@ export interface CompiledAllocatorOptions {
   fairnessQuantum: number;
   roleWeights: Record<string, number>;
   sorter: Sorter;
+  frameworkSorter: () => Sorter;
 }
 
 /** Fills the defaults of {@link AllocatorOptions}; throws a `TypeError` naming a bad field. */
@@ -43,6 +53,7 @@ export function compileAllocatorOptions(options: AllocatorOptions = {}): Compile
     fairnessQuantum: options.fairnessQuantum ?? 0.01,
     roleWeights: { ...options.roleWeights },
     sorter: options.sorter ?? new DRFSorter(),
+    frameworkSorter: options.frameworkSorter ?? (() => new DRFSorter()),
   };
   for (const field of ['offerTimeoutMs', 'defaultRefuseSeconds', 'fairnessQuantum'] as const) {
     const v = compiled[field];
@@ -69,9 +80,9 @@ export interface AllocatorStats {
   filters: number;
 }
 
-/** The allocation key of a task: `<namespace>/<name>`. */
-export function taskKeyOf(namespace: string, taskName: string): string {
-  return `${namespace}/${taskName}`;
+/** The allocation key of a task: `<namespace>/<name>` ({@link nameKey}). */
+export function taskKeyOf(namespace: string | undefined, taskName: string): string {
+  return nameKey(namespace, taskName);
 }
 
 /** Everything the allocator knows about one agent, in one record so a round does one lookup. */
@@ -95,13 +106,19 @@ interface FrameworkState {
   suppressed: boolean;
 }
 
+/**
+ * A role: its registered frameworks and how many tracked tasks it has. What it holds is not
+ * here: the role sorter keeps the role's allocation, and the role's framework sorter keeps
+ * each framework's (a client there from registration or first task until neither is left).
+ */
 interface RoleState {
   name: string;
-  weight: number;
-  /** Sorted by id, so frameworks of one role are tried in a stable order. */
-  frameworks: FrameworkState[];
-  allocation: Scalars;
+  frameworks: Map<string, FrameworkState>;
+  /** Orders the role's frameworks (Mesos' per-role framework sorter). */
+  sorter: Sorter;
   tasks: number;
+  /** Tracked tasks per framework id, registered or not (tasks outlive their framework's registration). */
+  frameworkTasks: Map<string, number>;
 }
 
 /** What is left of one offer while the launches of an accept are checked against it. */
@@ -138,7 +155,6 @@ export class Allocator {
    */
   private readonly filters = new Map<string, Map<string, number>>();
   private nextFilterExpiry = Infinity;
-  private total: Scalars = zero();
   private seq = 0;
 
   constructor(options: AllocatorOptions = {}) {
@@ -158,7 +174,7 @@ export class Allocator {
     // Frozen, because every offer of this agent shares them rather than copying (10k offers a round).
     st.info = { ...info, capacity: cloneResources(info.capacity), attributes: frozen({ ...info.attributes }), runtimes: frozen([...info.runtimes]) };
     st.freePorts = undefined;
-    this.setTotal(add(subtract(this.total, prev?.capacity ?? zero()), st.info.capacity));
+    this.setTotal(add(subtract(this.sorter.total(), prev?.capacity ?? zero()), st.info.capacity));
     return !offerable(st.info) || (prev !== undefined && !sameOfferedView(prev, st.info)) ? this.rescind(st) : [];
   }
 
@@ -166,7 +182,7 @@ export class Allocator {
   removeAgent(name: string): Offer[] {
     const st = this.agents.get(name);
     if (!st?.info) return [];
-    this.setTotal(subtract(this.total, st.info.capacity));
+    this.setTotal(subtract(this.sorter.total(), st.info.capacity));
     st.info = undefined;
     st.freePorts = undefined;
     for (const perAgent of this.filters.values()) perAgent.delete(name);
@@ -177,7 +193,7 @@ export class Allocator {
 
   // ---- bookkeeping: the only place allocations are counted ----
 
-  /** Counts an allocation against its agent and role. Tracking an existing key replaces it. */
+  /** Counts an allocation against its agent, its role and its framework. Tracking an existing key replaces it. */
   track(allocation: Allocation): void {
     this.untrack(allocation.taskKey);
     const a: Allocation = { ...allocation, resources: scalarsOf(allocation.resources), ports: [...allocation.ports] };
@@ -188,8 +204,10 @@ export class Allocator {
     for (const p of a.ports) st.ports.set(p, (st.ports.get(p) ?? 0) + 1);
     if (a.ports.length > 0) st.freePorts = undefined;
     const r = this.role(a.role);
-    r.allocation = add(r.allocation, a.resources);
     r.tasks++;
+    r.frameworkTasks.set(a.frameworkId, (r.frameworkTasks.get(a.frameworkId) ?? 0) + 1);
+    if (!r.sorter.contains(a.frameworkId)) r.sorter.add(a.frameworkId);
+    r.sorter.allocated(a.frameworkId, a.resources);
     this.sorter.allocated(a.role, a.resources);
   }
 
@@ -205,9 +223,11 @@ export class Allocator {
     if (a.ports.length > 0) st.freePorts = undefined;
     this.releaseAgentIfIdle(st);
     const r = this.role(a.role);
-    r.allocation = subtract(r.allocation, a.resources);
     r.tasks--;
+    decrement(r.frameworkTasks, a.frameworkId);
+    r.sorter.unallocated(a.frameworkId, a.resources);
     this.sorter.unallocated(a.role, a.resources);
+    this.releaseFrameworkIfIdle(r, a.frameworkId);
     this.releaseRoleIfIdle(r);
     return true;
   }
@@ -222,10 +242,14 @@ export class Allocator {
     const fw: FrameworkState = { id, role, suppressed: prev?.suppressed ?? false };
     this.frameworks.set(id, fw);
     const r = this.role(role);
-    r.frameworks = [...r.frameworks, fw].sort((x, y) => compareStrings(x.id, y.id));
+    r.frameworks.set(id, fw);
+    if (!r.sorter.contains(id)) r.sorter.add(id);
   }
 
-  /** Unregisters a framework; returns its outstanding offers (now void) and drops its filters. */
+  /**
+   * Unregisters a framework; returns its outstanding offers (now void, for the caller to
+   * rescind) and drops its filters. Its tasks stay tracked (and count for its role) until untracked.
+   */
   removeFramework(id: string): Offer[] {
     const fw = this.frameworks.get(id);
     if (!fw) return [];
@@ -254,8 +278,9 @@ export class Allocator {
 
   /**
    * One allocation round: every schedulable, live agent that is not in an outstanding offer
-   * and has cpus and mem free is offered, whole, to the first eligible framework in DRF
-   * order of roles. Roles are sorted once per round (as Mesos does); call {@link expire} first.
+   * and has cpus and mem free is offered, whole, to the first eligible framework in sorter
+   * order (roles by the role sorter, then the frameworks of each role by its framework sorter:
+   * weighted DRF by default). Sorted once per round, as Mesos does; call {@link expire} first.
    */
   allocate(now: number): Offer[] {
     this.dropExpiredFilters(now);
@@ -336,10 +361,30 @@ export class Allocator {
     return { ...this.freeScalars(st), ports: this.freePorts(st).map(([b, e]): PortRange => [b, e]) };
   }
 
-  /** Weighted dominant share of every role the allocator knows (by frameworks or allocations). */
+  /** Until when (epoch ms) `agent` is filtered for `frameworkId` by a decline, if it is at `now`. */
+  filteredUntil(frameworkId: string, agent: string, now: number): number | undefined {
+    const until = this.filters.get(frameworkId)?.get(agent);
+    return until !== undefined && until > now ? until : undefined;
+  }
+
+  /** Whether a framework is suppressed (gets no offers until it revives). */
+  isSuppressed(frameworkId: string): boolean {
+    return this.frameworks.get(frameworkId)?.suppressed ?? false;
+  }
+
+  /** Weighted dominant share of every role the allocator knows (by frameworks or allocations), as the role sorter has it. */
   shares(): Record<string, number> {
     const out: Record<string, number> = {};
-    for (const name of [...this.roles.keys()].sort()) out[name] = this.share(name);
+    for (const name of [...this.roles.keys()].sort()) out[name] = this.sorter.share(name);
+    return out;
+  }
+
+  /** Dominant share of each framework of `role` (registered, or holding tasks), as the role's framework sorter has it. */
+  frameworkShares(role: string): Record<string, number> {
+    const r = this.roles.get(role);
+    const out: Record<string, number> = {};
+    if (!r) return out;
+    for (const id of [...r.frameworkTasks.keys(), ...r.frameworks.keys()].sort()) out[id] = r.sorter.share(id);
     return out;
   }
 
@@ -434,7 +479,8 @@ export class Allocator {
   /**
    * DRF progressive filling, checked at accept time so it holds even when every contended
    * resource sits on one agent: a role may launch while its weighted dominant share (before
-   * this launch) is at most the lowest share among the roles it competes with on this agent,
+   * this launch, as the role sorter has it: the offer order's own ledger, so the two never
+   * disagree) is at most the lowest share among the roles it competes with on this agent,
    * plus the fairness quantum. So the role whose turn it is always gets its next task (and
    * may overshoot by that one task), and nobody else does — however launches are grouped into
    * accept calls. Competitors are other roles with a framework that is unsuppressed and not
@@ -446,16 +492,22 @@ export class Allocator {
     // Within one accept only this role's share moves, so the competitors' floor per agent is fixed.
     let floor = floors.get(st.name);
     if (floor === undefined) floors.set(st.name, (floor = this.competitorFloor(role, st, now)));
-    return this.share(role) <= floor + this.options.fairnessQuantum + SHARE_EPSILON;
+    return this.sorter.share(role) <= floor + this.options.fairnessQuantum + SHARE_EPSILON;
   }
 
   private competitorFloor(role: string, st: AgentState, now: number): number {
     let floor = Infinity;
     for (const r of this.roles.values()) {
-      if (r.name === role || !r.frameworks.some((fw) => !fw.suppressed && !isFiltered(this.filters.get(fw.id), st.name, now))) continue;
-      floor = Math.min(floor, this.share(r.name));
+      if (r.name === role || !this.competes(r, st.name, now)) continue;
+      floor = Math.min(floor, this.sorter.share(r.name));
     }
     return floor;
+  }
+
+  /** Whether a role has a framework that could take an offer of `agent` now: unsuppressed and not filtered for it. */
+  private competes(r: RoleState, agent: string, now: number): boolean {
+    for (const fw of r.frameworks.values()) if (!fw.suppressed && !isFiltered(this.filters.get(fw.id), agent, now)) return true;
+    return false;
   }
 
   // ---- filters ----
@@ -483,11 +535,16 @@ export class Allocator {
 
   // ---- roles and agents ----
 
-  /** Unsuppressed frameworks, in DRF order of their roles (sorted once per round). */
+  /** Unsuppressed registered frameworks: roles in role-sorter order, each role's frameworks in its sorter's order. */
   private candidates(): FrameworkState[] {
     const out: FrameworkState[] = [];
     for (const name of this.sorter.sort()) {
-      for (const fw of this.roles.get(name)?.frameworks ?? []) if (!fw.suppressed) out.push(fw);
+      const r = this.roles.get(name);
+      if (!r || r.frameworks.size === 0) continue;
+      for (const id of r.sorter.sort()) {
+        const fw = r.frameworks.get(id);
+        if (fw && !fw.suppressed) out.push(fw);
+      }
     }
     return out;
   }
@@ -495,33 +552,36 @@ export class Allocator {
   private role(name: string): RoleState {
     let r = this.roles.get(name);
     if (!r) {
-      r = { name, weight: this.options.roleWeights[name] ?? 1, frameworks: [], allocation: zero(), tasks: 0 };
+      r = { name, frameworks: new Map(), sorter: this.options.frameworkSorter(), tasks: 0, frameworkTasks: new Map() };
+      r.sorter.setTotal(this.sorter.total());
       this.roles.set(name, r);
-      this.sorter.add(name, r.weight);
+      this.sorter.add(name, this.options.roleWeights[name] ?? 1);
     }
     return r;
   }
 
   private detach(fw: FrameworkState): void {
     const r = this.role(fw.role);
-    r.frameworks = r.frameworks.filter((f) => f !== fw);
+    r.frameworks.delete(fw.id);
+    this.releaseFrameworkIfIdle(r, fw.id);
     this.releaseRoleIfIdle(r);
   }
 
+  /** Drops a framework from its role's sorter once it is neither registered in the role nor holds tasks there. */
+  private releaseFrameworkIfIdle(r: RoleState, id: string): void {
+    if (!r.frameworks.has(id) && !r.frameworkTasks.has(id)) r.sorter.remove(id);
+  }
+
   private releaseRoleIfIdle(r: RoleState): void {
-    if (r.frameworks.length > 0 || r.tasks > 0) return;
+    if (r.frameworks.size > 0 || r.tasks > 0) return;
     this.roles.delete(r.name);
     this.sorter.remove(r.name);
   }
 
-  private share(role: string): number {
-    const r = this.roles.get(role);
-    return r ? dominantShare(r.allocation, this.total, r.weight) : 0;
-  }
-
+  /** The pool lives in the role sorter; each role's framework sorter gets a copy to weigh resources by. */
   private setTotal(total: Scalars): void {
-    this.total = total;
     this.sorter.setTotal(total);
+    for (const r of this.roles.values()) r.sorter.setTotal(total);
   }
 
   private agent(name: string): AgentState {
@@ -585,12 +645,8 @@ function cloneResources(r: Resources): Resources {
   return { ...scalarsOf(r), ports: r.ports.map(([b, e]): PortRange => [b, e]) };
 }
 
-function decrement(counts: Map<number, number>, key: number): void {
+function decrement<K>(counts: Map<K, number>, key: K): void {
   const n = (counts.get(key) ?? 0) - 1;
   if (n > 0) counts.set(key, n);
   else counts.delete(key);
-}
-
-function compareStrings(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }

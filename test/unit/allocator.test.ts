@@ -1,7 +1,7 @@
 import { Allocator, AllocatorOptions, compileAllocatorOptions } from '../../pkg/scheduler/allocator';
 import { randomInt, seededRandom } from '../../pkg/scheduler/random';
 import { add, fits } from '../../pkg/api/resources';
-import { dominantShare } from '../../pkg/scheduler/sorter';
+import { dominantShare, DRFSorter, RandomSorter } from '../../pkg/scheduler/sorter';
 import type { AgentInfo, LaunchRequest, Offer, PortRange, Scalars } from '../../pkg/scheduler/types';
 
 const GiB = 1024;
@@ -15,7 +15,7 @@ function agent(name: string, cpus: number, mem: number, more: Partial<AgentInfo>
 
 let taskSeq = 0;
 function launch(offer: Offer | string, need: Scalars, ports: number[] = [], taskName = `t${++taskSeq}`): LaunchRequest {
-  return { offerId: typeof offer === 'string' ? offer : offer.id, namespace: 'default', taskName, resources: need, ports, task: {} };
+  return { offerId: typeof offer === 'string' ? offer : offer.id, namespace: 'default', taskName, resources: need, ports, task: {} as LaunchRequest['task'] };
 }
 
 /** An allocator with the given agents and frameworks (`id:role`). */
@@ -433,6 +433,110 @@ describe('Allocator: fairness at accept time', () => {
   });
 });
 
+describe('Allocator: the sorter is the one share ledger', () => {
+  it('keeps role allocations and the pool in the role sorter, and only there', () => {
+    const sorter = new DRFSorter();
+    const alloc = cluster([agent('n1', 4, 8 * GiB), agent('n2', 6, 8 * GiB)], ['fa:a'], { sorter });
+    expect(sorter.total()).toEqual(s(10, 16 * GiB));
+    alloc.track({ taskKey: 'x/1', agent: 'n1', role: 'a', frameworkId: 'fa', resources: s(2, GiB), ports: [] });
+    alloc.track({ taskKey: 'x/2', agent: 'n2', role: 'b', frameworkId: 'fb', resources: s(1, 4 * GiB), ports: [] });
+    // a: max(2/10, 1/16) = .2; b: max(1/10, 4/16) = .25
+    expect(sorter.allocation('a')).toEqual(s(2, GiB));
+    expect(alloc.shares()).toEqual({ a: sorter.share('a'), b: sorter.share('b') });
+    expect(alloc.shares()).toEqual({ a: 0.2, b: 0.25 });
+    // n1 gone: pool <6, 8 GiB>; a: 2/6 = .333; b: 4/8 = .5
+    alloc.removeAgent('n1');
+    expect(sorter.total()).toEqual(s(6, 8 * GiB));
+    expect(alloc.shares()).toEqual({ a: expect.closeTo(1 / 3), b: 0.5 });
+    // b's last task gone and no framework of b: b leaves the sorter
+    alloc.untrack('x/2');
+    expect(sorter.contains('b')).toBe(false);
+    expect(sorter.sort()).toEqual(['a']);
+  });
+
+  it('orders offers and checks fairness at accept time with the same numbers', () => {
+    // A sorter that counts b's share at a quarter: both the offer order and the accept-time
+    // check must see b at .3 / 4 = .075, not the .3 an allocator-side ledger would compute.
+    class Lenient extends DRFSorter {
+      override share(client: string): number {
+        return client === 'b' ? super.share(client) / 4 : super.share(client);
+      }
+    }
+    const alloc = cluster([agent('n1', 10, 100)], ['fa:a', 'fb:b'], { sorter: new Lenient() });
+    alloc.track({ taskKey: 'x/b', agent: 'n1', role: 'b', frameworkId: 'fb', resources: s(3, 0), ports: [] });
+    expect(alloc.shares()).toEqual({ a: 0, b: 0.075 });
+    const [offer] = alloc.allocate(0);
+    expect(offer.frameworkId).toBe('fa');
+    // a: 0 ≤ .075 + .01 → admitted (.2); .2 > .085 → FairShare (with b at .3 the second would pass)
+    const result = alloc.accept([offer.id], [1, 2].map(() => launch(offer, s(2, 1))), 1);
+    expect(result.accepted).toHaveLength(1);
+    expect(result.rejected.map((r) => r.reason)).toEqual(['FairShare']);
+  });
+
+  it('keeps the ledger under a random order too (shares are reported, the order ignores them)', () => {
+    const sorter = new RandomSorter(3);
+    const alloc = cluster([agent('n1', 10, 100)], ['fa:a', 'fb:b'], { sorter, fairnessQuantum: Infinity });
+    const [offer] = alloc.allocate(0);
+    alloc.accept([offer.id], [launch(offer, s(4, 10))], 1);
+    const role = offer.frameworkId === 'fa' ? 'a' : 'b';
+    expect(sorter.allocation(role)).toEqual(s(4, 10));
+    expect(alloc.shares()[role]).toBeCloseTo(0.4);
+  });
+});
+
+describe('Allocator: frameworks within a role', () => {
+  it('offers to the framework of a role with the lowest share first (DRF within the role)', () => {
+    // role r: fa holds 2 cpus (.2 of 10), fz nothing → fz first, although fa sorts first by id
+    const alloc = cluster([agent('n1', 10, 100)], ['fa:r', 'fz:r']);
+    alloc.track({ taskKey: 'x/1', agent: 'n1', role: 'r', frameworkId: 'fa', resources: s(2, 0), ports: [] });
+    expect(alloc.frameworkShares('r')).toEqual({ fa: 0.2, fz: 0 });
+    expect(alloc.allocate(0)[0].frameworkId).toBe('fz');
+  });
+
+  it("passes the agent to the role's next framework while the first has it filtered", () => {
+    const alloc = cluster([agent('n1', 10, 100)], ['fa:r', 'fz:r']);
+    const [toA] = alloc.allocate(0);
+    alloc.decline([toA.id], 60, 0);
+    expect(alloc.allocate(1)[0].frameworkId).toBe('fz');
+  });
+
+  it("counts a removed framework's tasks for its role until they are untracked", () => {
+    const alloc = cluster([agent('n1', 10, 100)], ['fa:a', 'fb:b']);
+    alloc.track({ taskKey: 'x/1', agent: 'n1', role: 'a', frameworkId: 'fa', resources: s(3, 0), ports: [] });
+    alloc.removeFramework('fa');
+    expect(alloc.shares()).toEqual({ a: 0.3, b: 0 });
+    expect(alloc.frameworkShares('a')).toEqual({ fa: 0.3 });
+    // a is still held to its share: nobody of a is offered anything, b gets the agent
+    expect(alloc.allocate(0)[0].frameworkId).toBe('fb');
+    alloc.untrack('x/1');
+    expect(alloc.shares()).toEqual({ b: 0 });
+    expect(alloc.frameworkShares('a')).toEqual({});
+  });
+
+  it('releases the offers and decline filters of a removed framework', () => {
+    const alloc = cluster([agent('n1', 4, 8 * GiB), agent('n2', 4, 8 * GiB)], ['fa:a']);
+    const [o1, o2] = alloc.allocate(0);
+    alloc.decline([o1.id], 3600, 0);
+    expect(alloc.stats()).toMatchObject({ outstandingOffers: 1, filters: 1 });
+    expect(alloc.removeFramework('fa')).toEqual([o2]);
+    expect(alloc.stats()).toMatchObject({ frameworks: 0, roles: 0, outstandingOffers: 0, filters: 0 });
+    expect(alloc.accept([o2.id], [launch(o2, s(1, 1))], 1).rejected[0].reason).toBe('OfferUnknown');
+    // registered again, it starts without the old filter
+    alloc.addFramework('fa', 'a');
+    expect(alloc.allocate(2).map((o) => o.agent)).toEqual(['n1', 'n2']);
+    expect(alloc.removeFramework('ghost')).toEqual([]);
+  });
+
+  it('moves a framework re-registered under another role, leaving its tasks with the old role', () => {
+    const alloc = cluster([agent('n1', 10, 100)], ['f:a']);
+    alloc.track({ taskKey: 'x/1', agent: 'n1', role: 'a', frameworkId: 'f', resources: s(1, 0), ports: [] });
+    alloc.addFramework('f', 'b');
+    expect(alloc.shares()).toEqual({ a: 0.1, b: 0 });
+    expect(alloc.frameworkShares('b')).toEqual({ f: 0 });
+    expect(alloc.stats()).toMatchObject({ frameworks: 1, roles: 2 });
+  });
+});
+
 // ---- greedy frameworks: each launches as many tasks as fit in every offer ----
 
 interface Greedy {
@@ -545,6 +649,51 @@ describe('Allocator: convergence to DRF progressive filling on one agent', () =>
     const alloc = cluster([agent('n1', 9, 18 * GiB)], []);
     const placed = converge(alloc, [greedy('A', 'a', s(1, 4 * GiB)), greedy('B', 'b', s(3, GiB), { pending: 1 })]);
     expect(countBy(placed)).toEqual({ a: 4, b: 1 });
+  });
+});
+
+describe('Allocator: the DRF paper example, both demands in one round', () => {
+  // <9 cpus, 18 GiB> in all; A's tasks <1 cpu, 4 GiB>, B's <3 cpus, 1 GiB>. Progressive filling
+  // ends at A 3 tasks (mem 12/18 = .667), B 2 (cpus 6/9 = .667), whoever comes first, as long as
+  // the agents can hold that packing (two agents of <4.5, 9 GiB> hold only 4 of these tasks).
+  const layouts: Record<string, Array<[number, number]>> = {
+    'one agent': [[9, 18]],
+    'two agents': [[4, 8], [5, 10]],
+    'two agents, larger first': [[5, 10], [4, 8]],
+    'two agents, lopsided': [[1, 4], [8, 14]],
+    'three agents': [[3, 12], [3, 3], [3, 3]],
+    'three agents, mem-rich last': [[3, 3], [3, 3], [3, 12]],
+    'three uneven agents': [[1, 4], [4, 5], [4, 9]],
+  };
+  const cases = Object.keys(layouts).flatMap((layout) =>
+    (['AB', 'BA'] as const).flatMap((first) => [false, true].map((perOffer) => ({ layout, first, perOffer }))),
+  );
+
+  it.each(cases)('$layout, $first registered and revived first, accepts per offer: $perOffer', ({ layout, first, perOffer }) => {
+    const alloc = cluster(layouts[layout].map(([c, m], i) => agent(`n${i}`, c, m * GiB)), []);
+    const fws = { A: { id: 'A', role: 'a', task: s(1, 4 * GiB), pending: Infinity, perOffer }, B: { id: 'B', role: 'b', task: s(3, GiB), pending: Infinity, perOffer } };
+    const order = first === 'AB' ? [fws.A, fws.B] : [fws.B, fws.A];
+    // Registered suppressed (nothing to do yet), then both revive before the next round.
+    for (const f of order) {
+      alloc.addFramework(f.id, f.role);
+      alloc.suppress(f.id);
+    }
+    for (const f of order) alloc.revive(f.id);
+    const placed = converge(alloc, order);
+    expect(countBy(placed)).toEqual({ a: 3, b: 2 });
+    expect(alloc.shares()).toEqual({ a: expect.closeTo(2 / 3), b: expect.closeTo(2 / 3) });
+  });
+
+  it('is not DRF when one demand misses the round: the first takes what fits (the master batches revives for this)', () => {
+    // B revives and is offered the agent while A is still suppressed: A does not compete, so B
+    // launches 3 tasks (all 9 cpus) and A, reviving a round later, finds no cpus left.
+    const alloc = cluster([agent('n1', 9, 18 * GiB)], ['A:a', 'B:b']);
+    alloc.suppress('A');
+    const [toB] = alloc.allocate(0);
+    expect(toB.frameworkId).toBe('B');
+    expect(alloc.accept([toB.id], [1, 2, 3].map(() => launch(toB, s(3, GiB))), 1).accepted).toHaveLength(3);
+    alloc.revive('A');
+    expect(alloc.allocate(1000)).toEqual([]);
   });
 });
 

@@ -93,6 +93,32 @@ describe('DRFSorter', () => {
     expect(() => sorter.allocated('ghost', s(1, 1))).toThrow(/unknown client "ghost"/);
   });
 
+  it('is the ledger: allocation, pool and membership as recorded', () => {
+    // total cpus 9 mem 18; a holds <1, 4> twice → <2, 8>: max(2/9, 8/18) = .444
+    const sorter = drf(s(9, 18), { a: { alloc: s(1, 4) } });
+    sorter.allocated('a', s(1, 4));
+    expect(sorter.allocation('a')).toEqual(s(2, 8));
+    expect(sorter.total()).toEqual(s(9, 18));
+    expect(sorter.share('a')).toBeCloseTo(4 / 9);
+    expect(sorter.contains('a')).toBe(true);
+    // reads are copies: changing one changes nothing recorded
+    sorter.allocation('a').cpus = 100;
+    sorter.total().cpus = 100;
+    expect(sorter.share('a')).toBeCloseTo(4 / 9);
+    // unknown clients hold nothing
+    expect(sorter.contains('ghost')).toBe(false);
+    expect(sorter.allocation('ghost')).toEqual(s(0, 0));
+    expect(sorter.share('ghost')).toBe(0);
+  });
+
+  it('keeps the allocation when a known client is added again with a new weight', () => {
+    // total cpus 10 mem 100; a: 4 cpus → .4; added again with weight 2 → .2
+    const sorter = drf(s(10, 100), { a: { alloc: s(4, 0) } });
+    sorter.add('a', 2);
+    expect(sorter.allocation('a')).toEqual(s(4, 0));
+    expect(sorter.share('a')).toBeCloseTo(0.2);
+  });
+
   it('computes the dominant share directly', () => {
     // <3 cpus, 1 mem> of <9, 18> → max(.333, .056) = .333; weight 2 → .167
     expect(dominantShare(s(3, 1), s(9, 18))).toBeCloseTo(1 / 3);
@@ -116,7 +142,20 @@ describe('RandomSorter', () => {
     expect(orders(7, 20)).not.toEqual(orders(8, 20));
   });
 
-  it('ignores allocations and puts heavier clients first more often', () => {
+  it('keeps the same ledger as DRF: allocations, pool and weighted shares', () => {
+    const sorter = new RandomSorter(1);
+    sorter.setTotal(s(10, 100));
+    sorter.add('a', 2);
+    sorter.allocated('a', s(4, 10));
+    // a: max(.4, .1) / 2 = .2
+    expect(sorter.allocation('a')).toEqual(s(4, 10));
+    expect(sorter.share('a')).toBeCloseTo(0.2);
+    sorter.remove('a');
+    expect(sorter.contains('a')).toBe(false);
+    expect(() => sorter.allocated('a', s(1, 1))).toThrow(/unknown client "a"/);
+  });
+
+  it('ignores allocations in its order and puts heavier clients first more often', () => {
     const sorter = new RandomSorter(1);
     sorter.add('light', 1);
     sorter.add('heavy', 4);
