@@ -19,6 +19,7 @@ import { DEFAULT_PREFIX, agentLeaseKey, assignmentPrefix, encodeObject, objectKe
 import type { Store } from '../store/types';
 import { settlesWithin } from '../util/async';
 import { backoffDelay, errorMessage, sleepUnlessAborted } from '../util/backoff';
+import { realClock, type Clock } from '../util/clock';
 import { EventRecorder } from '../client/events';
 import { AssignmentWatch, type Assignment } from './assignments';
 import { HealthMonitor, defaultProber } from './health';
@@ -54,8 +55,8 @@ export interface AgentOptions {
   /** Lease TTL: how long after the agent dies its node is seen lost. @default 10 */
   leaseTtlSeconds?: number;
   logger: Logger;
-  /** @default () => new Date() */
-  clock?: () => Date;
+  /** Time of timestamps written, retries and timeouts. @default realClock */
+  clock?: Clock;
   /** Where leases come from. @default one lease per agent (Store.lease) */
   leases?: LeaseProvider;
 }
@@ -80,7 +81,7 @@ export class Agent {
   /** The runtime tasks run in (the HTTP server reads logs through it). */
   readonly runtime: Runtime;
   private readonly leases: LeaseProvider;
-  private readonly now: () => Date;
+  private readonly clock: Clock;
   private readonly abort = new AbortController();
   private readonly reporter: StatusReporter;
   private readonly assignments: AssignmentWatch;
@@ -113,13 +114,13 @@ export class Agent {
     this.log = options.logger.child({ node: options.nodeName });
     this.runtime = typeof options.runtime === 'string' ? createRuntime(options.runtime) : options.runtime;
     this.leases = options.leases ?? perAgentLeases(options.store);
-    this.now = options.clock ?? (() => new Date());
-    this.startedAt = this.now().toISOString();
+    this.clock = options.clock ?? realClock;
+    this.startedAt = this.clock.date().toISOString();
     const signal = this.abort.signal;
-    this.reporter = new StatusReporter({ store: options.store, prefix: this.prefix, logger: this.log, signal, onStale: (ref, why) => this.onStale(ref, why) });
+    this.reporter = new StatusReporter({ store: options.store, prefix: this.prefix, logger: this.log, signal, clock: this.clock, onStale: (ref, why) => this.onStale(ref, why) });
     const handler = { reset: (all: Map<string, Assignment>) => this.resetAssignments(all), put: (k: string, a: Assignment) => this.putAssignment(k, a), delete: (k: string) => this.deleteAssignment(k) };
     this.assignments = new AssignmentWatch({ store: options.store, prefix: assignmentPrefix(this.prefix, this.nodeName), handler, logger: this.log, signal });
-    const events = new EventRecorder(options.store, this.prefix, `agent/${options.nodeName}`, this.log, this.now);
+    const events = new EventRecorder(options.store, this.prefix, `agent/${options.nodeName}`, this.log, this.clock);
     this.health = new HealthMonitor({ prober: defaultProber(this.runtime), logger: this.log, onChange: (ref, healthy, message) => {
       this.log.info({ task: taskRefKey(ref), uid: ref.uid, healthy, message }, healthy ? 'task healthy' : 'task unhealthy');
       this.reporter.report(ref, { healthy, healthMessage: message });
@@ -182,7 +183,7 @@ export class Agent {
     this.lease = undefined;
     if (lease && !revoke) lease.release();
     // Bounded: with etcd unreachable the cancel is never confirmed, and a SIGTERM must still end.
-    await settlesWithin(this.assignments.stop(), WATCH_CANCEL_TIMEOUT_MS);
+    await settlesWithin(this.assignments.stop(), WATCH_CANCEL_TIMEOUT_MS, this.clock);
     if (lease && revoke) await this.revoke(lease);
     this.log.info({ revoked: revoke }, 'agent stopped');
   }
@@ -216,7 +217,7 @@ export class Agent {
       } catch (err) {
         if (this.stopped) return;
         this.log.warn({ err: errorMessage(err), attempt }, 'registration failed; retrying');
-        await sleepUnlessAborted(backoffDelay(attempt), this.abort.signal);
+        await sleepUnlessAborted(backoffDelay(attempt), this.abort.signal, this.clock);
       }
     }
   }
@@ -291,7 +292,7 @@ export class Agent {
   }
 
   private newNode(): Node {
-    const now = this.now().toISOString();
+    const now = this.clock.date().toISOString();
     return {
       apiVersion: 'shoal/v1',
       kind: 'Node',
@@ -303,7 +304,7 @@ export class Agent {
 
   /** Status as this agent sees itself; other writers' conditions are kept, Ready=True keeps its transition time. */
   private nodeStatus(prev: NodeStatus | undefined): NodeStatus {
-    const now = this.now().toISOString();
+    const now = this.clock.date().toISOString();
     const prevReady = prev?.conditions?.find((c) => c.type === 'Ready');
     const ready: Condition =
       prevReady?.status === 'True'
@@ -345,7 +346,7 @@ export class Agent {
         return;
       } catch (err) {
         this.log.warn({ err: errorMessage(err), attempt }, 'listing runtime tasks failed; retrying');
-        await sleepUnlessAborted(backoffDelay(attempt), this.abort.signal);
+        await sleepUnlessAborted(backoffDelay(attempt), this.abort.signal, this.clock);
       }
     }
   }
@@ -396,7 +397,7 @@ export class Agent {
         attempt = 0;
       } catch (err) {
         this.log.warn({ task: key, err: errorMessage(err), attempt }, 'task sync failed; retrying');
-        await sleepUnlessAborted(backoffDelay(attempt++), this.abort.signal);
+        await sleepUnlessAborted(backoffDelay(attempt++), this.abort.signal, this.clock);
         this.dirty.add(key);
       }
       if (!this.dirty.has(key)) break;
@@ -423,7 +424,7 @@ export class Agent {
     if (!have) return this.launch(key, want);
     if (have.adopted) {
       have.adopted = false; // ask the registry once whether it may keep running (it may be LOST by now)
-      this.reporter.report(this.ref(want), { state: 'RUNNING', hostPorts: hostPorts(want) }, { startedAt: this.now().toISOString() });
+      this.reporter.report(this.ref(want), { state: 'RUNNING', hostPorts: hostPorts(want) }, { startedAt: this.clock.date().toISOString() });
       this.startProbing(want, Date.now()); // its start time is not at hand: the grace period starts again
     }
   }
@@ -448,7 +449,7 @@ export class Agent {
       if (task.graceSeconds > 0) this.reporter.report({ namespace, name, uid: task.uid }, { state: 'KILLING' });
       await this.runtime.stop(namespace, name, task.graceSeconds);
       this.log.info({ task: key, uid: task.uid, reason }, 'task stopped');
-      const status: TaskStatus = { state: 'KILLED', reason: 'TaskKilled', message: `assignment removed from agent ${this.nodeName}`, finishedAt: this.now().toISOString() };
+      const status: TaskStatus = { state: 'KILLED', reason: 'TaskKilled', message: `assignment removed from agent ${this.nodeName}`, finishedAt: this.clock.date().toISOString() };
       this.reporter.report({ namespace, name, uid: task.uid }, status);
     }
     this.tasks.delete(key);
@@ -477,7 +478,7 @@ export class Agent {
     if (verdict === 'started' && this.runtime.name !== 'hollow') {
       this.tasks.set(key, { uid: want.uid, phase: 'done', graceSeconds });
       this.log.warn({ task: key, uid: want.uid }, 'task gone while the agent was down; reporting LOST');
-      this.reporter.report(this.ref(want), { state: 'LOST', reason: 'TaskGone', message: `its ${this.runtime.name} task was gone when agent ${this.nodeName} restarted (host reboot or removed by hand)`, finishedAt: this.now().toISOString() });
+      this.reporter.report(this.ref(want), { state: 'LOST', reason: 'TaskGone', message: `its ${this.runtime.name} task was gone when agent ${this.nodeName} restarted (host reboot or removed by hand)`, finishedAt: this.clock.date().toISOString() });
       return;
     }
     // Recorded as running before it starts: a quick command can exit (onExit) before start() resolves.
@@ -485,7 +486,7 @@ export class Agent {
     this.tasks.set(key, local);
     // Mesos' STARTING while a real runtime creates the task (a docker run takes ~0.6 s); hollow
     // tasks go straight to RUNNING, which keeps simulated clusters at one write per task.
-    if (this.runtime.name !== 'hollow') this.reporter.report(this.ref(want), { state: 'STARTING' }, { stagedAt: this.now().toISOString() });
+    if (this.runtime.name !== 'hollow') this.reporter.report(this.ref(want), { state: 'STARTING' }, { stagedAt: this.clock.date().toISOString() });
     let started: StartedTask;
     try {
       started = await this.runtime.start({ ...this.ref(want), spec: want.spec, owner: want.owner }, (code) => this.onExit(key, want.uid, code));
@@ -494,10 +495,10 @@ export class Agent {
       this.log.warn({ task: key, uid: want.uid, err: errorMessage(err) }, 'task failed to start');
       // A start that can never succeed here (image absent, policy) is ERROR, as Mesos reports it.
       const permanent = (err as { code?: string }).code === 'ImageNotPresent' || (err as { code?: string }).code === 'Policy';
-      this.reporter.report(this.ref(want), { state: permanent ? 'ERROR' : 'FAILED', reason: permanent ? String((err as { code?: string }).code) : 'StartFailed', message: errorMessage(err), finishedAt: this.now().toISOString() });
+      this.reporter.report(this.ref(want), { state: permanent ? 'ERROR' : 'FAILED', reason: permanent ? String((err as { code?: string }).code) : 'StartFailed', message: errorMessage(err), finishedAt: this.clock.date().toISOString() });
       return;
     }
-    const startedAt = this.now().toISOString();
+    const startedAt = this.clock.date().toISOString();
     this.log.info({ task: key, uid: want.uid, runtime: this.runtime.name, ...started }, 'task started');
     if (local.phase !== 'running') return; // already exited, and reported so
     this.reporter.report(this.ref(want), { state: 'RUNNING', startedAt, hostPorts: hostPorts(want), ...started }, { stagedAt: startedAt });
@@ -518,7 +519,7 @@ export class Agent {
     if (!this.desired.has(key)) this.tasks.delete(key);
     const [namespace, name] = splitKey(key);
     this.log.info({ task: key, uid, exitCode: code }, 'task exited');
-    const status: TaskStatus = { state: code === 0 ? 'FINISHED' : 'FAILED', finishedAt: this.now().toISOString() };
+    const status: TaskStatus = { state: code === 0 ? 'FINISHED' : 'FAILED', finishedAt: this.clock.date().toISOString() };
     if (code === UNKNOWN_EXIT_CODE) status.message = 'ended while no exit code could be recorded (killed with its watcher, or the machine restarted)';
     else {
       status.exitCode = code;

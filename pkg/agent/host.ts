@@ -15,6 +15,7 @@ import type { Resources } from '../api/resources';
 import type { Store } from '../store/types';
 import { Agent } from './agent';
 import { SharedLease, perAgentLeases } from './leases';
+import type { Clock } from '../util/clock';
 
 const DEFAULT_BATCH = 50;
 const DEFAULT_LEASE_TTL_SECONDS = 10;
@@ -49,7 +50,8 @@ export interface AgentHostOptions {
   /** Agents started (or stopped) at once. @default 50 */
   batchSize?: number;
   logger: Logger;
-  clock?: () => Date;
+  /** Every agent's clock. @default realClock */
+  clock?: Clock;
 }
 
 /** N agents on one store. */

@@ -24,6 +24,7 @@ import { lookupKind } from '../api/kinds';
 import type { Task, TaskStatus } from '../api/types.generated';
 import { jsonEqual } from '../util/json';
 import { backoffDelay, errorMessage, sleepUnlessAborted } from '../util/backoff';
+import type { Clock } from '../util/clock';
 import { objectKey } from '../store/objects';
 import { TERMINAL_STATES } from '../api/tasks';
 import type { Store } from '../store/types';
@@ -98,6 +99,8 @@ export interface StatusReporterOptions {
   signal: AbortSignal;
   /** The registry says the task must not run (terminal or gone): stop it locally. */
   onStale(ref: TaskRef, verdict: 'terminal' | 'gone'): void;
+  /** Time of the retry backoff. @default realClock */
+  clock?: Clock;
 }
 
 interface Pending {
@@ -186,7 +189,7 @@ export class StatusReporter {
           continue;
         }
         failed.forEach((r) => this.enqueue(r, true)); // retried with the latest word, not a stale one
-        await sleepUnlessAborted(backoffDelay(attempt++, 500), this.o.signal);
+        await sleepUnlessAborted(backoffDelay(attempt++, 500), this.o.signal, this.o.clock);
       }
     } catch (err) {
       this.o.logger.error({ err: errorMessage(err) }, 'task status reporter failed');

@@ -13,6 +13,7 @@ import { MemoryStore } from '../../pkg/store/memory';
 import { agentLeaseKey, assignmentKey, decodeKeyValue, encodeObject, objectKey } from '../../pkg/store/objects';
 import { silentLogger } from '../../pkg/util/log';
 import { MAX_TXN_BYTES } from '../../pkg/store/validate';
+import { FakeClock, settle } from '../../pkg/util/clock';
 
 const TASKS = lookupKind('task')!;
 const NODES = lookupKind('node')!;
@@ -20,22 +21,27 @@ const P = '/shoal';
 const log = silentLogger();
 const capacity = { cpus: 2, mem: 1024, disk: 0, ports: [] };
 
+const T0 = Date.UTC(2026, 0, 1);
 let store: MemoryStore;
 let runtime: FakeRuntime;
 let agents: Agent[];
+/** The agents' and reporters' clock: their retries wait on it, their timestamps come from it. */
+let clock: FakeClock;
 
 beforeEach(() => {
   store = new MemoryStore();
   runtime = new FakeRuntime();
   agents = [];
+  clock = new FakeClock(T0);
 });
 afterEach(async () => {
   await Promise.all(agents.map((a) => a.stop()));
   await store.close();
+  jest.restoreAllMocks();
 });
 
 async function startAgent(): Promise<Agent> {
-  const a = new Agent({ store, prefix: P, nodeName: 'n1', capacity, runtime, leaseTtlSeconds: 5, logger: log });
+  const a = new Agent({ store, prefix: P, nodeName: 'n1', capacity, runtime, leaseTtlSeconds: 5, logger: log, clock });
   agents.push(a);
   await a.start();
   return a;
@@ -83,11 +89,15 @@ async function listStates(): Promise<void> {
   }
 }
 
-async function until(what: string, check: () => Promise<boolean> | boolean, ms = 3000, before?: () => Promise<void>): Promise<void> {
-  const deadline = Date.now() + ms;
-  while ((await before?.(), !(await check()))) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
+/**
+ * Waits for what the memory store and the agent do without a timer (watch deliveries on
+ * microtasks, status flushes on setImmediate): polls between rounds of settle(), never steps the
+ * clock, so a check that needs a timer to fire fails here instead of passing late.
+ */
+async function until(what: string, check: () => Promise<boolean> | boolean, before?: () => Promise<void>): Promise<void> {
+  for (let round = 0; (await before?.(), !(await check())); round++) {
+    if (round === 50) throw new Error(`${what}: not reached without a timer`);
+    await settle();
   }
 }
 
@@ -116,11 +126,12 @@ describe('Agent on the memory store', () => {
     await bind('ok');
     await bind('bad');
     await until('both RUNNING', async () => (await state('ok')) === 'RUNNING' && (await state('bad')) === 'RUNNING');
+    clock.step(5000);
     runtime.exit('default', 'ok', 0);
     runtime.exit('default', 'bad', 3);
     await until('terminal', async () => (await state('ok')) === 'FINISHED' && (await state('bad')) === 'FAILED');
     const bad = decodeKeyValue<Task>((await store.get(objectKey(P, TASKS, 'default', 'bad')))!);
-    expect(bad.status).toMatchObject({ exitCode: 3, message: 'exited with code 3', finishedAt: expect.any(String) });
+    expect(bad.status).toMatchObject({ exitCode: 3, message: 'exited with code 3', startedAt: '2026-01-01T00:00:00.000Z', finishedAt: '2026-01-01T00:00:05.000Z' });
     // A relist (here: a compaction) must not start them again.
     const lists = jest.spyOn(store, 'list');
     const base = await store.revision();
@@ -128,15 +139,16 @@ describe('Agent on the memory store', () => {
     void store.create(`${P}/unrelated2`, 'x');
     store.compact(base + 2);
     await until('relisted', () => lists.mock.calls.length === 1);
-    await new Promise((r) => setTimeout(r, 100));
+    await settle(); // whatever the relist would start, it would have by now
     expect(runtime.calls.filter((c) => c.startsWith('start'))).toHaveLength(2);
+    expect(clock.pending()).toBe(0); // no retry waiting either
   });
 
   it('a task from a fresh assignment starts and reports RUNNING with one write and no read of its Task', async () => {
     await startAgent();
     const calls = taskKeyCalls();
     await bind('web');
-    await until('RUNNING', () => listed.get('web') === 'RUNNING', 3000, listStates);
+    await until('RUNNING', () => listed.get('web') === 'RUNNING', listStates);
     expect({ reads: calls.reads(), writes: calls.writes() }).toEqual({ reads: 0, writes: 1 });
     const t = decodeKeyValue<Task>((await store.get(objectKey(P, TASKS, 'default', 'web')))!);
     expect(t.metadata.uid).toBe('uid-web');
@@ -152,8 +164,9 @@ describe('Agent on the memory store', () => {
     await a.stop({ revoke: false });
     runtime = new FakeRuntime(); // a new host: nothing of the old runtime is left to adopt
     await startAgent();
-    await new Promise((r) => setTimeout(r, 100));
+    await settle();
     expect(runtime.calls).toEqual([]);
+    expect(clock.pending()).toBe(0);
     expect(await state('job')).toBe('FINISHED');
   });
 
@@ -198,7 +211,7 @@ describe('Agent on the memory store', () => {
     const gate = new Promise<void>((resolve) => (grant = resolve));
     const calls: string[] = [];
     const a = new Agent({
-      store, prefix: P, nodeName: 'n1', capacity, runtime, logger: log,
+      store, prefix: P, nodeName: 'n1', capacity, runtime, logger: log, clock,
       leases: async (ttl, onLost) => {
         await gate;
         const lease = await store.lease(ttl, onLost);
@@ -206,12 +219,38 @@ describe('Agent on the memory store', () => {
       },
     });
     const started = a.start();
-    await new Promise((r) => setTimeout(r, 10));
+    await settle(); // start() waits on the gate
     leave(a);
     grant();
     await started;
     expect(calls).toEqual([how]);
     expect(await store.get(agentLeaseKey(P, 'n1'))).toBeUndefined();
+  });
+
+  it('retries a failed registration after a backoff on its clock; the Node carries the clock\'s time', async () => {
+    jest.spyOn(Math, 'random').mockReturnValue(0.5); // backoff jitter ×1
+    let grants = 0;
+    const a = new Agent({
+      store, prefix: P, nodeName: 'n1', capacity, runtime, logger: log, clock,
+      leases: async (ttl, onLost) => {
+        if (grants++ === 0) throw new UnavailableError('etcd is unreachable');
+        return store.lease(ttl, onLost);
+      },
+    });
+    agents.push(a);
+    let started = false;
+    const starting = a.start().then(() => (started = true));
+    await until('the first registration failed', () => grants === 1 && clock.pending() === 1);
+    expect(clock.nextAt()).toBe(T0 + 1000);
+    await clock.stepAsync(999);
+    expect([grants, a.leaseId]).toEqual([1, undefined]);
+    await clock.stepAsync(1);
+    await starting;
+    expect([grants, started, a.leaseId !== undefined]).toEqual([2, true, true]);
+    const node = decodeKeyValue<Node>((await store.get(objectKey(P, NODES, undefined, 'n1')))!);
+    expect(node.metadata.creationTimestamp).toBe('2026-01-01T00:00:01.000Z');
+    expect(node.status.lastHeartbeatTime).toBe('2026-01-01T00:00:01.000Z');
+    expect(JSON.parse((await store.get(agentLeaseKey(P, 'n1')))!.value)).toEqual({ node: 'n1', startedAt: '2026-01-01T00:00:00.000Z' });
   });
 
   it('stop({revoke: false}) leaves the lease key to expire; crash() does too', async () => {
@@ -275,7 +314,7 @@ describe('task status writes', () => {
     for (const r of refs) reporter.seed(r, (await store.get(objectKey(P, TASKS, 'default', r.name)))!);
     const calls = taskKeyCalls();
     for (const r of refs) reporter.report(r, { state: 'RUNNING', startedAt: 't1' });
-    await until('all RUNNING', async () => ['a', 'b', 'c'].every((n) => listed.get(n) === 'RUNNING'), 3000, listStates);
+    await until('all RUNNING', async () => ['a', 'b', 'c'].every((n) => listed.get(n) === 'RUNNING'), listStates);
     expect({ reads: calls.reads(), writes: calls.writes() }).toEqual({ reads: 0, writes: 1 });
     abort.abort();
   });
@@ -289,7 +328,7 @@ describe('task status writes', () => {
     for (const r of refs) reporter.seed(r, (await store.get(objectKey(P, TASKS, 'default', r.name)))!);
     const txn = jest.spyOn(store, 'txn');
     for (const r of refs) reporter.report(r, { state: 'RUNNING' });
-    await until('all RUNNING', () => refs.every((r) => listed.get(r.name) === 'RUNNING'), 3000, listStates);
+    await until('all RUNNING', () => refs.every((r) => listed.get(r.name) === 'RUNNING'), listStates);
     expect(txn.mock.calls.length).toBeGreaterThanOrEqual(2);
     for (const [, ops] of txn.mock.calls) expect(ops.reduce((n, o) => n + (o.op === 'put' ? o.value.length : 0), 0)).toBeLessThanOrEqual(MAX_TXN_BYTES);
     abort.abort();
@@ -317,6 +356,7 @@ describe('task status writes', () => {
   });
 
   it('the reporter retries until written when the store is unavailable, with the latest word', async () => {
+    jest.spyOn(Math, 'random').mockReturnValue(0.5); // backoff jitter ×1
     await bind('web');
     const realTxn = store.txn.bind(store);
     let failures = 0;
@@ -326,11 +366,15 @@ describe('task status writes', () => {
     });
     const abort = new AbortController();
     const stale: string[] = [];
-    const reporter = new StatusReporter({ store, prefix: P, logger: log, signal: abort.signal, onStale: (_r, why) => stale.push(why) });
+    const reporter = new StatusReporter({ store, prefix: P, logger: log, signal: abort.signal, clock, onStale: (_r, why) => stale.push(why) });
     reporter.report(ref, { state: 'RUNNING', startedAt: 't1' });
-    await new Promise((r) => setTimeout(r, 50));
+    await until('the first write failed', () => failures === 1 && clock.pending() === 1);
+    expect(clock.nextAt()).toBe(T0 + 500); // the backoff's first step, without jitter
     reporter.report(ref, { state: 'KILLED', finishedAt: 't2' }); // arrives while the first is backing off
-    await until('KILLED', async () => (await state('web')) === 'KILLED');
+    await clock.stepAsync(499);
+    expect([failures, await state('web')]).toEqual([1, 'STAGING']);
+    await clock.stepAsync(1);
+    expect(await state('web')).toBe('KILLED');
     expect(failures).toBe(2); // one write failed, one wrote both reports' fields
     const t = decodeKeyValue<Task>((await store.get(key))!);
     expect(t.status).toMatchObject({ state: 'KILLED', startedAt: 't1', finishedAt: 't2' });
