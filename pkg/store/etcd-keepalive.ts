@@ -21,6 +21,7 @@
  * fences its writes on the lease's key, not on this belief.
  */
 import type { Etcd3, ILeaseKeepAliveRequest, ILeaseKeepAliveResponse, IDuplexStream } from 'etcd3';
+import { realClock, type Clock, type TimerHandle } from '../util/clock';
 
 /** How often due renewals are looked for; a renewal goes out at most this late. */
 const TICK_MS = 250;
@@ -60,11 +61,15 @@ interface Lane {
 export class KeepAlives {
   private readonly leases = new Map<string, Kept>();
   private readonly lanes: Lane[] = [];
-  private timer?: NodeJS.Timeout;
+  private timer?: TimerHandle;
   private closed = false;
 
   /** `observe` gets the seconds from each renewal's write to etcd's answer. */
-  constructor(private readonly client: Etcd3, private readonly now: () => number = Date.now, private readonly observe?: (seconds: number) => void) {}
+  constructor(private readonly client: Etcd3, private readonly clock: Clock = realClock, private readonly observe?: (seconds: number) => void) {}
+
+  private now(): number {
+    return this.clock.now();
+  }
 
   /** Starts renewing a lease granted just now; `onLost` is called once if it is lost (not after remove()). */
   add(id: string, ttlSeconds: number, onLost: (why: string) => void): void {
@@ -74,7 +79,7 @@ export class KeepAlives {
     lane.leases.add(id);
     this.leases.set(id, { id, ttlMs: ttlSeconds * 1000, renewedAt: now, dueAt: now + (ttlSeconds * 1000) / 3, lane, onLost });
     if (!this.timer) {
-      this.timer = setInterval(() => this.tick(), TICK_MS);
+      this.timer = this.clock.setInterval(() => this.tick(), TICK_MS);
       this.timer.unref();
     }
   }
@@ -106,7 +111,7 @@ export class KeepAlives {
     lane.stream?.end();
     lane.stream = undefined;
     if (this.lanes.length === 0 && this.timer) {
-      clearInterval(this.timer);
+      this.clock.clearInterval(this.timer);
       this.timer = undefined;
     }
   }

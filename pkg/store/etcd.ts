@@ -89,7 +89,7 @@ export class EtcdStore implements Store {
     this.metrics = options.metrics;
     const maxWrites = 'maxWritesInFlight' in options ? options.maxWritesInFlight : undefined;
     if (maxWrites !== undefined) this.writes = new Limiter(maxWrites);
-    this.keepAlives = new KeepAlives(this.client, Date.now, (seconds) => this.metrics?.observe('keepAlive', seconds));
+    this.keepAlives = new KeepAlives(this.client, undefined, (seconds) => this.metrics?.observe('keepAlive', seconds));
     recordCompactRevisions(this.client);
   }
 
