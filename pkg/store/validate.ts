@@ -4,8 +4,10 @@
  */
 import type { PutOptions, TxnCompare, TxnOp } from './types';
 
-/** etcd's default --max-txn-ops. */
+/** etcd's default --max-txn-ops: the most ops (puts, deletes, ranges) of one txn branch. */
 export const MAX_TXN_OPS = 128;
+/** etcd applies --max-txn-ops to compares too: at most 128 of them per txn. */
+export const MAX_TXN_COMPARES = MAX_TXN_OPS;
 /**
  * Key and value bytes per transaction that writers batching many objects stay under: etcd
  * refuses a request over its --max-request-bytes (1.5 MiB by default), and would refuse such a
@@ -13,26 +15,87 @@ export const MAX_TXN_OPS = 128;
  */
 export const MAX_TXN_BYTES = 1 << 20;
 
+/** What one item adds to a transaction (see {@link chunkTxn}). */
+export interface TxnCost {
+  /** Ops it writes (puts, deletes). @default 1 */
+  ops?: number;
+  /** Compares of its own, e.g. on its key's mod revision. @default 0 */
+  compares?: number;
+  /** Keys compared once per transaction however many of its items need them, e.g. an agent's lease key. */
+  sharedCompares?: readonly string[];
+  /** Key and value bytes it sends. @default 0 */
+  bytes?: number;
+}
+
+/** Limits of one transaction of {@link chunkTxn}, and what every transaction carries besides its items. */
+export interface TxnLimits {
+  /** @default MAX_TXN_OPS */
+  maxOps?: number;
+  /** @default MAX_TXN_COMPARES */
+  maxCompares?: number;
+  /** @default MAX_TXN_BYTES */
+  maxBytes?: number;
+  /** In every transaction besides the items, e.g. the leader fence `{ compares: 1 }` (here `ops` defaults to 0). */
+  reserved?: TxnCost;
+}
+
+/** What every fenced transaction carries besides its items: the compare on the leader key. */
+export const FENCED: TxnLimits = Object.freeze({ reserved: Object.freeze({ ops: 0, compares: 1 }) });
+
+/** The cost of one txn op of its own: one op, its key and value bytes. */
+export function txnOpCost(op: TxnOp): TxnCost {
+  return { ops: 1, bytes: op.key.length + (op.op === 'put' ? op.value.length : op.op === 'deleteRange' ? op.end.length : 0) };
+}
+
 /**
- * Splits `items` in order into runs of at most `maxCount` items and `maxBytes` bytes (`size` of
- * each); an item bigger than `maxBytes` goes alone (etcd then judges it).
+ * The one way to batch many writes under etcd's limits: splits `items` in order into runs that
+ * each fit one transaction — at most `maxOps` ops, `maxCompares` compares (shared compares
+ * counted once per run) and `maxBytes` bytes, counting `reserved` in every run. `cost` gives an
+ * item's {@link TxnCost}, or just its bytes (one op, no compare). An item over a limit on its
+ * own goes alone (etcd then judges it).
+ *
+ * The older form `chunkTxn(items, bytes, maxCount, maxBytes)` (each item one op) still works.
  */
-export function chunkTxn<T>(items: readonly T[], size: (item: T) => number, maxCount = MAX_TXN_OPS, maxBytes = MAX_TXN_BYTES): T[][] {
+export function chunkTxn<T>(items: readonly T[], cost: (item: T) => number | TxnCost, limits?: TxnLimits): T[][];
+export function chunkTxn<T>(items: readonly T[], cost: (item: T) => number | TxnCost, maxCount?: number, maxBytes?: number): T[][];
+export function chunkTxn<T>(items: readonly T[], cost: (item: T) => number | TxnCost, limits: TxnLimits | number = {}, maxBytes?: number): T[][] {
+  const l = typeof limits === 'number' ? { maxOps: limits, maxBytes } : limits;
+  const maxOps = l.maxOps ?? MAX_TXN_OPS;
+  const maxCompares = l.maxCompares ?? MAX_TXN_COMPARES;
+  const maxSize = l.maxBytes ?? MAX_TXN_BYTES;
+  const base = { ops: l.reserved?.ops ?? 0, compares: l.reserved?.compares ?? 0, bytes: l.reserved?.bytes ?? 0, shared: l.reserved?.sharedCompares ?? [] };
   const out: T[][] = [];
   let cur: T[] = [];
-  let bytes = 0;
+  let shared = new Set(base.shared);
+  let ops = base.ops;
+  let compares = base.compares + shared.size;
+  let bytes = base.bytes;
   for (const item of items) {
-    const n = size(item);
-    if (cur.length > 0 && (cur.length === maxCount || bytes + n > maxBytes)) {
+    const c = costOf(cost(item));
+    let fresh = new Set(c.shared.filter((k) => !shared.has(k)));
+    const fits = ops + c.ops <= maxOps && compares + c.compares + fresh.size <= maxCompares && bytes + c.bytes <= maxSize;
+    if (cur.length > 0 && !fits) {
       out.push(cur);
       cur = [];
-      bytes = 0;
+      shared = new Set(base.shared);
+      fresh = new Set(c.shared.filter((k) => !shared.has(k)));
+      ops = base.ops;
+      compares = base.compares + shared.size;
+      bytes = base.bytes;
     }
     cur.push(item);
-    bytes += n;
+    for (const k of fresh) shared.add(k);
+    ops += c.ops;
+    compares += c.compares + fresh.size;
+    bytes += c.bytes;
   }
   if (cur.length) out.push(cur);
   return out;
+}
+
+function costOf(c: number | TxnCost): { ops: number; compares: number; bytes: number; shared: readonly string[] } {
+  if (typeof c === 'number') return { ops: 1, compares: 0, bytes: c, shared: [] };
+  return { ops: c.ops ?? 1, compares: c.compares ?? 0, bytes: c.bytes ?? 0, shared: c.sharedCompares ?? [] };
 }
 
 export function checkKey(key: string): void {
