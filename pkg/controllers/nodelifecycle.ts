@@ -7,7 +7,8 @@
 import { lookupKind } from '../api/kinds';
 import type { Node, Task } from '../api/types.generated';
 import { agentLeaseKey, assignmentKey, encodeObject, objectKey } from '../store/objects';
-import type { TxnCompare, TxnOp } from '../store/types';
+import { chunkTxn, FENCED } from '../store/validate';
+import { nameKey } from '../api/keys';
 import { fencedTxn, NotLeaderError, type TermContext } from './context';
 import { lastSegment, TASKS_BY_NODE } from '../client/informers';
 import { isTerminal } from '../api/tasks';
@@ -16,8 +17,6 @@ import type { Clock } from '../util/clock';
 
 const NODES = lookupKind('node')!;
 const TASKS = lookupKind('task')!;
-/** Tasks per transaction: two ops each, within etcd's 128. */
-const BATCH = 60;
 
 export interface NodeLifecycleOptions extends TermContext {
   /** Seconds between losing an agent and marking its tasks LOST. @default 0 */
@@ -86,19 +85,18 @@ export class NodeLifecycleController {
 
   private async markTasksLost(node: string): Promise<void> {
     const tasks = this.o.informers.tasks.byIndex(TASKS_BY_NODE, node).filter((t) => !isTerminal(t));
-    for (let i = 0; i < tasks.length; i += BATCH) {
-      const batch = tasks.slice(i, i + BATCH);
-      const compares: TxnCompare[] = [];
-      const ops: TxnOp[] = [];
-      for (const task of batch) {
-        const ns = task.metadata.namespace ?? 'default';
-        const key = objectKey(this.o.prefix, TASKS, ns, task.metadata.name);
-        compares.push({ key, modRevision: Number(task.metadata.resourceVersion) });
-        ops.push({ op: 'put', key, value: encodeObject(this.lost(task, node)) });
-        ops.push({ op: 'delete', key: assignmentKey(this.o.prefix, node, ns, task.metadata.name) });
-      }
+    const writes = tasks.map((task) => {
+      const ns = task.metadata.namespace ?? 'default';
+      const key = objectKey(this.o.prefix, TASKS, ns, task.metadata.name);
+      return { task, key, value: encodeObject(this.lost(task, node)), assignment: assignmentKey(this.o.prefix, node, ns, task.metadata.name) };
+    });
+    // Per task: a compare and a put of the Task, a delete of its assignment.
+    const cost = (w: (typeof writes)[number]) => ({ ops: 2, compares: 1, bytes: 2 * w.key.length + w.value.length + w.assignment.length });
+    for (const batch of chunkTxn(writes, cost, FENCED)) {
+      const compares = batch.map((w) => ({ key: w.key, modRevision: Number(w.task.metadata.resourceVersion) }));
+      const ops = batch.flatMap((w) => [{ op: 'put' as const, key: w.key, value: w.value }, { op: 'delete' as const, key: w.assignment }]);
       if (!(await fencedTxn(this.o, compares, ops))) throw new Error(`tasks on ${node} changed; retrying`);
-      for (const t of batch) this.o.logger.warn({ task: `${t.metadata.namespace}/${t.metadata.name}`, node }, 'task lost with its agent');
+      for (const { task: t } of batch) this.o.logger.warn({ task: nameKey(t.metadata.namespace, t.metadata.name), node }, 'task lost with its agent');
     }
     if (tasks.length) await this.o.events.record({ kind: 'Node', name: node }, 'Warning', 'TasksLost', `${tasks.length} task(s) on ${node} marked LOST`);
   }
