@@ -161,7 +161,7 @@ describe('watch', () => {
     const seen: string[] = [];
     for await (const ev of c.watch(apps, 'default')) {
       seen.push(ev.object.metadata.name);
-      setTimeout(() => interrupt(), 5);
+      setImmediate(interrupt); // once the watch waits for its next chunk
     }
     expect(seen).toEqual(['a']);
   });

@@ -66,7 +66,9 @@ describe('shoal get', () => {
         start(c) {
           c.enqueue(new TextEncoder().encode(`${JSON.stringify({ type: 'MODIFIED', object: scaled })}\n`));
           signal?.addEventListener('abort', () => c.error(new DOMException('aborted', 'AbortError')));
-          setTimeout(() => io?.interrupt(), 10);
+          // Ctrl-C once the row of this event is out (polled between turns of the event loop).
+          const interruptOnceShown = (rounds = 0): unknown => (io!.out.join('').includes('web    1/3') || rounds === 1000 ? io!.interrupt() : setImmediate(interruptOnceShown, rounds + 1));
+          setImmediate(interruptOnceShown);
         },
       });
       return new Response(body, { status: 200 });

@@ -119,7 +119,7 @@ describe('logs -f', () => {
     });
     const io = fakeIO({ fetch, env: SERVER });
     const done = runCli(['logs', 'web-1', '-f'], io);
-    await new Promise((r) => setTimeout(r, 20));
+    for (let rounds = 0; io.out.length === 0 && rounds < 1000; rounds++) await new Promise((r) => setImmediate(r)); // the first line's way out
     expect(io.out.join('')).toBe('first\n');
     io.interrupt();
     expect(await done).toBe(0);
