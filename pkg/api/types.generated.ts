@@ -269,13 +269,20 @@ export interface HealthCheck {
  */
 export interface ReadinessCheck {
   name: string;
-  protocol: 'HTTP';
+  /**
+   * HTTPS does not verify the task's certificate (as Marathon).
+   */
+  protocol: 'HTTP' | 'HTTPS';
   path: string;
   portIndex?: number;
   portName?: Name;
   intervalSeconds: number;
   timeoutSeconds: number;
   httpStatusCodesForReady: number[];
+  /**
+   * Keep the last response (status, content type, body) in the task's status.readinessCheckResults.
+   */
+  preserveLastResponse: boolean;
 }
 /**
  * This interface was referenced by `ShoalObjects`'s JSON-Schema
@@ -296,6 +303,7 @@ export interface AppStatus {
    */
   pendingReason?: string;
   deployment?: Deployment;
+  lastFailure?: TaskFailure;
 }
 /**
  * This interface was referenced by `ShoalObjects`'s JSON-Schema
@@ -340,6 +348,37 @@ export interface Deployment {
   lastProgressAt?: string;
   finishedAt?: string;
   message?: string;
+}
+/**
+ * The App's most recent task failure (Marathon's lastTaskFailure): the newest of its tasks that ended FAILED, FINISHED, ERROR or LOST. Kept until a newer failure replaces it.
+ *
+ * This interface was referenced by `ShoalObjects`'s JSON-Schema
+ * via the `definition` "TaskFailure".
+ */
+export interface TaskFailure {
+  /**
+   * The task's name.
+   */
+  task: string;
+  node?: string;
+  state: 'FINISHED' | 'FAILED' | 'ERROR' | 'LOST';
+  /**
+   * The task's status.reason, e.g. ImageNotPresent.
+   */
+  reason?: string;
+  /**
+   * The task's status.message, e.g. why its start failed.
+   */
+  message?: string;
+  exitCode?: number;
+  /**
+   * The App generation the task was launched for.
+   */
+  version?: number;
+  /**
+   * When the task ended.
+   */
+  at?: string;
 }
 /**
  * Something a user would want to see in describe: a scheduling decision, a state change, a failure. Stored with an etcd lease so it expires after an hour.
@@ -544,6 +583,12 @@ export interface TaskStatus {
    */
   healthMessage?: string;
   ready?: boolean;
+  /**
+   * Set by the agent: the last result of each readiness check (Marathon's readinessCheckResults).
+   *
+   * @maxItems 16
+   */
+  readinessCheckResults?: ReadinessCheckResult[];
   hostPorts?: number[];
   containerId?: string;
   pid?: number;
@@ -555,4 +600,24 @@ export interface TaskStatus {
   finishedAt?: string;
   observedGeneration?: number;
   conditions?: Conditions;
+}
+/**
+ * This interface was referenced by `ShoalObjects`'s JSON-Schema
+ * via the `definition` "ReadinessCheckResult".
+ */
+export interface ReadinessCheckResult {
+  name: string;
+  ready: boolean;
+  /**
+   * What the last probe saw, e.g. `HTTP GET http://127.0.0.1:31000/ready returned 503 (ready: 200)`.
+   */
+  message?: string;
+  /**
+   * The last response, when the check has preserveLastResponse (body cut at 4 KiB).
+   */
+  lastResponse?: {
+    status: number;
+    contentType?: string;
+    body?: string;
+  };
 }

@@ -184,6 +184,7 @@ function describeApp(w: DescribeWriter, app: App, now: number): void {
   w.field('Tasks', `${st.tasksStaged ?? 0} staged, ${st.tasksRunning ?? 0} running, ${st.tasksHealthy ?? 0} healthy, ${st.tasksUnhealthy ?? 0} unhealthy`, 2);
   w.field('Up-to-date', st.updatedInstances ?? 0, 2).field('Available', st.availableInstances ?? 0, 2);
   if (st.pendingReason) w.field('Pending', st.pendingReason, 2);
+  if (st.lastFailure) w.field('Last Failure', lastFailure(st.lastFailure, now), 2);
   const d = st.deployment;
   if (!d) {
     w.field('Deployment', NONE);
@@ -195,6 +196,13 @@ function describeApp(w: DescribeWriter, app: App, now: number): void {
   w.field('Started', timestamp(d.startedAt, now), 2);
   if (d.finishedAt) w.field('Finished', timestamp(d.finishedAt, now), 2);
   if (d.message) w.field('Message', d.message.split('\n'), 2);
+}
+
+/** `task on node: STATE (reason), when` and the message below it (Marathon's lastTaskFailure). */
+function lastFailure(f: NonNullable<App['status']['lastFailure']>, now: number): string[] {
+  const why = f.reason ?? (f.exitCode !== undefined ? `exit code ${f.exitCode}` : undefined);
+  const head = `${f.task}${f.node ? ` on ${f.node}` : ''}: ${f.state}${why ? ` (${why})` : ''}${f.at ? `, ${age(f.at, now)} ago` : ''}`;
+  return [head, ...(f.message ? f.message.split('\n') : [])];
 }
 
 /** An App's tasks as a table: NAME, NODE, STATE, HEALTH, PORTS, VERSION (the App generation it runs), AGE. */

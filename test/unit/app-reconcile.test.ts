@@ -11,7 +11,7 @@ const T0 = Date.parse('2026-01-01T00:00:00Z');
 const HC: HealthCheck = {
   protocol: 'HTTP', path: '/', gracePeriodSeconds: 5, intervalSeconds: 5, timeoutSeconds: 2, maxConsecutiveFailures: 3, delaySeconds: 0,
 };
-const RC: ReadinessCheck = { name: 'ready', protocol: 'HTTP', path: '/ready', intervalSeconds: 5, timeoutSeconds: 2, httpStatusCodesForReady: [200] };
+const RC: ReadinessCheck = { name: 'ready', protocol: 'HTTP', path: '/ready', intervalSeconds: 5, timeoutSeconds: 2, httpStatusCodesForReady: [200], preserveLastResponse: false };
 
 interface AppOpts {
   instances?: number; generation?: number; min?: number; over?: number; checks?: boolean; readiness?: boolean;

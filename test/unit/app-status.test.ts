@@ -3,11 +3,11 @@
  * (start, progress, success, progress deadline), conditions, why-pending, and the launch backoff's
  * failure bookkeeping (nextFailures, seedFailures).
  */
-import type { App, AppStatus, Deployment } from '../../pkg/api/types.generated';
+import type { App, AppStatus, Deployment, Task, TaskFailure } from '../../pkg/api/types.generated';
 import { admit, formatCauses } from '../../pkg/api/validation';
 import type { AppCounts, AppPlan } from '../../pkg/controllers/apps/reconcile';
 import {
-  appStatus, BACKOFF_RESET_MS, deadlineAt, isProgressOnly, nextFailures, seedFailures, type Failures, type StatusEvent,
+  appStatus, BACKOFF_RESET_MS, countsAsFailure, deadlineAt, failureMessage, isProgressOnly, lastFailureOf, nextFailures, seedFailures, type Failures, type StatusEvent,
 } from '../../pkg/controllers/apps/status';
 import { jsonEqual } from '../../pkg/util/json';
 
@@ -342,7 +342,8 @@ describe('seedFailures', () => {
     ['FINISHED counts too', [ended('FINISHED', 0), ended('FAILED', -10)], { count: 2, lastFailureAt: T }],
     ['newest consecutive only, in any input order', [ended('FAILED', -300), ended('FAILED', -10), ended('KILLED', -100), ended('FINISHED', -20), ended('FAILED', 0)], { count: 3, lastFailureAt: T }],
     ['stops at LOST', [ended('FAILED', 0), ended('LOST', -5), ended('FAILED', -10)], { count: 1, lastFailureAt: T }],
-    ['stops at ERROR', [ended('FAILED', 0), ended('ERROR', -5), ended('FAILED', -10)], { count: 1, lastFailureAt: T }],
+    ['ERROR counts too (a start that cannot succeed)', [ended('FAILED', 0), ended('ERROR', -5, 0), ended('FAILED', -10)], { count: 3, lastFailureAt: T }],
+    ['an ERROR that never started counts', [{ status: { state: 'ERROR', finishedAt: iso(T) } }, { status: { state: 'ERROR', finishedAt: iso(T - 5) } }], { count: 2, lastFailureAt: T }],
     ['newest KILLED: nothing', [ended('KILLED', 0), ended('FAILED', -10), ended('FAILED', -20)], { count: 0 }],
     ['stops at a long run', [ended('FAILED', 0), ended('FAILED', -10, BACKOFF_RESET_MS + 1), ended('FAILED', -20)], { count: 1, lastFailureAt: T }],
     ['a run of exactly the reset time is long', [ended('FAILED', 0), ended('FAILED', -10, BACKOFF_RESET_MS), ended('FAILED', -20)], { count: 1, lastFailureAt: T }],
@@ -371,11 +372,71 @@ describe('isProgressOnly', () => {
     ['deployment state', (s) => ({ ...s, deployment: { ...s.deployment!, state: 'Succeeded' } }), false],
     ['a condition status', (s) => ({ ...s, conditions: [{ ...s.conditions![0]!, status: 'False' }] }), false],
     ['pendingReason', { pendingReason: '0/3 agents available' }, false],
+    ['lastFailure', { lastFailure: { task: 'web-1', state: 'ERROR', message: 'image x not present' } }, false],
   ])('%s → %s', (_what, change, expected) => {
     const next = typeof change === 'function' ? change(base) : { ...base, ...change };
     expect(isProgressOnly(base, next)).toBe(expected);
   });
   it('treats a first status as significant', () => {
     expect(isProgressOnly(undefined, base)).toBe(false);
+  });
+});
+
+describe('countsAsFailure', () => {
+  // Marathon's rate limiter: Failed, Finished, Error (and Gone, Dropped) back off; Lost/Unreachable (the agent's) do not.
+  it.each<[string | undefined, boolean]>([
+    ['FAILED', true], ['FINISHED', true], ['ERROR', true],
+    ['LOST', false], ['KILLED', false], ['UNREACHABLE', false], ['RUNNING', false], ['KILLING', false], [undefined, false],
+  ])('%s → %s', (state, want) => expect(countsAsFailure(state)).toBe(want));
+});
+
+describe('lastFailureOf', () => {
+  const T = Date.parse('2026-01-01T12:00:00Z');
+  const iso = (ms: number): string => new Date(ms).toISOString();
+  function t(name: string, state: string, end: number, extra: Partial<Task['status']> = {}): Task {
+    return {
+      apiVersion: 'shoal/v1', kind: 'Task',
+      metadata: { name, namespace: 'default', creationTimestamp: iso(T + end - 100), ownerReferences: [{ apiVersion: 'shoal/v1', kind: 'App', name: 'web', uid: 'u', version: 3 }] },
+      spec: { nodeName: 'n1' },
+      status: { state, finishedAt: iso(T + end), ...extra },
+    } as unknown as Task;
+  }
+  const missing = 'image shoal/nope:latest not present on node n1 (no registry pull)';
+
+  it.each<[string, Task[], Partial<TaskFailure> | undefined]>([
+    ['none', [], undefined],
+    ['only running and killed tasks', [t('a', 'RUNNING', 0), t('b', 'KILLED', 10)], undefined],
+    ['the newest failure, whatever the input order', [t('a', 'FAILED', 0), t('b', 'ERROR', 20, { reason: 'ImageNotPresent', message: missing }), t('c', 'KILLED', 30), t('d', 'FINISHED', 10)],
+      { task: 'b', node: 'n1', state: 'ERROR', reason: 'ImageNotPresent', message: missing, version: 3, at: iso(T + 20) }],
+    ['LOST is shown (though it does not back off)', [t('a', 'FAILED', 0), t('b', 'LOST', 5, { reason: 'AgentLost' })], { task: 'b', state: 'LOST', reason: 'AgentLost' }],
+    ['an exit code', [t('a', 'FAILED', 0, { exitCode: 3, message: 'exited with code 3' })], { task: 'a', state: 'FAILED', exitCode: 3, message: 'exited with code 3' }],
+  ])('%s', (_n, tasks, want) => {
+    const got = lastFailureOf(tasks);
+    if (want === undefined) expect(got).toBeUndefined();
+    else expect(got).toMatchObject(want);
+  });
+
+  it('saysWhatFailedInOneLine', () => {
+    expect(failureMessage({ task: 'b', node: 'n1', state: 'ERROR', reason: 'ImageNotPresent', message: missing })).toBe(`task b ERROR on node n1 (ImageNotPresent): ${missing}`);
+    expect(failureMessage({ task: 'a', state: 'FAILED', exitCode: 3 })).toBe('task a FAILED (exit code 3)');
+  });
+});
+
+describe('appStatus lastFailure', () => {
+  const f1: TaskFailure = { task: 'web-1', node: 'n1', state: 'ERROR', reason: 'ImageNotPresent', message: 'image x not present on node n1', at: at(10) };
+  const f2: TaskFailure = { task: 'web-2', node: 'n2', state: 'FAILED', exitCode: 1, message: 'exited with code 1', at: at(20) };
+  it('recordsTheNewestFailureWarnsOnceAndKeepsItOnceItsTaskIsGone', () => {
+    const sim = new Sim();
+    const step = (t: number, lastFailure?: TaskFailure) => {
+      const out = appStatus({ app: sim.app, plan: mkPlan(sim.app), now: T0 + t * 1000, ...(lastFailure ? { lastFailure } : {}) });
+      sim.app = { ...sim.app, status: out.status };
+      return { failure: out.status.lastFailure, warned: out.events.filter((e) => e.reason === 'TaskFailed').map((e) => e.message) };
+    };
+    expect(step(0)).toEqual({ failure: undefined, warned: [] });
+    expect(step(11, f1)).toEqual({ failure: f1, warned: ['task web-1 ERROR on node n1 (ImageNotPresent): image x not present on node n1'] });
+    expect(step(12, { ...f1 })).toEqual({ failure: f1, warned: [] });
+    expect(step(13)).toEqual({ failure: f1, warned: [] }); // its task garbage-collected: kept
+    expect(step(21, f2)).toEqual({ failure: f2, warned: ['task web-2 FAILED on node n2 (exit code 1): exited with code 1'] });
+    expect(step(22, f1)).toEqual({ failure: f2, warned: [] }); // an older one does not replace it
   });
 });

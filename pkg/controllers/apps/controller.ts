@@ -9,7 +9,7 @@
 import type { Logger } from 'pino';
 import { APP_FINALIZER, appHistoryPrefix } from '../../api/apps';
 import { lookupKind } from '../../api/kinds';
-import type { App, Task } from '../../api/types.generated';
+import type { App, Task, TaskFailure } from '../../api/types.generated';
 import { demandOf, type Placed } from '../../scheduler/feasibility';
 import { PendingSummary } from '../../scheduler/pending';
 import type { Framework, SchedulerDriver } from '../../scheduler/types';
@@ -21,7 +21,7 @@ import { isTerminal } from '../../api/tasks';
 import { WorkQueue } from '../queue';
 import { AppFramework, type LaunchQueue, type PendingWork } from './framework';
 import { reconcileApp, type AppPlan, type KillReason } from './reconcile';
-import { appStatus, deadlineAt, isProgressOnly, nextFailures, seedFailures, type Failures } from './status';
+import { appStatus, countsAsFailure, deadlineAt, isProgressOnly, lastFailureOf, nextFailures, seedFailures, type Failures } from './status';
 import { configHash, keyOf, ownedBy, ownerKey, taskTemplate } from './template';
 
 const APPS = lookupKind('app')!;
@@ -140,7 +140,7 @@ export class AppController implements LaunchQueue {
     if (isTerminal(t)) {
       this.killing.delete(k);
       const state = t.status?.state;
-      if (old && !isTerminal(old) && (state === 'FAILED' || state === 'FINISHED')) {
+      if (old && !isTerminal(old) && countsAsFailure(state)) {
         const list = this.failedAt.get(app) ?? [];
         list.push(Date.parse(t.status?.finishedAt ?? '') || this.now());
         this.failedAt.set(app, list);
@@ -213,7 +213,7 @@ export class AppController implements LaunchQueue {
       return;
     }
     await this.collectGarbage(tasks);
-    await this.writeStatus(app, plan, now, failures);
+    await this.writeStatus(app, plan, now, failures, lastFailureOf(tasks));
   }
 
   private trackFailures(appKey: string, tasks: Task[], now: number): Failures {
@@ -325,13 +325,13 @@ export class AppController implements LaunchQueue {
     return ops;
   }
 
-  private async writeStatus(app: App, plan: AppPlan, now: number, failures: Failures): Promise<void> {
+  private async writeStatus(app: App, plan: AppPlan, now: number, failures: Failures, lastFailure: TaskFailure | undefined): Promise<void> {
     const appKey = keyOf(app);
     const w = this.work.get(appKey);
     let pendingReason: string | undefined;
     if (plan.delayUntil !== undefined) pendingReason = `backing off after ${failures.count} failed task(s): next launch in ${Math.ceil((plan.delayUntil - now) / 1000)}s`;
     else if (w && w.count > 0 && w.summary.summary().reasons.length > 0) pendingReason = w.summary.message();
-    const { status, events } = appStatus({ app, plan, now, pendingReason });
+    const { status, events } = appStatus({ app, plan, now, pendingReason, lastFailure });
     const at = deadlineAt(app, status.deployment);
     if (at !== undefined) this.queue.addAfter(appKey, Math.max(0, at - now));
     if (jsonEqual(status, app.status ?? {})) return;

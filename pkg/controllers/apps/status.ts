@@ -3,7 +3,7 @@
  * starts, progresses, succeeds or misses its progress deadline. Pure: the controller passes the
  * previous status and `now`, and records the events this returns.
  */
-import type { App, AppStatus, Condition, Deployment } from '../../api/types.generated';
+import type { App, AppStatus, Condition, Deployment, Task, TaskFailure } from '../../api/types.generated';
 import { isTerminal } from '../../api/tasks';
 import { jsonEqual } from '../../util/json';
 import type { AppPlan } from './reconcile';
@@ -22,13 +22,17 @@ export interface StatusInput {
   now: number;
   /** The offer loop's summary while instances wait for offers ("0/3 agents available: ..."). */
   pendingReason?: string;
+  /** The newest failure among the App's tasks ({@link lastFailureOf}); an older one than the status has is ignored. */
+  lastFailure?: TaskFailure;
 }
 
 /** The App's new status and the events its changes deserve. */
-export function appStatus({ app, plan, now, pendingReason }: StatusInput): { status: AppStatus; events: StatusEvent[] } {
+export function appStatus({ app, plan, now, pendingReason, lastFailure }: StatusInput): { status: AppStatus; events: StatusEvent[] } {
   const prev = app.status ?? {};
   const events: StatusEvent[] = [];
   const deployment = nextDeployment(app, plan, now, events);
+  const failure = newerFailure(prev.lastFailure, lastFailure);
+  if (failure && failure !== prev.lastFailure) events.push({ type: 'Warning', reason: 'TaskFailed', message: failureMessage(failure) });
   const c = plan.counts;
   const status: AppStatus = {
     observedGeneration: app.metadata.generation ?? 1,
@@ -41,6 +45,7 @@ export function appStatus({ app, plan, now, pendingReason }: StatusInput): { sta
     availableInstances: c.available,
     ...(pendingReason ? { pendingReason } : {}),
     deployment,
+    ...(failure ? { lastFailure: failure } : {}),
     conditions: conditions(app, plan, deployment, prev.conditions ?? [], now),
   };
   if (pendingReason && pendingReason !== prev.pendingReason) events.push({ type: 'Warning', reason: 'FailedScheduling', message: pendingReason });
@@ -119,6 +124,62 @@ function withTransition(c: Condition, prev: Condition[], now: number): Condition
   return { ...c, lastTransitionTime: old && old.status === c.status && old.lastTransitionTime ? old.lastTransitionTime : new Date(now).toISOString() };
 }
 
+/** Task end states that are failures of the App (its lastFailure); LOST is the agent's, not the App's. */
+const FAILURE_STATES = new Set(['FAILED', 'FINISHED', 'ERROR', 'LOST']);
+
+/**
+ * End states that count toward the launch backoff: Marathon's rate limiter takes Failed,
+ * Finished and Error (and Gone, Dropped), not Lost/Unreachable. LOST here is the agent's loss
+ * (lease expired, or its task vanished with the host): the App did nothing wrong, and its
+ * replacement should not wait (docs/apps.md: "LOST tasks are replaced at once"). ERROR is a
+ * start that cannot succeed on that agent (image missing, policy): relaunched without a delay it
+ * fails again at once, tens of times a second.
+ */
+export function countsAsFailure(state: string | undefined): boolean {
+  return state === 'FAILED' || state === 'FINISHED' || state === 'ERROR';
+}
+
+/** The newest failure among `tasks` (by finishedAt), as App status records it. */
+export function lastFailureOf(tasks: ReadonlyArray<Task>): TaskFailure | undefined {
+  let newest: Task | undefined;
+  let newestAt = -Infinity;
+  for (const t of tasks) {
+    if (!FAILURE_STATES.has(t.status?.state ?? '')) continue;
+    const at = Date.parse(t.status.finishedAt ?? '') || Date.parse(t.metadata.creationTimestamp ?? '') || 0;
+    if (at > newestAt || (at === newestAt && newest && t.metadata.name > newest.metadata.name)) {
+      newest = t;
+      newestAt = at;
+    }
+  }
+  if (!newest) return undefined;
+  const st = newest.status;
+  const version = newest.metadata.ownerReferences?.[0]?.version;
+  return {
+    task: newest.metadata.name,
+    ...(newest.spec?.nodeName ? { node: newest.spec.nodeName } : {}),
+    state: st.state as TaskFailure['state'],
+    ...(st.reason ? { reason: st.reason } : {}),
+    ...(st.message ? { message: st.message } : {}),
+    ...(st.exitCode !== undefined ? { exitCode: st.exitCode } : {}),
+    ...(version !== undefined ? { version } : {}),
+    ...(st.finishedAt ? { at: st.finishedAt } : {}),
+  };
+}
+
+/** The newer of two failures (the status keeps its failure once the task is garbage-collected). */
+function newerFailure(prev: TaskFailure | undefined, next: TaskFailure | undefined): TaskFailure | undefined {
+  if (!next) return prev;
+  if (!prev) return next;
+  if (prev.task === next.task) return jsonEqual(prev, next) ? prev : next;
+  return (Date.parse(next.at ?? '') || 0) > (Date.parse(prev.at ?? '') || 0) ? next : prev;
+}
+
+/** One line for the TaskFailed event: `task web-x ERROR on node n1 (ImageNotPresent): image ... not present ...`. */
+export function failureMessage(f: TaskFailure): string {
+  const why = [f.reason, f.exitCode !== undefined && f.reason === undefined ? `exit code ${f.exitCode}` : undefined].filter(Boolean).join(', ');
+  return `task ${f.task} ${f.state}${f.node ? ` on node ${f.node}` : ''}${why ? ` (${why})` : ''}${f.message ? `: ${f.message}` : ''}`;
+}
+
 /** Consecutive failures of an App's tasks: what the launch backoff grows with. */
 export interface Failures {
   count: number;
@@ -129,7 +190,7 @@ export interface Failures {
 export const BACKOFF_RESET_MS = 60_000;
 
 /**
- * Failures after a batch of observations: each task that just ended FAILED or FINISHED adds one;
+ * Failures after a batch of observations: each task that just ended FAILED, FINISHED or ERROR adds one;
  * a task running healthy for {@link BACKOFF_RESET_MS} since the last failure resets the count.
  */
 export function nextFailures(prev: Failures, observed: { failedAt: number[]; healthySince: number[] }, now: number): Failures {
@@ -145,7 +206,7 @@ export function nextFailures(prev: Failures, observed: { failedAt: number[]; hea
 
 /**
  * Failures a new leader starts from, read off the App's terminal tasks (the controller's count
- * is in memory): the newest FAILED/FINISHED tasks in a row that ran less than
+ * is in memory): the newest FAILED/FINISHED/ERROR tasks in a row that ran less than
  * {@link BACKOFF_RESET_MS}. The history is short (garbage collection), so this is a floor.
  */
 export function seedFailures(tasks: ReadonlyArray<{ status?: { state?: string; startedAt?: string; finishedAt?: string } }>): Failures {
@@ -155,7 +216,7 @@ export function seedFailures(tasks: ReadonlyArray<{ status?: { state?: string; s
   let count = 0;
   for (const t of ended) {
     const ran = Date.parse(t.status!.finishedAt!) - (Date.parse(t.status!.startedAt ?? '') || Date.parse(t.status!.finishedAt!));
-    if (!['FAILED', 'FINISHED'].includes(t.status!.state!) || ran >= BACKOFF_RESET_MS) break;
+    if (!countsAsFailure(t.status!.state) || ran >= BACKOFF_RESET_MS) break;
     count++;
   }
   return count > 0 ? { count, lastFailureAt: Date.parse(ended[0]!.status!.finishedAt!) } : { count: 0 };
@@ -173,6 +234,7 @@ export function isProgressOnly(prev: AppStatus | undefined, next: AppStatus): bo
   const gist = (s: AppStatus) => ({
     observedGeneration: s.observedGeneration,
     pendingReason: s.pendingReason,
+    lastFailure: s.lastFailure,
     deployment: s.deployment && { id: s.deployment.id, targetVersion: s.deployment.targetVersion, state: s.deployment.state, message: s.deployment.message },
     conditions: s.conditions?.map((c) => ({ type: c.type, status: c.status, reason: c.reason })),
   });
