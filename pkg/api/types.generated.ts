@@ -299,9 +299,10 @@ export interface AppStatus {
   updatedInstances?: number;
   availableInstances?: number;
   /**
-   * Why instances are not placed, summarised from the offer loop.
+   * Why instances are not placed, as one line (the message of `pending`).
    */
   pendingReason?: string;
+  pending?: PendingStatus;
   deployment?: Deployment;
   lastFailure?: TaskFailure;
 }
@@ -315,6 +316,63 @@ export interface Condition {
   reason?: string;
   message?: string;
   lastTransitionTime?: string;
+}
+/**
+ * Why a framework's work is not placed: every agent of the cluster counted once, by the first check it fails, plus launches the master refused at accept time. Written by the controller-manager.
+ *
+ * This interface was referenced by `ShoalObjects`'s JSON-Schema
+ * via the `definition` "PendingStatus".
+ */
+export interface PendingStatus {
+  /**
+   * Instances waiting to be placed.
+   */
+  instances?: number;
+  /**
+   * Agents in the cluster, lost ones included.
+   */
+  agents?: number;
+  /**
+   * Agents that could run one instance now.
+   */
+  available?: number;
+  /**
+   * The summary in one line: `0/5 agents available: 3 insufficient cpus, 1 agent unschedulable, 1 constraint UNIQUE hostname.`
+   */
+  message?: string;
+  /**
+   * Agents per reason, most frequent first.
+   *
+   * @maxItems 64
+   */
+  reasons?: {
+    /**
+     * A constant: InsufficientCpus, Unschedulable, AgentLost, ConstraintUnique, DeclineFilter, ...
+     */
+    reason: string;
+    count: number;
+    message: string;
+    /**
+     * A few of the agents, each with its own numbers.
+     *
+     * @maxItems 3
+     */
+    agents?: {
+      name: string;
+      detail?: string;
+    }[];
+  }[];
+  /**
+   * Launches the master refused at accept time since the work was queued, per reason (FairShare, AgentLost, NotLeader, BindFailed, OfferUnknown, InsufficientResources).
+   *
+   * @maxItems 16
+   */
+  refusals?: {
+    reason: string;
+    count: number;
+    lastTime?: string;
+    agent?: string;
+  }[];
 }
 /**
  * The App's current (or last) deployment: moving its tasks to the spec version targetVersion.
@@ -540,6 +598,7 @@ export interface Task {
  */
 export interface TaskSpec {
   nodeName?: string;
+  placement?: TaskPlacement;
   role: string;
   runtime?: 'docker' | 'process';
   cmd?: string;
@@ -550,6 +609,35 @@ export interface TaskSpec {
   healthChecks: HealthCheck[];
   readinessChecks: ReadinessCheck[];
   taskKillGracePeriodSeconds: number;
+}
+/**
+ * Why the task is on its agent: recorded by the framework that placed it, written by the binder.
+ *
+ * This interface was referenced by `ShoalObjects`'s JSON-Schema
+ * via the `definition` "TaskPlacement".
+ */
+export interface TaskPlacement {
+  /**
+   * The ranking used: SPREAD or BINPACK.
+   */
+  strategy?: string;
+  /**
+   * Offers (agents) the framework looked at in that round.
+   */
+  offers?: number;
+  /**
+   * Of those, how many could run the task.
+   */
+  feasible?: number;
+  /**
+   * The chosen agent's ranking keys, compared in this order: fewer tasks of the same GROUP_BY value, fewer tasks of the owner on the agent, then (SPREAD) more or (BINPACK) less free share.
+   */
+  rank?: {
+    groupLoad?: number;
+    appTasks?: number;
+    free?: number;
+  };
+  message?: string;
 }
 /**
  * This interface was referenced by `ShoalObjects`'s JSON-Schema
@@ -582,6 +670,9 @@ export interface TaskStatus {
    * Set by the agent with healthy: why the task is unhealthy (the failing check's last reason), or that its checks pass.
    */
   healthMessage?: string;
+  /**
+   * Set by the agent to true once every readiness check passed (absent before; never reset: readiness only gates a task's start, as in Marathon).
+   */
   ready?: boolean;
   /**
    * Set by the agent: the last result of each readiness check (Marathon's readinessCheckResults).
@@ -620,4 +711,21 @@ export interface ReadinessCheckResult {
     contentType?: string;
     body?: string;
   };
+}
+/**
+ * What a framework gives the master to launch: a Task's extra metadata and its spec. The binder adds name, namespace, uid, the framework label, spec.nodeName, spec.resources (from the launch) and the assigned host ports.
+ *
+ * This interface was referenced by `ShoalObjects`'s JSON-Schema
+ * via the `definition` "TaskTemplate".
+ */
+export interface TaskTemplate {
+  metadata?: {
+    labels?: Labels;
+    annotations?: StringMap;
+    /**
+     * @maxItems 16
+     */
+    ownerReferences?: OwnerReference[];
+  };
+  spec: TaskSpec;
 }

@@ -15,7 +15,7 @@ export interface ClusterInformers {
   nodes: Informer<Node>;
   /** Agent lease keys: the value cached is the key's mod revision (the registration). */
   leases: Informer<number>;
-  /** Task objects by key; index TASKS_BY_NODE: by spec.nodeName. */
+  /** Task objects by key; indexes TASKS_BY_NODE (spec.nodeName) and TASKS_BY_FRAMEWORK. */
   tasks: Informer<Task>;
   /** App objects by key. */
   apps: Informer<App>;
@@ -25,6 +25,10 @@ export interface ClusterInformers {
 
 /** Index of the tasks informer: a node's tasks, without scanning every task. */
 export const TASKS_BY_NODE = 'nodeName';
+/** Index of the tasks informer: a framework's tasks (by the binder's framework label). */
+export const TASKS_BY_FRAMEWORK = 'framework';
+/** Label the binder puts on every task: the framework that launched it. */
+export const FRAMEWORK_LABEL = 'shoal.dev/framework';
 
 /** Last path segment of a key: the node name for node and lease keys. */
 export function lastSegment(key: string): string {
@@ -37,6 +41,7 @@ export function clusterInformers(store: Store, prefix: string, logger: Logger, c
   const leases = new Informer<number>({ store, prefix: agentLeasePrefix(prefix), logger, clock, decode: (kv) => kv.modRevision });
   const tasks = new Informer<Task>({ store, prefix: kindPrefix(prefix, lookupKind('task')!), logger, clock, decode: (kv) => decodeObject<Task>(kv.value, kv.modRevision) });
   tasks.addIndex(TASKS_BY_NODE, (t) => t.spec?.nodeName);
+  tasks.addIndex(TASKS_BY_FRAMEWORK, (t) => t.metadata.labels?.[FRAMEWORK_LABEL]);
   const apps = new Informer<App>({ store, prefix: kindPrefix(prefix, lookupKind('app')!), logger, clock, decode: (kv) => decodeObject<App>(kv.value, kv.modRevision) });
   return {
     nodes,

@@ -3,9 +3,11 @@
  * way they write: a transaction fenced on the leader key.
  */
 import type { Logger } from 'pino';
-import type { Fence, Store, TxnCompare, TxnOp } from '../store/types';
+import type { Fence, Store } from '../store/types';
 import type { EventRecorder } from '../client/events';
 import type { ClusterInformers } from '../client/informers';
+import type { FrameworkRegistry } from '../master/framework';
+import type { Clock } from '../util/clock';
 
 export interface TermContext {
   store: Store;
@@ -16,23 +18,9 @@ export interface TermContext {
   fence: Fence;
   events: EventRecorder;
   logger: Logger;
+  /** The master's registry: every framework (built-in or not) registers and unregisters here. */
+  frameworks: FrameworkRegistry;
+  clock: Clock;
 }
 
-/** The fence failed: this term is over, and nothing was written. */
-export class NotLeaderError extends Error {
-  constructor() {
-    super('no longer the leader');
-  }
-}
-
-/**
- * One transaction compared on the fence and `compares`. Its revision when written; undefined
- * when one of `compares` failed; throws {@link NotLeaderError} when the fence did.
- */
-export async function fencedTxn(ctx: Pick<TermContext, 'store' | 'fence'>, compares: TxnCompare[], ops: TxnOp[]): Promise<number | undefined> {
-  const { store, fence } = ctx;
-  const revision = await store.txn([{ key: fence.key, modRevision: fence.modRevision }, ...compares], ops);
-  if (revision !== undefined) return revision;
-  if ((await store.get(fence.key))?.modRevision !== fence.modRevision) throw new NotLeaderError();
-  return undefined;
-}
+export { fencedBatches, fencedTxn, NotLeaderError } from '../store/fenced';

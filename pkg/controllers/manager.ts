@@ -10,7 +10,8 @@ import { compileValidators } from '../api/validation';
 import { Binder } from '../master/binder';
 import { Master } from '../master/master';
 import type { AllocatorOptions } from '../scheduler/allocator';
-import type { Framework } from '../scheduler/types';
+import type { Framework } from '../master/framework';
+import { realClock, type Clock } from '../util/clock';
 import type { Store } from '../store/types';
 import { AppController } from './apps/controller';
 import type { TermContext } from './context';
@@ -35,12 +36,18 @@ export interface ControllerManagerOptions {
   identity: string;
   logger: Logger;
   registry: Registry;
-  /** Builds the frameworks for one leadership term. */
+  /**
+   * Builds extra frameworks for each leadership term (tests; later external ones): they are
+   * registered through the same registry as the built-in ones.
+   */
   frameworks?: (ctx: TermContext) => Framework[];
   /** @default 5 */
   leaderLeaseSeconds?: number;
   allocationIntervalMs?: number;
+  /** See MasterOptions.batchWindowMs. */
+  batchWindowMs?: number;
   allocator?: AllocatorOptions;
+  clock?: Clock;
   lostTaskGraceSeconds?: number;
 }
 
@@ -86,18 +93,20 @@ export class ControllerManager {
 
   private async lead(fence: Fence, signal: AbortSignal): Promise<void> {
     const { store, logger } = this.o;
-    const informers = clusterInformers(store, this.prefix, logger);
+    const clock = this.o.clock ?? realClock;
+    const informers = clusterInformers(store, this.prefix, logger, clock);
     await informers.start();
     if (signal.aborted) return void informers.stop();
-    const events = new EventRecorder(store, this.prefix, 'controller-manager', logger);
+    const events = new EventRecorder(store, this.prefix, 'controller-manager', logger, clock);
     const master = new Master({
-      informers, prefix: this.prefix, fence, logger, registry: this.o.registry,
-      binder: new Binder(store, this.prefix, logger),
-      allocationIntervalMs: this.o.allocationIntervalMs, allocator: this.o.allocator,
+      informers, store, prefix: this.prefix, fence, logger, registry: this.o.registry, clock,
+      binder: new Binder(store, this.prefix, logger, clock),
+      allocationIntervalMs: this.o.allocationIntervalMs, batchWindowMs: this.o.batchWindowMs, allocator: this.o.allocator,
     });
-    for (const fw of this.o.frameworks?.({ store, prefix: this.prefix, informers, fence, events, logger }) ?? []) master.registerFramework(fw);
-    const lifecycle = new NodeLifecycleController({ store, prefix: this.prefix, informers, fence, events, logger, lostTaskGraceSeconds: this.o.lostTaskGraceSeconds });
-    const apps = new AppController({ store, prefix: this.prefix, informers, fence, events, logger, registerFramework: (fw) => master.registerFramework(fw) });
+    const ctx: TermContext = { store, prefix: this.prefix, informers, fence, events, logger, frameworks: master, clock };
+    for (const fw of this.o.frameworks?.(ctx) ?? []) master.register(fw);
+    const lifecycle = new NodeLifecycleController({ ...ctx, lostTaskGraceSeconds: this.o.lostTaskGraceSeconds });
+    const apps = new AppController(ctx);
     master.start();
     lifecycle.start();
     apps.start();

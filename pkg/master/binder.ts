@@ -10,8 +10,10 @@ import type { Logger } from 'pino';
 import { lookupKind } from '../api/kinds';
 import { admit, formatCauses } from '../api/validation';
 import type { Task } from '../api/types.generated';
+import { realClock, type Clock } from '../util/clock';
 import { agentLeaseKey, assignmentKey, encodeObject, objectKey } from '../store/objects';
 import { Limiter } from '../util/async';
+import { FRAMEWORK_LABEL } from '../client/informers';
 import type { Fence, Store, TxnCompare, TxnOp } from '../store/types';
 import { MAX_TXN_BYTES, MAX_TXN_OPS } from '../store/validate';
 import type { LaunchRequest, LaunchResult } from '../scheduler/types';
@@ -24,11 +26,6 @@ export interface BindItem {
   frameworkId: string;
 }
 
-/** The part of a Task a framework supplies in LaunchRequest.task. */
-export interface TaskTemplate {
-  metadata?: { labels?: Record<string, string>; annotations?: Record<string, string>; ownerReferences?: Task['metadata']['ownerReferences'] };
-  spec: Omit<Task['spec'], 'nodeName' | 'resources'>;
-}
 
 /** A launch ready to write: its Task, encoded. */
 interface Ready {
@@ -47,14 +44,13 @@ interface Ready {
 const TXNS_IN_FLIGHT = 4;
 const TASKS = lookupKind('task')!;
 
-/** Label carrying the framework that owns a task (statusUpdate routing). */
-export const FRAMEWORK_LABEL = 'shoal.dev/framework';
+export { FRAMEWORK_LABEL };
 
 export class Binder {
   /** Shared by every bind in flight: allocation rounds do not wait for their binds, so several overlap. */
   private readonly txns = new Limiter(TXNS_IN_FLIGHT);
 
-  constructor(private readonly store: Store, private readonly prefix: string, private readonly log: Logger, private readonly now: () => Date = () => new Date()) {}
+  constructor(private readonly store: Store, private readonly prefix: string, private readonly log: Logger, private readonly clock: Clock = realClock) {}
 
   /** Writes every launch it can; one result per item, in order. */
   async bind(items: BindItem[], fence: Fence): Promise<LaunchResult[]> {
@@ -77,7 +73,8 @@ export class Binder {
 
   private taskFor(item: BindItem): Task | string {
     const r = item.request;
-    const tpl = r.task as TaskTemplate;
+    const tpl = r.task;
+    const now = this.clock.date().toISOString();
     const ports = (tpl.spec.ports ?? []).map((p, i) => ({ ...p, hostPort: r.ports[i] ?? p.hostPort }));
     const candidate = {
       apiVersion: 'shoal/v1',
@@ -89,10 +86,10 @@ export class Binder {
         namespace: r.namespace,
         uid: randomUUID(),
         generation: 1,
-        creationTimestamp: this.now().toISOString(),
+        creationTimestamp: now,
       },
-      spec: { ...tpl.spec, ports, nodeName: item.agent, resources: r.resources },
-      status: { state: 'STAGING', stagedAt: this.now().toISOString(), hostPorts: r.ports },
+      spec: { ...tpl.spec, ports, nodeName: item.agent, resources: r.resources, ...(r.placement ? { placement: r.placement } : {}) },
+      status: { state: 'STAGING', stagedAt: now, hostPorts: r.ports },
     };
     const admitted = admit(candidate);
     return admitted.ok ? (admitted.object as Task) : formatCauses(admitted.causes);

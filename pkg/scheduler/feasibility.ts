@@ -41,6 +41,7 @@ export type OfferView = Pick<Offer, 'agent' | 'hostname' | 'attributes' | 'runti
  * which the stages of {@link checkOffer} report them (cheapest check first).
  */
 export const REASONS = {
+  AgentLost: 'agent lost',
   Unschedulable: 'agent unschedulable',
   RuntimeMissing: 'runtime missing',
   InsufficientCpus: 'insufficient cpus',
@@ -55,6 +56,9 @@ export const REASONS = {
   ConstraintUnique: 'constraint UNIQUE',
   ConstraintGroupBy: 'constraint GROUP_BY',
   ConstraintMaxPer: 'constraint MAX_PER',
+  // Not checks of an offer: why an agent that could run the work was not offered to its framework.
+  DeclineFilter: 'declined recently (offer filter)',
+  OfferedElsewhere: 'offered to another framework',
 } as const;
 
 /** A reason constant: what "why pending" counts. */
@@ -141,6 +145,13 @@ export function checkOffer(
   for (const p of placed) addToTally(tally, p);
   for (const p of alsoPlacedThisRound) addToTally(tally, p);
   return runStages(demand, offer, tally);
+}
+
+/** {@link checkOffer} for many offers (or agent views) at once, counting `placed` once. */
+export function checkOffers(demand: Demand, offers: readonly OfferView[], placed: readonly Placed[]): Array<Fit | Rejection> {
+  const tally = newTally(demand.constraints.map((c) => c[0]));
+  for (const p of placed) addToTally(tally, p);
+  return offers.map((offer) => runStages(demand, offer, tally));
 }
 
 function runStages(demand: Demand, offer: OfferView, tally: Tally): Fit | Rejection {
@@ -434,6 +445,10 @@ export interface Launch {
   offerId: string;
   agent: string;
   ports: number[];
+  /** How many of the offers could run the demand when it was placed ("why placed"). */
+  feasible: number;
+  /** The chosen offer's ranking keys (see {@link Strategy}). */
+  rank: { groupLoad: number; appTasks: number; free: number };
 }
 
 /** A demand no offer could run, with how many offers rejected it for each reason. */
@@ -495,14 +510,18 @@ export function placeMany(demands: readonly Demand[], offers: readonly Offer[], 
       return;
     }
     let best: Candidate | undefined;
+    let feasible = 0;
     let tried: Array<{ slot: Slot; result: Fit | Rejection }> | undefined;
     if (!exhaustive && isLocal(demand)) {
       if (run?.demand !== demand) run = new IndexedRun(demand, slots, tally, scale, rank);
       best = run.best();
+      feasible = run.feasible();
     } else {
       run = undefined; // this demand changes the tally in ways an indexed run does not follow
       tried = slots.map((slot) => ({ slot, result: runStages(demand, slot.view, tally) }));
-      best = tried.flatMap(({ slot, result }) => (result.ok ? [candidate(slot, result.ports, demand, tally, scale)] : [])).sort(rank)[0];
+      const fits = tried.flatMap(({ slot, result }) => (result.ok ? [candidate(slot, result.ports, demand, tally, scale)] : []));
+      feasible = fits.length;
+      best = fits.sort(rank)[0];
     }
     if (!best) {
       // The indexed run keeps no rejections: the reasons are collected once, when nothing fits.
@@ -515,7 +534,7 @@ export function placeMany(demands: readonly Demand[], offers: readonly Offer[], 
     const where = { agent: offer.agent, hostname: offer.hostname, attributes: offer.attributes };
     addToTally(tally, where);
     run?.placed(best.slot, where);
-    out.launches.push({ demandIndex, offerId: offer.id, agent: offer.agent, ports: best.ports });
+    out.launches.push({ demandIndex, offerId: offer.id, agent: offer.agent, ports: best.ports, feasible, rank: { groupLoad: best.groupLoad, appTasks: best.appTasks, free: Math.round(best.free * 1000) / 1000 } });
   });
   return out;
 }
@@ -542,6 +561,8 @@ class IndexedRun {
   private readonly byAgent = new Map<string, Slot[]>();
   /** Per UNIQUE/MAX_PER field: the slots with each value. */
   private readonly byValue = new Map<string, Map<string, Slot[]>>();
+  /** Slots whose last check passed. */
+  private readonly fitting = new Set<Slot>();
 
   constructor(
     readonly demand: Demand,
@@ -574,6 +595,11 @@ class IndexedRun {
     }
   }
 
+  /** How many slots can run the demand now. */
+  feasible(): number {
+    return this.fitting.size;
+  }
+
   /** The demand was placed on `slot`: re-check every slot whose answer or rank may have changed. */
   placed(slot: Slot, where: Placed): void {
     const affected = new Set<Slot>([slot, ...(this.byAgent.get(where.agent) ?? [])]);
@@ -588,7 +614,10 @@ class IndexedRun {
     const version = (this.version.get(slot) ?? 0) + 1;
     this.version.set(slot, version);
     const result = runStages(this.demand, slot.view, this.tally);
-    if (result.ok) this.heap.push({ ...candidate(slot, result.ports, this.demand, this.tally, this.scale), version });
+    if (result.ok) {
+      this.fitting.add(slot);
+      this.heap.push({ ...candidate(slot, result.ports, this.demand, this.tally, this.scale), version });
+    } else this.fitting.delete(slot);
   }
 }
 

@@ -1,6 +1,6 @@
 /**
- * "Why is this not running?": the outcome of the last offer seen from each agent for a
- * framework's pending work, summed up the way Kubernetes' scheduler does
+ * "Why is this not running?": the outcome of each agent for a framework's pending work (the
+ * checks of an offer, or why the agent was not offered), summed up the way Kubernetes' scheduler does
  * (`0/5 agents available: 3 insufficient cpus, 2 constraint UNIQUE hostname.`), for an App's
  * status condition message and `shoal describe`. Pure bookkeeping: no time, no I/O.
  */
@@ -17,7 +17,12 @@ export interface ReasonCount {
   reason: Reason;
   count: number;
   sentence: string;
+  /** The first few agents (by name) rejected this way, each with its own details. */
+  agents: Array<{ name: string; detail: string }>;
 }
+
+/** Example agents kept per reason. */
+export const EXAMPLES_PER_REASON = 3;
 
 /** What {@link PendingSummary.summary} returns. */
 export interface PendingReport {
@@ -70,10 +75,17 @@ export class PendingSummary {
   summary(): PendingReport {
     const bySentence = new Map<string, ReasonCount>();
     let available = 0;
-    for (const o of this.outcomes.values()) {
-      if (o === 'ok') available++;
-      else bySentence.set(o.sentence, { reason: o.reason, sentence: o.sentence, count: (bySentence.get(o.sentence)?.count ?? 0) + 1 });
+    for (const [agent, o] of this.outcomes) {
+      if (o === 'ok') {
+        available++;
+        continue;
+      }
+      let r = bySentence.get(o.sentence);
+      if (!r) bySentence.set(o.sentence, (r = { reason: o.reason, sentence: o.sentence, count: 0, agents: [] }));
+      r.count++;
+      r.agents.push({ name: agent, detail: o.detail });
     }
+    for (const r of bySentence.values()) r.agents = r.agents.sort((a, b) => compare(a.name, b.name)).slice(0, EXAMPLES_PER_REASON);
     const reasons = [...bySentence.values()].sort(
       (a, b) => b.count - a.count || REASON_ORDER.indexOf(a.reason) - REASON_ORDER.indexOf(b.reason) || compare(a.sentence, b.sentence),
     );
@@ -84,7 +96,7 @@ export class PendingSummary {
   message(): string {
     const { agentsSeen, available, reasons } = this.summary();
     const head = `${available}/${agentsSeen} agents available`;
-    if (agentsSeen === 0) return `${head}: no offers seen yet.`;
+    if (agentsSeen === 0) return `${head}: no agents registered.`;
     if (reasons.length === 0) return `${head}.`;
     return `${head}: ${reasons.map((r) => `${r.count} ${r.sentence}`).join(', ')}.`;
   }

@@ -1,10 +1,12 @@
 /**
  * The vocabulary of two-level scheduling, shared by the allocator (first level, the Mesos
  * master's side), the frameworks (second level) and the binder. Plain data only, so the
- * framework side could be served over HTTP (as Mesos' scheduler API is) without change.
+ * framework side could be served over HTTP (as Mesos' scheduler API is) without change. The
+ * framework contract itself is pkg/master/framework.ts.
  */
 
 import type { Resources, Scalars } from '../api/resources';
+import type { TaskPlacement, TaskSpec, TaskTemplate } from '../api/types.generated';
 
 export type { PortRange, Resources, Scalars } from '../api/resources';
 
@@ -61,11 +63,19 @@ export interface LaunchRequest {
   resources: Scalars;
   /** Exact host ports taken from the offer's ranges. */
   ports: number[];
-  /** Everything the binder needs to write the Task (spec without nodeName, owner, labels). */
-  task: unknown;
+  /** Everything the binder needs to write the Task besides the above (schemas/task.json TaskTemplate). */
+  task: LaunchTemplate;
+  /** Why the task goes to this offer's agent: written into the Task's spec.placement. */
+  placement?: TaskPlacement;
   /** Epoch ms when the framework queued this work: queued→bound latency is measured from it. */
   queuedAt?: number;
 }
+
+/**
+ * A TaskTemplate (schemas/task.json) as a framework writes it: fields left out get the schema's
+ * defaults when the binder admits the Task, as for any object a client sends.
+ */
+export type LaunchTemplate = Omit<TaskTemplate, 'spec'> & { spec: Partial<TaskSpec> };
 
 /** Why a launch did not happen. */
 export type LaunchFailureReason =
@@ -80,32 +90,4 @@ export interface LaunchResult {
   request: LaunchRequest;
   ok: boolean;
   reason?: LaunchFailureReason;
-}
-
-/** What the master offers a framework to act on its offers (Mesos' scheduler calls). */
-export interface SchedulerDriver {
-  /** Launches tasks from offers; what is left of each offer returns to the pool. */
-  accept(offerIds: string[], launches: LaunchRequest[]): Promise<LaunchResult[]>;
-  /** Declines offers; the agent is not offered to this framework again for refuseSeconds (default 5). */
-  decline(offerIds: string[], refuseSeconds?: number): void;
-  /** Stop sending offers until revive(). */
-  suppress(): void;
-  /** Resume offers and clear this framework's decline filters. */
-  revive(): void;
-}
-
-/** A framework's scheduler: the second level. Events in, calls out through the driver. */
-export interface Framework {
-  readonly id: string;
-  readonly role: string;
-  /**
-   * New offers. Calls to one framework never overlap (as Mesos' scheduler driver serialises its
-   * callbacks): offers made meanwhile wait until the returned promise settles, so a framework
-   * that awaits its accepts gets no offers until its binds are written. One that records what
-   * it launched when it calls accept (as AppFramework does) should return at once instead.
-   */
-  resourceOffers(driver: SchedulerDriver, offers: Offer[]): void | Promise<void>;
-  offerRescinded(driver: SchedulerDriver, offerId: string): void;
-  /** A task of this framework changed state (from the agent's status report or node lifecycle). */
-  statusUpdate(driver: SchedulerDriver, update: { namespace: string; taskName: string; state: string; reason?: string; message?: string }): void;
 }

@@ -45,7 +45,7 @@ function answerAll(alloc: Allocator, offers: Offer[], random: Random, now: numbe
   let accepted = 0;
   for (const list of byFramework.values()) {
     const chosen = list.filter(() => random() < ACCEPT_RATE);
-    const launches = chosen.map((o): LaunchRequest => ({ offerId: o.id, namespace: 'bench', taskName: `t-${seq.n++}`, resources: { cpus: 0.5, mem: 512, disk: 0 }, ports: [o.resources.ports[0][0]], task: {} }));
+    const launches = chosen.map((o): LaunchRequest => ({ offerId: o.id, namespace: 'bench', taskName: `t-${seq.n++}`, resources: { cpus: 0.5, mem: 512, disk: 0 }, ports: [o.resources.ports[0][0]], task: { spec: {} } }));
     if (chosen.length > 0) accepted += alloc.accept(chosen.map((o) => o.id), launches, now).accepted.length;
     const chosenIds = new Set(chosen.map((o) => o.id));
     alloc.decline(list.filter((o) => !chosenIds.has(o.id)).map((o) => o.id), undefined, now);

@@ -6,7 +6,7 @@
  */
 import { Registry } from 'prom-client';
 import { Agent } from '../../pkg/agent/agent';
-import { ControllerManager, type TermContext } from '../../pkg/controllers/manager';
+import { ControllerManager } from '../../pkg/controllers/manager';
 import type { Task } from '../../pkg/api/types.generated';
 import { Binder } from '../../pkg/master/binder';
 import { EtcdStore } from '../../pkg/store/etcd';
@@ -51,8 +51,8 @@ async function startAgents(prefix: string, n: number, ttl = 2): Promise<Agent[]>
 function manager(prefix: string, identity: string, fw: Omit<TestFrameworkOptions, 'id' | 'role'>, made: TestFramework[], registry = new Registry()): ControllerManager {
   return new ControllerManager({
     store, prefix, identity, logger: log, registry, leaderLeaseSeconds: 2, allocationIntervalMs: 200,
-    frameworks: (ctx: TermContext) => {
-      const f = new TestFramework({ id: 'test', role: 'r1', ...fw }, ctx);
+    frameworks: () => {
+      const f = new TestFramework({ id: 'test', role: 'r1', ...fw });
       made.push(f);
       return [f];
     },

@@ -11,18 +11,19 @@ import { APP_FINALIZER, appHistoryPrefix } from '../../api/apps';
 import { lookupKind } from '../../api/kinds';
 import type { App, Task, TaskFailure } from '../../api/types.generated';
 import { demandOf, type Placed } from '../../scheduler/feasibility';
-import { PendingSummary } from '../../scheduler/pending';
-import type { Framework, SchedulerDriver } from '../../scheduler/types';
+import type { SchedulerDriver } from '../../master/framework';
+import type { PendingWorkFramework, PendingWorkOwner } from '../../master/pending-framework';
 import { assignmentKey, encodeObject, objectKey, prefixEnd } from '../../store/objects';
 import type { TxnOp } from '../../store/types';
 import { jsonEqual } from '../../util/json';
 import { fencedTxn, NotLeaderError, type TermContext } from '../context';
 import { isTerminal } from '../../api/tasks';
 import { WorkQueue } from '../queue';
-import { AppFramework, type LaunchQueue, type PendingWork } from './framework';
+import { TASKS_BY_FRAMEWORK } from '../../client/informers';
+import { appFramework, frameworkIdFor } from './framework';
 import { reconcileApp, type AppPlan, type KillReason } from './reconcile';
 import { appStatus, countsAsFailure, deadlineAt, isProgressOnly, lastFailureOf, nextFailures, seedFailures, type Failures } from './status';
-import { configHash, keyOf, ownedBy, ownerKey, taskTemplate } from './template';
+import { configHash, keyOf, newTaskName, ownedBy, ownerKey, taskTemplate } from './template';
 
 const APPS = lookupKind('app')!;
 const TASKS = lookupKind('task')!;
@@ -40,8 +41,6 @@ const APP_CONFLICT_RETRY_MS = 500;
 const BATCH = 120;
 
 export interface AppControllerOptions extends TermContext {
-  /** Registers a framework with the master; returns its driver. */
-  registerFramework(fw: Framework): SchedulerDriver;
   /** Terminal tasks kept per App for `describe` and backoff history. @default 5 */
   terminalHistory?: number;
   /** Every App is synced this often even without changes (time-based decisions). @default 30000 */
@@ -49,25 +48,23 @@ export interface AppControllerOptions extends TermContext {
   now?: () => number;
 }
 
-export class AppController implements LaunchQueue {
+export class AppController implements PendingWorkOwner {
   private readonly queue: WorkQueue;
   private readonly now: () => number;
   private readonly log: Logger;
   /** App key → informer keys of its tasks. */
   private readonly tasksByApp = new Map<string, Set<string>>();
-  /** App key → task name → where it was placed: launched, not yet in the informer. */
-  private readonly inflight = new Map<string, Map<string, Placed>>();
   /** Informer keys of tasks whose kill was sent and that have not ended yet. */
   private readonly killing = new Set<string>();
   private readonly failures = new Map<string, Failures>();
   /** Failures seen since the App's last sync (epoch ms each). */
   private readonly failedAt = new Map<string, number[]>();
-  private readonly work = new Map<string, PendingWork>();
   /** When each App's status was last written (progress-only changes wait PROGRESS_STATUS_INTERVAL_MS). */
   private readonly statusWrittenAt = new Map<string, number>();
   /** Per App, the revision of our last write of it (see writeApp). */
   private readonly appWrittenAt = new Map<string, number>();
-  private readonly frameworks = new Map<string, { fw: AppFramework; driver: SchedulerDriver }>();
+  /** The App framework of each role, registered with the master when first needed. */
+  private readonly frameworks = new Map<string, { fw: PendingWorkFramework; driver: SchedulerDriver }>();
   private timer?: NodeJS.Timeout;
 
   constructor(private readonly o: AppControllerOptions) {
@@ -100,11 +97,7 @@ export class AppController implements LaunchQueue {
     this.queue.stop();
   }
 
-  // ---- LaunchQueue (read by the frameworks) ----
-
-  pending(role: string): PendingWork[] {
-    return [...this.work.values()].filter((w) => w.role === role && w.count > 0).sort((a, b) => a.queuedAt - b.queuedAt);
-  }
+  // ---- PendingWorkOwner (read by the App frameworks) ----
 
   placed(appKey: string): Placed[] {
     const out: Placed[] = [];
@@ -112,18 +105,7 @@ export class AppController implements LaunchQueue {
       const t = this.o.informers.tasks.get(k);
       if (t && !isTerminal(t) && t.spec.nodeName) out.push(this.placement(t.spec.nodeName));
     }
-    out.push(...(this.inflight.get(appKey)?.values() ?? []));
     return out;
-  }
-
-  reserve(appKey: string, taskName: string, where: Placed): void {
-    let m = this.inflight.get(appKey);
-    if (!m) this.inflight.set(appKey, (m = new Map()));
-    m.set(taskName, where);
-  }
-
-  release(appKey: string, taskName: string): void {
-    this.inflight.get(appKey)?.delete(taskName);
   }
 
   changed(appKey: string): void {
@@ -136,7 +118,6 @@ export class AppController implements LaunchQueue {
     this.index(k, t);
     const app = ownerKey(t);
     if (!app) return;
-    this.inflight.get(app)?.delete(t.metadata.name);
     if (isTerminal(t)) {
       this.killing.delete(k);
       const state = t.status?.state;
@@ -197,7 +178,8 @@ export class AppController implements LaunchQueue {
     const now = this.now();
     const hash = configHash(app);
     const failures = this.trackFailures(appKey, tasks, now);
-    const inflight = this.inflight.get(appKey)?.size ?? 0;
+    let inflight = 0;
+    for (const { fw } of this.frameworks.values()) inflight += fw.inflight(appKey);
     const killing = new Set(tasks.filter((t) => this.killing.has(objectKey(this.o.prefix, TASKS, t.metadata.namespace, t.metadata.name))).map((t) => t.metadata.name));
     const plan = reconcileApp({ app, configHash: hash, tasks, killing, now, failures, inflight });
     this.log.debug({ app: appKey, tasks: tasks.length, inflight, launch: plan.launch, kill: plan.kill.length, step: plan.deployment.step }, 'app synced');
@@ -228,66 +210,71 @@ export class AppController implements LaunchQueue {
     return next;
   }
 
-  /** Sends the plan's kills: each task's assignment key is deleted, its agent stops it. */
+  /** Sends the plan's kills through the master (by the framework that launched each task); their agents stop them. */
   private async kill(app: App, tasks: Task[], kills: AppPlan['kill']): Promise<void> {
     if (kills.length === 0) return;
     const byName = new Map(tasks.map((t) => [t.metadata.name, t]));
-    const ops: TxnOp[] = [];
-    const sent: Array<{ key: string; task: Task; reason: KillReason }> = [];
+    const byRole = new Map<string, Array<{ task: Task; reason: KillReason }>>();
     for (const k of kills) {
       const t = byName.get(k.task);
       if (!t) continue;
-      const key = objectKey(this.o.prefix, TASKS, t.metadata.namespace, t.metadata.name);
-      if (t.spec.nodeName) ops.push({ op: 'delete', key: assignmentKey(this.o.prefix, t.spec.nodeName, t.metadata.namespace ?? 'default', t.metadata.name) });
-      sent.push({ key, task: t, reason: k.reason });
+      const list = byRole.get(t.spec.role) ?? [];
+      list.push({ task: t, reason: k.reason });
+      byRole.set(t.spec.role, list);
     }
-    await this.fencedBatches(ops);
     const byReason = new Map<KillReason, string[]>();
-    for (const s of sent) {
-      this.killing.add(s.key);
-      this.log.info({ app: keyOf(app), task: s.task.metadata.name, node: s.task.spec.nodeName, reason: s.reason, state: s.task.status?.state }, 'task kill');
-      byReason.set(s.reason, [...(byReason.get(s.reason) ?? []), s.task.metadata.name]);
+    for (const [role, list] of byRole) {
+      const { killed } = await this.framework(role).driver.kill(list.map(({ task }) => ({ namespace: task.metadata.namespace ?? 'default', taskName: task.metadata.name })));
+      const sent = new Set(killed.map((r) => r.taskName));
+      for (const { task, reason } of list) {
+        if (!sent.has(task.metadata.name)) continue;
+        this.killing.add(objectKey(this.o.prefix, TASKS, task.metadata.namespace, task.metadata.name));
+        this.log.info({ app: keyOf(app), task: task.metadata.name, node: task.spec.nodeName, reason, state: task.status?.state }, 'task kill');
+        byReason.set(reason, [...(byReason.get(reason) ?? []), task.metadata.name]);
+      }
     }
     for (const [reason, names] of byReason) {
       void this.o.events.record(ref(app), reason === 'Unhealthy' ? 'Warning' : 'Normal', `Killing${reason}`, `killing ${names.length} task(s) (${KILL_WHY[reason]}): ${names.slice(0, 5).join(', ')}${names.length > 5 ? ', ...' : ''}`);
     }
   }
 
-  /** Publishes the plan's launches as pending work for the App's role framework. */
+  /** Publishes the plan's launches as the App's work in its role's framework (and none in any other). */
   private queueLaunches(appKey: string, app: App, hash: string, plan: AppPlan, now: number): void {
-    const prev = this.work.get(appKey);
-    if (plan.launch <= 0) {
-      if (prev) this.work.delete(appKey);
-      return;
-    }
-    const sameWork = prev && prev.hash === hash && prev.role === app.spec.role;
-    const w: PendingWork = {
+    for (const [role, { fw }] of this.frameworks) if (role !== app.spec.role) fw.removeWork(appKey);
+    if (plan.launch <= 0 && !this.frameworks.has(app.spec.role)) return;
+    const { fw } = this.framework(app.spec.role);
+    const before = fw.waiting(appKey);
+    fw.setWork({
       key: appKey,
       namespace: app.metadata.namespace ?? 'default',
-      appName: app.metadata.name,
-      role: app.spec.role,
       demand: demandOf(app.spec),
       template: taskTemplate(app, hash),
-      hash,
       count: plan.launch,
-      queuedAt: prev?.queuedAt ?? now,
-      summary: sameWork ? prev.summary : new PendingSummary(),
-    };
-    this.work.set(appKey, w);
-    if (!prev || !sameWork || plan.launch > prev.count) {
-      this.log.info({ app: appKey, generation: app.metadata.generation, launch: plan.launch, step: plan.deployment.step }, 'instances queued for launch');
-      this.wake(app.spec.role);
-    }
+      queuedAt: now,
+      newTaskName: () => newTaskName(app.metadata.name),
+    });
+    if (plan.launch > before) this.log.info({ app: appKey, generation: app.metadata.generation, launch: plan.launch, step: plan.deployment.step }, 'instances queued for launch');
   }
 
-  private wake(role: string): void {
+  /** The App framework of a role, registered with the master on first use. */
+  private framework(role: string): { fw: PendingWorkFramework; driver: SchedulerDriver } {
     let f = this.frameworks.get(role);
     if (!f) {
-      const fw = new AppFramework(role, this, this.log);
-      f = { fw, driver: this.o.registerFramework(fw) };
+      const fw = appFramework(role, this, this.log);
+      f = { fw, driver: this.o.frameworks.register(fw) };
       this.frameworks.set(role, f);
     }
-    f.fw.wake(f.driver);
+    return f;
+  }
+
+  /** Unregisters role frameworks with nothing to do and no App of their role left (their tasks are all gone or others'). */
+  private unregisterIdle(): void {
+    const roles = new Set(this.o.informers.apps.list().map((a) => a.spec.role));
+    for (const [role, { fw }] of this.frameworks) {
+      if (roles.has(role) || !fw.idle() || this.o.informers.tasks.byIndex(TASKS_BY_FRAMEWORK, frameworkIdFor(role)).some((t) => !isTerminal(t))) continue;
+      this.frameworks.delete(role);
+      this.o.frameworks.unregister(fw.id);
+    }
   }
 
   /** Deletes terminal tasks beyond the App's short history (newest kept). */
@@ -327,11 +314,14 @@ export class AppController implements LaunchQueue {
 
   private async writeStatus(app: App, plan: AppPlan, now: number, failures: Failures, lastFailure: TaskFailure | undefined): Promise<void> {
     const appKey = keyOf(app);
-    const w = this.work.get(appKey);
+    const pending = this.frameworks.get(app.spec.role)?.fw.whyPending(appKey);
     let pendingReason: string | undefined;
     if (plan.delayUntil !== undefined) pendingReason = `backing off after ${failures.count} failed task(s): next launch in ${Math.ceil((plan.delayUntil - now) / 1000)}s`;
-    else if (w && w.count > 0 && w.summary.summary().reasons.length > 0) pendingReason = w.summary.message();
-    const { status, events } = appStatus({ app, plan, now, pendingReason, lastFailure });
+    // Agents that could run an instance get it within a round: only a shortage is a reason.
+    else if (pending && (pending.available === 0 || pending.refusals?.length)) pendingReason = pending.message;
+    const appStatusOut = appStatus({ app, plan, now, pendingReason, lastFailure });
+    const { events } = appStatusOut;
+    const status = pending && pendingReason !== undefined ? { ...appStatusOut.status, pending } : appStatusOut.status;
     const at = deadlineAt(app, status.deployment);
     if (at !== undefined) this.queue.addAfter(appKey, Math.max(0, at - now));
     if (jsonEqual(status, app.status ?? {})) return;
@@ -373,10 +363,10 @@ export class AppController implements LaunchQueue {
   }
 
   private forget(appKey: string): void {
-    this.work.delete(appKey);
+    for (const { fw } of this.frameworks.values()) fw.forget(appKey);
+    this.unregisterIdle();
     this.failures.delete(appKey);
     this.failedAt.delete(appKey);
-    this.inflight.delete(appKey);
     this.statusWrittenAt.delete(appKey);
     this.appWrittenAt.delete(appKey);
   }

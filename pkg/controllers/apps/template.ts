@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import { APP_LABEL } from '../../api/apps';
 import type { App, Task } from '../../api/types.generated';
-import type { TaskTemplate } from '../../master/binder';
+import type { LaunchTemplate } from '../../scheduler/types';
 
 /** Annotation on each task: the hash of the task template it was launched from. */
 export const CONFIG_HASH_ANNOTATION = 'shoal.dev/config-hash';
@@ -75,7 +75,7 @@ export function ownedBy(task: Task, app: App): boolean {
 }
 
 /** What the binder needs to write one task of the App (host ports of 0 are filled from the offer). */
-export function taskTemplate(app: App, hash = configHash(app)): TaskTemplate {
+export function taskTemplate(app: App, hash = configHash(app)): LaunchTemplate {
   const s = app.spec;
   return {
     metadata: {
