@@ -8,21 +8,21 @@ import { APP_FINALIZER } from '../../pkg/api/apps';
 import type { App, Task } from '../../pkg/api/types.generated';
 import { admit, formatCauses } from '../../pkg/api/validation';
 import { AppController } from '../../pkg/controllers/apps/controller';
-import type { AppFramework } from '../../pkg/controllers/apps/framework';
 import { configHash, keyOf, newTaskName, taskTemplate } from '../../pkg/controllers/apps/template';
 import { EventRecorder } from '../../pkg/client/events';
 import { clusterInformers } from '../../pkg/client/informers';
 import { isTerminal } from '../../pkg/api/tasks';
 import { Binder } from '../../pkg/master/binder';
-import type { LaunchRequest, Offer, SchedulerDriver } from '../../pkg/scheduler/types';
+import type { Framework, FrameworkRegistry, LaunchRequest, Offer, SchedulerDriver } from '../../pkg/master/framework';
+import { fencedBatches } from '../../pkg/store/fenced';
+import { FakeClock, settle } from '../../pkg/util/clock';
 import { MemoryStore } from '../../pkg/store/memory';
-import { agentLeaseKey, decodeKeyValue, encodeObject, leaderKey } from '../../pkg/store/objects';
+import { agentLeaseKey, assignmentKey, decodeKeyValue, encodeObject, leaderKey } from '../../pkg/store/objects';
 import type { Store } from '../../pkg/store/types';
 import { silentLogger } from '../../pkg/util/log';
 
 const P = '/shoal';
 const log = silentLogger();
-const settle = () => new Promise((r) => setTimeout(r, 20));
 
 function mkApp(generation: number, env: Record<string, string>): App {
   const r = admit({
@@ -76,6 +76,10 @@ async function setup() {
   const binder = new Binder(mem, P, log);
   const launched: LaunchRequest[] = [];
   const offers = new Map<string, Offer>();
+  const clock = new FakeClock();
+  const g = gated(mem);
+  const informers = clusterInformers(mem, P, log);
+  // The master's part, by hand: binds, kills (through the gated store) and status updates.
   const driver: SchedulerDriver = {
     async accept(_ids, launches) {
       launched.push(...launches);
@@ -84,24 +88,38 @@ async function setup() {
     decline: () => undefined,
     suppress: () => undefined,
     revive: () => undefined,
+    async kill(refs) {
+      const tasks = refs.map((r) => informers.tasks.get(`${P}/registry/tasks/${r.namespace}/${r.taskName}`)!);
+      await fencedBatches({ store: g.store, fence }, tasks.map((t) => ({ op: 'delete' as const, key: assignmentKey(P, t.spec.nodeName!, 'default', t.metadata.name) })));
+      return { killed: refs, skipped: [] };
+    },
+    reconcile: () => undefined,
+    teardown: async () => undefined,
+    agents: () => [],
+    now: () => clock.now(),
   };
+  let fw: Framework | undefined;
+  const frameworks: FrameworkRegistry = {
+    register(f) {
+      fw = f;
+      f.registered?.(driver);
+      return driver;
+    },
+    unregister: () => undefined,
+    get: () => fw,
+    list: () => (fw ? [fw] : []),
+  };
+  informers.tasks.addHandlers({
+    onAdd: (_k, t) => fw?.statusUpdate(driver, { namespace: 'default', taskName: t.metadata.name, state: t.status.state ?? 'STAGING', source: 'agent' }),
+  });
   let n = 0;
   const offer = (agent: string, cpus: number): Offer => {
     const o: Offer = { id: `o${++n}`, frameworkId: 'apps', agent, hostname: agent, attributes: {}, runtimes: ['process'], resources: { cpus, mem: 4096, disk: 100, ports: [[31000, 31009]] }, expiresAt: Date.now() + 60_000 };
     offers.set(o.id, o);
     return o;
   };
-  const g = gated(mem);
-  const informers = clusterInformers(mem, P, log);
   await informers.start();
-  let fw: AppFramework | undefined;
-  const ctl = new AppController({
-    store: g.store, prefix: P, informers, fence, logger: log, events: new EventRecorder(mem, P, 'test', log),
-    registerFramework: (f) => {
-      fw = f as AppFramework;
-      return driver;
-    },
-  });
+  const ctl = new AppController({ store: g.store, prefix: P, informers, fence, logger: log, events: new EventRecorder(mem, P, 'test', log), frameworks, clock });
   // The informer handlers (which clear in-flight launches) without the work queue: syncs are run by hand.
   ctl.start();
   ctl.stop();

@@ -19,6 +19,7 @@ import { jsonEqual } from '../../util/json';
 import { fencedTxn, NotLeaderError, type TermContext } from '../context';
 import { isTerminal } from '../../api/tasks';
 import { WorkQueue } from '../queue';
+import type { TimerHandle } from '../../util/clock';
 import { TASKS_BY_FRAMEWORK } from '../../client/informers';
 import { appFramework, frameworkIdFor } from './framework';
 import { reconcileApp, type AppPlan, type KillReason } from './reconcile';
@@ -45,12 +46,10 @@ export interface AppControllerOptions extends TermContext {
   terminalHistory?: number;
   /** Every App is synced this often even without changes (time-based decisions). @default 30000 */
   resyncMs?: number;
-  now?: () => number;
 }
 
 export class AppController implements PendingWorkOwner {
   private readonly queue: WorkQueue;
-  private readonly now: () => number;
   private readonly log: Logger;
   /** App key → informer keys of its tasks. */
   private readonly tasksByApp = new Map<string, Set<string>>();
@@ -65,12 +64,11 @@ export class AppController implements PendingWorkOwner {
   private readonly appWrittenAt = new Map<string, number>();
   /** The App framework of each role, registered with the master when first needed. */
   private readonly frameworks = new Map<string, { fw: PendingWorkFramework; driver: SchedulerDriver }>();
-  private timer?: NodeJS.Timeout;
+  private timer?: TimerHandle;
 
   constructor(private readonly o: AppControllerOptions) {
-    this.now = o.now ?? Date.now;
     this.log = o.logger.child({ controller: 'apps' });
-    this.queue = new WorkQueue({ sync: (key) => this.sync(key), logger: this.log, workers: 16 });
+    this.queue = new WorkQueue({ sync: (key) => this.sync(key), logger: this.log, workers: 16, clock: o.clock });
   }
 
   start(): void {
@@ -85,7 +83,7 @@ export class AppController implements PendingWorkOwner {
     for (const [k, t] of tasks.entries()) this.index(k, t);
     for (const app of apps.list()) this.queue.add(keyOf(app));
     for (const key of this.tasksByApp.keys()) this.queue.add(key);
-    this.timer = setInterval(() => {
+    this.timer = this.o.clock.setInterval(() => {
       for (const app of this.o.informers.apps.list()) this.queue.add(keyOf(app));
       for (const key of this.tasksByApp.keys()) this.queue.add(key);
     }, this.o.resyncMs ?? 30_000);
@@ -93,7 +91,7 @@ export class AppController implements PendingWorkOwner {
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
+    this.o.clock.clearInterval(this.timer);
     this.queue.stop();
   }
 
@@ -123,7 +121,7 @@ export class AppController implements PendingWorkOwner {
       const state = t.status?.state;
       if (old && !isTerminal(old) && countsAsFailure(state)) {
         const list = this.failedAt.get(app) ?? [];
-        list.push(Date.parse(t.status?.finishedAt ?? '') || this.now());
+        list.push(Date.parse(t.status?.finishedAt ?? '') || this.o.clock.now());
         this.failedAt.set(app, list);
       }
     }
@@ -175,7 +173,7 @@ export class AppController implements PendingWorkOwner {
   }
 
   private async reconcile(appKey: string, app: App, tasks: Task[]): Promise<void> {
-    const now = this.now();
+    const now = this.o.clock.now();
     const hash = configHash(app);
     const failures = this.trackFailures(appKey, tasks, now);
     let inflight = 0;
