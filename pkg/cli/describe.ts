@@ -184,6 +184,7 @@ function describeApp(w: DescribeWriter, app: App, now: number): void {
   w.field('Tasks', `${st.tasksStaged ?? 0} staged, ${st.tasksRunning ?? 0} running, ${st.tasksHealthy ?? 0} healthy, ${st.tasksUnhealthy ?? 0} unhealthy`, 2);
   w.field('Up-to-date', st.updatedInstances ?? 0, 2).field('Available', st.availableInstances ?? 0, 2);
   if (st.pendingReason) w.field('Pending', st.pendingReason, 2);
+  if (st.pending && st.pendingReason) whyPending(w, st.pending);
   if (st.lastFailure) w.field('Last Failure', lastFailure(st.lastFailure, now), 2);
   const d = st.deployment;
   if (!d) {
@@ -196,6 +197,24 @@ function describeApp(w: DescribeWriter, app: App, now: number): void {
   w.field('Started', timestamp(d.startedAt, now), 2);
   if (d.finishedAt) w.field('Finished', timestamp(d.finishedAt, now), 2);
   if (d.message) w.field('Message', d.message.split('\n'), 2);
+}
+
+/**
+ * The agents behind the pending line, per reason with a few example agents each, and the
+ * launches the master refused at accept time.
+ */
+function whyPending(w: DescribeWriter, p: NonNullable<App['status']['pending']>): void {
+  const rows: string[][] = [];
+  for (const r of p.reasons ?? []) {
+    const examples = (r.agents ?? []).map((a) => a.detail ? `${a.name}: ${a.detail}` : a.name);
+    const more = r.count > examples.length ? [`(${r.count - examples.length} more)`] : [];
+    rows.push([String(r.count), r.message, [...examples, ...more].join('; ')]);
+  }
+  if (rows.length) {
+    w.section('Why Pending', 2);
+    w.table(['Agents', 'Reason', 'Examples'], rows, 4);
+  }
+  for (const r of p.refusals ?? []) w.field(`Refused (${r.reason})`, `${r.count} launch(es)${r.agent ? `, last on ${r.agent}` : ''}`, 4);
 }
 
 /** `task on node: STATE (reason), when` and the message below it (Marathon's lastTaskFailure). */
@@ -252,6 +271,7 @@ function describeTask(w: DescribeWriter, task: Task, now: number): void {
   const s = task.spec ?? ({} as Task['spec']);
   const st = task.status ?? {};
   w.field('Node', s.nodeName).field('State', st.state);
+  if (s.placement) w.field('Placed', placement(s.placement));
   w.field('Healthy', st.healthy === undefined ? '<none> (no health checks)' : st.healthy);
   if (st.ready !== undefined) w.field('Ready', st.ready);
   w.field('Host Ports', taskPorts(task));
@@ -266,6 +286,13 @@ function describeTask(w: DescribeWriter, task: Task, now: number): void {
   workload(w, s);
   w.field('Resources', resources(s.resources), 2);
   w.field('Ports', list(s.ports, port), 2).field('Health Checks', list(s.healthChecks, healthCheck), 2);
+}
+
+/** Why the task is on its node: the framework's ranking and how many agents could have run it. */
+function placement(p: NonNullable<Task['spec']['placement']>): string {
+  if (p.message) return p.message;
+  const r = p.rank;
+  return `${p.feasible ?? '?'} of ${p.offers ?? '?'} offered agent(s) could run it; ranked first by ${p.strategy ?? '?'}${r ? ` (groupLoad ${r.groupLoad}, appTasks ${r.appTasks}, free ${r.free})` : ''}`;
 }
 
 function describeNode(w: DescribeWriter, node: Node, now: number): void {

@@ -217,9 +217,40 @@ describe('a constraint no agent meets', () => {
     });
     const described = await ok('describe', 'app', 'uniq');
     expect(described).toMatch(/0\/3 agents available: 3 constraint UNIQUE hostname/);
+    // Why placed: each task records the ranking that put it on its agent.
+    const placed = await ok('describe', 'task', live(await tasks('uniq'))[0]!.metadata.name);
+    expect(placed).toMatch(/Placed:\s+\d of \d offered agent\(s\) could run it; ranked first by SPREAD: \d task\(s\) of its owner there, free share [\d.]+/);
     await ok('delete', 'app', 'uniq');
     await waitFor('uniq gone', async () => (await tasks('uniq')).length === 0);
   }, 60_000);
+});
+
+describe('a full cluster', () => {
+  it('explainsEveryPendingInstanceWithoutAnyOffer', async () => {
+    // Fill every agent's cpus (2 each), so no agent has anything to offer; cordon one.
+    const filler = join(dir, 'filler.yaml');
+    writeFileSync(filler, `apiVersion: shoal/v1\nkind: App\nmetadata:\n  name: filler\nspec:\n  instances: 3\n  cmd: 'exec sleep 600 # ${MARK}'\n  resources: {cpus: 2, mem: 16}\n`);
+    await ok('apply', '-f', filler);
+    await waitFor('the cluster full', async () => live(await tasks('filler')).filter((t) => t.status.state === 'RUNNING').length === 3);
+    await ok('cordon', 'agent-2');
+    const late = join(dir, 'late.yaml');
+    writeFileSync(late, `apiVersion: shoal/v1\nkind: App\nmetadata:\n  name: late\nspec:\n  instances: 2\n  cmd: 'exec sleep 600 # ${MARK}'\n  resources: {cpus: 0.5, mem: 16}\n`);
+    await ok('apply', '-f', late);
+    try {
+      const a = await waitFor('a reason for the pending instances', async () => { const x = await app('late'); return x.status.pending?.reasons?.length && x; });
+      expect(a.status.pending).toMatchObject({ instances: 2, agents: 3, available: 0 });
+      expect(a.status.pendingReason).toBe('0/3 agents available: 2 insufficient cpus, 1 agent unschedulable.');
+      const described = await ok('describe', 'app', 'late');
+      expect(described).toMatch(/Pending:\s+0\/3 agents available: 2 insufficient cpus, 1 agent unschedulable\./);
+      expect(described).toMatch(/2\s+insufficient cpus\s+agent-0: insufficient cpus \(needs 0\.5, 0 free\); agent-1: insufficient cpus/);
+      expect(described).toMatch(/1\s+agent unschedulable\s+agent-2: agent unschedulable \(cordoned\)/);
+    } finally {
+      await ok('uncordon', 'agent-2');
+      await ok('delete', 'app', 'late');
+      await ok('delete', 'app', 'filler');
+    }
+    await waitFor('filler and late gone', async () => (await tasks('filler')).length === 0 && (await tasks('late')).length === 0);
+  }, 90_000);
 });
 
 describe('failing instances', () => {
