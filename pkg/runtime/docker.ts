@@ -9,6 +9,7 @@
 import { PassThrough, Readable } from 'node:stream';
 import Dockerode from 'dockerode';
 import type { Logger } from 'pino';
+import { nameKey } from '../api/keys';
 import { backoffDelay, errorMessage, sleepUnlessAborted } from '../util/backoff';
 import { DockerRuntimeError, ImageNotPresentError, dockerCall, isDockerError, toDockerError } from './docker-errors';
 import { DEFAULT_IMAGE, DEFAULT_PIDS_LIMIT, LABEL, containerName, createOptions, effectiveUser, imageOf, refFromLabels } from './docker-spec';
@@ -403,7 +404,7 @@ export class DockerRuntime implements Runtime {
 }
 
 function key(namespace: string, name: string): string {
-  return `${namespace}/${name}`;
+  return nameKey(namespace, name);
 }
 
 /** Awaits a docker call, swallowing the daemon statuses listed (304 already stopped, 404 gone…). */

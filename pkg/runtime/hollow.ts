@@ -3,6 +3,7 @@
  * started until it is stopped, so thousands of hollow agents exercise the control plane
  * without machines. One small Map per agent is its whole cost.
  */
+import { nameKey, splitNameKey } from '../api/keys';
 import type { Runtime, RuntimeTask, RuntimeTaskRef, StartedTask } from './types';
 
 export class HollowRuntime implements Runtime {
@@ -12,20 +13,17 @@ export class HollowRuntime implements Runtime {
 
   /** Resolves at once: nothing to run. onExit is never called (hollow tasks never end by themselves). */
   async start(task: RuntimeTask, _onExit: (code: number) => void): Promise<StartedTask> {
-    this.tasks.set(`${task.namespace}/${task.name}`, task.uid);
+    this.tasks.set(nameKey(task.namespace, task.name), task.uid);
     return {};
   }
 
   /** @inheritdoc */
   async stop(namespace: string, name: string, _graceSeconds: number): Promise<void> {
-    this.tasks.delete(`${namespace}/${name}`);
+    this.tasks.delete(nameKey(namespace, name));
   }
 
   /** @inheritdoc Survives an Agent being stopped or crashed, like containers survive their agent. */
   async list(): Promise<RuntimeTaskRef[]> {
-    return [...this.tasks].map(([key, uid]) => {
-      const slash = key.indexOf('/');
-      return { namespace: key.slice(0, slash), name: key.slice(slash + 1), uid };
-    });
+    return [...this.tasks].map(([key, uid]) => ({ ...splitNameKey(key), uid }));
   }
 }

@@ -39,6 +39,7 @@ import { constants as osConstants } from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
+import { nameKey } from '../api/keys';
 import { settlesWithin } from '../util/async';
 import { taskEnv, type NodeContext } from './env';
 import type { ExecResult, LogOptions, Runtime, RuntimeTask, RuntimeTaskRef, StartedTask } from './types';
@@ -702,7 +703,7 @@ async function* readFrom(file: string, offset: number): AsyncGenerator<Buffer> {
 // ---- names --------------------------------------------------------------------------------
 
 function keyOf(ref: { namespace: string; name: string }): string {
-  return `${ref.namespace}/${ref.name}`;
+  return nameKey(ref.namespace, ref.name);
 }
 
 function refOf(r: TaskRecord): RuntimeTaskRef {

@@ -9,21 +9,22 @@
  */
 import { createHash } from 'node:crypto';
 import { APP_LABEL } from '../../api/apps';
+import { nameKey, objectNameKey } from '../../api/keys';
 import type { App, Task } from '../../api/types.generated';
 import type { LaunchTemplate } from '../../scheduler/types';
 
 /** Annotation on each task: the hash of the task template it was launched from. */
 export const CONFIG_HASH_ANNOTATION = 'shoal.dev/config-hash';
 
-/** `<namespace>/<name>` of an App or Task. */
+/** `<namespace>/<name>` of an App or Task ({@link objectNameKey}). */
 export function keyOf(obj: { metadata: { namespace?: string; name: string } }): string {
-  return `${obj.metadata.namespace ?? 'default'}/${obj.metadata.name}`;
+  return objectNameKey(obj);
 }
 
 /** The App (`<namespace>/<name>`) a task belongs to, from its label; undefined for other tasks. */
 export function ownerKey(task: Task): string | undefined {
   const app = task.metadata.labels?.[APP_LABEL];
-  return app ? `${task.metadata.namespace ?? 'default'}/${app}` : undefined;
+  return app ? nameKey(task.metadata.namespace, app) : undefined;
 }
 
 /** The part of the App spec every task copies: a change here replaces every task. */
