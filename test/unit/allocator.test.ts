@@ -172,6 +172,20 @@ describe('Allocator: decline filters, suppress and revive', () => {
     expect(alloc.accept([offer.id], [launch(offer, s(1, 1))], 1).accepted).toHaveLength(1);
   });
 
+  it('tells whether a framework is suppressed and until when an agent is filtered for it', () => {
+    const alloc = cluster([agent('n1', 4, 8 * GiB)], ['fa:a']);
+    alloc.decline([alloc.allocate(0)[0].id], 5, 0);
+    expect(alloc.filteredUntil('fa', 'n1', 4_999)).toBe(5_000);
+    expect(alloc.filteredUntil('fa', 'n1', 5_000)).toBeUndefined();
+    expect(alloc.filteredUntil('fb', 'n1', 0)).toBeUndefined();
+    expect(alloc.isSuppressed('fa')).toBe(false);
+    alloc.suppress('fa');
+    expect(alloc.isSuppressed('fa')).toBe(true);
+    alloc.revive('fa');
+    expect(alloc.isSuppressed('fa')).toBe(false);
+    expect(alloc.filteredUntil('fa', 'n1', 0)).toBeUndefined();
+  });
+
   it('ignores declines of unknown offers', () => {
     const alloc = cluster([agent('n1', 4, 8 * GiB)], ['fa:a']);
     alloc.decline(['nope'], 5, 0);
