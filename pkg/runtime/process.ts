@@ -197,7 +197,7 @@ export class ProcessRuntime implements Runtime {
    * started before an agent restart is found on disk (it need not be adopted first).
    */
   async stop(namespace: string, name: string, graceSeconds: number): Promise<void> {
-    const t = this.tasks.get(`${namespace}/${name}`) ?? (await this.runningOnDisk(namespace, name));
+    const t = this.tasks.get(nameKey(namespace, name)) ?? (await this.runningOnDisk(namespace, name));
     if (!t) return;
     t.stopping ??= this.terminate(t, graceSeconds).finally(() => this.forget(t));
     await t.stopping;
@@ -278,7 +278,7 @@ export class ProcessRuntime implements Runtime {
       if (record && isAlive(record)) throw new Error(`task ${namespace}/${name} still runs (pid ${record.pid}); stop it before removing it`);
     }
     await Promise.all(dirs.map((dir) => fs.rm(dir, { recursive: true, force: true })));
-    const t = this.tasks.get(`${namespace}/${name}`);
+    const t = this.tasks.get(nameKey(namespace, name));
     if (t?.done) this.forget(t);
   }
 
@@ -400,7 +400,7 @@ export class ProcessRuntime implements Runtime {
 
   /** The task's live record if it runs (tracked or on disk), else its newest record. */
   private async find(namespace: string, name: string): Promise<OnDisk | undefined> {
-    const tracked = this.tasks.get(`${namespace}/${name}`);
+    const tracked = this.tasks.get(nameKey(namespace, name));
     if (tracked) return tracked;
     if (!safeRef({ namespace, name })) return undefined;
     const all = await this.recordsOf(namespace, name);
