@@ -121,10 +121,14 @@ export class Agent {
     const handler = { reset: (all: Map<string, Assignment>) => this.resetAssignments(all), put: (k: string, a: Assignment) => this.putAssignment(k, a), delete: (k: string) => this.deleteAssignment(k) };
     this.assignments = new AssignmentWatch({ store: options.store, prefix: assignmentPrefix(this.prefix, this.nodeName), handler, logger: this.log, signal });
     const events = new EventRecorder(options.store, this.prefix, `agent/${options.nodeName}`, this.log, this.clock);
-    this.health = new HealthMonitor({ prober: defaultProber(this.runtime), logger: this.log, onChange: (ref, healthy, message) => {
+    this.health = new HealthMonitor({ prober: defaultProber(this.runtime, undefined, this.clock), clock: this.clock, logger: this.log, onChange: (ref, healthy, message) => {
       this.log.info({ task: taskRefKey(ref), uid: ref.uid, healthy, message }, healthy ? 'task healthy' : 'task unhealthy');
       this.reporter.report(ref, { healthy, healthMessage: message });
       void events.record({ kind: 'Task', ...ref }, healthy ? 'Normal' : 'Warning', healthy ? 'Healthy' : 'Unhealthy', message);
+    }, onReadiness: (ref, ready, results) => {
+      // Never `ready: false`: an adopted task that was ready stays so while its checks run again.
+      if (ready) this.log.info({ task: taskRefKey(ref), uid: ref.uid }, 'task ready');
+      this.reporter.report(ref, ready ? { ready: true, readinessCheckResults: results } : { readinessCheckResults: results });
     } });
     this.validNode(this.newNode()); // a bad name or capacity fails here, not in a retry loop
   }
@@ -425,7 +429,7 @@ export class Agent {
     if (have.adopted) {
       have.adopted = false; // ask the registry once whether it may keep running (it may be LOST by now)
       this.reporter.report(this.ref(want), { state: 'RUNNING', hostPorts: hostPorts(want) }, { startedAt: this.clock.date().toISOString() });
-      this.startProbing(want, Date.now()); // its start time is not at hand: the grace period starts again
+      this.startProbing(want, this.clock.now()); // its start time is not at hand: the grace period starts again
     }
   }
 
@@ -502,7 +506,7 @@ export class Agent {
     this.log.info({ task: key, uid: want.uid, runtime: this.runtime.name, ...started }, 'task started');
     if (local.phase !== 'running') return; // already exited, and reported so
     this.reporter.report(this.ref(want), { state: 'RUNNING', startedAt, hostPorts: hostPorts(want), ...started }, { stagedAt: startedAt });
-    this.startProbing(want, Date.now()); // the monitor's timers run on the real clock
+    this.startProbing(want, this.clock.now());
   }
 
   /** Health checks for a running task; hollow tasks serve nothing to probe. */

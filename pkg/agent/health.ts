@@ -20,21 +20,37 @@
  *   healthy, unhealthy when any is unhealthy, unknown otherwise (nothing is reported then); a
  *   task without checks never gets a `healthy` field.
  *
- * The decision part (HealthState, overallHealth) is pure: time comes in as `now` (ms). The
- * probers and HealthMonitor do the I/O and timers (unref'd: they never keep a process alive).
+ * Readiness checks (Marathon's): an HTTP or HTTPS GET of `path` on the task's port
+ * (`portName`, else `portIndex`, else the first); the first as soon as the task runs, then one
+ * every `intervalSeconds` (from the start of the previous) until one answers a status in
+ * `httpStatusCodesForReady` within `timeoutSeconds`. Then the check is done: the task is ready
+ * for good (readiness gates a new task's start, it is not a health check). Once every check of
+ * the task passed, `status.ready` is set true; until then each check's last result (and with
+ * `preserveLastResponse`, the response) is reported when it changes. HTTPS does not verify the
+ * task's certificate, as Marathon's does not.
+ *
+ * The decision part (HealthState, overallHealth, ReadinessState) is pure: time comes in as `now`
+ * (ms). The probers and HealthMonitor do the I/O and the timers, on an injected Clock (unref'd
+ * on the real one: they never keep a process alive).
  */
 import * as http from 'node:http';
+import * as https from 'node:https';
 import * as net from 'node:net';
 import type { Logger } from 'pino';
-import type { HealthCheck, TaskSpec } from '../api/types.generated';
+import type { HealthCheck, ReadinessCheck, ReadinessCheckResult, TaskSpec } from '../api/types.generated';
 import type { Runtime } from '../runtime/types';
 import { errorMessage } from '../util/backoff';
+import { realClock, type Clock, type TimerHandle } from '../util/clock';
 import { taskRefKey, type TaskRef } from './status';
 
 /** Marathon's defaults (schemas/meta.json), for specs that did not go through admission. */
 const DEFAULTS = { protocol: 'HTTP', path: '/', gracePeriodSeconds: 300, intervalSeconds: 60, timeoutSeconds: 20, maxConsecutiveFailures: 3, delaySeconds: 15 } as const;
+/** Marathon's readiness defaults (schemas/meta.json). */
+const READINESS_DEFAULTS = { name: 'readinessCheck', protocol: 'HTTP', path: '/', intervalSeconds: 30, timeoutSeconds: 10, httpStatusCodesForReady: [200], preserveLastResponse: false } as const;
 /** A probe reason is kept this short in the status (command output can be long). */
 const MAX_REASON = 300;
+/** A readiness response body is kept this long (preserveLastResponse): status lives in etcd. */
+export const MAX_READINESS_BODY = 4096;
 
 export type Verdict = 'healthy' | 'unhealthy' | 'unknown';
 
@@ -112,7 +128,7 @@ export function overallHealth(verdicts: Verdict[]): boolean | undefined {
 // ---- probers ---------------------------------------------------------------------------------
 
 /** Where the check's port is: spec.ports[portIndex], or the port named portName (index 0 by default). */
-export function checkHostPort(check: HealthCheck, spec: Pick<TaskSpec, 'ports'>): number | string {
+export function checkHostPort(check: Pick<HealthCheck, 'portName' | 'portIndex'>, spec: Pick<TaskSpec, 'ports'>): number | string {
   const ports = spec.ports ?? [];
   if (check.portName !== undefined) {
     const p = ports.find((x) => x.name === check.portName);
@@ -123,14 +139,14 @@ export function checkHostPort(check: HealthCheck, spec: Pick<TaskSpec, 'ports'>)
 }
 
 /** GET http://host:port/path: 2xx–3xx is healthy. Aborted after `timeoutMs`. */
-export function probeHttp(host: string, port: number, path: string, timeoutMs: number): Promise<ProbeResult> {
+export function probeHttp(host: string, port: number, path: string, timeoutMs: number, clock: Clock = realClock): Promise<ProbeResult> {
   const url = `http://${host}:${port}${path.startsWith('/') ? path : `/${path}`}`;
   return new Promise((resolve) => {
     let done = false;
     const finish = (r: ProbeResult) => {
       if (done) return;
       done = true;
-      clearTimeout(timer);
+      clock.clearTimeout(timer);
       req.destroy();
       resolve(r);
     };
@@ -140,38 +156,35 @@ export function probeHttp(host: string, port: number, path: string, timeoutMs: n
       finish(code >= 200 && code < 400 ? { ok: true, reason: `HTTP GET ${url} returned ${code}` } : { ok: false, reason: `HTTP GET ${url} returned ${code}` });
     });
     req.on('error', (err) => finish({ ok: false, reason: `HTTP GET ${url} failed: ${errorMessage(err)}` }));
-    const timer = setTimeout(() => finish({ ok: false, reason: `HTTP GET ${url} timed out after ${timeoutMs / 1000}s` }), timeoutMs);
-    timer.unref();
+    const timer = clock.setTimeout(() => finish({ ok: false, reason: `HTTP GET ${url} timed out after ${timeoutMs / 1000}s` }), timeoutMs).unref();
   });
 }
 
 /** A TCP connect to host:port within `timeoutMs`. */
-export function probeTcp(host: string, port: number, timeoutMs: number): Promise<ProbeResult> {
+export function probeTcp(host: string, port: number, timeoutMs: number, clock: Clock = realClock): Promise<ProbeResult> {
   return new Promise((resolve) => {
     let done = false;
     const finish = (r: ProbeResult) => {
       if (done) return;
       done = true;
-      clearTimeout(timer);
+      clock.clearTimeout(timer);
       sock.destroy();
       resolve(r);
     };
     const sock = net.connect({ host, port });
     sock.once('connect', () => finish({ ok: true, reason: `TCP ${host}:${port} accepted` }));
     sock.once('error', (err) => finish({ ok: false, reason: `TCP connect to ${host}:${port} failed: ${errorMessage(err)}` }));
-    const timer = setTimeout(() => finish({ ok: false, reason: `TCP connect to ${host}:${port} timed out after ${timeoutMs / 1000}s` }), timeoutMs);
-    timer.unref();
+    const timer = clock.setTimeout(() => finish({ ok: false, reason: `TCP connect to ${host}:${port} timed out after ${timeoutMs / 1000}s` }), timeoutMs).unref();
   });
 }
 
 /** runtime.exec of the command in the task's context: exit 0 is healthy. */
-export async function probeCommand(runtime: Pick<Runtime, 'exec'>, ref: { namespace: string; name: string }, command: string, timeoutSeconds: number): Promise<ProbeResult> {
+export async function probeCommand(runtime: Pick<Runtime, 'exec'>, ref: { namespace: string; name: string }, command: string, timeoutSeconds: number, clock: Clock = realClock): Promise<ProbeResult> {
   if (!runtime.exec) return { ok: false, reason: 'COMMAND checks need a runtime with exec' };
-  let timer: NodeJS.Timeout | undefined;
+  let timer: TimerHandle | undefined;
   // The runtime enforces the timeout itself; this guard (1 s later) only protects against a runtime that hangs.
   const guard = new Promise<ProbeResult>((resolve) => {
-    timer = setTimeout(() => resolve({ ok: false, reason: `command timed out after ${timeoutSeconds}s` }), timeoutSeconds * 1000 + 1000);
-    timer.unref();
+    timer = clock.setTimeout(() => resolve({ ok: false, reason: `command timed out after ${timeoutSeconds}s` }), timeoutSeconds * 1000 + 1000).unref();
   });
   const run = runtime.exec(ref.namespace, ref.name, command, timeoutSeconds).then(
     (r): ProbeResult => {
@@ -184,7 +197,7 @@ export async function probeCommand(runtime: Pick<Runtime, 'exec'>, ref: { namesp
   try {
     return await Promise.race([run, guard]);
   } finally {
-    clearTimeout(timer);
+    clock.clearTimeout(timer);
   }
 }
 
@@ -192,16 +205,118 @@ export async function probeCommand(runtime: Pick<Runtime, 'exec'>, ref: { namesp
 export type Prober = (ref: TaskRef, spec: TaskSpec, check: FullHealthCheck) => Promise<ProbeResult>;
 
 /** The real prober: HTTP and TCP against `host` (the agent's own machine), COMMAND via the runtime. */
-export function defaultProber(runtime: Pick<Runtime, 'exec'>, host = '127.0.0.1'): Prober {
+export function defaultProber(runtime: Pick<Runtime, 'exec'>, host = '127.0.0.1', clock: Clock = realClock): Prober {
   return async (ref, spec, check) => {
     try {
-      if (check.protocol === 'COMMAND') return await probeCommand(runtime, ref, check.command?.value ?? '', check.timeoutSeconds);
+      if (check.protocol === 'COMMAND') return await probeCommand(runtime, ref, check.command?.value ?? '', check.timeoutSeconds, clock);
       const port = checkHostPort(check, spec);
       if (typeof port === 'string') return { ok: false, reason: port };
       const timeoutMs = check.timeoutSeconds * 1000;
-      return check.protocol === 'TCP' ? await probeTcp(host, port, timeoutMs) : await probeHttp(host, port, check.path, timeoutMs);
+      return check.protocol === 'TCP' ? await probeTcp(host, port, timeoutMs, clock) : await probeHttp(host, port, check.path, timeoutMs, clock);
     } catch (err) {
       return { ok: false, reason: errorMessage(err) };
+    }
+  };
+}
+
+// ---- readiness -------------------------------------------------------------------------------
+
+export function readinessWithDefaults(c: Partial<ReadinessCheck>): ReadinessCheck {
+  return { ...READINESS_DEFAULTS, ...stripUndefined(c) } as ReadinessCheck;
+}
+
+/** The outcome of one readiness probe. */
+export interface ReadinessProbeResult {
+  ready: boolean;
+  /** What it saw: `HTTP GET <url> returned 503 (ready: 200)`, a connection error, a timeout. */
+  message: string;
+  /** The response, when there was one. */
+  response?: { status: number; contentType?: string; body?: string };
+}
+
+/**
+ * The state of one readiness check of one task. Pure. Ready after the first probe that passes,
+ * and for good: no probe is needed after that.
+ */
+export class ReadinessState {
+  private last?: ReadinessProbeResult;
+
+  constructor(readonly check: ReadinessCheck) {}
+
+  get ready(): boolean {
+    return this.last?.ready === true;
+  }
+
+  /** Takes one probe result (ignored once ready). */
+  record(result: ReadinessProbeResult): void {
+    if (!this.ready) this.last = result;
+  }
+
+  /** The check's result as Task status reports it; undefined before the first probe. */
+  result(): ReadinessCheckResult | undefined {
+    if (!this.last) return undefined;
+    const r: ReadinessCheckResult = { name: this.check.name, ready: this.last.ready, message: truncate(this.last.message) };
+    if (this.check.preserveLastResponse && this.last.response) r.lastResponse = this.last.response;
+    return r;
+  }
+}
+
+/**
+ * GET (HTTP or HTTPS, the certificate unchecked) of the check's path: ready when the status is
+ * one of `codes`. The body is read (up to {@link MAX_READINESS_BODY}) only when `keepBody`.
+ * Aborted after `timeoutMs`; never rejects.
+ */
+export function probeReadiness(
+  protocol: 'HTTP' | 'HTTPS', host: string, port: number, path: string, codes: number[], timeoutMs: number, keepBody: boolean, clock: Clock = realClock,
+): Promise<ReadinessProbeResult> {
+  const scheme = protocol === 'HTTPS' ? 'https' : 'http';
+  const url = `${scheme}://${host}:${port}${path.startsWith('/') ? path : `/${path}`}`;
+  const get = protocol === 'HTTPS' ? https.get : http.get;
+  return new Promise((resolve) => {
+    let done = false;
+    const finish = (r: ReadinessProbeResult) => {
+      if (done) return;
+      done = true;
+      clock.clearTimeout(timer);
+      req.destroy();
+      resolve(r);
+    };
+    const req = get(url, { agent: false, rejectUnauthorized: false, headers: { 'user-agent': 'shoal-agent-readiness', connection: 'close' } }, (res) => {
+      const status = res.statusCode ?? 0;
+      const ready = codes.includes(status);
+      const message = `${protocol} GET ${url} returned ${status}${ready ? '' : ` (ready: ${codes.join(', ')})`}`;
+      const contentType = res.headers['content-type'];
+      const respond = (body?: string) => finish({ ready, message, response: { status, ...(contentType ? { contentType } : {}), ...(body !== undefined ? { body } : {}) } });
+      if (!keepBody) {
+        res.resume();
+        return respond();
+      }
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        body += chunk;
+        if (body.length >= MAX_READINESS_BODY) respond(body.slice(0, MAX_READINESS_BODY));
+      });
+      res.on('end', () => respond(body));
+      res.on('error', () => respond(body));
+    });
+    req.on('error', (err) => finish({ ready: false, message: `${protocol} GET ${url} failed: ${errorMessage(err)}` }));
+    const timer = clock.setTimeout(() => finish({ ready: false, message: `${protocol} GET ${url} timed out after ${timeoutMs / 1000}s` }), timeoutMs).unref();
+  });
+}
+
+/** Runs one probe of a readiness check against a task; never rejects. */
+export type ReadinessProber = (ref: TaskRef, spec: TaskSpec, check: ReadinessCheck) => Promise<ReadinessProbeResult>;
+
+/** The real readiness prober: HTTP(S) against `host` (the agent's own machine). */
+export function defaultReadinessProber(host = '127.0.0.1', clock: Clock = realClock): ReadinessProber {
+  return async (_ref, spec, check) => {
+    try {
+      const port = checkHostPort(check, spec);
+      if (typeof port === 'string') return { ready: false, message: port };
+      return await probeReadiness(check.protocol, host, port, check.path, check.httpStatusCodesForReady, check.timeoutSeconds * 1000, check.preserveLastResponse, clock);
+    } catch (err) {
+      return { ready: false, message: errorMessage(err) };
     }
   };
 }
@@ -212,27 +327,40 @@ export interface HealthMonitorOptions {
   prober: Prober;
   /** The task's overall health changed (never called with unknown). */
   onChange(ref: TaskRef, healthy: boolean, message: string): void;
+  /** Probes readiness checks. @default defaultReadinessProber on 127.0.0.1 */
+  readinessProber?: ReadinessProber;
+  /**
+   * A readiness result changed: `ready` once every readiness check passed (then never again for
+   * the task), else false with each check's last result.
+   */
+  onReadiness?(ref: TaskRef, ready: boolean, results: ReadinessCheckResult[]): void;
   logger?: Logger;
-  /** @default Date.now */
-  now?: () => number;
+  /** Time and timers. @default realClock */
+  clock?: Clock;
 }
 
 interface Watched {
   ref: TaskRef;
   spec: TaskSpec;
   states: HealthState[];
-  timers: Array<NodeJS.Timeout | undefined>;
+  timers: Array<TimerHandle | undefined>;
   healthy?: boolean;
+  readiness: ReadinessState[];
+  readinessTimers: Array<TimerHandle | undefined>;
+  /** The readiness results last reported (JSON), so an unchanged result is not written again. */
+  readinessReported?: string;
   stopped: boolean;
 }
 
 /** Probes the checks of running tasks: one unref'd timer per task check. */
 export class HealthMonitor {
   private readonly tasks = new Map<string, Watched>();
-  private readonly now: () => number;
+  private readonly clock: Clock;
+  private readonly readinessProber: ReadinessProber;
 
   constructor(private readonly o: HealthMonitorOptions) {
-    this.now = o.now ?? Date.now;
+    this.clock = o.clock ?? realClock;
+    this.readinessProber = o.readinessProber ?? defaultReadinessProber('127.0.0.1', this.clock);
   }
 
   /** Task keys (`namespace/name`) being probed. */
@@ -240,15 +368,23 @@ export class HealthMonitor {
     return [...this.tasks.keys()].sort();
   }
 
-  /** Starts probing a task's checks (replacing any earlier probing of the same key). No checks: nothing. */
+  /**
+   * Starts probing a task's health and readiness checks (replacing any earlier probing of the
+   * same key). No checks: nothing. Readiness is probed at once, health checks after delaySeconds.
+   */
   start(ref: TaskRef, spec: TaskSpec, startedAtMs: number): void {
     const key = taskRefKey(ref);
     this.stop(key);
     const checks = (spec.healthChecks ?? []).map(withDefaults);
-    if (checks.length === 0) return;
-    const w: Watched = { ref, spec, states: checks.map((c) => new HealthState(c, startedAtMs)), timers: checks.map(() => undefined), stopped: false };
+    const readiness = (spec.readinessChecks ?? []).map(readinessWithDefaults);
+    if (checks.length === 0 && readiness.length === 0) return;
+    const w: Watched = {
+      ref, spec, states: checks.map((c) => new HealthState(c, startedAtMs)), timers: checks.map(() => undefined),
+      readiness: readiness.map((c) => new ReadinessState(c)), readinessTimers: readiness.map(() => undefined), stopped: false,
+    };
     this.tasks.set(key, w);
-    w.states.forEach((s, i) => this.schedule(w, i, s.firstProbeAt() - this.now()));
+    w.states.forEach((s, i) => this.schedule(w, i, s.firstProbeAt() - this.clock.now()));
+    w.readiness.forEach((_s, i) => this.scheduleReadiness(w, i, 0));
   }
 
   /** Stops probing a task; a probe in flight is ignored when it ends. */
@@ -256,7 +392,8 @@ export class HealthMonitor {
     const w = this.tasks.get(key);
     if (!w) return;
     w.stopped = true;
-    w.timers.forEach((t) => t && clearTimeout(t));
+    w.timers.forEach((t) => this.clock.clearTimeout(t));
+    w.readinessTimers.forEach((t) => this.clock.clearTimeout(t));
     this.tasks.delete(key);
   }
 
@@ -266,14 +403,46 @@ export class HealthMonitor {
 
   private schedule(w: Watched, i: number, delayMs: number): void {
     if (w.stopped) return;
-    const t = setTimeout(() => void this.probe(w, i), Math.max(0, delayMs));
-    t.unref();
-    w.timers[i] = t;
+    w.timers[i] = this.clock.setTimeout(() => void this.probe(w, i), Math.max(0, delayMs)).unref();
+  }
+
+  private scheduleReadiness(w: Watched, i: number, delayMs: number): void {
+    if (w.stopped) return;
+    w.readinessTimers[i] = this.clock.setTimeout(() => void this.probeReadiness(w, i), Math.max(0, delayMs)).unref();
+  }
+
+  /** One readiness probe; the next one `intervalSeconds` after this one began, until the check passes. */
+  private async probeReadiness(w: Watched, i: number): Promise<void> {
+    const state = w.readiness[i];
+    const began = this.clock.now();
+    let result: ReadinessProbeResult;
+    try {
+      result = await this.readinessProber(w.ref, w.spec, state.check);
+    } catch (err) {
+      result = { ready: false, message: errorMessage(err) };
+    }
+    if (w.stopped) return;
+    state.record(result);
+    if (!state.ready) {
+      this.o.logger?.debug({ task: taskRefKey(w.ref), check: state.check.name, message: result.message }, 'readiness check not passed');
+      this.scheduleReadiness(w, i, state.check.intervalSeconds * 1000 - (this.clock.now() - began));
+    }
+    this.reportReadiness(w);
+  }
+
+  /** Reports the task's readiness when its results changed; ready once every check passed. */
+  private reportReadiness(w: Watched): void {
+    const results = w.readiness.map((s) => s.result()).filter((r): r is ReadinessCheckResult => r !== undefined);
+    const ready = w.readiness.every((s) => s.ready);
+    const json = JSON.stringify([ready, results]);
+    if (json === w.readinessReported) return;
+    w.readinessReported = json;
+    this.o.onReadiness?.(w.ref, ready, results);
   }
 
   private async probe(w: Watched, i: number): Promise<void> {
     const state = w.states[i];
-    const began = this.now();
+    const began = this.clock.now();
     let result: ProbeResult;
     try {
       result = await this.o.prober(w.ref, w.spec, state.check);
@@ -282,7 +451,7 @@ export class HealthMonitor {
     }
     if (w.stopped) return;
     const before = state.verdict;
-    const now = this.now();
+    const now = this.clock.now();
     const after = state.record(result, now);
     if (!result.ok && after !== 'unhealthy') {
       this.o.logger?.debug({ task: taskRefKey(w.ref), check: i, reason: result.reason, failures: state.consecutiveFailures, grace: state.inGracePeriod(now) }, 'health check failed');

@@ -143,6 +143,14 @@ const upgrades: Row[] = [
     name: 'readyNewTaskReplacesAnOldOne', app: app({ instances: 2, generation: 2, min: 1, over: 0, checks: true, readiness: true }),
     tasks: (a) => [...many(a, 'old', 2), task(a, 'new', { version: 2, created: 5 })], expect: { launch: 0, kill: ['old-1'] },
   },
+  {
+    name: 'upgradeIsNotDoneUntilNewTasksAreReady', app: app({ instances: 2, generation: 2, readiness: true }),
+    tasks: (a) => [task(a, 'new-0', { version: 2, ready: true }), task(a, 'new-1', { version: 2, ready: false })], expect: { launch: 0, kill: [], done: false, progress: 1 },
+  },
+  {
+    name: 'surgeWaitsForReadinessBeforeKillingOld', app: app({ instances: 2, generation: 2, min: 1, over: 1, readiness: true }),
+    tasks: (a) => [...many(a, 'old', 2), ...many(a, 'new', 2, { version: 2, created: 5, ready: false })], expect: { launch: 0, kill: [], step: 'Upgrade', progress: 0 },
+  },
   { name: 'upgradeIsDoneWhenAllNewAreAvailable', app: app({ instances: 2, generation: 2, checks: true }), tasks: (a) => many(a, 'new', 2, { version: 2 }), expect: { launch: 0, kill: [], step: 'Steady', done: true } },
 ];
 
