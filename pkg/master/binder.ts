@@ -24,6 +24,8 @@ export interface BindItem {
   agent: string;
   leaseRevision: number;
   frameworkId: string;
+  /** The framework's role: the Task's spec.role, which its resources are accounted to (whatever the template says). */
+  role?: string;
 }
 
 
@@ -88,7 +90,7 @@ export class Binder {
         generation: 1,
         creationTimestamp: now,
       },
-      spec: { ...tpl.spec, ports, nodeName: item.agent, resources: r.resources, ...(r.placement ? { placement: r.placement } : {}) },
+      spec: { ...tpl.spec, ...(item.role !== undefined ? { role: item.role } : {}), ports, nodeName: item.agent, resources: r.resources, ...(r.placement ? { placement: r.placement } : {}) },
       status: { state: 'STAGING', stagedAt: now, hostPorts: r.ports },
     };
     const admitted = admit(candidate);

@@ -52,7 +52,7 @@ export class Master implements FrameworkRegistry {
   readonly allocator: Allocator;
   private readonly frameworks = new Map<string, Framework>();
   private readonly drivers = new Map<string, SchedulerDriver>();
-  private readonly offerAgents = new Map<string, { agent: string; leaseRevision: number }>();
+  private readonly offerAgents = new Map<string, { agent: string; leaseRevision: number; frameworkId: string }>();
   private readonly agentInfos = new Map<string, AgentInfo>();
   /** Per framework, its last resourceOffers call: the next one waits for it. */
   private readonly turns = new Map<string, Promise<void>>();
@@ -180,7 +180,7 @@ export class Master implements FrameworkRegistry {
       end();
       const byFramework = new Map<string, Offer[]>();
       for (const offer of offers) {
-        this.offerAgents.set(offer.id, { agent: offer.agent, leaseRevision: this.agentInfos.get(offer.agent)?.leaseRevision ?? 0 });
+        this.offerAgents.set(offer.id, { agent: offer.agent, leaseRevision: this.agentInfos.get(offer.agent)?.leaseRevision ?? 0, frameworkId: offer.frameworkId });
         const list = byFramework.get(offer.frameworkId);
         if (list) list.push(offer);
         else byFramework.set(offer.frameworkId, [offer]);
@@ -231,7 +231,9 @@ export class Master implements FrameworkRegistry {
     const live = () => this.frameworks.has(frameworkId) && !this.stopped;
     return {
       accept: (offerIds, launches) => (live() ? this.accept(frameworkId, offerIds, launches) : Promise.resolve(launches.map((request) => ({ request, ok: false, reason: 'OfferUnknown' as const })))),
-      decline: (offerIds, refuseSeconds) => {
+      decline: (ids, refuseSeconds) => {
+        // Only this framework's own outstanding offers (none once it is unregistered).
+        const offerIds = ids.filter((id) => this.offerAgents.get(id)?.frameworkId === frameworkId);
         this.allocator.decline(offerIds, refuseSeconds, this.clock.now());
         for (const id of offerIds) {
           this.o.logger.debug({ offer: id, framework: frameworkId, node: this.offerAgents.get(id)?.agent, refuseSeconds }, 'offer declined');
@@ -258,12 +260,15 @@ export class Master implements FrameworkRegistry {
   }
 
   private async accept(frameworkId: string, offerIds: string[], launches: LaunchRequest[]): Promise<LaunchResult[]> {
+    // Another framework's offer is no offer of this one (the allocator checks only that the offers share one owner).
+    if (offerIds.some((id) => (this.offerAgents.get(id)?.frameworkId ?? frameworkId) !== frameworkId)) return launches.map((request) => ({ request, ok: false, reason: 'OfferUnknown' as const }));
     const { accepted, rejected } = this.allocator.accept(offerIds, launches, this.clock.now());
     const where = new Map(offerIds.map((id) => [id, this.offerAgents.get(id)]));
     for (const id of offerIds) this.offerAgents.delete(id);
     this.m.offers.inc({ result: 'accepted' }, offerIds.length);
     for (const r of rejected) this.o.logger.info({ framework: frameworkId, task: `${r.request.namespace}/${r.request.taskName}`, reason: r.reason }, 'launch refused');
-    const items = accepted.map((request) => ({ request, frameworkId, agent: where.get(request.offerId)?.agent ?? '', leaseRevision: where.get(request.offerId)?.leaseRevision ?? 0 }));
+    const role = this.frameworks.get(frameworkId)?.role;
+    const items = accepted.map((request) => ({ request, frameworkId, role, agent: where.get(request.offerId)?.agent ?? '', leaseRevision: where.get(request.offerId)?.leaseRevision ?? 0 }));
     const bound = items.length ? await this.o.binder.bind(items, this.o.fence) : [];
     const boundAt = this.clock.now();
     for (const r of bound) {

@@ -2,23 +2,23 @@ import { Binder, type BindItem } from '../../pkg/master/binder';
 import { MemoryStore } from '../../pkg/store/memory';
 import { agentLeaseKey, assignmentKey, decodeKeyValue, leaderKey } from '../../pkg/store/objects';
 import type { Task } from '../../pkg/api/types.generated';
+import { FakeClock } from '../../pkg/util/clock';
 import { silentLogger } from '../../pkg/util/log';
 import { MAX_TXN_BYTES, chunkTxn } from '../../pkg/store/validate';
 
 const P = '/shoal';
-const now = () => new Date('2026-01-01T00:00:00Z');
 
 async function setup() {
   const store = new MemoryStore();
   const fence = { key: leaderKey(P), modRevision: await store.create(leaderKey(P), 'cm-a') };
   const leases: Record<string, number> = {};
   for (const n of ['n1', 'n2']) leases[n] = await store.create(agentLeaseKey(P, n), '{}');
-  return { store, fence, leases, binder: new Binder(store, P, silentLogger(), now) };
+  return { store, fence, leases, binder: new Binder(store, P, silentLogger(), new FakeClock(Date.parse('2026-01-01T00:00:00Z'))) };
 }
 
 const item = (agent: string, leaseRevision: number, name: string, extra: Partial<BindItem['request']> = {}): BindItem => ({
   agent, leaseRevision, frameworkId: 'fw',
-  request: { offerId: 'o1', namespace: 'default', taskName: name, resources: { cpus: 0.5, mem: 64, disk: 0 }, ports: [31005], task: { spec: { cmd: 'sleep 1', ports: [{ name: 'http', hostPort: 0 }] } }, ...extra },
+  request: { offerId: 'o1', namespace: 'default', taskName: name, resources: { cpus: 0.5, mem: 64, disk: 0 }, ports: [31005], task: { spec: { cmd: 'sleep 1', ports: [{ name: 'http', hostPort: 0, protocol: 'tcp' }] } }, ...extra },
 });
 
 describe('Binder', () => {
@@ -35,6 +35,17 @@ describe('Binder', () => {
     const assignmentKv = (await store.get(assignmentKey(P, 'n1', 'default', 't1')))!;
     expect(assignmentKv.value).toBe(taskKv.value);
     expect(assignmentKv.modRevision).toBe(taskKv.modRevision);
+  });
+
+  it('accountsTheTaskToTheFrameworksRoleWhateverTheTemplateSays', async () => {
+    const { store, fence, leases, binder } = await setup();
+    await binder.bind([
+      { ...item('n1', leases.n1, 't1'), role: 'batch' },
+      { ...item('n1', leases.n1, 't2', { task: { spec: { cmd: 'sleep 1', role: 'other' } } }), role: 'batch' },
+      item('n1', leases.n1, 't3'), // no role given: the template's (default *)
+    ], fence);
+    const roleOf = async (name: string) => decodeKeyValue<Task>((await store.get(`${P}/registry/tasks/default/${name}`))!).spec.role;
+    expect([await roleOf('t1'), await roleOf('t2'), await roleOf('t3')]).toEqual(['batch', 'batch', '*']);
   });
 
   it('refusesEveryLaunchWhenTheFenceIsStale', async () => {
