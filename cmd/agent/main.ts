@@ -1,15 +1,12 @@
 #!/usr/bin/env node
-/** shoal-agent: flags, wiring and signals only; the agent lives in pkg/agent. */
-import * as fs from 'node:fs';
+/** shoal-agent: flags, one start call and signals; the agent lives in pkg/agent. */
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Command, Option } from 'commander';
-import { AgentHttpServer } from '../../pkg/agent/http';
-import { Agent, checkNodeName, defaultNodeName, machineCapacity, parseAmount, parseAttributes, parsePort, parsePortRanges, parseSeconds } from '../../pkg/agent';
-import { resolveRuntime } from '../../pkg/runtime';
-import { EtcdStore } from '../../pkg/store/etcd';
+import { checkNodeName, defaultNodeName, parseAmount, parseAttributes, parsePort, parsePortRanges, parseSeconds, startAgent } from '../../pkg/agent';
 import { flag } from '../../pkg/util/flags';
 import { createLogger } from '../../pkg/util/log';
+import { readTokenFile } from '../../pkg/util/token';
 
 const amount = (name: string) => flag((v) => parseAmount(name, v));
 
@@ -37,33 +34,33 @@ const opts = new Command('shoal-agent')
   .opts();
 
 async function main(): Promise<void> {
-  fs.mkdirSync(opts.dataDir, { recursive: true });
-  const nodeName = opts.nodeName ?? checkNodeName(defaultNodeName());
   const log = createLogger('agent');
-  const runtime = await resolveRuntime(opts.runtime, { dataDir: opts.dataDir, node: { hostname: opts.hostname, nodeName }, logger: log, pull: Boolean(opts.pull), allowRoot: Boolean(opts.allowRoot) });
-  const machine = machineCapacity(opts.dataDir, opts.ports);
-  const capacity = { cpus: opts.cpus ?? machine.cpus, mem: opts.mem ?? machine.mem, disk: opts.disk ?? machine.disk, ports: opts.ports };
-  const store = new EtcdStore({ endpoints: String(opts.etcdEndpoints).split(',') });
-  const token = opts.logTokenFile ? fs.readFileSync(opts.logTokenFile, 'utf8').trim() : undefined;
-  if (opts.logTokenFile && !token) throw new Error(`--log-token-file ${opts.logTokenFile} is empty`);
-  if (!token) log.warn('no --log-token-file: the logs endpoint answers 503');
-  const http = new AgentHttpServer({ token, logger: log });
-  await http.listen(opts.listen);
-  const agent = new Agent({
-    store, prefix: opts.etcdPrefix, nodeName, capacity, attributes: opts.attributes, runtime,
-    hostname: opts.hostname, address: opts.advertiseAddress ?? `${opts.hostname}:${opts.listen}`, leaseTtlSeconds: opts.leaseTtl, logger: log,
+  const agent = await startAgent({
+    etcdEndpoints: String(opts.etcdEndpoints).split(','),
+    prefix: opts.etcdPrefix,
+    nodeName: opts.nodeName ?? checkNodeName(defaultNodeName()),
+    dataDir: opts.dataDir,
+    runtime: opts.runtime,
+    pull: Boolean(opts.pull),
+    allowRoot: Boolean(opts.allowRoot),
+    capacity: { cpus: opts.cpus, mem: opts.mem, disk: opts.disk, ports: opts.ports },
+    attributes: opts.attributes,
+    hostname: opts.hostname,
+    listen: { port: opts.listen },
+    advertiseAddress: opts.advertiseAddress,
+    token: opts.logTokenFile ? readTokenFile(opts.logTokenFile, '--log-token-file') : undefined,
+    leaseTtlSeconds: opts.leaseTtl,
+    logger: log,
   });
   const stop = async () => {
     // Not revoking by default: an agent restarted within the lease TTL re-puts its lease key on a
     // new lease and its tasks never look lost.
     await agent.stop({ revoke: Boolean(opts.revokeLeaseOnExit) });
-    await http.close();
-    await store.close();
     process.exit(0);
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
-  await agent.start();
+  await agent.ready;
 }
 
 main().catch((err: Error) => {

@@ -1,14 +1,11 @@
 #!/usr/bin/env node
-/** shoal-apiserver: flags, wiring and signals only; the server lives in pkg/apiserver. */
-import * as fs from 'node:fs';
+/** shoal-apiserver: flags, one start call and signals; the server lives in pkg/apiserver. */
 import { Command, Option } from 'commander';
 import { TokenAuthenticator } from '../../pkg/apiserver/auth';
-import { collectDefaultMetrics } from 'prom-client';
-import { ApiMetrics } from '../../pkg/apiserver/metrics';
-import { ApiServer } from '../../pkg/apiserver/server';
-import { EtcdStore } from '../../pkg/store/etcd';
+import { startApiServer } from '../../pkg/apiserver/start';
 import { integer } from '../../pkg/util/flags';
 import { createLogger } from '../../pkg/util/log';
+import { readTokenFile } from '../../pkg/util/token';
 
 const opts = new Command('shoal-apiserver')
   .description('The Shoal API server (stateless; run several behind a load balancer)')
@@ -24,24 +21,21 @@ const opts = new Command('shoal-apiserver')
 
 async function main(): Promise<void> {
   const log = createLogger('apiserver');
-  const metrics = new ApiMetrics();
-  collectDefaultMetrics({ register: metrics.registry }); // process CPU, memory, GC and event-loop lag
-  const store = new EtcdStore({ endpoints: String(opts.etcdEndpoints).split(','), metrics: metrics.storeObserver() });
-  const api = new ApiServer({
-    store,
+  const server = await startApiServer({
+    etcdEndpoints: String(opts.etcdEndpoints).split(','),
     prefix: opts.etcdPrefix,
     authenticator: TokenAuthenticator.fromFile(opts.tokenFile),
+    agentToken: opts.agentTokenFile ? readTokenFile(opts.agentTokenFile, '--agent-token-file') : undefined,
     logger: log,
-    metrics,
+    port: opts.port,
+    host: opts.listen,
     maxInflight: opts.maxInflight,
-    agentToken: opts.agentTokenFile ? fs.readFileSync(opts.agentTokenFile, 'utf8').trim() || undefined : undefined,
+    processMetrics: true,
   });
-  const port = await api.listen(opts.port, opts.listen);
-  log.info({ port, etcd: opts.etcdEndpoints }, 'apiserver listening');
+  log.info({ etcd: opts.etcdEndpoints }, 'apiserver started');
   const stop = async () => {
     log.info('shutting down');
-    await api.close();
-    await store.close();
+    await server.stop();
     process.exit(0);
   };
   process.once('SIGINT', stop);

@@ -1,13 +1,14 @@
 /**
- * An agent's view of `<prefix>/assignments/<node>/`: list, then watch from the list revision;
- * when the watch ends (compaction, etcd gone) list again and hand over the whole set, so the
- * agent diffs it against what it runs. Level-triggered: a missed event costs nothing.
+ * An agent's view of `<prefix>/assignments/<node>/`, kept by an Informer (list, watch from the
+ * list revision, relist when the watch ends or goes silent): after the first list the agent gets
+ * the whole set, then every change, a relist included, key by key. Level-triggered: a missed
+ * event costs nothing.
  */
 import type { Logger } from 'pino';
 import type { TaskSpec } from '../api/types.generated';
-import { CompactedError } from '../store/errors';
-import type { Store, Watch, WatchEvent } from '../store/types';
-import { backoffDelay, errorMessage, sleepUnlessAborted } from '../util/backoff';
+import { Informer } from '../client/informer';
+import type { Store } from '../store/types';
+import { errorMessage } from '../util/backoff';
 
 /** One assignment: what the binder wrote, the bound Task (`{ metadata: {name, namespace, uid}, spec, status }`). */
 export interface Assignment {
@@ -42,71 +43,70 @@ export interface AssignmentWatchOptions {
   logger: Logger;
   /** Ends the loop (the agent stopped). */
   signal: AbortSignal;
+  /**
+   * The Informer's check for a watch gone silent (it costs an idle agent one count request per
+   * check; a host of thousands of hollow agents pays it thousands of times). 0: off. @default 30000
+   */
+  staleCheckMs?: number;
 }
 
-/** List + watch of one agent's assignments, relisting whenever the watch dies. */
+/** One agent's assignments: an Informer over its prefix, handing changes to the agent. */
 export class AssignmentWatch {
-  private watch?: Watch;
+  private readonly informer: Informer<Assignment>;
+  /** The agent has had the first complete set; until then changes only fill the cache. */
+  private synced = false;
 
-  constructor(private readonly o: AssignmentWatchOptions) {}
-
-  /** Lists (retrying with backoff until it works or the signal aborts), hands the set over, and watches. */
-  async start(): Promise<void> {
-    for (let attempt = 0; !this.o.signal.aborted; attempt++) {
-      try {
-        await this.listAndWatch();
-        return;
-      } catch (err) {
-        this.o.logger.warn({ err: errorMessage(err), attempt }, 'listing assignments failed; retrying');
-        await sleepUnlessAborted(backoffDelay(attempt), this.o.signal);
-      }
-    }
-  }
-
-  /** Cancels the watch (the signal must be aborted first so no relist follows). */
-  async stop(): Promise<void> {
-    const watch = this.watch;
-    this.watch = undefined;
-    await watch?.cancel();
-  }
-
-  private async listAndWatch(): Promise<void> {
-    const listed = await this.o.store.list(this.o.prefix);
-    if (this.o.signal.aborted) return;
-    const all = new Map<string, Assignment>();
-    for (const kv of listed.items) {
-      const parsed = this.parse(kv.key, kv.value);
-      if (parsed) all.set(parsed[0], parsed[1]);
-    }
-    this.o.handler.reset(all);
-    const watch = await this.o.store.watch(this.o.prefix, {
-      afterRevision: listed.revision,
-      onEvents: (events) => events.forEach((e) => this.apply(e)),
-      onError: (err) => this.restart(err),
+  constructor(private readonly o: AssignmentWatchOptions) {
+    this.informer = new Informer<Assignment>({
+      store: o.store,
+      prefix: o.prefix,
+      logger: o.logger,
+      staleCheckMs: o.staleCheckMs ?? 30_000,
+      decode: (kv) => this.parse(kv),
     });
-    if (this.o.signal.aborted) await watch.cancel();
-    else this.watch = watch;
+    this.informer.addHandlers({
+      onAdd: (key, a) => this.put(key, a),
+      onUpdate: (key, a) => this.put(key, a),
+      onDelete: (key) => {
+        if (this.live()) this.o.handler.delete(this.taskKey(key));
+      },
+    });
   }
 
-  private apply(event: WatchEvent): void {
-    if (this.o.signal.aborted) return;
-    if (event.type === 'delete') {
-      this.o.handler.delete(this.taskKey(event.key));
-      return;
+  /**
+   * Lists (retrying until it works or the signal aborts), hands the whole set over, and follows
+   * changes. Resolves once the set is handed over, or when the signal aborts; never fails.
+   */
+  async start(): Promise<void> {
+    const { signal } = this.o;
+    if (signal.aborted) return;
+    let onAbort!: () => void;
+    const aborted = new Promise<void>((resolve) => signal.addEventListener('abort', (onAbort = () => resolve()), { once: true }));
+    try {
+      await Promise.race([this.informer.start(), aborted]);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
     }
-    const parsed = this.parse(event.key, event.value);
-    if (!parsed) return;
-    if (event.createRevision === event.modRevision && parsed[2]) parsed[1].bound = { value: event.value, modRevision: event.modRevision };
-    this.o.handler.put(parsed[0], parsed[1]);
+    if (signal.aborted) return;
+    // Read from the cache at this moment: whatever changed since the list is in it, and every
+    // later change reaches the handler.
+    const all = new Map<string, Assignment>();
+    for (const [key, a] of this.informer.entries()) all.set(this.taskKey(key), a);
+    this.synced = true;
+    this.o.handler.reset(all);
   }
 
-  /** The watch is dead: list again (in the background; start() never fails). */
-  private restart(err: Error): void {
-    this.watch = undefined;
-    if (this.o.signal.aborted) return;
-    if (err instanceof CompactedError) this.o.logger.info({ err: err.message }, 'assignment watch compacted; relisting');
-    else this.o.logger.warn({ err: err.message }, 'assignment watch ended; relisting');
-    void this.start();
+  /** Stops watching (the signal must be aborted first so nothing more reaches the handler). */
+  async stop(): Promise<void> {
+    await this.informer.stop();
+  }
+
+  private live(): boolean {
+    return this.synced && !this.o.signal.aborted;
+  }
+
+  private put(key: string, a: Assignment): void {
+    if (this.live()) this.o.handler.put(this.taskKey(key), a);
   }
 
   private taskKey(key: string): string {
@@ -114,20 +114,23 @@ export class AssignmentWatch {
   }
 
   /**
-   * `[namespace/name, assignment, whether it is a whole Task]`, or undefined (logged) for a value
-   * that is not an assignment.
+   * The assignment under `key`, or undefined (logged) for a value that is not one. `bound` only
+   * for a creation seen by the watch: a listed assignment says nothing of what its Task became.
    */
-  private parse(key: string, value: string): [string, Assignment, boolean] | undefined {
-    const taskKey = this.taskKey(key);
+  private parse(kv: { key: string; value: string; modRevision: number; createRevision: number; from: 'list' | 'watch' }): Assignment | undefined {
+    const taskKey = this.taskKey(kv.key);
     try {
-      const { metadata, spec, status } = JSON.parse(value) as { metadata?: { name?: unknown; namespace?: unknown; uid?: unknown; ownerReferences?: Array<{ name?: unknown }> }; spec?: unknown; status?: unknown };
+      const { metadata, spec, status } = JSON.parse(kv.value) as { metadata?: { name?: unknown; namespace?: unknown; uid?: unknown; ownerReferences?: Array<{ name?: unknown }> }; spec?: unknown; status?: unknown };
       const [namespace, name] = taskKey.split('/');
       const ok = metadata && metadata.name === name && (metadata.namespace ?? namespace) === namespace && typeof metadata.uid === 'string' && spec && typeof spec === 'object';
       if (!ok) throw new Error('want {metadata: {name, namespace, uid}, spec} matching the key');
       const owner = metadata.ownerReferences?.[0]?.name;
-      return [taskKey, { namespace, name, uid: metadata.uid as string, spec: spec as TaskSpec, ...(typeof owner === 'string' ? { owner } : {}) }, typeof status === 'object' && status !== null];
+      const a: Assignment = { namespace, name, uid: metadata.uid as string, spec: spec as TaskSpec, ...(typeof owner === 'string' ? { owner } : {}) };
+      const wholeTask = typeof status === 'object' && status !== null;
+      if (kv.from === 'watch' && kv.createRevision === kv.modRevision && wholeTask) a.bound = { value: kv.value, modRevision: kv.modRevision };
+      return a;
     } catch (err) {
-      this.o.logger.warn({ key, err: errorMessage(err) }, 'ignoring malformed assignment');
+      this.o.logger.warn({ key: kv.key, err: errorMessage(err) }, 'ignoring malformed assignment');
       return undefined;
     }
   }

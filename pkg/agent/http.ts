@@ -22,42 +22,65 @@ export interface LogSource {
 }
 
 export interface AgentHttpServerOptions {
+  /** Port to listen on (0: a free one). */
+  port: number;
+  /** @default all interfaces */
+  host?: string;
   /** The shared agent token; undefined or empty: logs are refused with 503. */
   token?: string;
   logger: Logger;
-  /** The agent; may be attached after listen() (the address is advertised at construction). */
-  source?: LogSource;
+  /**
+   * The agent, or what builds it from the bound port (an agent advertises its address at
+   * construction, and with port 0 the port is known only once bound). Built before listen()
+   * resolves and before any request is served; if it throws, the port is released.
+   */
+  source: LogSource | ((port: number) => LogSource);
 }
 
 const LOG_PATH = /^\/v1\/tasks\/([a-z0-9]([-a-z0-9]*[a-z0-9])?)\/([a-z0-9]([-a-z0-9]*[a-z0-9])?)\/log$/;
 /** Headers go out after this long without output, so a quiet followed task still answers. */
 const FLUSH_HEADERS_MS = 200;
 
+/** The agent's HTTP server: always serves one agent. Make one with AgentHttpServer.listen(). */
 export class AgentHttpServer {
-  source?: LogSource;
-  private readonly server: http.Server;
   private readonly tokenDigest?: Buffer;
-  private readonly log: Logger;
 
-  constructor(o: AgentHttpServerOptions) {
-    this.source = o.source;
-    this.log = o.logger;
-    const token = o.token?.trim();
-    if (token) this.tokenDigest = digest(token);
-    this.server = http.createServer((req, res) => this.handle(req, res));
-    this.server.requestTimeout = 0; // followed logs are long-lived
+  private constructor(
+    private readonly server: http.Server,
+    /** The port it listens on. */
+    readonly port: number,
+    readonly source: LogSource,
+    token: string | undefined,
+    private readonly log: Logger,
+  ) {
+    const t = token?.trim();
+    if (t) this.tokenDigest = digest(t);
+    server.on('request', (req, res) => this.handle(req, res));
   }
 
-  /** Listens on host:port (0: a free one); returns the port. */
-  async listen(port: number, host?: string): Promise<number> {
+  /**
+   * Binds host:port, builds the agent (o.source) and serves it. Nothing is served before the
+   * agent is attached: the request handler is installed in the same tick as the bind resolves.
+   */
+  static async listen(o: AgentHttpServerOptions): Promise<AgentHttpServer> {
+    const server = http.createServer();
+    server.requestTimeout = 0; // followed logs are long-lived
     await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
+      server.once('error', reject);
+      server.listen(o.port, o.host, () => {
+        server.off('error', reject);
         resolve();
       });
     });
-    return (this.server.address() as AddressInfo).port;
+    const port = (server.address() as AddressInfo).port;
+    let source: LogSource;
+    try {
+      source = typeof o.source === 'function' ? o.source(port) : o.source;
+    } catch (err) {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      throw err;
+    }
+    return new AgentHttpServer(server, port, source, o.token, o.logger);
   }
 
   /** Stops listening and ends open responses (followed logs included). */
@@ -88,7 +111,6 @@ export class AgentHttpServer {
       return text(res, 400, `${errorMessage(err)}\n`);
     }
     const source = this.source;
-    if (!source) return text(res, 503, 'the agent is starting\n');
     if (!source.knowsTask(namespace, name)) return text(res, 404, `task ${namespace}/${name} is not known on this agent\n`);
     if (!source.runtime.logs) return text(res, 501, `the ${source.runtime.name} runtime keeps no logs\n`);
     void this.stream(req, res, source.runtime, namespace, name, opts);

@@ -5,3 +5,4 @@ export { SharedLease, perAgentLeases, type AgentLease, type LeaseProvider } from
 export { statusStep, type TaskRef } from './status';
 export type { Assignment } from './assignments';
 export * from './config';
+export { startAgent, type AgentHandle, type StartAgentOptions } from './start';

@@ -20,8 +20,12 @@ export interface InformerOptions<T> {
   store: Store;
   /** Key prefix to mirror (ends with '/'). */
   prefix: string;
-  /** Turns a stored value into the cached object; undefined skips the key. */
-  decode(kv: { key: string; value: string; modRevision: number }): T | undefined;
+  /**
+   * Turns a stored value into the cached object; undefined skips the key. `from` says how the
+   * value came: `watch`, the change itself (a put with createRevision === modRevision is the
+   * key's creation); `list`, read by a (re)list, so it may be long past its last write.
+   */
+  decode(kv: { key: string; value: string; modRevision: number; createRevision: number; from: 'list' | 'watch' }): T | undefined;
   logger: Logger;
   /** Delay before relisting after a failure. @default 1000 */
   retryMs?: number;
@@ -203,7 +207,7 @@ export class Informer<T> {
     const seen = new Set<string>();
     for (const kv of items) {
       seen.add(kv.key);
-      this.put(kv.key, kv.value, kv.modRevision);
+      this.put(kv.key, kv.value, kv.modRevision, kv.createRevision, 'list');
     }
     for (const [key, old] of [...this.cache]) {
       if (seen.has(key)) continue;
@@ -215,7 +219,7 @@ export class Informer<T> {
     for (const ev of events) {
       this.revision = Math.max(this.revision, ev.modRevision);
       if (ev.type === 'put') {
-        this.put(ev.key, ev.value, ev.modRevision);
+        this.put(ev.key, ev.value, ev.modRevision, ev.createRevision, 'watch');
         continue;
       }
       const old = this.cache.get(ev.key);
@@ -223,10 +227,10 @@ export class Informer<T> {
     }
   }
 
-  private put(key: string, value: string, modRevision: number): void {
+  private put(key: string, value: string, modRevision: number, createRevision: number, from: 'list' | 'watch'): void {
     let obj: T | undefined;
     try {
-      obj = this.o.decode({ key, value, modRevision });
+      obj = this.o.decode({ key, value, modRevision, createRevision, from });
     } catch (err) {
       this.o.logger.warn({ key, err: (err as Error).message }, 'skipping undecodable value');
     }

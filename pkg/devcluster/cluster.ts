@@ -1,20 +1,18 @@
 /**
- * `shoal dev`: a whole cluster on one machine — a real etcd child process and the API
- * server in this process — plus the files a CLI needs (config.yaml with server and token).
+ * `shoal dev`: a whole cluster on one machine — a real etcd child process, and the apiserver,
+ * the controller-manager and N agents in this process, each started by the same function its
+ * binary calls — plus the files a CLI needs (config.yaml with server and token).
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { dump } from 'js-yaml';
+import { startAgent, type AgentHandle } from '../agent/start';
 import { TokenAuthenticator } from '../apiserver/auth';
-import { ApiServer } from '../apiserver/server';
-import { ApiMetrics } from '../apiserver/metrics';
-import { cpus, totalmem } from 'node:os';
-import { Agent } from '../agent/agent';
-import { AgentHttpServer } from '../agent/http';
-import { ControllerManager } from '../controllers/manager';
-import { resolveRuntime } from '../runtime';
-import { EtcdStore } from '../store/etcd';
+import { startApiServer, type ApiServerHandle } from '../apiserver/start';
+import { startControllerManager, type ControllerManagerHandle } from '../controllers/start';
+import type { Store } from '../store/types';
 import { DEFAULT_PREFIX } from '../store/objects';
 import type { Logger } from '../util/log';
 import { startEtcd, type EtcdProcess } from './etcd';
@@ -70,43 +68,42 @@ export function ensureAgentToken(dataDir: string): { token: string; tokenFile: s
   return { token, tokenFile };
 }
 
-interface RunningAgent {
-  agent: Agent;
-  http: AgentHttpServer;
-}
-
 /**
  * Agents sharing this machine: each gets an equal slice of its cpus and memory and its own
  * host port range (31000-31999, 32000-32999, ...), so their tasks never collide.
  */
-async function startAgents(store: EtcdStore, o: DevClusterOptions, agentToken: string): Promise<RunningAgent[]> {
+async function startAgents(store: Store, o: DevClusterOptions, agentToken: string): Promise<AgentHandle[]> {
   const n = o.agents ?? 0;
-  const agents: RunningAgent[] = [];
+  const agents: AgentHandle[] = [];
   for (let i = 0; i < n; i++) {
     const nodeName = `dev-agent-${i + 1}`;
-    const logger = o.logger.child({ component: 'agent', node: nodeName });
     const runtimes = Array.isArray(o.runtime) ? o.runtime : [o.runtime ?? 'auto'];
-    const runtime = await resolveRuntime(runtimes[i % runtimes.length] ?? 'auto', { dataDir: join(o.dataDir, 'agents', nodeName), node: { hostname: '127.0.0.1', nodeName }, logger });
-    const capacity = {
-      cpus: Math.max(0.1, Math.floor((cpus().length / n) * 10) / 10),
-      mem: Math.floor(totalmem() / 2 ** 20 / n),
-      disk: 10240,
-      ports: [[31000 + i * 1000, 31999 + i * 1000]] as Array<[number, number]>,
-    };
-    // Each agent's logs endpoint on a free port of the loopback interface.
-    const http = new AgentHttpServer({ token: agentToken, logger });
-    const port = await http.listen(0, '127.0.0.1');
-    const agent = new Agent({ store, prefix: DEFAULT_PREFIX, nodeName, runtime, runtimes: [runtime.name], capacity, attributes: { dev: 'true' },
-      // Each dev agent stands for a machine of its own: `hostname` constraints (UNIQUE) spread over them.
-      hostname: nodeName, address: `127.0.0.1:${port}`, logger });
-    http.source = agent;
-    agents.push({ agent, http });
-    await agent.start();
+    const agent = await startAgent({
+      store, prefix: DEFAULT_PREFIX, nodeName,
+      dataDir: join(o.dataDir, 'agents', nodeName),
+      runtime: runtimes[i % runtimes.length] ?? 'auto',
+      capacity: {
+        cpus: Math.max(0.1, Math.floor((cpus().length / n) * 10) / 10),
+        mem: Math.floor(totalmem() / 2 ** 20 / n),
+        disk: 10240,
+        ports: [[31000 + i * 1000, 31999 + i * 1000]],
+      },
+      attributes: { dev: 'true' },
+      // Each dev agent stands for a machine of its own: `hostname` constraints (UNIQUE) spread over
+      // them; its tasks and its logs endpoint (a free port) are on the loopback interface.
+      hostname: nodeName,
+      taskHost: '127.0.0.1',
+      listen: { port: 0, host: '127.0.0.1' },
+      token: agentToken,
+      logger: o.logger.child({ component: 'agent', node: nodeName }),
+    });
+    agents.push(agent);
+    await agent.ready;
   }
   return agents;
 }
 
-/** Starts etcd and the API server; resolves once both answer. */
+/** Starts etcd, the apiserver, the controller-manager and the agents; resolves once the apiserver answers and every agent registered. */
 export async function startDevCluster(o: DevClusterOptions): Promise<DevCluster> {
   mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
   const { token, tokenFile } = ensureAdminToken(o.dataDir);
@@ -117,30 +114,29 @@ export async function startDevCluster(o: DevClusterOptions): Promise<DevCluster>
     clientPort: o.etcdPort ?? 23790,
     log: (line) => etcdLog.debug(line),
   });
-  const metrics = new ApiMetrics();
-  const store = new EtcdStore({ endpoints: [etcd.endpoint], metrics: metrics.storeObserver() });
-  const api = new ApiServer({
-    store,
-    prefix: DEFAULT_PREFIX,
-    authenticator: TokenAuthenticator.fromFile(tokenFile),
-    logger: o.logger.child({ component: 'apiserver' }),
-    metrics,
-    agentToken,
-  });
-  // In dev the controller-manager's metrics join the apiserver's /metrics.
-  const cm = new ControllerManager({ store, prefix: DEFAULT_PREFIX, identity: 'dev', logger: o.logger.child({ component: 'controller-manager' }), registry: metrics.registry });
-  let port: number;
+  const apiPort = o.apiPort ?? 7070;
+  let api: ApiServerHandle;
   try {
-    port = await api.listen(o.apiPort ?? 7070);
-    cm.start();
+    api = await startApiServer({
+      etcdEndpoints: [etcd.endpoint],
+      prefix: DEFAULT_PREFIX,
+      authenticator: TokenAuthenticator.fromFile(tokenFile),
+      agentToken,
+      logger: o.logger.child({ component: 'apiserver' }),
+      port: apiPort,
+    });
   } catch (err) {
-    await store.close();
     await etcd.stop();
     const code = (err as NodeJS.ErrnoException).code;
-    throw new Error(code === 'EADDRINUSE' ? `API port ${o.apiPort ?? 7070} is in use; pick another with --api-port` : String(err));
+    throw new Error(code === 'EADDRINUSE' ? `API port ${apiPort} is in use; pick another with --api-port` : String(err));
   }
-  const agents = await startAgents(store, o, agentToken);
-  const server = `http://127.0.0.1:${port}`;
+  // One etcd connection for the whole process (the apiserver's, observed by its metrics); in dev
+  // the controller-manager's metrics join the apiserver's /metrics.
+  const cm: ControllerManagerHandle = await startControllerManager({
+    store: api.store, prefix: DEFAULT_PREFIX, identity: 'dev', logger: o.logger.child({ component: 'controller-manager' }), registry: api.metrics.registry,
+  });
+  const agents = await startAgents(api.store, o, agentToken);
+  const server = `http://127.0.0.1:${api.port}`;
   const config = dump({ server, token });
   const configPath = join(o.dataDir, 'config.yaml');
   writeFileSync(configPath, config, { mode: 0o600 });
@@ -155,13 +151,9 @@ export async function startDevCluster(o: DevClusterOptions): Promise<DevCluster>
     etcdEndpoint: etcd.endpoint,
     stop: async () => {
       // Agents stop without revoking: their tasks keep running and a restarted dev cluster adopts them.
-      await Promise.all(agents.map(async (a) => {
-        await a.agent.stop({ revoke: false });
-        await a.http.close();
-      }));
+      await Promise.all(agents.map((a) => a.stop({ revoke: false })));
       await cm.stop();
-      await api.close();
-      await store.close();
+      await api.stop();
       await etcd.stop();
     },
   };

@@ -46,12 +46,13 @@ beforeAll(async () => {
     authenticator: new TokenAuthenticator([{ name: 'viewer', token: VIEW, roles: [{ namespace: 'default', role: 'view' }] }]),
   });
   apiBase = `http://127.0.0.1:${await api.listen(0)}`;
-  http = new AgentHttpServer({ token: AGENT_TOKEN, logger: log });
-  const port = await http.listen(0, '127.0.0.1');
-  agentBase = `http://127.0.0.1:${port}`;
   const runtime = new ProcessRuntime({ dataDir, node: { hostname: '127.0.0.1', nodeName: NODE }, logger: log });
-  agent = new Agent({ store, prefix, nodeName: NODE, runtime, runtimes: ['process'], capacity: { cpus: 2, mem: 512, disk: 0, ports: [[31100, 31110]] }, address: `127.0.0.1:${port}`, leaseTtlSeconds: 5, logger: log });
-  http.source = agent;
+  // Bound first: the agent advertises the port it got.
+  http = await AgentHttpServer.listen({
+    port: 0, host: '127.0.0.1', token: AGENT_TOKEN, logger: log,
+    source: (port) => (agent = new Agent({ store, prefix, nodeName: NODE, runtime, runtimes: ['process'], capacity: { cpus: 2, mem: 512, disk: 0, ports: [[31100, 31110]] }, address: `127.0.0.1:${port}`, leaseTtlSeconds: 5, logger: log })),
+  });
+  agentBase = `http://127.0.0.1:${http.port}`;
   await agent.start();
   const go = join(dataDir, 'go');
   await bind('t', `echo a; echo b; echo c; while [ ! -f ${go} ]; do sleep 0.1; done; echo d; sleep 300`);
@@ -127,10 +128,9 @@ it('answers404ForAnUnknownTask', async () => {
 });
 
 it('refusesLogsWhenTheAgentHasNoToken', async () => {
-  const open = new AgentHttpServer({ logger: log, source: agent });
-  const port = await open.listen(0, '127.0.0.1');
+  const open = await AgentHttpServer.listen({ port: 0, host: '127.0.0.1', logger: log, source: agent });
   try {
-    const res = await fetch(`http://127.0.0.1:${port}/v1/tasks/default/t/log`, { headers: { authorization: 'Bearer anything' } });
+    const res = await fetch(`http://127.0.0.1:${open.port}/v1/tasks/default/t/log`, { headers: { authorization: 'Bearer anything' } });
     expect(res.status).toBe(503);
     expect(await res.text()).toMatch(/no token/);
   } finally {

@@ -1,0 +1,81 @@
+/** startApiServer: the API server the way `shoal-apiserver` and `shoal dev` both run it. */
+import type { Logger } from 'pino';
+import { collectDefaultMetrics } from 'prom-client';
+import { EtcdStore } from '../store/etcd';
+import type { Store } from '../store/types';
+import type { TokenAuthenticator } from './auth';
+import { ApiMetrics } from './metrics';
+import { ApiServer } from './server';
+
+export interface StartApiServerOptions {
+  /** A store shared with the caller (who closes it). Give this or etcdEndpoints. */
+  store?: Store;
+  /** etcd client URLs: the server opens a connection of its own (observed by its metrics) and closes it at stop. */
+  etcdEndpoints?: string[];
+  /** etcd key prefix. @default '/shoal' */
+  prefix?: string;
+  authenticator: TokenAuthenticator;
+  /** Cluster-internal token sent to agents for task logs; without one, logs answer 503. */
+  agentToken?: string;
+  logger: Logger;
+  /** Port to listen on (0: a free one). */
+  port: number;
+  /** @default '127.0.0.1' */
+  host?: string;
+  /** Non-watch requests served at once before 429. @default 100 */
+  maxInflight?: number;
+  /** Also export process metrics (CPU, memory, GC, event-loop lag) on /metrics. @default false */
+  processMetrics?: boolean;
+}
+
+/** A listening API server. */
+export interface ApiServerHandle {
+  readonly api: ApiServer;
+  readonly port: number;
+  /** `http://<host>:<port>` */
+  readonly url: string;
+  /** Its metrics; other components of the same process may register theirs in metrics.registry. */
+  readonly metrics: ApiMetrics;
+  /** The store it serves from (its own connection when started with etcdEndpoints). */
+  readonly store: Store;
+  /** Stops listening (ending open watches) and closes its own etcd connection. */
+  stop(): Promise<void>;
+}
+
+/** Connects, listens and resolves once the server accepts requests. A failed listen (EADDRINUSE) rejects with the port closed. */
+export async function startApiServer(o: StartApiServerOptions): Promise<ApiServerHandle> {
+  if (Boolean(o.store) === Boolean(o.etcdEndpoints)) throw new Error('startApiServer: give store or etcdEndpoints, not both or neither');
+  const metrics = new ApiMetrics();
+  if (o.processMetrics) collectDefaultMetrics({ register: metrics.registry });
+  const ownStore = o.etcdEndpoints ? new EtcdStore({ endpoints: o.etcdEndpoints, metrics: metrics.storeObserver() }) : undefined;
+  const store = (o.store ?? ownStore)!;
+  // Options left out stay out: ApiServer spreads its options over its defaults.
+  const api = new ApiServer({
+    store, authenticator: o.authenticator, logger: o.logger, metrics,
+    ...(o.prefix !== undefined && { prefix: o.prefix }),
+    ...(o.maxInflight !== undefined && { maxInflight: o.maxInflight }),
+    ...(o.agentToken !== undefined && { agentToken: o.agentToken }),
+  });
+  const host = o.host ?? '127.0.0.1';
+  let port: number;
+  try {
+    port = await api.listen(o.port, host);
+  } catch (err) {
+    await api.close();
+    await ownStore?.close();
+    throw err;
+  }
+  o.logger.info({ port, host }, 'apiserver listening');
+  let stopping: Promise<void> | undefined;
+  return {
+    api,
+    port,
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    metrics,
+    store,
+    stop: () => (stopping ??= (async () => {
+      await api.close();
+      await ownStore?.close();
+    })()),
+  };
+}

@@ -1,0 +1,102 @@
+/** startControllerManager: the controller-manager the way `shoal-controller-manager` and `shoal dev` both run it. */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import { EtcdStore } from '../store/etcd';
+import type { Store } from '../store/types';
+import { ControllerManager } from './manager';
+
+export interface StartControllerManagerOptions {
+  /** A store shared with the caller (who closes it); leader election uses it too. Give this or etcdEndpoints. */
+  store?: Store;
+  /**
+   * etcd client URLs: it opens two connections of its own, one for leader election (renewals
+   * never queue behind watch traffic), and closes them at stop.
+   */
+  etcdEndpoints?: string[];
+  /** etcd key prefix. @default '/shoal' */
+  prefix?: string;
+  /** Name in the leader key. */
+  identity: string;
+  logger: Logger;
+  /** Where its metrics go. @default a new registry */
+  registry?: Registry;
+  /** Also export process metrics (CPU, memory, GC, event-loop lag) in the registry. @default false */
+  processMetrics?: boolean;
+  /** Serve the registry on http://<metricsHost>:<metricsPort>/metrics; undefined: no server, 0: a free port. */
+  metricsPort?: number;
+  /** @default '127.0.0.1' */
+  metricsHost?: string;
+  /** @default 5 */
+  leaderLeaseSeconds?: number;
+  /** Wait before marking a lost agent's tasks LOST. */
+  lostTaskGraceSeconds?: number;
+}
+
+/** A started (campaigning) controller-manager. */
+export interface ControllerManagerHandle {
+  readonly cm: ControllerManager;
+  readonly registry: Registry;
+  /** The port /metrics is served on; undefined without a metrics server (or when its port was taken). */
+  readonly metricsPort?: number;
+  /** Steps down, stops its metrics server and closes its own etcd connections. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts campaigning for leadership (the controllers run while it leads). A metrics port that
+ * cannot be bound is logged, not fatal: several controller-managers may share a machine.
+ */
+export async function startControllerManager(o: StartControllerManagerOptions): Promise<ControllerManagerHandle> {
+  if (Boolean(o.store) === Boolean(o.etcdEndpoints)) throw new Error('startControllerManager: give store or etcdEndpoints, not both or neither');
+  const registry = o.registry ?? new Registry();
+  if (o.processMetrics) collectDefaultMetrics({ register: registry });
+  const own = o.etcdEndpoints ? [new EtcdStore({ endpoints: o.etcdEndpoints }), new EtcdStore({ endpoints: o.etcdEndpoints })] : [];
+  const [store, leaderStore] = o.store ? [o.store, undefined] : own;
+  const cm = new ControllerManager({
+    store: store!, leaderStore, prefix: o.prefix, identity: o.identity, logger: o.logger, registry,
+    leaderLeaseSeconds: o.leaderLeaseSeconds, lostTaskGraceSeconds: o.lostTaskGraceSeconds,
+  });
+  const metrics = o.metricsPort === undefined ? undefined : await serveMetrics(registry, o.metricsPort, o.metricsHost ?? '127.0.0.1', o.logger);
+  cm.start();
+  o.logger.info({ identity: o.identity, metricsPort: metrics?.port }, 'controller-manager started; campaigning');
+  let stopping: Promise<void> | undefined;
+  return {
+    cm,
+    registry,
+    metricsPort: metrics?.port,
+    stop: () => (stopping ??= (async () => {
+      await cm.stop();
+      if (metrics) {
+        await new Promise<void>((resolve) => {
+          metrics.server.close(() => resolve());
+          metrics.server.closeAllConnections();
+        });
+      }
+      await Promise.all(own.map((s) => s.close()));
+    })()),
+  };
+}
+
+async function serveMetrics(registry: Registry, port: number, host: string, log: Logger): Promise<{ server: Server; port: number } | undefined> {
+  const server = createServer((_req, res) => {
+    registry.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+      (err: Error) => res.writeHead(500).end(`${err.message}\n`),
+    );
+  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (err) {
+    log.error({ err: (err as Error).message, port }, 'metrics server failed; running without /metrics');
+    return undefined;
+  }
+  return { server, port: (server.address() as AddressInfo).port };
+}
