@@ -3,6 +3,7 @@ import {
   assignPorts,
   attributeValue,
   checkOffer,
+  checkOffers,
   demandOf,
   REASON_ORDER,
   type Demand,
@@ -260,8 +261,9 @@ describe('stage order: the reason reported is the cheapest failing check', () =>
     expect(outcome(checkOffer(d, offer(r2), [on('h1')]))).toBe('ConstraintIs');
   });
 
-  it('lists the reasons in stage order', () => {
+  it('lists the reasons in stage order: a lost agent first, why an able agent was not offered last', () => {
     expect(REASON_ORDER).toEqual([
+      'AgentLost',
       'Unschedulable',
       'RuntimeMissing',
       'InsufficientCpus',
@@ -276,7 +278,32 @@ describe('stage order: the reason reported is the cheapest failing check', () =>
       'ConstraintUnique',
       'ConstraintGroupBy',
       'ConstraintMaxPer',
+      'DeclineFilter',
+      'OfferedElsewhere',
     ]);
+  });
+});
+
+describe('checkOffers', () => {
+  it('answers for each offer (or agent view) what checkOffer answers, counting the placed tasks once', () => {
+    const d = demand({ ports: [{ hostPort: 0 }], constraints: [['hostname', 'UNIQUE'], ['rack', 'MAX_PER', '2']] });
+    const placed = [on('h1', { rack: 'r1' }), on('h2', { rack: 'r1' })];
+    const views: OfferView[] = [
+      offer({ agent: 'a1', hostname: 'h1', attributes: { rack: 'r2' } }),
+      offer({ agent: 'a2', hostname: 'h3', attributes: { rack: 'r1' } }),
+      offer({ agent: 'a3', hostname: 'h4', attributes: { rack: 'r2' } }),
+      offer({ agent: 'a4', hostname: 'h5', attributes: { rack: 'r2' }, schedulable: false }),
+      offer({ agent: 'a5', hostname: 'h6', attributes: { rack: 'r3' }, resources: { cpus: 0.5, mem: 4096, disk: 0, ports: [] } }),
+    ];
+    const results = checkOffers(d, views, placed);
+    expect(results.map(outcome)).toEqual(['ConstraintUnique', 'ConstraintMaxPer', 'ok', 'Unschedulable', 'InsufficientCpus']);
+    expect(results).toEqual(views.map((v) => checkOffer(d, v, placed)));
+    expect(results[2]).toEqual({ ok: true, ports: [31000] });
+    expect(rejection(results[3]).detail).toBe('agent unschedulable (cordoned)');
+  });
+
+  it('answers nothing for no offers', () => {
+    expect(checkOffers(demand(), [], [])).toEqual([]);
   });
 });
 

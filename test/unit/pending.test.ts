@@ -1,5 +1,5 @@
 import { checkOffer, placeMany, type Demand, type Reason } from '../../pkg/scheduler/feasibility';
-import { PendingSummary, type Outcome } from '../../pkg/scheduler/pending';
+import { EXAMPLES_PER_REASON, PendingSummary, type Outcome } from '../../pkg/scheduler/pending';
 import type { Offer } from '../../pkg/scheduler/types';
 
 function summaryOf(outcomes: Array<[string, Outcome]>): PendingSummary {
@@ -24,14 +24,20 @@ describe('PendingSummary', () => {
       agentsSeen: 5,
       available: 0,
       reasons: [
-        { reason: 'InsufficientCpus', count: 3, sentence: 'insufficient cpus' },
-        { reason: 'ConstraintUnique', count: 2, sentence: 'constraint UNIQUE hostname' },
+        {
+          reason: 'InsufficientCpus', count: 3, sentence: 'insufficient cpus',
+          agents: [{ name: 'a', detail: 'insufficient cpus' }, { name: 'b', detail: 'insufficient cpus' }, { name: 'c', detail: 'insufficient cpus' }],
+        },
+        {
+          reason: 'ConstraintUnique', count: 2, sentence: 'constraint UNIQUE hostname',
+          agents: [{ name: 'd', detail: 'constraint UNIQUE hostname (agent d …)' }, { name: 'e', detail: 'constraint UNIQUE hostname (agent e …)' }],
+        },
       ],
     });
   });
 
   it.each<[string, Array<[string, Outcome]>, string]>([
-    ['no offers yet', [], '0/0 agents available: no offers seen yet.'],
+    ['no agents', [], '0/0 agents available: no agents registered.'],
     ['every agent available', [['a', 'ok'], ['b', 'ok']], '2/2 agents available.'],
     ['some available, some not', [['a', 'ok'], ['b', 'InsufficientMem']], '1/2 agents available: 1 insufficient mem.'],
     [
@@ -51,6 +57,25 @@ describe('PendingSummary', () => {
     ],
   ])('%s', (_name, outcomes, message) => {
     expect(summaryOf(outcomes).message()).toBe(message);
+  });
+
+  it('keeps the first three agents by name as examples of each reason, each with its own detail', () => {
+    const s = summaryOf(['e', 'c', 'a', 'd', 'b'].map((agent): [string, Outcome] => [agent, { reason: 'InsufficientMem', detail: `insufficient mem (${agent})` }]));
+    const [r] = s.summary().reasons;
+    expect(EXAMPLES_PER_REASON).toBe(3);
+    expect(r).toEqual({
+      reason: 'InsufficientMem', count: 5, sentence: 'insufficient mem',
+      agents: [{ name: 'a', detail: 'insufficient mem (a)' }, { name: 'b', detail: 'insufficient mem (b)' }, { name: 'c', detail: 'insufficient mem (c)' }],
+    });
+    expect(s.message()).toBe('0/5 agents available: 5 insufficient mem.');
+  });
+
+  it('counts the reasons of agents that were not offered after the checks, and a lost agent first among ties', () => {
+    const s = summaryOf([
+      ['a', 'DeclineFilter'], ['b', 'OfferedElsewhere'], ['c', { reason: 'AgentLost', detail: 'agent lost (lease expired)' }], ['d', 'Unschedulable'], ['e', 'ok'],
+    ]);
+    expect(s.message()).toBe('1/5 agents available: 1 agent lost, 1 agent unschedulable, 1 declined recently (offer filter), 1 offered to another framework.');
+    expect(s.summary().reasons[0].agents).toEqual([{ name: 'c', detail: 'agent lost (lease expired)' }]);
   });
 
   it('keeps only the last outcome of each agent', () => {

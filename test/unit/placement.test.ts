@@ -226,6 +226,38 @@ describe('placeMany unplaced reasons', () => {
   });
 });
 
+describe('placeMany: why placed (feasible offers and ranking keys of each launch)', () => {
+  const feasibleOf = (demands: Demand[], offers: Offer[], placed: Placed[] = [], options?: PlaceOptions) =>
+    placeMany(demands, offers, placed, options).launches.map((l) => [l.agent, l.feasible]);
+
+  it.each([['indexed', false], ['exhaustive', true]] as const)('counts the offers that could run each instance when it was placed (%s)', (_path, exhaustive) => {
+    // Every agent keeps room for more: all three stay feasible.
+    expect(feasibleOf(times(4, demand()), [offer('a'), offer('b'), offer('c')], [], { exhaustive })).toEqual([['a', 3], ['b', 3], ['c', 3], ['a', 3]]);
+    // UNIQUE hostname: each launch takes its agent out of the running.
+    expect(feasibleOf(times(4, constrained(['hostname', 'UNIQUE'])), [offer('a'), offer('b'), offer('c')], [placedOn('d')], { exhaustive })).toEqual([['a', 3], ['b', 2], ['c', 1]]);
+    // Scalars run out: the big agent is the only one left for the third.
+    expect(feasibleOf(times(3, demand({ resources: { cpus: 2, mem: 128, disk: 0 } })), [offer('a', { cpus: 4 }), offer('b', { cpus: 2 })], [], { exhaustive })).toEqual([['a', 2], ['b', 2], ['a', 1]]);
+  });
+
+  it('counts feasible offers and group load on the exhaustive path GROUP_BY takes', () => {
+    const offers = [offer('a1', { rack: 'r1' }), offer('a2', { rack: 'r1' }), offer('b1', { rack: 'r2' })];
+    const out = placeMany(times(3, constrained(['rack', 'GROUP_BY'])), offers, [placedOn('x', 'r1')]);
+    expect(out.launches.map((l) => [l.agent, l.feasible, l.rank.groupLoad])).toEqual([
+      ['b1', 3, 0], // r1 holds the fewest of the values seen (its only one) and r2 none: all may; the emptiest value ranks first
+      ['a1', 3, 1], // tied at one each: every agent may, r1's first by name
+      ['b1', 1, 1], // r1 has two now: r2 only
+    ]);
+  });
+
+  it('records the chosen agent’s ranking keys: tasks of the app there and its free share', () => {
+    const out = placeMany(times(2, demand()), [offer('a', { cpus: 2, mem: 2048 }), offer('b', { cpus: 4, mem: 4096 })], [placedOn('b')]);
+    expect(out.launches.map((l) => [l.agent, l.rank])).toEqual([
+      ['a', { groupLoad: 0, appTasks: 0, free: 0.5 }],
+      ['b', { groupLoad: 0, appTasks: 1, free: 1 }],
+    ]);
+  });
+});
+
 describe('placeMany: the indexed path picks exactly what checking every offer picks', () => {
   const CONSTRAINTS: Constraint[] = [
     ['hostname', 'UNIQUE'], ['rack', 'UNIQUE'], ['rack', 'MAX_PER', '2'], ['hostname', 'MAX_PER', '3'], ['rack', 'LIKE', 'r[12]'],
