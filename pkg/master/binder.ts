@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { lookupKind } from '../api/kinds';
+import { nameKey } from '../api/keys';
 import { admit, formatCauses } from '../api/validation';
 import type { Task } from '../api/types.generated';
 import { realClock, type Clock } from '../util/clock';
@@ -61,7 +62,7 @@ export class Binder {
     for (const item of items) {
       const task = this.taskFor(item);
       if (typeof task === 'string') {
-        this.log.warn({ task: `${item.request.namespace}/${item.request.taskName}`, why: task }, 'launch refused: invalid task');
+        this.log.warn({ task: nameKey(item.request.namespace, item.request.taskName), why: task }, 'launch refused: invalid task');
         results.set(item, { request: item.request, ok: false, reason: 'BindFailed' });
       } else ready.push({ item, value: encodeObject(task) });
     }
@@ -120,7 +121,7 @@ export class Binder {
       return batch.map(({ item }) => [item, { request: item.request, ok: false, reason: 'BindFailed' }]);
     }
     if (revision !== undefined) {
-      for (const { item } of batch) this.log.info({ task: `${item.request.namespace}/${item.request.taskName}`, node: item.agent, framework: item.frameworkId, revision }, 'task bound');
+      for (const { item } of batch) this.log.info({ task: nameKey(item.request.namespace, item.request.taskName), node: item.agent, framework: item.frameworkId, revision }, 'task bound');
       return batch.map(({ item }) => [item, { request: item.request, ok: true }]);
     }
     return this.diagnose(batch, fence, retry);
@@ -142,7 +143,7 @@ export class Binder {
       else if (await this.store.get(taskKey)) out.push([item, { request: item.request, ok: false, reason: 'BindFailed' }]);
       else rest.push({ item, value });
     }
-    for (const [item, r] of out) this.log.warn({ task: `${item.request.namespace}/${item.request.taskName}`, node: item.agent, reason: r.reason }, 'bind refused');
+    for (const [item, r] of out) this.log.warn({ task: nameKey(item.request.namespace, item.request.taskName), node: item.agent, reason: r.reason }, 'bind refused');
     if (rest.length && retry) out.push(...(await this.bindBatch(rest, fence, false)));
     else for (const { item } of rest) out.push([item, { request: item.request, ok: false, reason: 'BindFailed' }]);
     return out;

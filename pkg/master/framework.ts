@@ -40,7 +40,7 @@ export interface TaskStatusUpdate extends TaskRef {
  */
 export interface AgentView {
   info: AgentInfo;
-  /** What is unallocated on it now (capacity minus non-terminal tasks and outstanding offers). */
+  /** What is unallocated on it now: capacity minus non-terminal tasks (an outstanding offer does not lower it; see `status`). */
   free: Resources;
   /**
    * Why this framework holds no offer of it, if it holds none: `lost` (lease gone), `cordoned`,

@@ -10,6 +10,7 @@
 import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { lookupKind } from '../api/kinds';
+import { nameKey, objectNameKey } from '../api/keys';
 import { isTerminal } from '../api/tasks';
 import type { Node, Task } from '../api/types.generated';
 import { FRAMEWORK_LABEL, lastSegment, TASKS_BY_FRAMEWORK, type ClusterInformers } from '../client/informers';
@@ -266,14 +267,14 @@ export class Master implements FrameworkRegistry {
     const where = new Map(offerIds.map((id) => [id, this.offerAgents.get(id)]));
     for (const id of offerIds) this.offerAgents.delete(id);
     this.m.offers.inc({ result: 'accepted' }, offerIds.length);
-    for (const r of rejected) this.o.logger.info({ framework: frameworkId, task: `${r.request.namespace}/${r.request.taskName}`, reason: r.reason }, 'launch refused');
+    for (const r of rejected) this.o.logger.info({ framework: frameworkId, task: nameKey(r.request.namespace, r.request.taskName), reason: r.reason }, 'launch refused');
     const role = this.frameworks.get(frameworkId)?.role;
     const items = accepted.map((request) => ({ request, frameworkId, role, agent: where.get(request.offerId)?.agent ?? '', leaseRevision: where.get(request.offerId)?.leaseRevision ?? 0 }));
     const bound = items.length ? await this.o.binder.bind(items, this.o.fence) : [];
     const boundAt = this.clock.now();
     for (const r of bound) {
       if (r.ok && r.request.queuedAt !== undefined) this.m.queuedToBound.observe((boundAt - r.request.queuedAt) / 1000);
-      if (!r.ok) this.allocator.untrack(`${r.request.namespace}/${r.request.taskName}`);
+      if (!r.ok) this.allocator.untrack(nameKey(r.request.namespace, r.request.taskName));
       this.m.launches.inc({ result: r.ok ? 'bound' : r.reason ?? 'failed' });
     }
     for (const r of rejected) this.m.launches.inc({ result: r.reason });
@@ -305,7 +306,7 @@ export class Master implements FrameworkRegistry {
       if (err instanceof NotLeaderError) return { killed: [], skipped: refs };
       throw err;
     }
-    for (const ref of killed) this.o.logger.info({ framework: frameworkId, task: `${ref.namespace}/${ref.taskName}` }, 'task kill sent');
+    for (const ref of killed) this.o.logger.info({ framework: frameworkId, task: nameKey(ref.namespace, ref.taskName) }, 'task kill sent');
     this.m.kills.inc(killed.length);
     return { killed, skipped };
   }
@@ -390,7 +391,7 @@ export class Master implements FrameworkRegistry {
   }
 
   private syncTask(task: Task, old?: Task): void {
-    const key = `${task.metadata.namespace}/${task.metadata.name}`;
+    const key = objectNameKey(task);
     if (isTerminal(task)) this.allocator.untrack(key);
     else {
       this.allocator.track({
@@ -407,7 +408,7 @@ export class Master implements FrameworkRegistry {
   }
 
   private untrack(task: Task): void {
-    this.allocator.untrack(`${task.metadata.namespace}/${task.metadata.name}`);
+    this.allocator.untrack(objectNameKey(task));
     this.trigger();
   }
 

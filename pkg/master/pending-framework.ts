@@ -121,7 +121,8 @@ export class PendingWorkFramework implements Framework {
       if (this.inflight(w.key) === 0) this.refusals.delete(w.key); // satisfied: its refusals are history
       return;
     }
-    this.work.set(w.key, { ...w, queuedAt: prev?.queuedAt ?? w.queuedAt, why: prev?.why });
+    // Work placed in full (count 0, kept until the owner's next sync) is history: new work waits from now.
+    this.work.set(w.key, { ...w, queuedAt: prev && prev.count > 0 ? prev.queuedAt : w.queuedAt, why: prev?.why });
     if (!prev || w.count > prev.count) this.wake();
   }
 
@@ -144,7 +145,7 @@ export class PendingWorkFramework implements Framework {
 
   /** Whether the framework has nothing waiting (the owner may unregister it). */
   idle(): boolean {
-    return this.work.size === 0 && this.owners.size === 0;
+    return this.queue().length === 0 && this.owners.size === 0;
   }
 
   /** Instances still waiting for the owner. */

@@ -3,7 +3,7 @@
  * (the fence), so a deposed leader writes nothing.
  */
 import type { Fence, Store, TxnCompare, TxnOp } from './types';
-import { chunkTxn, MAX_TXN_OPS } from './validate';
+import { chunkTxn, FENCED, txnOpCost } from './validate';
 
 /** The fence failed: this term is over, and nothing was written. */
 export class NotLeaderError extends Error {
@@ -26,9 +26,5 @@ export async function fencedTxn(ctx: { store: Store; fence: Fence }, compares: T
 
 /** Unconditional ops (deletes, puts) in as many fenced transactions as etcd's 128-op limit needs. */
 export async function fencedBatches(ctx: { store: Store; fence: Fence }, ops: TxnOp[]): Promise<void> {
-  for (const chunk of chunkTxn(ops, opBytes, MAX_TXN_OPS - 1)) await fencedTxn(ctx, [], chunk);
-}
-
-function opBytes(op: TxnOp): number {
-  return op.key.length + (op.op === 'put' ? op.value.length : op.op === 'deleteRange' ? op.end.length : 0) + 16;
+  for (const chunk of chunkTxn(ops, txnOpCost, FENCED)) await fencedTxn(ctx, [], chunk);
 }

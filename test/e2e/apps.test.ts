@@ -237,7 +237,7 @@ describe('a full cluster', () => {
     writeFileSync(late, `apiVersion: shoal/v1\nkind: App\nmetadata:\n  name: late\nspec:\n  instances: 2\n  cmd: 'exec sleep 600 # ${MARK}'\n  resources: {cpus: 0.5, mem: 16}\n`);
     await ok('apply', '-f', late);
     try {
-      const a = await waitFor('a reason for the pending instances', async () => { const x = await app('late'); return x.status.pending?.reasons?.length && x; });
+      const a = await waitFor('a reason for the pending instances', async () => { const x = await app('late'); return (x.status.pending?.reasons?.length ?? 0) > 0 && x; });
       expect(a.status.pending).toMatchObject({ instances: 2, agents: 3, available: 0 });
       expect(a.status.pendingReason).toBe('0/3 agents available: 2 insufficient cpus, 1 agent unschedulable.');
       const described = await ok('describe', 'app', 'late');

@@ -3,7 +3,7 @@
  * simulation of rolling upgrades checking the minimumHealthCapacity / maximumOverCapacity invariants.
  */
 import type { App, HealthCheck, ReadinessCheck, Task } from '../../pkg/api/types.generated';
-import { type AppPlan, reconcileApp, isAvailable } from '../../pkg/controllers/apps/reconcile';
+import { type AppPlan, backoffUntil, ERROR_BACKOFF_SECONDS, reconcileApp, isAvailable } from '../../pkg/controllers/apps/reconcile';
 import { CONFIG_HASH_ANNOTATION, configHash } from '../../pkg/controllers/apps/template';
 import { seededRandom } from '../../pkg/scheduler/random';
 
@@ -321,5 +321,40 @@ describe('rolling upgrade simulation', () => {
         throw new Error(`replay: n=${n} min=${min} over=${over} seed=${seed}: ${(err as Error).message}`);
       }
     }
+  });
+});
+
+describe('backoffUntil', () => {
+  const marathon = app({ instances: 1 }); // 1 s × 1.15ⁿ, at most 300 s
+  const at = 1_000_000;
+  it.each([
+    ['no failure', { count: 0 }, undefined],
+    ['one FAILED: 1 s', { count: 1, lastFailureAt: at, lastState: 'FAILED' }, at + 1000],
+    ['three FAILED: 1.15² s', { count: 3, lastFailureAt: at, lastState: 'FAILED' }, at + 1000 * 1.15 ** 2],
+    ['one ERROR: at least 10 s', { count: 1, lastFailureAt: at, lastState: 'ERROR' }, at + ERROR_BACKOFF_SECONDS * 1000],
+    ['three ERROR: 10 s doubled twice', { count: 3, lastFailureAt: at, lastState: 'ERROR' }, at + 40_000],
+    ['many ERROR: capped at maxLaunchDelaySeconds', { count: 20, lastFailureAt: at, lastState: 'ERROR' }, at + 300_000],
+    ['ERROR, but FAILED last: the App\'s own backoff', { count: 3, lastFailureAt: at, lastState: 'FAILED' }, at + 1000 * 1.15 ** 2],
+  ])('%s', (_name, failures, want) => {
+    const got = backoffUntil(marathon, failures);
+    if (want === undefined) expect(got).toBeUndefined();
+    else expect(got).toBeCloseTo(want, 6);
+  });
+
+  it('launches a task that always ends in ERROR 3 times in its first minute', () => {
+    let now = 0;
+    let launches = 0;
+    let failures = { count: 0 } as { count: number; lastFailureAt?: number; lastState?: string };
+    while (now < 60_000) {
+      const until = backoffUntil(marathon, failures);
+      if (until !== undefined && until > now) {
+        now = until;
+        continue;
+      }
+      launches++;
+      now += 50; // the start fails at once
+      failures = { count: failures.count + 1, lastFailureAt: now, lastState: 'ERROR' };
+    }
+    expect(launches).toBe(3); // at 0 s, ~10 s, ~30 s; the next at ~70 s
   });
 });

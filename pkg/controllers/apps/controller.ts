@@ -16,7 +16,8 @@ import type { PendingWorkFramework, PendingWorkOwner } from '../../master/pendin
 import { assignmentKey, encodeObject, objectKey, prefixEnd } from '../../store/objects';
 import type { TxnOp } from '../../store/types';
 import { jsonEqual } from '../../util/json';
-import { fencedTxn, NotLeaderError, type TermContext } from '../context';
+import { fencedBatches, fencedTxn, NotLeaderError, type TermContext } from '../context';
+import { splitNameKey } from '../../api/keys';
 import { isTerminal } from '../../api/tasks';
 import { WorkQueue } from '../queue';
 import type { TimerHandle } from '../../util/clock';
@@ -38,8 +39,6 @@ const PROGRESS_STATUS_INTERVAL_MS = 1000;
 const TASK_EVENTS_COALESCE_MS = 50;
 /** A write of the App lost its compare: sync again after this long if no newer App arrived by then. */
 const APP_CONFLICT_RETRY_MS = 500;
-/** Deletes per transaction: within etcd's 128 ops with the fence compare. */
-const BATCH = 120;
 
 export interface AppControllerOptions extends TermContext {
   /** Terminal tasks kept per App for `describe` and backoff history. @default 5 */
@@ -150,7 +149,7 @@ export class AppController implements PendingWorkOwner {
 
   /** Converges one App (`<namespace>/<name>`). */
   async sync(appKey: string): Promise<void> {
-    const [namespace, name] = appKey.split('/') as [string, string];
+    const { namespace, name } = splitNameKey(appKey);
     const app = this.o.informers.apps.get(objectKey(this.o.prefix, APPS, namespace, name));
     const all = [...(this.tasksByApp.get(appKey) ?? [])].map((k) => this.o.informers.tasks.get(k)).filter((t): t is Task => t !== undefined);
     try {
@@ -179,7 +178,8 @@ export class AppController implements PendingWorkOwner {
     let inflight = 0;
     for (const { fw } of this.frameworks.values()) inflight += fw.inflight(appKey);
     const killing = new Set(tasks.filter((t) => this.killing.has(objectKey(this.o.prefix, TASKS, t.metadata.namespace, t.metadata.name))).map((t) => t.metadata.name));
-    const plan = reconcileApp({ app, configHash: hash, tasks, killing, now, failures, inflight });
+    const lastFailure = lastFailureOf(tasks);
+    const plan = reconcileApp({ app, configHash: hash, tasks, killing, now, failures: { ...failures, lastState: lastFailure?.state }, inflight });
     this.log.debug({ app: appKey, tasks: tasks.length, inflight, launch: plan.launch, kill: plan.kill.length, step: plan.deployment.step }, 'app synced');
 
     // Launches are published before any await: the framework may launch from the previous work while a kill
@@ -193,7 +193,7 @@ export class AppController implements PendingWorkOwner {
       return;
     }
     await this.collectGarbage(tasks);
-    await this.writeStatus(app, plan, now, failures, lastFailureOf(tasks));
+    await this.writeStatus(app, plan, now, failures, lastFailure);
   }
 
   private trackFailures(appKey: string, tasks: Task[], now: number): Failures {
@@ -356,8 +356,8 @@ export class AppController implements PendingWorkOwner {
     return true;
   }
 
-  private async fencedBatches(ops: TxnOp[]): Promise<void> {
-    for (let i = 0; i < ops.length; i += BATCH) await fencedTxn(this.o, [], ops.slice(i, i + BATCH));
+  private fencedBatches(ops: TxnOp[]): Promise<void> {
+    return fencedBatches(this.o, ops);
   }
 
   private forget(appKey: string): void {

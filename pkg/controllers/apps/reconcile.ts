@@ -69,7 +69,7 @@ export interface AppReconcileInput {
   /** Epoch ms. */
   now: number;
   /** Consecutive FAILED/FINISHED/ERROR tasks, tracked by the caller. */
-  failures: { count: number; lastFailureAt?: number };
+  failures: { count: number; lastFailureAt?: number; /** The state the newest failed task ended in. */ lastState?: string };
   /** Launches bound but not yet visible as Tasks. */
   inflight: number;
 }
@@ -123,9 +123,16 @@ export function upgradeBounds(app: App): { minAvailable: number; maxTotal: numbe
 export function backoffUntil(app: App, failures: AppReconcileInput['failures']): number | undefined {
   if (failures.count <= 0 || failures.lastFailureAt === undefined) return undefined;
   const { seconds, factor, maxLaunchDelaySeconds } = app.spec.backoff;
-  const delay = Math.min(seconds * Math.pow(factor, failures.count - 1), maxLaunchDelaySeconds);
-  return failures.lastFailureAt + delay * 1000;
+  let delay = seconds * Math.pow(factor, failures.count - 1);
+  // A start that can never succeed (ERROR: the image is not on the node, the runtime refused the
+  // spec) fails in milliseconds, so Marathon's 1 s × 1.15ⁿ would relaunch it ~16 times a minute.
+  // It waits at least as kubelet's image-pull backoff does: 10 s, doubling, up to the App's maximum.
+  if (failures.lastState === 'ERROR') delay = Math.max(delay, ERROR_BACKOFF_SECONDS * Math.pow(2, failures.count - 1));
+  return failures.lastFailureAt + Math.min(delay, maxLaunchDelaySeconds) * 1000;
 }
+
+/** The least backoff after a task ended in ERROR, doubled per consecutive failure (see {@link backoffUntil}). */
+export const ERROR_BACKOFF_SECONDS = 10;
 
 /**
  * Tasks in the order they should be killed: not running first, then running but not available (Marathon kills
