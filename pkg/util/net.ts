@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 /**
- * Returns a TCP port on 127.0.0.1 that was free a moment ago (the OS picked it for port 0).
+ * Returns a TCP port on 127.0.0.1 that was free a moment ago, below the ephemeral range.
  * Another process may still take it before the caller binds, so callers that can retry should.
  */
 export async function freePort(): Promise<number> {
@@ -63,11 +63,41 @@ export function claimPort(port: number, now = Date.now()): boolean {
   }
 }
 
-function listenOnAnyPort(): Promise<net.Server> {
+/**
+ * A listener on a free port below the OS's ephemeral range. Ports in that range are also the
+ * local ports of outgoing connections: a port handed out there (say as an agent's task port) can
+ * be taken by any client socket on the machine before the test binds it, which is how a test
+ * task's httpd failed to bind its port 18 times in a row under a loaded CI run.
+ */
+async function listenOnAnyPort(): Promise<net.Server> {
+  const [low] = ephemeralRange();
+  const floor = 10_000;
+  if (low - floor >= 1_000) {
+    for (let i = 0; i < 50; i++) {
+      const port = floor + Math.floor(Math.random() * (low - floor));
+      const server = await listenOn(port).catch(() => undefined);
+      if (server) return server;
+    }
+  }
+  return listenOn(0);
+}
+
+function listenOn(port: number): Promise<net.Server> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.unref();
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve(server));
+    server.listen(port, '127.0.0.1', () => resolve(server));
   });
+}
+
+/** The OS's ephemeral (local) port range: Linux's setting, else IANA's 49152-65535. */
+export function ephemeralRange(): [number, number] {
+  try {
+    const [a, b] = fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (a! > 0 && b! >= a!) return [a!, b!];
+  } catch {
+    // not Linux
+  }
+  return [49152, 65535];
 }

@@ -1,5 +1,5 @@
 /** freePorts: distinct ports, never one another process was handed a moment ago. */
-import { claimPort, freePorts, RESERVATION_MS } from '../../pkg/util/net';
+import { claimPort, ephemeralRange, freePorts, RESERVATION_MS } from '../../pkg/util/net';
 
 describe('freePorts', () => {
   it('returns distinct ports, none of them handed out again by a later call', async () => {
@@ -16,5 +16,11 @@ describe('freePorts', () => {
     expect(claimPort(port, now)).toBe(false);
     expect(claimPort(port, now + RESERVATION_MS + 1000)).toBe(true);
     expect(claimPort(port)).toBe(false); // the takeover renewed the claim
+  });
+
+  it('hands out ports below the ephemeral range, which outgoing connections never take', async () => {
+    const [low] = ephemeralRange();
+    const ports = await freePorts(20);
+    for (const p of ports) expect(p).toBeLessThan(low);
   });
 });
