@@ -14,6 +14,8 @@ const opts = new Command('shoal-controller-manager')
   .addOption(new Option('--metrics-port <port>', 'serve /metrics on 127.0.0.1 at this port (0: off)').default(10252).argParser(integer(0, 65535)))
   .addOption(new Option('--leader-lease <seconds>', 'leader lease TTL').default(5).argParser(integer(1)))
   .addOption(new Option('--lost-task-grace <seconds>', 'wait before marking a lost agent\'s tasks LOST').default(0).argParser(integer(0)))
+  .addOption(new Option('--allocation-interval <ms>', 'allocation round interval (a round also runs soon after each change)').default(1000).argParser(integer(10, 60_000)))
+  .addOption(new Option('--allocation-batch-window <ms>', 'a round asked for by a framework\'s revive waits this long, so demands arriving together are shared by DRF (0: no wait)').default(250).argParser(integer(0, 10_000)))
   .parse()
   .opts();
 
@@ -28,6 +30,8 @@ async function main(): Promise<void> {
     metricsPort: opts.metricsPort || undefined,
     leaderLeaseSeconds: opts.leaderLease,
     lostTaskGraceSeconds: opts.lostTaskGrace,
+    allocationIntervalMs: opts.allocationInterval,
+    batchWindowMs: opts.allocationBatchWindow,
   });
   log.info({ etcd: opts.etcdEndpoints }, 'controller-manager running');
   const stop = async () => {

@@ -32,6 +32,10 @@ export interface StartControllerManagerOptions {
   leaderLeaseSeconds?: number;
   /** Wait before marking a lost agent's tasks LOST. */
   lostTaskGraceSeconds?: number;
+  /** Allocation round interval. @default 1000 */
+  allocationIntervalMs?: number;
+  /** How long a round asked for by a revive waits for other demands (MasterOptions.batchWindowMs). @default 250 */
+  batchWindowMs?: number;
 }
 
 /** A started (campaigning) controller-manager. */
@@ -57,6 +61,7 @@ export async function startControllerManager(o: StartControllerManagerOptions): 
   const cm = new ControllerManager({
     store: store!, leaderStore, prefix: o.prefix, identity: o.identity, logger: o.logger, registry,
     leaderLeaseSeconds: o.leaderLeaseSeconds, lostTaskGraceSeconds: o.lostTaskGraceSeconds,
+    allocationIntervalMs: o.allocationIntervalMs, batchWindowMs: o.batchWindowMs,
   });
   const metrics = o.metricsPort === undefined ? undefined : await serveMetrics(registry, o.metricsPort, o.metricsHost ?? '127.0.0.1', o.logger);
   cm.start();

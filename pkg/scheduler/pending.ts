@@ -34,15 +34,6 @@ export interface PendingReport {
   reasons: ReasonCount[];
 }
 
-/** One agent's outcome, as `describe` lists it. */
-export interface AgentOutcome {
-  agent: string;
-  ok: boolean;
-  reason?: Reason;
-  /** The rejection's detail (or its sentence when only that was recorded). */
-  detail?: string;
-}
-
 interface Recorded {
   reason: Reason;
   sentence: string;
@@ -59,16 +50,6 @@ export class PendingSummary {
   /** Records what the last offer from `agent` did. */
   record(agent: string, outcome: Outcome): void {
     this.outcomes.set(agent, normalize(outcome));
-  }
-
-  /** Drops an agent (lost or removed): it no longer counts among the agents seen. */
-  forget(agent: string): void {
-    this.outcomes.delete(agent);
-  }
-
-  /** Starts over, e.g. when the pending work changed and old rejections no longer apply. */
-  clear(): void {
-    this.outcomes.clear();
   }
 
   /** Counts per sentence, most frequent first. */
@@ -99,13 +80,6 @@ export class PendingSummary {
     if (agentsSeen === 0) return `${head}: no agents registered.`;
     if (reasons.length === 0) return `${head}.`;
     return `${head}: ${reasons.map((r) => `${r.count} ${r.sentence}`).join(', ')}.`;
-  }
-
-  /** Every agent's outcome, by agent name. */
-  perAgent(): AgentOutcome[] {
-    return [...this.outcomes.entries()]
-      .sort(([a], [b]) => compare(a, b))
-      .map(([agent, o]) => (o === 'ok' ? { agent, ok: true } : { agent, ok: false, reason: o.reason, detail: o.detail }));
   }
 }
 

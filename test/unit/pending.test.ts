@@ -83,20 +83,11 @@ describe('PendingSummary', () => {
     expect(s.message()).toBe('1/2 agents available: 1 ports unavailable.');
   });
 
-  it('forgets lost agents and starts over on clear', () => {
-    const s = summaryOf([['a', 'InsufficientCpus'], ['b', 'ok']]);
-    s.forget('a');
-    expect(s.message()).toBe('1/1 agents available.');
-    s.clear();
-    expect(s.summary()).toEqual({ agentsSeen: 0, available: 0, reasons: [] });
-  });
-
-  it('lists each agent’s detail by agent name for describe', () => {
+  it('keeps each reason’s example agents by name, with their details', () => {
     const s = summaryOf([['c', uniqueHostname], ['a', 'ok'], ['b', 'InsufficientDisk']]);
-    expect(s.perAgent()).toEqual([
-      { agent: 'a', ok: true },
-      { agent: 'b', ok: false, reason: 'InsufficientDisk', detail: 'insufficient disk' },
-      { agent: 'c', ok: false, reason: 'ConstraintUnique', detail: 'constraint UNIQUE hostname (agent d …)' },
+    expect(s.summary().reasons.map((r) => r.agents)).toEqual([
+      [{ name: 'b', detail: 'insufficient disk' }],
+      [{ name: 'c', detail: 'constraint UNIQUE hostname (agent d …)' }],
     ]);
   });
 
