@@ -1,4 +1,5 @@
 /** What an Informer's decode is told about each value: its revisions, and whether a list or the watch brought it. */
+import { settle } from '../../pkg/util/clock';
 import { Informer } from '../../pkg/client/informer';
 import { MemoryStore } from '../../pkg/store/memory';
 import { silentLogger } from '../../pkg/util/log';
@@ -16,7 +17,8 @@ it('tellsDecodeTheRevisionsAndWhetherAListOrTheWatchBroughtTheValue', async () =
   await inf.start();
   const b = await store.create('/p/b', '2');
   const a2 = await store.update('/p/a', '3', created);
-  await new Promise((r) => setTimeout(r, 20));
+  // The memory store delivers watch events asynchronously: wait for them, not for a time.
+  for (let i = 0; i < 100 && seen.length < 3; i++) await settle(1);
   expect(seen).toEqual([
     { key: '/p/a', modRevision: created, createRevision: created, from: 'list' },
     { key: '/p/b', modRevision: b, createRevision: b, from: 'watch' }, // a creation: createRevision === modRevision
