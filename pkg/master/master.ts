@@ -247,8 +247,12 @@ export class Master implements FrameworkRegistry {
       },
       revive: () => {
         if (!live()) return;
+        // Only a framework coming back from suppression brings new demand that others may be
+        // bringing at the same moment: it waits for the batch window. An active framework's revive
+        // (more work, filters cleared) must not hold back the rounds of a busy cluster.
+        const wasSuppressed = this.allocator.isSuppressed(frameworkId);
         this.allocator.revive(frameworkId);
-        this.schedule(this.batchWindowMs());
+        this.schedule(wasSuppressed ? this.batchWindowMs() : 0);
       },
       kill: (tasks) => (live() ? this.kill(frameworkId, tasks) : Promise.resolve({ killed: [], skipped: tasks })),
       reconcile: (tasks) => {

@@ -627,6 +627,19 @@ describe('Master: the batch window', () => {
     await c.stop();
   });
 
+  it('a revive from a framework that is not suppressed asks for a round at once, without a window', async () => {
+    const { a, c } = await drf();
+    a.driver!.revive(); // from suppressed: the window
+    await c.clock.stepAsync(250);
+    expect(c.rounds.map((r) => r.at)).toContain(500);
+    const before = c.rounds.length;
+    a.driver!.revive(); // active now: more work, filters cleared, but no window
+    await settle();
+    expect(c.rounds.length).toBe(before + 1);
+    expect(c.rounds[c.rounds.length - 1]!.at).toBe(500);
+    await c.stop();
+  });
+
   it('rounds asked for at once run at once, coalesced, when no window is open', async () => {
     const { c } = await drf();
     c.master.trigger();
