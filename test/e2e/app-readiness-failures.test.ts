@@ -22,6 +22,7 @@ import { EtcdStore } from '../../pkg/store/etcd';
 import { freePorts } from '../../pkg/util/net';
 import { runShoal, SHOAL_MAIN, type CliResult } from '../harness/cli';
 import { dockerUnavailableReason } from '../harness/docker';
+import { killProcessesUnder } from '../harness/procs';
 
 const run = promisify(execFile);
 const ROOT = join(__dirname, '../..');
@@ -132,12 +133,15 @@ afterAll(async () => {
   }
   if (dev) await stopProc(dev, 'SIGINT');
   for (const pid of await processesWith(MARK)) process.kill(Number(pid), 'SIGKILL');
+  killProcessesUnder(dir); // task processes whose command line lost the mark (exec)
   rmSync(dir, { recursive: true, force: true });
 }, 30_000);
 
 /**
  * busybox httpd on the task's host port; /ready appears 2 s after the start, so each new task
- * answers 404 there first and is ready only once its check sees 200.
+ * answers 404 there first and is ready only once its check sees 200. (Only the writer of /ready
+ * goes to the background: with `a && b & exec httpd`, the mkdir of www raced httpd's chdir into
+ * it, and under load httpd lost and exited 1, relaunched on backoff until the deadline.)
  */
 function readyManifest(version: string): string {
   return `apiVersion: shoal/v1
@@ -146,7 +150,7 @@ metadata:
   name: ready
 spec:
   instances: 2
-  cmd: 'mkdir -p www && echo "${version}" > www/index.html && (sleep 2; echo ok > www/ready) & exec busybox httpd -f -p $PORT0 -h www # ${MARK}'
+  cmd: 'mkdir -p www && echo "${version}" > www/index.html && (sleep 2 && echo ok > www/ready &) && exec busybox httpd -f -p $PORT0 -h www # ${MARK}'
   env:
     VERSION: "${version}"
   resources: {cpus: 0.1, mem: 16}

@@ -15,6 +15,7 @@ import type { App, Task } from '../../pkg/api/types.generated';
 import { freePorts } from '../../pkg/util/net';
 import { runShoal, SHOAL_MAIN, type CliResult } from '../harness/cli';
 import { dockerUnavailableReason } from '../harness/docker';
+import { killProcessesUnder } from '../harness/procs';
 
 const run = promisify(execFile);
 const ROOT = join(__dirname, '../..');
@@ -114,6 +115,7 @@ afterAll(async () => {
   for (const { proc } of agents.values()) await stopProc(proc);
   if (dev) await stopProc(dev, 'SIGINT');
   for (const pid of await processesWith(MARK)) process.kill(Number(pid), 'SIGKILL');
+  killProcessesUnder(dir); // task processes whose command line lost the mark (exec)
   rmSync(dir, { recursive: true, force: true });
 }, 30_000);
 
