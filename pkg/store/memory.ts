@@ -5,6 +5,7 @@
 import { AlreadyExistsError, CompactedError, ConflictError, LeaseLostError, NotFoundError, StoreError, UnavailableError } from './errors';
 import type { KeyValue, Lease, ListResult, PutOptions, Store, TxnCompare, TxnOp, Watch, WatchEvent, WatchOptions } from './types';
 import { checkKey, checkKeys, checkLeaseId, checkPutOptions, checkRevision, checkTtl, checkTxn } from './validate';
+import { realClock, type Clock, type TimerHandle } from '../util/clock';
 
 interface Entry {
   value: string;
@@ -14,14 +15,15 @@ interface Entry {
 }
 
 interface LeaseEntry {
-  /** Date.now() at which it expires. */
+  id: string;
+  /** The store clock's time at which it expires. */
   deadline: number;
   ttlMs: number;
   keys: Set<string>;
   /** Revokes the lease at the deadline; keep-alive re-arms it. */
-  timer: NodeJS.Timeout;
+  timer: TimerHandle;
   /** Present while a holder keeps the lease alive (Store.lease). */
-  keeper?: { interval: NodeJS.Timeout; onLost: (err: Error) => void };
+  keeper?: { interval: TimerHandle; onLost: (err: Error) => void };
 }
 
 type Mutation = { op: 'put'; key: string; value: string; lease?: string } | { op: 'delete'; key: string };
@@ -35,8 +37,17 @@ interface MemoryWatch extends Watch {
   scheduled: boolean;
 }
 
-/** In-memory Store. Revisions start at 1 and each applied write (or txn) adds one, as in etcd. */
+/**
+ * In-memory Store. Revisions start at 1 and each applied write (or txn) adds one, as in etcd.
+ * Lease TTLs and keep-alives run on its clock (a FakeClock in tests: step it past a TTL).
+ */
 export class MemoryStore implements Store {
+  private readonly clock: Clock;
+
+  constructor(options: { clock?: Clock } = {}) {
+    this.clock = options.clock ?? realClock;
+  }
+
   private rev = 1;
   private readonly data = new Map<string, Entry>();
   /** Events of every revision from `historyStart` on; history[i] holds revision historyStart + i. */
@@ -165,11 +176,10 @@ export class MemoryStore implements Store {
     checkTtl(ttlSeconds);
     const id = this.newLease(ttlSeconds);
     const entry = this.leases.get(id)!;
-    const interval = setInterval(() => this.keepAlive(entry), entry.ttlMs / 3);
-    interval.unref();
+    const interval = this.clock.setInterval(() => this.keepAlive(entry), entry.ttlMs / 3).unref();
     entry.keeper = { interval, onLost };
     const stopKeepAlive = () => {
-      clearInterval(interval);
+      this.clock.clearInterval(interval);
       if (entry.keeper?.interval === interval) entry.keeper = undefined;
     };
     return {
@@ -200,8 +210,8 @@ export class MemoryStore implements Store {
     this.closed = true;
     this.watches.forEach((w) => this.endWatch(w));
     this.leases.forEach((lease) => {
-      clearTimeout(lease.timer);
-      if (lease.keeper) clearInterval(lease.keeper.interval);
+      this.clock.clearTimeout(lease.timer);
+      if (lease.keeper) this.clock.clearInterval(lease.keeper.interval);
       lease.keeper = undefined;
     });
   }
@@ -227,7 +237,7 @@ export class MemoryStore implements Store {
    * TTLs, or (with a future `now`) simulate a holder cut off from the store: kept-alive leases
    * expire too and their holders get onLost.
    */
-  expireLeases(now: number = Date.now()): void {
+  expireLeases(now: number = this.clock.now()): void {
     [...this.leases].filter(([, l]) => l.deadline <= now).forEach(([id]) => this.dropLease(id));
   }
 
@@ -239,10 +249,10 @@ export class MemoryStore implements Store {
   private dropLease(id: string): void {
     const lease = this.leases.get(id);
     if (!lease) return;
-    clearTimeout(lease.timer);
+    this.clock.clearTimeout(lease.timer);
     this.leases.delete(id);
     if (lease.keeper) {
-      clearInterval(lease.keeper.interval);
+      this.clock.clearInterval(lease.keeper.interval);
       const { onLost } = lease.keeper;
       lease.keeper = undefined;
       setImmediate(() => onLost(new LeaseLostError(id, 'expired or revoked')));
@@ -252,8 +262,9 @@ export class MemoryStore implements Store {
 
   private keepAlive(lease: LeaseEntry): void {
     if (this.closed || !lease.keeper) return;
-    lease.deadline = Date.now() + lease.ttlMs;
-    lease.timer.refresh();
+    lease.deadline = this.clock.now() + lease.ttlMs;
+    this.clock.clearTimeout(lease.timer);
+    lease.timer = this.leaseTimer(lease.id, lease.ttlMs);
   }
 
   private checkModRevision(key: string, expected: number): void {
@@ -272,10 +283,13 @@ export class MemoryStore implements Store {
   private newLease(ttlSeconds: number): string {
     const id = String(this.nextLeaseId++);
     const ttlMs = ttlSeconds * 1000;
-    const timer = setTimeout(() => this.dropLease(id), ttlMs);
-    timer.unref(); // a pending lease must not keep a test process alive
-    this.leases.set(id, { deadline: Date.now() + ttlMs, ttlMs, keys: new Set(), timer });
+    this.leases.set(id, { id, deadline: this.clock.now() + ttlMs, ttlMs, keys: new Set(), timer: this.leaseTimer(id, ttlMs) });
     return id;
+  }
+
+  /** Revokes the lease after `ttlMs`; unref'd: a pending lease must not keep a test process alive. */
+  private leaseTimer(id: string, ttlMs: number): TimerHandle {
+    return this.clock.setTimeout(() => this.dropLease(id), ttlMs).unref();
   }
 
   /** The lease, or the error etcd gives for an unknown or expired one. */

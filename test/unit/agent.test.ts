@@ -29,10 +29,10 @@ let agents: Agent[];
 let clock: FakeClock;
 
 beforeEach(() => {
-  store = new MemoryStore();
+  clock = new FakeClock(T0);
+  store = new MemoryStore({ clock }); // lease TTLs run on the test's clock too
   runtime = new FakeRuntime();
   agents = [];
-  clock = new FakeClock(T0);
 });
 afterEach(async () => {
   await Promise.all(agents.map((a) => a.stop()));
@@ -141,7 +141,7 @@ describe('Agent on the memory store', () => {
     await until('relisted', () => lists.mock.calls.length === 1);
     await settle(); // whatever the relist would start, it would have by now
     expect(runtime.calls.filter((c) => c.startsWith('start'))).toHaveLength(2);
-    expect(clock.pending()).toBe(0); // no retry waiting either
+    expect(clock.pending()).toBe(2); // the node lease's TTL and keep-alive timers only: no retry waiting
   });
 
   it('a task from a fresh assignment starts and reports RUNNING with one write and no read of its Task', async () => {
@@ -166,7 +166,7 @@ describe('Agent on the memory store', () => {
     await startAgent();
     await settle();
     expect(runtime.calls).toEqual([]);
-    expect(clock.pending()).toBe(0);
+    expect(clock.pending()).toBe(3); // the first agent's released lease (its TTL), the new one's TTL and keep-alive: no retry waiting
     expect(await state('job')).toBe('FINISHED');
   });
 
@@ -194,7 +194,7 @@ describe('Agent on the memory store', () => {
     await bind('web');
     await until('RUNNING', async () => (await state('web')) === 'RUNNING');
     const old = a.leaseId;
-    store.expireLeases(Date.now() + 60_000); // as if keep-alive had not reached etcd for a minute
+    store.expireLeases(clock.now() + 60_000); // as if keep-alive had not reached etcd for a minute
     expect(await store.get(agentLeaseKey(P, 'n1'))).toBeUndefined();
     await until('re-registered', () => a.leaseId !== undefined && a.leaseId !== old);
     expect((await store.get(agentLeaseKey(P, 'n1')))?.lease).toBe(a.leaseId);
@@ -257,7 +257,7 @@ describe('Agent on the memory store', () => {
     const a = await startAgent();
     await a.stop({ revoke: false });
     expect((await store.get(agentLeaseKey(P, 'n1')))?.lease).toBeDefined();
-    store.expireLeases(Date.now() + 60_000);
+    store.expireLeases(clock.now() + 60_000);
     expect(await store.get(agentLeaseKey(P, 'n1'))).toBeUndefined();
   });
 });

@@ -69,14 +69,14 @@ function gated(store: MemoryStore) {
 }
 
 async function setup() {
-  const mem = new MemoryStore();
+  const clock = new FakeClock();
+  const mem = new MemoryStore({ clock });
   const fence = { key: leaderKey(P), modRevision: await mem.create(leaderKey(P), 'cm') };
   const leases = new Map<string, number>();
   for (const n of ['n1', 'n2', 'n3']) leases.set(n, await mem.create(agentLeaseKey(P, n), '{}'));
   const binder = new Binder(mem, P, log);
   const launched: LaunchRequest[] = [];
   const offers = new Map<string, Offer>();
-  const clock = new FakeClock();
   const g = gated(mem);
   const informers = clusterInformers(mem, P, log);
   // The master's part, by hand: binds, kills (through the gated store) and status updates.
@@ -114,7 +114,7 @@ async function setup() {
   });
   let n = 0;
   const offer = (agent: string, cpus: number): Offer => {
-    const o: Offer = { id: `o${++n}`, frameworkId: 'apps', agent, hostname: agent, attributes: {}, runtimes: ['process'], resources: { cpus, mem: 4096, disk: 100, ports: [[31000, 31009]] }, expiresAt: Date.now() + 60_000 };
+    const o: Offer = { id: `o${++n}`, frameworkId: 'apps', agent, hostname: agent, attributes: {}, runtimes: ['process'], resources: { cpus, mem: 4096, disk: 100, ports: [[31000, 31009]] }, expiresAt: clock.now() + 60_000 };
     offers.set(o.id, o);
     return o;
   };

@@ -30,9 +30,9 @@ describe('EventRecorder', () => {
   });
 
   it('stamps events with its clock and grants the next lease once five minutes of events shared one', async () => {
-    const store = new MemoryStore();
-    const grants = jest.spyOn(store, 'grantLease');
     const clock = new FakeClock(Date.UTC(2026, 0, 1));
+    const store = new MemoryStore({ clock });
+    const grants = jest.spyOn(store, 'grantLease');
     const events = new EventRecorder(store, '/shoal', 'test', silentLogger(), clock);
     await events.record({ kind: 'App', name: 'a' }, 'Normal', 'Test', 'first');
     clock.step(5 * 60_000); // the lease is reused up to and including this moment

@@ -18,8 +18,8 @@ function elector(store: MemoryStore, clock: FakeClock, identity: string) {
 
 describe('LeaderElector', () => {
   it('one leads; the other campaigns again every 2 s, and takes over at once when the leader steps down', async () => {
-    const store = new MemoryStore();
     const clock = new FakeClock(Date.UTC(2026, 0, 1));
+    const store = new MemoryStore({ clock });
     const creates = jest.spyOn(store, 'create');
     const a = elector(store, clock, 'a');
     await settle();
@@ -42,7 +42,7 @@ describe('LeaderElector', () => {
     expect(creates).toHaveBeenCalledTimes(4);
     expect(b.terms).toEqual([{ key: leaderKey(P), modRevision: (await store.get(leaderKey(P)))!.modRevision }]);
     expect(JSON.parse((await store.get(leaderKey(P)))!.value)).toEqual({ identity: 'b', since: '2026-01-01T00:00:02.500Z' });
-    expect(clock.pending()).toBe(0); // the 2 s retry timer was cleared at the wake-up
+    expect(clock.pending()).toBe(2); // b's lease (TTL and keep-alive) only: the 2 s retry timer was cleared at the wake-up
     await b.e.stop();
     await store.close();
   });

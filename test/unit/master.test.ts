@@ -79,7 +79,7 @@ interface ClusterOpts {
 /** Frameworks passed here are registered before the master starts (as a new term does). */
 async function cluster(frameworks: Framework[], o: ClusterOpts = {}) {
   const clock = new FakeClock();
-  const mem = new MemoryStore();
+  const mem = new MemoryStore({ clock });
   const fence = { key: leaderKey(P), modRevision: await mem.create(leaderKey(P), 'cm') };
   const leases: Record<string, number> = {};
   for (const n of o.nodes ?? [{ name: 'n1' }, { name: 'n2' }]) {

@@ -25,8 +25,8 @@ const task = (name: string, nodeName: string, state: string): Task => ({
 const T0 = Date.UTC(2026, 0, 1);
 
 async function cluster(withLease: boolean, lostTaskGraceSeconds?: number) {
-  const store = new MemoryStore();
   const clock = new FakeClock(T0);
+  const store = new MemoryStore({ clock });
   const fence = { key: leaderKey(P), modRevision: await store.create(leaderKey(P), 'cm') };
   await store.create(`${P}/registry/nodes/n1`, JSON.stringify(node('n1')));
   if (withLease) await store.create(agentLeaseKey(P, 'n1'), '{}');
