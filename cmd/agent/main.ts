@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { Command, Option } from 'commander';
 import { checkNodeName, defaultNodeName, parseAmount, parseAttributes, parsePort, parsePortRanges, parseSeconds, startAgent } from '../../pkg/agent';
 import { flag } from '../../pkg/util/flags';
+import { runDaemon, type Daemon } from '../../pkg/util/daemon';
 import { createLogger } from '../../pkg/util/log';
 import { readTokenFile } from '../../pkg/util/token';
 
@@ -33,7 +34,7 @@ const opts = new Command('shoal-agent')
   .parse()
   .opts();
 
-async function main(): Promise<void> {
+async function main(): Promise<Daemon> {
   const log = createLogger('agent');
   const agent = await startAgent({
     etcdEndpoints: String(opts.etcdEndpoints).split(','),
@@ -52,18 +53,9 @@ async function main(): Promise<void> {
     leaseTtlSeconds: opts.leaseTtl,
     logger: log,
   });
-  const stop = async () => {
-    // Not revoking by default: an agent restarted within the lease TTL re-puts its lease key on a
-    // new lease and its tasks never look lost.
-    await agent.stop({ revoke: Boolean(opts.revokeLeaseOnExit) });
-    process.exit(0);
-  };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
-  await agent.ready;
+  // Not revoking by default: an agent restarted within the lease TTL re-puts its lease key on a
+  // new lease and its tasks never look lost.
+  return { stop: () => agent.stop({ revoke: Boolean(opts.revokeLeaseOnExit) }), ready: agent.ready };
 }
 
-main().catch((err: Error) => {
-  process.stderr.write(`error: ${err.message}\n`);
-  process.exit(1);
-});
+runDaemon(main);

@@ -4,6 +4,7 @@ import { Command, Option } from 'commander';
 import { TokenAuthenticator } from '../../pkg/apiserver/auth';
 import { startApiServer } from '../../pkg/apiserver/start';
 import { integer } from '../../pkg/util/flags';
+import { runDaemon, type Daemon } from '../../pkg/util/daemon';
 import { createLogger } from '../../pkg/util/log';
 import { readTokenFile } from '../../pkg/util/token';
 
@@ -19,7 +20,7 @@ const opts = new Command('shoal-apiserver')
   .parse()
   .opts();
 
-async function main(): Promise<void> {
+async function main(): Promise<Daemon> {
   const log = createLogger('apiserver');
   const server = await startApiServer({
     etcdEndpoints: String(opts.etcdEndpoints).split(','),
@@ -33,16 +34,12 @@ async function main(): Promise<void> {
     processMetrics: true,
   });
   log.info({ etcd: opts.etcdEndpoints }, 'apiserver started');
-  const stop = async () => {
-    log.info('shutting down');
-    await server.stop();
-    process.exit(0);
+  return {
+    stop: async () => {
+      log.info('shutting down');
+      await server.stop();
+    },
   };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
 }
 
-main().catch((err: Error) => {
-  process.stderr.write(`error: ${err.message}\n`);
-  process.exit(1);
-});
+runDaemon(main);

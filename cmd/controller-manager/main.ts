@@ -4,6 +4,7 @@ import { hostname } from 'node:os';
 import { Command, Option } from 'commander';
 import { startControllerManager } from '../../pkg/controllers/start';
 import { integer } from '../../pkg/util/flags';
+import { runDaemon, type Daemon } from '../../pkg/util/daemon';
 import { createLogger } from '../../pkg/util/log';
 
 const opts = new Command('shoal-controller-manager')
@@ -19,7 +20,7 @@ const opts = new Command('shoal-controller-manager')
   .parse()
   .opts();
 
-async function main(): Promise<void> {
+async function main(): Promise<Daemon> {
   const log = createLogger('controller-manager');
   const cm = await startControllerManager({
     etcdEndpoints: String(opts.etcdEndpoints).split(','),
@@ -34,15 +35,7 @@ async function main(): Promise<void> {
     batchWindowMs: opts.allocationBatchWindow,
   });
   log.info({ etcd: opts.etcdEndpoints }, 'controller-manager running');
-  const stop = async () => {
-    await cm.stop();
-    process.exit(0);
-  };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  return { stop: () => cm.stop() };
 }
 
-main().catch((err: Error) => {
-  process.stderr.write(`error: ${err.message}\n`);
-  process.exit(1);
-});
+runDaemon(main);

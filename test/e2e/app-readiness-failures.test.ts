@@ -22,7 +22,7 @@ import { EtcdStore } from '../../pkg/store/etcd';
 import { freePorts } from '../../pkg/util/net';
 import { runShoal, SHOAL_MAIN, type CliResult } from '../harness/cli';
 import { dockerUnavailableReason } from '../harness/docker';
-import { killProcessesUnder } from '../harness/procs';
+import { capture, killProcessesUnder, processesWith, stopProc } from '../harness/procs';
 
 const run = promisify(execFile);
 const ROOT = join(__dirname, '../..');
@@ -72,33 +72,14 @@ async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>
   throw new Error(`timed out waiting for ${what} (${String(last ?? '')})\n${summary.stdout}\n--- dev log tail:\n${(logs.get('dev') ?? '').slice(-3000)}`);
 }
 
-function capture(name: string, proc: ChildProcess): void {
-  logs.set(name, '');
-  const add = (d: Buffer) => logs.set(name, (logs.get(name) + d.toString()).slice(-200_000));
-  proc.stdout?.on('data', add);
-  proc.stderr?.on('data', add);
-}
-
 function startAgent(name: string, runtime: 'process' | 'docker', listen: number, hostPorts: number[]): void {
   const proc = spawn('node', [AGENT,
     '--etcd-endpoints', `http://127.0.0.1:${etcdPort}`, '--node-name', name, '--hostname', `host-${name}`,
     '--runtime', runtime, '--data-dir', join(dir, name), '--listen', String(listen),
     '--cpus', '2', '--mem', '2048', '--ports', hostPorts.map((p) => `${p}-${p}`).join(','), '--lease-ttl', '3',
   ], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  capture(name, proc);
+  capture(logs, name, proc);
   agents.set(name, proc);
-}
-
-async function stopProc(proc: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  if (proc.exitCode !== null || proc.signalCode !== null) return;
-  const exited = new Promise((r) => proc.once('exit', r));
-  proc.kill(signal);
-  await exited;
-}
-
-async function processesWith(mark: string): Promise<string[]> {
-  const { stdout } = await run('ps', ['-eo', 'pid=,args=']);
-  return stdout.split('\n').filter((l) => l.includes(mark) && !l.includes('ps -eo')).map((l) => l.trim().split(/\s+/)[0]!);
 }
 
 function applyFile(name: string, yaml: string): Promise<string> {
@@ -115,7 +96,7 @@ beforeAll(async () => {
   etcdPort = ePort!;
   env = { ...process.env, SHOAL_CONFIG: join(dir, 'config.yaml'), HOME: dir };
   dev = spawn('node', [SHOAL_MAIN, 'dev', '--data-dir', dir, '--api-port', String(apiPort), '--etcd-port', String(etcdPort), '--agents', '0'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  capture('dev', dev);
+  capture(logs, 'dev', dev);
   await waitFor('config.yaml', async () => existsSync(join(dir, 'config.yaml')));
   for (let i = 0; i < 2; i++) {
     const mine = ports.slice(2 + i * 9, 2 + (i + 1) * 9);

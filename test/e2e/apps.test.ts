@@ -15,7 +15,7 @@ import type { App, Task } from '../../pkg/api/types.generated';
 import { freePorts } from '../../pkg/util/net';
 import { runShoal, SHOAL_MAIN, type CliResult } from '../harness/cli';
 import { dockerUnavailableReason } from '../harness/docker';
-import { killProcessesUnder } from '../harness/procs';
+import { capture, killProcessesUnder, processesWith, stopProc } from '../harness/procs';
 
 const run = promisify(execFile);
 const ROOT = join(__dirname, '../..');
@@ -64,30 +64,10 @@ async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>
   throw new Error(`timed out waiting for ${what} (${String(last ?? '')})\n${summary.stdout}\n--- dev log tail:\n${(logs.get('dev') ?? '').slice(-3000)}`);
 }
 
-function capture(name: string, proc: ChildProcess): void {
-  logs.set(name, '');
-  const add = (d: Buffer) => logs.set(name, (logs.get(name) + d.toString()).slice(-200_000));
-  proc.stdout?.on('data', add);
-  proc.stderr?.on('data', add);
-}
-
 function startAgent(name: string, args: string[]): void {
   const proc = spawn('node', [AGENT, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  capture(name, proc);
+  capture(logs, name, proc);
   agents.set(name, { proc, args });
-}
-
-async function stopProc(proc: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  if (proc.exitCode !== null || proc.signalCode !== null) return;
-  const exited = new Promise((r) => proc.once('exit', r));
-  proc.kill(signal);
-  await exited;
-}
-
-/** PIDs of processes whose command line has `mark`. */
-async function processesWith(mark: string): Promise<string[]> {
-  const { stdout } = await run('ps', ['-eo', 'pid=,args=']);
-  return stdout.split('\n').filter((l) => l.includes(mark) && !l.includes('ps -eo')).map((l) => l.trim().split(/\s+/)[0]!);
 }
 
 beforeAll(async () => {
@@ -98,7 +78,7 @@ beforeAll(async () => {
   etcdPort = ePort!;
   env = { ...process.env, SHOAL_CONFIG: join(dir, 'config.yaml'), HOME: dir };
   dev = spawn('node', [SHOAL, 'dev', '--data-dir', dir, '--api-port', String(apiPort), '--etcd-port', String(etcdPort), '--agents', '0'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  capture('dev', dev);
+  capture(logs, 'dev', dev);
   await waitFor('config.yaml', async () => existsSync(join(dir, 'config.yaml')));
   for (let i = 0; i < 3; i++) {
     const hostPorts = ports.slice(5 + i * 8, 5 + (i + 1) * 8).map((p) => `${p}-${p}`).join(',');
