@@ -441,12 +441,16 @@ export class ProcessRuntime implements Runtime {
     if (!found) throw new TaskNotFoundError(namespace, name);
     const which = o.stream ?? 'both';
     const files = (which === 'both' ? ['stdout', 'stderr'] : [which]).map((f) => path.join(found.dir, f));
-    const offsets = await Promise.all(files.map((f) => tailOffset(f, o.tail)));
+    const spans = await Promise.all(files.map((f) => tailSpan(f, o.tail)));
+    const offsets = spans.map((s) => s.start);
+    // Without follow the answer is a snapshot: the last `tail` lines as they were when asked, not
+    // those plus whatever the task wrote while we read (tail=1 must give one line).
+    const ends = o.follow === true ? undefined : spans.map((s) => s.end);
     for (;;) {
       // Checked before reading: whatever an ended task wrote is read once more, then we stop.
       const more = o.follow === true && isAlive(found.record);
       for (let i = 0; i < files.length; i++) {
-        for await (const chunk of readFrom(files[i], offsets[i])) {
+        for await (const chunk of readFrom(files[i], offsets[i], ends?.[i])) {
           offsets[i] += chunk.length;
           yield chunk;
         }
@@ -647,21 +651,24 @@ async function subdirs(dir: string): Promise<string[]> {
   }
 }
 
-/** Byte offset where the last `lines` lines of `file` begin (0 without a limit or file). */
-async function tailOffset(file: string, lines: number | undefined): Promise<number> {
-  if (lines === undefined || lines < 0) return 0;
+/**
+ * Where the last `lines` lines of `file` begin (0 without a limit or file), and where the file
+ * ended when asked.
+ */
+async function tailSpan(file: string, lines: number | undefined): Promise<{ start: number; end: number }> {
   let fh: fs.FileHandle;
   try {
     fh = await fs.open(file, 'r');
   } catch {
-    return 0;
+    return { start: 0, end: 0 };
   }
   try {
     const { size } = await fh.stat();
-    if (lines === 0 || size === 0) return size;
+    if (lines === undefined || lines < 0) return { start: 0, end: size };
+    if (lines === 0 || size === 0) return { start: size, end: size };
     const last = Buffer.alloc(1);
     await fh.read(last, 0, 1, size - 1);
-    return await newlineBefore(fh, last[0] === 0x0a ? size - 1 : size, lines); // a final newline ends a line, it starts none
+    return { start: await newlineBefore(fh, last[0] === 0x0a ? size - 1 : size, lines), end: size }; // a final newline ends a line, it starts none
   } finally {
     await fh.close();
   }
@@ -679,8 +686,8 @@ async function newlineBefore(fh: fs.FileHandle, end: number, count: number): Pro
   return 0;
 }
 
-/** What `file` holds from `offset` to its current end, in chunks. */
-async function* readFrom(file: string, offset: number): AsyncGenerator<Buffer> {
+/** What `file` holds from `offset` to `end` (or its current end), in chunks. */
+async function* readFrom(file: string, offset: number, end = Infinity): AsyncGenerator<Buffer> {
   let fh: fs.FileHandle;
   try {
     fh = await fs.open(file, 'r');
@@ -688,9 +695,10 @@ async function* readFrom(file: string, offset: number): AsyncGenerator<Buffer> {
     return;
   }
   try {
-    for (let pos = offset; ; ) {
-      const buf = Buffer.alloc(READ_CHUNK);
-      const { bytesRead } = await fh.read(buf, 0, READ_CHUNK, pos);
+    for (let pos = offset; pos < end; ) {
+      const want = Math.min(READ_CHUNK, end - pos);
+      const buf = Buffer.alloc(want);
+      const { bytesRead } = await fh.read(buf, 0, want, pos);
       if (bytesRead === 0) return;
       pos += bytesRead;
       yield buf.subarray(0, bytesRead);

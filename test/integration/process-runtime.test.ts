@@ -264,6 +264,18 @@ describe('ProcessRuntime', () => {
     await expect(readStream(rt.logs('default', 'no-such-task'))).rejects.toThrow(TaskNotFoundError);
   });
 
+  it('tailsASnapshotWhileTheTaskKeepsWriting', async () => {
+    // Without follow, tail=N is N lines as they were when asked, not those plus what the task
+    // wrote while they were read (the standalone-agent e2e once got two lines for tail=1).
+    const rt = runtime();
+    const t = task('i=0; while true; do i=$((i+1)); echo "line $i"; done');
+    await rt.start(t, () => undefined);
+    const dir = await workDir(rt, t);
+    await until('output', async () => (await fs.stat(path.join(dir, 'stdout'))).size > 0);
+    for (let n = 0; n < 20; n++) expect(await readStream(rt.logs(t.namespace, t.name, { tail: 1, stream: 'stdout' }))).toMatch(/^line \d+\n$/);
+    expect((await readStream(rt.logs(t.namespace, t.name, { tail: 3, stream: 'stdout' }))).split('\n')).toHaveLength(4);
+  });
+
   it('endsAFollowWhenTheConsumerDestroysIt', async () => {
     const rt = runtime();
     const t = task('echo hello; sleep 100');
