@@ -27,6 +27,8 @@ const READ: readonly Verb[] = ['get', 'list', 'watch'];
 export const KINDS: readonly KindInfo[] = [
   { kind: 'App', plural: 'apps', singular: 'app', shortNames: [], namespaced: true, schema: 'app.json', verbs: ALL },
   { kind: 'Job', plural: 'jobs', singular: 'job', shortNames: [], namespaced: true, schema: 'job.json', verbs: ALL },
+  // Runs are created by the Job controller (a schedule, parents) or by `POST .../jobs/{name}/run`; deleting one kills it.
+  { kind: 'JobRun', plural: 'jobruns', singular: 'jobrun', shortNames: ['jr'], namespaced: true, schema: 'jobrun.json', verbs: [...READ, 'delete'] },
   // Tasks are created bound, by the scheduler, at offer accept time; deleting one kills it.
   { kind: 'Task', plural: 'tasks', singular: 'task', shortNames: [], namespaced: true, schema: 'task.json', verbs: [...READ, 'delete'] },
   // Nodes are written by their agents; operators only cordon (patch spec.unschedulable) or remove them.

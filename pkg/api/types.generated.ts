@@ -37,6 +37,7 @@ export interface ShoalObjects {
   App?: App;
   Event?: Event;
   Job?: Job;
+  JobRun?: JobRun;
   Node?: Node;
   Task?: Task;
 }
@@ -157,14 +158,7 @@ export interface AppSpec {
      */
     maximumOverCapacity: number;
   };
-  /**
-   * Delay before relaunching a failed instance: seconds × factor^n, capped at maxLaunchDelaySeconds.
-   */
-  backoff: {
-    seconds: number;
-    factor: number;
-    maxLaunchDelaySeconds: number;
-  };
+  backoff: Backoff;
   killSelection: 'YoungestFirst' | 'OldestFirst';
   /**
    * Seconds between SIGTERM and SIGKILL (Mesos' default 3).
@@ -283,6 +277,17 @@ export interface ReadinessCheck {
    * Keep the last response (status, content type, body) in the task's status.readinessCheckResults.
    */
   preserveLastResponse: boolean;
+}
+/**
+ * Delay before relaunching a failed instance: seconds × factor^n, capped at maxLaunchDelaySeconds.
+ *
+ * This interface was referenced by `ShoalObjects`'s JSON-Schema
+ * via the `definition` "Backoff".
+ */
+export interface Backoff {
+  seconds: number;
+  factor: number;
+  maxLaunchDelaySeconds: number;
 }
 /**
  * This interface was referenced by `ShoalObjects`'s JSON-Schema
@@ -467,7 +472,7 @@ export interface ObjectReference {
   uid?: string;
 }
 /**
- * Run-to-completion work, once or on a cron schedule (Chronos/Metronome semantics).
+ * Run-to-completion work: once, on a cron or ISO 8601 schedule, or after its parents (Chronos/Metronome semantics). Each firing is a JobRun.
  *
  * This interface was referenced by `ShoalObjects`'s JSON-Schema
  * via the `definition` "Job".
@@ -494,26 +499,60 @@ export interface JobSpec {
    */
   constraints: Constraint[];
   /**
-   * Cron expression (5 fields); absent runs the job once.
+   * A 5-field cron expression (`* /15 * * * *`, `@hourly`), or a Chronos ISO 8601 repeating interval `R[n]/[start]/<period>` (`R/2026-12-03T00:00:00Z/PT1H`; an empty start is the Job's creation time; R0 never runs). Absent: the Job runs once when created, or (with parents) after its parents.
    */
   schedule?: string;
-  timezone: string;
-  concurrencyPolicy: 'Allow' | 'Forbid' | 'Replace';
-  startingDeadlineSeconds?: number;
-  activeDeadlineSeconds?: number;
   /**
-   * Relaunches of a failed run (Chronos' default 2).
+   * IANA time zone the cron fields (and ISO periods of days or more) are read in.
+   */
+  timezone: string;
+  /**
+   * A fire time while a run is active: Allow starts another, Forbid skips it, Replace kills the active run and starts the new one.
+   */
+  concurrencyPolicy: 'Allow' | 'Forbid' | 'Replace';
+  /**
+   * A run not started within this many seconds of its scheduled time is skipped and recorded as Missed (Chronos' epsilon). Absent: no deadline, a missed time runs late (once).
+   */
+  startingDeadlineSeconds?: number;
+  /**
+   * Tasks that must succeed for a run to succeed.
+   */
+  completions: number;
+  /**
+   * Tasks of one run at once, at most.
+   */
+  parallelism: number;
+  /**
+   * The run's parallelism tasks start together or not at all (MPI-style); a member failing fails the attempt and kills the others. Needs completions = parallelism.
+   */
+  gang: boolean;
+  /**
+   * Failed tasks a run relaunches before it fails (Chronos' default 2); with gang, whole-gang attempts after the first.
    */
   retries: number;
+  backoff: Backoff;
   /**
-   * Jobs that must finish successfully before this one runs (Chronos dependencies).
+   * A run still active this long after it started is killed and Failed (DeadlineExceeded).
+   */
+  activeDeadlineSeconds?: number;
+  /**
+   * Jobs (same namespace) that must each succeed before this one runs (Chronos dependencies); it runs once each time all have succeeded since its previous run.
+   *
+   * @maxItems 32
    */
   parents: Name[];
+  /**
+   * No new runs while true (active runs continue; times passed while suspended are not run later).
+   */
   suspend: boolean;
   /**
-   * Finished runs to keep.
+   * Succeeded runs kept (with their tasks).
    */
-  historyLimit: number;
+  successfulRunsHistoryLimit: number;
+  /**
+   * Failed and missed runs kept (with their tasks).
+   */
+  failedRunsHistoryLimit: number;
   taskKillGracePeriodSeconds: number;
 }
 /**
@@ -523,12 +562,95 @@ export interface JobSpec {
 export interface JobStatus {
   observedGeneration?: number;
   conditions?: Conditions;
+  /**
+   * Runs not finished.
+   */
+  active?: number;
+  /**
+   * Runs that succeeded, ever.
+   */
+  succeeded?: number;
+  /**
+   * Runs that failed, ever.
+   */
+  failed?: number;
+  /**
+   * Scheduled times not run (controller down past the starting deadline, or a run that could not start in time), ever.
+   */
+  missed?: number;
+  /**
+   * Scheduled times skipped because a run was active and the policy is Forbid, ever.
+   */
+  skipped?: number;
+  /**
+   * The last time a run was due (scheduled, triggered by parents, or created once); the schedule continues after it.
+   */
+  lastScheduleTime?: string;
+  nextScheduleTime?: string;
+  /**
+   * Name of the newest run.
+   */
+  lastRun?: string;
+  lastResult?: 'Succeeded' | 'Failed' | 'Missed';
+  lastSuccessTime?: string;
+  lastFailureTime?: string;
+  lastMissedTime?: string;
+  message?: string;
+}
+/**
+ * One firing of a Job (scheduled, manual or triggered by its parents), owned by the Job. Its spec is the Job's spec as it was when the run was created.
+ *
+ * This interface was referenced by `ShoalObjects`'s JSON-Schema
+ * via the `definition` "JobRun".
+ */
+export interface JobRun {
+  apiVersion: 'shoal/v1';
+  kind: 'JobRun';
+  metadata: ObjectMeta;
+  spec: JobRunSpec;
+  status: JobRunStatus;
+}
+/**
+ * This interface was referenced by `ShoalObjects`'s JSON-Schema
+ * via the `definition` "JobRunSpec".
+ */
+export interface JobRunSpec {
+  job: Name;
+  trigger: 'Schedule' | 'Once' | 'Manual' | 'Parents';
+  /**
+   * When the run was due (its fire time; for Manual, when it was asked for).
+   */
+  scheduledTime: string;
+  /**
+   * For trigger Parents: the parents' runs whose success triggered it.
+   *
+   * @maxItems 32
+   */
+  parentRuns?: string[];
+  template: JobSpec;
+}
+/**
+ * This interface was referenced by `ShoalObjects`'s JSON-Schema
+ * via the `definition` "JobRunStatus".
+ */
+export interface JobRunStatus {
+  phase?: 'Pending' | 'Running' | 'Succeeded' | 'Failed' | 'Missed';
+  /**
+   * Tasks launched (all tries).
+   */
+  attempts?: number;
   active?: number;
   succeeded?: number;
   failed?: number;
-  lastScheduleTime?: string;
-  lastSuccessTime?: string;
-  lastFailureTime?: string;
+  /**
+   * When its first task was RUNNING.
+   */
+  startTime?: string;
+  completionTime?: string;
+  reason?: string;
+  message?: string;
+  pending?: PendingStatus;
+  lastFailure?: TaskFailure;
 }
 /**
  * A machine running a Shoal agent. The agent writes status (capacity, attributes, address); operators set spec.unschedulable (cordon).

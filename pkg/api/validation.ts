@@ -8,6 +8,7 @@ import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import metaSchema from '../../schemas/meta.json';
 import appSchema from '../../schemas/app.json';
 import jobSchema from '../../schemas/job.json';
+import jobRunSchema from '../../schemas/jobrun.json';
 import taskSchema from '../../schemas/task.json';
 import nodeSchema from '../../schemas/node.json';
 import eventSchema from '../../schemas/event.json';
@@ -65,7 +66,7 @@ function buildValidators(): Map<string, ValidateFunction> {
   for (const [name, f] of Object.entries(FORMATS)) ajv.addFormat(name, f.test);
   ajv.addSchema(metaSchema);
   const byKind = new Map<string, ValidateFunction>();
-  for (const schema of [appSchema, jobSchema, taskSchema, nodeSchema, eventSchema]) {
+  for (const schema of [appSchema, jobSchema, jobRunSchema, taskSchema, nodeSchema, eventSchema]) {
     byKind.set(schema.title, ajv.compile(schema));
   }
   return byKind;

@@ -7,7 +7,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import * as http from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { kindByPlural, type KindInfo, type Verb } from '../api/kinds';
+import { KINDS, kindByPlural, type KindInfo, type Verb } from '../api/kinds';
 import { parseSelector, SelectorError } from '../api/labels';
 import { compileValidators, type ShoalObject } from '../api/validation';
 import { DEFAULT_PREFIX, kindPrefix } from '../store/objects';
@@ -191,7 +191,7 @@ export class ApiServer {
     const { ns, name } = req.params as { ns?: string; plural: string; name?: string };
     const plural = fixedPlural ?? (req.params as { plural: string }).plural;
     const kind = kindByPlural(plural);
-    if (!kind) throw new ApiError('NotFound', `unknown resource "${plural}" (known: apps, jobs, tasks, nodes, events)`);
+    if (!kind) throw new ApiError('NotFound', `unknown resource "${plural}" (known: ${KINDS.map((k) => k.plural).join(', ')})`);
     if (namespacedPath && !kind.namespaced) throw new ApiError('NotFound', `${plural} are cluster-scoped: use /api/v1/${plural}`);
     if (!namespacedPath && kind.namespaced && name !== undefined) {
       throw new ApiError('NotFound', `${plural} are namespaced: use /api/v1/namespaces/{namespace}/${plural}/${name}`);

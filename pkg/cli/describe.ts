@@ -257,7 +257,7 @@ function describeJob(w: DescribeWriter, job: Job, now: number): void {
   w.field('Parents', s.parents?.length ? s.parents.join(', ') : undefined, 2);
   if (s.startingDeadlineSeconds !== undefined) w.field('Starting Deadline', `${s.startingDeadlineSeconds}s`, 2);
   if (s.activeDeadlineSeconds !== undefined) w.field('Active Deadline', `${s.activeDeadlineSeconds}s`, 2);
-  w.field('History Limit', s.historyLimit, 2).field('Role', s.role, 2);
+  w.field('History Limits', `${s.successfulRunsHistoryLimit} succeeded, ${s.failedRunsHistoryLimit} failed`, 2).field('Role', s.role, 2);
   workload(w, s);
   w.field('Resources', resources(s.resources), 2).field('Constraints', list(s.constraints, constraint), 2);
   const st = job.status ?? {};

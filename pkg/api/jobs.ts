@@ -1,0 +1,76 @@
+/**
+ * Names shared by the apiserver, the Job controller and the CLI for Jobs, their runs and the
+ * Tasks of those runs; and the one function that makes a run from a Job.
+ */
+import { createHash } from 'node:crypto';
+import type { Job, JobRun } from './types.generated';
+
+/** Label on every JobRun and on every Task of a run: the Job's name. `shoal get jobruns -l shoal.dev/job=report`. */
+export const JOB_LABEL = 'shoal.dev/job';
+/** Label on every Task of a run: the run's name. */
+export const JOBRUN_LABEL = 'shoal.dev/jobrun';
+
+export type RunTrigger = JobRun['spec']['trigger'];
+
+/** Longest Job name part of a run name: room for `-` and 10 digits (or `-manual-` and 8 characters). */
+const RUN_PREFIX_MAX = 47;
+
+function prefix(job: string): string {
+  return job.slice(0, RUN_PREFIX_MAX).replace(/-+$/, '');
+}
+
+/**
+ * The run of a scheduled (or once) time: `<job>-<unix seconds>`. Derived from the time, so a
+ * create repeated after a leader change finds the run already there instead of making a second.
+ */
+export function scheduledRunName(job: string, scheduledMs: number): string {
+  return `${prefix(job)}-${Math.floor(scheduledMs / 1000)}`;
+}
+
+/** The run a set of parent runs triggers: the same parents' runs always name the same run. */
+export function parentsRunName(job: string, parentRuns: readonly string[]): string {
+  return `${prefix(job)}-p${shortHash([...parentRuns].sort().join(','))}`;
+}
+
+/** A manual run: from the caller's idempotency key (the same key, the same run), or random. */
+export function manualRunName(job: string, key?: string): string {
+  return `${prefix(job)}-manual-${key === undefined ? randomSuffix() : shortHash(key)}`;
+}
+
+function shortHash(s: string): string {
+  return createHash('sha256').update(s).digest('hex').slice(0, 8);
+}
+
+function randomSuffix(): string {
+  let s = '';
+  while (s.length < 8) s += Math.floor(Math.random() * 36).toString(36);
+  return s;
+}
+
+/** A new run of the Job: its spec a copy of the Job's, as it is now (a later edit does not change the run). */
+export function newJobRun(job: Job, o: { name: string; trigger: RunTrigger; scheduledTime: number; parentRuns?: string[] }): JobRun {
+  return {
+    apiVersion: 'shoal/v1',
+    kind: 'JobRun',
+    metadata: {
+      name: o.name,
+      namespace: job.metadata.namespace ?? 'default',
+      labels: { ...job.metadata.labels, [JOB_LABEL]: job.metadata.name },
+      ownerReferences: [{ apiVersion: 'shoal/v1', kind: 'Job', name: job.metadata.name, uid: job.metadata.uid ?? '', controller: true, version: job.metadata.generation ?? 1 }],
+    },
+    spec: {
+      job: job.metadata.name,
+      trigger: o.trigger,
+      scheduledTime: new Date(o.scheduledTime).toISOString(),
+      ...(o.parentRuns?.length ? { parentRuns: [...o.parentRuns].sort() } : {}),
+      template: structuredClone(job.spec),
+    },
+    status: { phase: 'Pending' },
+  };
+}
+
+/** Whether the run has ended (Succeeded, Failed or Missed). */
+export function isFinishedRun(run: Pick<JobRun, 'status'>): boolean {
+  const p = run.status?.phase;
+  return p === 'Succeeded' || p === 'Failed' || p === 'Missed';
+}
