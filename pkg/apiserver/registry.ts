@@ -5,7 +5,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { APP_FINALIZER, appHistoryKey, appHistoryPrefix, type AppRevision } from '../api/apps';
-import { DEFAULT_NAMESPACE, type KindInfo } from '../api/kinds';
+import { newJobRun, manualRunName } from '../api/jobs';
+import { DEFAULT_NAMESPACE, kindByPlural, type KindInfo } from '../api/kinds';
+import type { Job, JobRun } from '../api/types.generated';
 import { admit, structuralCause, type ShoalObject } from '../api/validation';
 import { matchesSelector, type Selector } from '../api/labels';
 import { AlreadyExistsError, ConflictError, NotFoundError } from '../store/errors';
@@ -19,6 +21,9 @@ export interface WriteOptions {
   /** Validate and admit, but write nothing. */
   dryRun?: boolean;
 }
+
+/** Longest idempotency key of `POST .../jobs/{name}/run`. */
+export const MAX_IDEMPOTENCY_KEY = 253;
 
 export interface ListResult {
   items: ShoalObject[];
@@ -81,13 +86,21 @@ export class Registry {
 
   /** Creates an object: generation 1, a new uid, empty status; an App also gets its finalizer and revision 1. */
   async create(kind: KindInfo, namespace: string | undefined, body: unknown, opts: WriteOptions = {}): Promise<ShoalObject> {
-    const obj = this.admitFor(kind, namespace, body);
+    return this.createAdmitted(kind, this.admitFor(kind, namespace, body), opts, false);
+  }
+
+  /**
+   * The one create path: server metadata, then the write. `keepStatus`: the server made the
+   * object (a manual JobRun, born Pending), so its status is ours, not a client's to drop.
+   */
+  private async createAdmitted(kind: KindInfo, obj: ShoalObject, opts: WriteOptions, keepStatus: boolean): Promise<ShoalObject> {
+    if (obj.kind === 'Job') await this.checkJobParents(obj as Job, undefined);
     const { resourceVersion: _rv, deletionTimestamp: _dt, ...meta } = obj.metadata;
     if (obj.kind === 'App' && !meta.finalizers?.includes(APP_FINALIZER)) meta.finalizers = [...(meta.finalizers ?? []), APP_FINALIZER];
     const stored = {
       ...obj,
       metadata: { ...meta, uid: randomUUID(), generation: 1, creationTimestamp: this.now().toISOString() },
-      ...('status' in obj ? { status: {} } : {}),
+      ...('status' in obj ? { status: keepStatus ? obj.status : {} } : {}),
     } as ShoalObject;
     const ref = { kind, namespace: obj.metadata.namespace, name: obj.metadata.name };
     const key = this.key(ref);
@@ -147,6 +160,76 @@ export class Registry {
     return ops;
   }
 
+  /**
+   * Admission of a Job across objects: each parent it adds must be a Job of its namespace, and
+   * the parent graph must stay acyclic. One list of the namespace's Jobs, so O(jobs in it).
+   * On update only added parents are checked: a parent deleted since does not block an
+   * unrelated change (`shoal job suspend`), and only a new edge can close a cycle.
+   */
+  private async checkJobParents(job: Job, current: Job | undefined): Promise<void> {
+    const parents = job.spec?.parents ?? [];
+    const before = new Set(current?.spec?.parents ?? []);
+    const added = parents.map((p, i) => ({ p, i })).filter(({ p }) => !before.has(p));
+    if (!added.length) return;
+    const name = job.metadata.name;
+    const namespace = job.metadata.namespace ?? DEFAULT_NAMESPACE;
+    const jobs = (await this.list(kindByPlural('jobs')!, namespace, [])).items as Job[];
+    const parentsOf = new Map<string, readonly string[]>(jobs.map((j) => [j.metadata.name, j.spec?.parents ?? []]));
+    parentsOf.set(name, parents);
+    const causes = added
+      .filter(({ p }) => p !== name && !jobs.some((j) => j.metadata.name === p))
+      .map(({ p, i }) => ({ field: `spec.parents[${i}]`, message: `job "${p}" not found` }));
+    if (causes.length) throw invalid('Job', name, causes);
+    const cycle = parentCycle(name, parentsOf);
+    if (cycle) throw invalid('Job', name, [{ field: 'spec.parents', message: `would make a cycle: ${cycle.join(' → ')}` }]);
+  }
+
+  /**
+   * `POST .../jobs/{name}/run`: a Manual JobRun of the Job as it is now, created through the
+   * create path (uid, creationTimestamp, resourceVersion, admission). With an idempotency key
+   * the run's name derives from it: asking again returns the run made the first time.
+   */
+  async runJob(ref: ObjectRef, idempotencyKey: string | undefined, opts: WriteOptions = {}): Promise<{ run: ShoalObject; created: boolean }> {
+    const runs = kindByPlural('jobruns')!;
+    const namespace = ref.namespace ?? DEFAULT_NAMESPACE;
+    for (let attempt = 0; ; attempt++) {
+      const job = (await this.get(ref)) as Job;
+      if (job.metadata.deletionTimestamp) {
+        throw new ApiError('Conflict', `job "${ref.name}" is being deleted: it cannot run`, { kind: 'Job', name: ref.name });
+      }
+      const name = manualRunName(ref.name, idempotencyKey);
+      if (idempotencyKey !== undefined) {
+        const existing = await this.getIfExists({ kind: runs, namespace, name });
+        if (existing) return { run: this.sameJobRun(existing as JobRun, job, idempotencyKey), created: false };
+      }
+      const run = newJobRun(job, { name, trigger: 'Manual', scheduledTime: this.now().getTime() });
+      try {
+        return { run: await this.createAdmitted(runs, this.admitFor(runs, namespace, run), opts, true), created: true };
+      } catch (err) {
+        // Another request with the same key won the race (or, without one, a random name repeated).
+        if (!(err instanceof ApiError && err.reason === 'AlreadyExists') || attempt >= 2) throw err;
+      }
+    }
+  }
+
+  /** A run found under a key's name: it must be this Job's (not one left by an earlier Job of the name). */
+  private sameJobRun(run: JobRun, job: Job, key: string): JobRun {
+    const owner = run.metadata.ownerReferences?.find((o) => o.kind === 'Job');
+    if (run.spec?.job !== job.metadata.name || (owner && job.metadata.uid && owner.uid !== job.metadata.uid)) {
+      throw new ApiError('Conflict', `jobrun "${run.metadata.name}" of idempotency key "${key}" belongs to an earlier job "${job.metadata.name}"; delete it or use another key`, { kind: 'JobRun', name: run.metadata.name });
+    }
+    return run;
+  }
+
+  private async getIfExists(ref: ObjectRef): Promise<ShoalObject | undefined> {
+    try {
+      return await this.get(ref);
+    } catch (err) {
+      if (err instanceof ApiError && err.code === 404) return undefined;
+      throw err;
+    }
+  }
+
   /** Replaces spec, labels, annotations and the other user-owned metadata of an object. */
   async update(ref: ObjectRef, body: unknown, opts: WriteOptions = {}): Promise<ShoalObject> {
     const desired = this.admitFor(ref.kind, ref.namespace, body, ref.name);
@@ -182,6 +265,7 @@ export class Registry {
         throw new ApiError('Conflict', `${ref.kind.singular} "${ref.name}" was modified: resourceVersion ${expectedRv} is stale (now ${current.metadata.resourceVersion}); read it again and retry`, { kind: ref.kind.kind, name: ref.name });
       }
       const next = this.merged(current, desiredOf(current));
+      if (next.kind === 'Job') await this.checkJobParents(next as Job, current as Job);
       if (jsonEqual(next, current) || opts.dryRun) return next;
       try {
         if (next.metadata.deletionTimestamp && !next.metadata.finalizers?.length) {
@@ -287,6 +371,33 @@ export class Registry {
     if (!now) throw new NotFoundError(key);
     throw new ConflictError(key, compares[0].modRevision, now.modRevision);
   }
+}
+
+/**
+ * A cycle through `start` in the parent graph, in run order (parent before child) from `start`
+ * back to it: `a → b → c → a` when a's parent is c, c's is b and b's is a. Undefined if none.
+ * Parents that are not in the map (not Jobs) end a path. Iterative DFS, each job visited once.
+ */
+export function parentCycle(start: string, parentsOf: ReadonlyMap<string, readonly string[]>): string[] | undefined {
+  const via = new Map<string, string>(); // job -> the child it was reached from
+  const seen = new Set<string>([start]);
+  const stack = [start];
+  while (stack.length) {
+    const child = stack.pop()!;
+    for (const parent of parentsOf.get(child) ?? []) {
+      if (parent === start) {
+        // Walking back from `child` to `start` reads the parent chain backwards: run order.
+        const cycle = [start];
+        for (let at = child; at !== start; at = via.get(at)!) cycle.push(at);
+        return [...cycle, start];
+      }
+      if (seen.has(parent) || !parentsOf.has(parent)) continue;
+      seen.add(parent);
+      via.set(parent, child);
+      stack.push(parent);
+    }
+  }
+  return undefined;
 }
 
 /** Key order of a JSON round trip, so deep comparison with stored objects is exact. */

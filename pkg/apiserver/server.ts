@@ -16,7 +16,7 @@ import { createLogger, type Logger } from '../util/log';
 import { authorize, type TokenAuthenticator, type User } from './auth';
 import { ApiError } from './errors';
 import { ApiMetrics } from './metrics';
-import { Registry, type Now, type ObjectRef } from './registry';
+import { MAX_IDEMPOTENCY_KEY, Registry, type Now, type ObjectRef } from './registry';
 import { serveWatch } from './watch';
 
 /** Options of the API server. */
@@ -123,6 +123,7 @@ export class ApiServer {
     const h = (fn: (req: Request, res: Response) => Promise<void>) => (req: Request, res: Response, next: NextFunction) => fn(req, res).catch(next);
     app.get('/api/v1/namespaces/:ns/tasks/:name/log', h((req, res) => this.taskLog(req, res, this.target(req, true, 'tasks'))));
     app.all('/api/v1/namespaces/:ns/apps/:name/revisions', h((req, res) => this.appRevisions(req, res, this.target(req, true, 'apps'))));
+    app.all('/api/v1/namespaces/:ns/jobs/:name/run', h((req, res) => this.runJob(req, res, this.target(req, true, 'jobs'))));
     app.all('/api/v1/namespaces/:ns/:plural', h((req, res) => this.collection(req, res, this.target(req, true))));
     app.all('/api/v1/namespaces/:ns/:plural/:name', h((req, res) => this.item(req, res, this.target(req, true))));
     app.all('/api/v1/:plural', h((req, res) => this.collection(req, res, this.target(req, false))));
@@ -181,7 +182,8 @@ export class ApiServer {
     (res.locals.shoal as Locals).user = this.o.authenticator.authenticate(req.get('authorization'));
     const len = Number(req.get('content-length') ?? 0);
     if (len > this.o.bodyLimitBytes) throw new ApiError('RequestEntityTooLarge', `request body of ${len} bytes is over the limit of ${this.o.bodyLimitBytes} bytes`);
-    if (['POST', 'PUT', 'PATCH'].includes(req.method) && !req.is(JSON_TYPES)) {
+    // A POST without a body (`.../jobs/{name}/run` takes an optional one) has no type to check.
+    if (['POST', 'PUT', 'PATCH'].includes(req.method) && !req.is(JSON_TYPES) && (req.method !== 'POST' || hasBody(req))) {
       throw new ApiError('UnsupportedMediaType', `Content-Type must be ${JSON_TYPES.join(' or ')}, not ${req.get('content-type') ?? 'none'}`);
     }
     next();
@@ -269,6 +271,20 @@ export class ApiServer {
     (res.locals.shoal as Locals).resource = 'apps/revisions';
     const items = await this.registry.revisions({ kind: t.kind, namespace: t.namespace, name: t.name! });
     res.json({ apiVersion: 'shoal/v1', kind: 'AppRevisionList', items });
+  }
+
+  /**
+   * POST .../jobs/{name}/run, body optional `{"idempotencyKey": "..."}`: a Manual JobRun of the
+   * Job now. 201 with the new run; 200 with the run an earlier request with the same key made.
+   * Authorized as an update of the Job (whoever may change a Job may run it).
+   */
+  private async runJob(req: Request, res: Response, t: Target): Promise<void> {
+    if (req.method !== 'POST') throw new ApiError('MethodNotAllowed', `${req.method} is not allowed on jobs/{name}/run: POST to run the job`);
+    this.allow(res, 'update', t);
+    (res.locals.shoal as Locals).resource = 'jobs/run';
+    const key = runKey(t.name!, req.body);
+    const { run, created } = await this.registry.runJob({ kind: t.kind, namespace: t.namespace, name: t.name! }, key, { dryRun: dryRun(req) });
+    res.status(created && !dryRun(req) ? 201 : 200).json(run);
   }
 
   /**
@@ -453,6 +469,26 @@ function toApiError(err: unknown): ApiError {
   }
   if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500) return new ApiError('BadRequest', e.message ?? 'bad request');
   return new ApiError('InternalError', 'internal error; see the apiserver log');
+}
+
+/** The idempotency key of a run request's body (absent, empty or `{}`: none); 400/422 for anything else. */
+function runKey(job: string, body: unknown): string | undefined {
+  if (body === undefined || body === null) return undefined;
+  if (typeof body !== 'object' || Array.isArray(body)) throw new ApiError('BadRequest', 'the body of a run request must be a JSON object: {"idempotencyKey": "..."}');
+  const causes = Object.keys(body).filter((k) => k !== 'idempotencyKey').map((k) => ({ field: k, message: 'unknown field (only idempotencyKey)' }));
+  const key = (body as { idempotencyKey?: unknown }).idempotencyKey;
+  if (key !== undefined && (typeof key !== 'string' || key.length === 0 || key.length > MAX_IDEMPOTENCY_KEY)) {
+    causes.push({ field: 'idempotencyKey', message: `must be a string of 1 to ${MAX_IDEMPOTENCY_KEY} characters` });
+  }
+  if (causes.length) {
+    throw new ApiError('Invalid', `run request for job "${job}" is invalid: ${causes.map((c) => `${c.field}: ${c.message}`).join('; ')}`, { kind: 'Job', name: job, causes });
+  }
+  return key as string | undefined;
+}
+
+/** True when a request carries a body (a length above 0, or chunked). */
+function hasBody(req: Request): boolean {
+  return req.get('transfer-encoding') !== undefined || Number(req.get('content-length') ?? 0) > 0;
 }
 
 function str(v: unknown): string | undefined {
