@@ -13,7 +13,7 @@
 import type { Logger } from 'pino';
 import type { PendingStatus, TaskPlacement } from '../api/types.generated';
 import { removePorts, subtract } from '../api/resources';
-import { checkOffers, placeMany, REASONS, type Demand, type Placed, type Placement, type Reason, type Strategy } from '../scheduler/feasibility';
+import { checkOffers, placeMany, REASONS, type Demand, type OfferView, type Placed, type Placement, type Reason, type Strategy } from '../scheduler/feasibility';
 import { PendingSummary } from '../scheduler/pending';
 import type { LaunchFailureReason, LaunchRequest, LaunchResult, LaunchTemplate, Offer } from '../scheduler/types';
 import type { AgentView, Framework, SchedulerDriver, TaskStatusUpdate } from './framework';
@@ -31,6 +31,11 @@ export interface Work {
   queuedAt: number;
   /** A new, unique task name for one instance. */
   newTaskName(): string;
+  /**
+   * All or nothing (an MPI-style gang): the whole `count` is placed in one round, on all of the
+   * round's offers, or none of it is; see {@link MAX_PLACEMENTS_PER_ROUND} for the largest gang.
+   */
+  gang?: boolean;
 }
 
 /** What the framework needs from the owner of the work. */
@@ -39,6 +44,14 @@ export interface PendingWorkOwner {
   placed(key: string): Placed[];
   /** Something the owner's status shows changed (a launch failed, or why-pending changed): sync it. */
   changed(key: string): void;
+  /**
+   * A gang was launched in one accept but the master bound only part of it (it refuses launches
+   * one by one: FairShare, AgentLost, InsufficientResources, ...). `bound` are the members whose
+   * Tasks were written and will start; the refused ones are no longer in flight and `changed(key)`
+   * is called for them as for any refusal. The framework does not kill the bound members: the
+   * owner decides (a gang Job fails the attempt and kills them, see docs/frameworks.md).
+   */
+  gangBroken?(key: string, bound: string[]): void;
 }
 
 export interface PendingWorkFrameworkOptions {
@@ -58,6 +71,7 @@ export const IDLE_REFUSE_SECONDS = 120;
  * Instances of one owner placed per round at most. Most work places in O(offers + instances ×
  * log offers), but GROUP_BY and CLUSTER without a value check every offer for every instance,
  * and a round that takes seconds delays every other framework. The rest go in the next round.
+ * A gang is never split across rounds: a larger one can never be placed (why-pending says so).
  */
 export const MAX_PLACEMENTS_PER_ROUND = 2_000;
 /** "Why pending" over every agent is recomputed at most this often per owner. */
@@ -122,8 +136,11 @@ export class PendingWorkFramework implements Framework {
       return;
     }
     // Work placed in full (count 0, kept until the owner's next sync) is history: new work waits from now.
-    this.work.set(w.key, { ...w, queuedAt: prev && prev.count > 0 ? prev.queuedAt : w.queuedAt, why: prev?.why });
-    if (!prev || w.count > prev.count) this.wake();
+    // A gang's explanation names its size: it is recomputed when the size or the gang flag changes.
+    const keepWhy = prev !== undefined && !!prev.gang === !!w.gang && (!w.gang || prev.count === w.count);
+    this.work.set(w.key, { ...w, queuedAt: prev && prev.count > 0 ? prev.queuedAt : w.queuedAt, why: keepWhy ? prev.why : undefined });
+    // Work that an idle framework could not place (a gang too large for a round) did not keep it awake.
+    if (!prev || w.count > prev.count || (placeable(w) && !placeable(prev))) this.wake();
   }
 
   removeWork(key: string): void {
@@ -163,7 +180,7 @@ export class PendingWorkFramework implements Framework {
     if (!w || w.count <= 0 || !this.driver) return undefined;
     const now = this.driver.now();
     if (w.why && now - w.why.at < WHY_PENDING_CACHE_MS) return { ...w.why.status, instances: w.count };
-    const status = explain(w, this.driver.agents(), this.placedOf(key), this.refusals.get(key));
+    const status = explain(w, this.driver.agents(), this.placedOf(key), this.refusals.get(key), this.strategy);
     w.why = { at: now, status };
     return status;
   }
@@ -181,7 +198,8 @@ export class PendingWorkFramework implements Framework {
   async resourceOffers(driver: SchedulerDriver, offers: Offer[]): Promise<void> {
     this.driver = driver;
     const work = this.queue();
-    if (work.length === 0) {
+    if (!work.some(placeable)) {
+      // Nothing waits, or only gangs too large to place in any round (why-pending says so).
       driver.decline(offers.map((o) => o.id), IDLE_REFUSE_SECONDS);
       this.suppress(driver);
       return;
@@ -189,14 +207,32 @@ export class PendingWorkFramework implements Framework {
     const left = offers.map((o) => ({ ...o, resources: { ...o.resources } }));
     const byId = new Map(left.map((o) => [o.id, o]));
     const launches: LaunchRequest[] = [];
+    /** Task name → owner key, for the members of gangs launched in this round. */
+    const gangs = new Map<string, string>();
     let waiting = false;
     for (const w of work) {
-      const n = Math.min(w.count, MAX_PLACEMENTS_PER_ROUND);
-      const { placement, looked } = this.place(new Array<Demand>(n).fill(w.demand), left, this.placedOf(w.key));
+      if (!placeable(w)) continue;
+      let placement: Placement;
+      let looked: number;
+      if (w.gang) {
+        // All of it on all of the round's offers (no window, no per-round cap), or nothing:
+        // what a gang that does not fit would have taken stays in `left` for the next work.
+        placement = placeMany(new Array<Demand>(w.count).fill(w.demand), left, this.placedOf(w.key), { strategy: this.strategy });
+        looked = left.length;
+        if (placement.unplaced.length) {
+          this.log.debug({ owner: w.key, gang: w.count, fit: placement.launches.length }, 'gang waits: not all of it fits the offers');
+          waiting = true;
+          continue;
+        }
+      } else {
+        const n = Math.min(w.count, MAX_PLACEMENTS_PER_ROUND);
+        ({ placement, looked } = this.place(new Array<Demand>(n).fill(w.demand), left, this.placedOf(w.key)));
+      }
       for (const l of placement.launches) {
         const offer = byId.get(l.offerId)!;
         offer.resources = { ...subtract(offer.resources, w.demand.resources), ports: removePorts(offer.resources.ports, l.ports) };
         const taskName = w.newTaskName();
+        if (w.gang) gangs.set(taskName, w.key);
         this.reserve(w.key, taskName, { agent: offer.agent, hostname: offer.hostname, attributes: offer.attributes });
         launches.push({
           offerId: l.offerId, namespace: w.namespace, taskName, resources: w.demand.resources, ports: l.ports, task: w.template, queuedAt: w.queuedAt,
@@ -215,14 +251,14 @@ export class PendingWorkFramework implements Framework {
     if (launches.length) {
       const agents = new Map(offers.map((o) => [o.id, o.agent]));
       void driver.accept([...used], launches).then(
-        (results) => this.launched(results, agents),
+        (results) => this.launched(results, agents, gangs),
         (err: Error) => {
           this.log.error({ err: err.message, launches: launches.length }, 'accept failed');
-          this.launched(launches.map((request) => ({ request, ok: false, reason: 'BindFailed' as const })), agents);
+          this.launched(launches.map((request) => ({ request, ok: false, reason: 'BindFailed' as const })), agents, gangs);
         },
       );
     }
-    if (this.queue().length === 0) this.suppress(driver);
+    if (!this.queue().some(placeable)) this.suppress(driver);
   }
 
   offerRescinded(): void {
@@ -275,10 +311,22 @@ export class PendingWorkFramework implements Framework {
     return key;
   }
 
-  /** Bind results: what did not happen is no longer in flight, is counted as a refusal, and its owner syncs again. */
-  private launched(results: LaunchResult[], agents: Map<string, string>): void {
+  /**
+   * Bind results: what did not happen is no longer in flight, is counted as a refusal, and its
+   * owner syncs again. A gang of which some members bound and others did not is reported to its
+   * owner ({@link PendingWorkOwner.gangBroken}).
+   */
+  private launched(results: LaunchResult[], agents: Map<string, string>, gangs: ReadonlyMap<string, string>): void {
     const now = this.driver?.now() ?? Date.now();
+    const members = new Map<string, { bound: string[]; refused: number }>();
     for (const r of results) {
+      const gang = gangs.get(r.request.taskName);
+      if (gang !== undefined) {
+        let m = members.get(gang);
+        if (!m) members.set(gang, (m = { bound: [], refused: 0 }));
+        if (r.ok) m.bound.push(r.request.taskName);
+        else m.refused++;
+      }
       if (r.ok) continue;
       const key = this.release(r.request.taskName);
       if (key === undefined) continue;
@@ -290,6 +338,11 @@ export class PendingWorkFramework implements Framework {
       const w = this.work.get(key);
       if (w) w.why = undefined;
       this.o.owner.changed(key);
+    }
+    for (const [key, m] of members) {
+      if (m.bound.length === 0 || m.refused === 0) continue;
+      this.log.warn({ owner: key, bound: m.bound.length, refused: m.refused }, 'gang bound in part');
+      this.o.owner.gangBroken?.(key, m.bound);
     }
   }
 
@@ -305,6 +358,11 @@ export class PendingWorkFramework implements Framework {
     const placement = placeMany(demands, window, placed, options);
     return placement.unplaced.length === 0 ? { placement, looked: window.length } : { placement: placeMany(demands, offers, placed, options), looked: offers.length };
   }
+}
+
+/** Whether the work can be placed in some round: a gang larger than a round's placements never can. */
+function placeable(w: Pick<Work, 'count' | 'gang'>): boolean {
+  return !(w.gang && w.count > MAX_PLACEMENTS_PER_ROUND);
 }
 
 /** Why one task went where it did, for `shoal describe task`. */
@@ -327,8 +385,11 @@ const NOT_OFFERED: Partial<Record<AgentView['status'], Reason>> = {
   offered: 'OfferedElsewhere',
 };
 
-/** Why-pending over every agent: pure, given the master's view of the agents. */
-export function explain(w: Pick<Work, 'count' | 'demand'>, agents: AgentView[], placed: Placed[], refused?: ReadonlyMap<LaunchFailureReason, Refusal>): PendingStatus {
+/**
+ * Why-pending over every agent: pure, given the master's view of the agents. For a gang the
+ * message starts with its size and how many of it fit the agents' free resources now.
+ */
+export function explain(w: Pick<Work, 'count' | 'demand' | 'gang'>, agents: AgentView[], placed: Placed[], refused?: ReadonlyMap<LaunchFailureReason, Refusal>, strategy?: Strategy): PendingStatus {
   const summary = new PendingSummary();
   const alive = agents.filter((a) => a.status !== 'lost');
   for (const a of agents) if (a.status === 'lost') summary.record(a.info.name, { reason: 'AgentLost', detail: `${REASONS.AgentLost} (lease expired)` });
@@ -345,6 +406,7 @@ export function explain(w: Pick<Work, 'count' | 'demand'>, agents: AgentView[], 
     .sort(([a], [b]) => (a < b ? -1 : 1))
     .map(([reason, r]) => ({ reason, count: r.count, lastTime: new Date(r.lastTime).toISOString(), ...(r.agent ? { agent: r.agent } : {}) }));
   let message = summary.message();
+  if (w.gang) message = `${gangHead(w, views, placed, strategy)}: ${message}`;
   if (refusals.length) message = `${message.replace(/\.$/, '')}; launches refused at accept: ${refusals.map((r) => `${r.count} ${REFUSAL_SENTENCE[r.reason as LaunchFailureReason] ?? r.reason}`).join(', ')}.`;
   return {
     instances: w.count,
@@ -354,6 +416,20 @@ export function explain(w: Pick<Work, 'count' | 'demand'>, agents: AgentView[], 
     reasons: report.reasons.slice(0, 64).map((r) => ({ reason: r.reason, count: r.count, message: r.sentence, agents: r.agents.map((a) => ({ name: a.name, detail: a.detail })) })),
     ...(refusals.length ? { refusals } : {}),
   };
+}
+
+/**
+ * `gang of 4: needs 4 task(s) placed together; 3 fit now`: how many of the gang placeMany puts on
+ * the agents' free resources (every live agent, offered to this framework now or not; cordoned
+ * ones fit nothing), with constraints counting the owner's placed and in-flight tasks, as a
+ * round offered every agent would. Exact for the greedy placement rounds use.
+ */
+function gangHead(w: Pick<Work, 'count' | 'demand'>, views: OfferView[], placed: Placed[], strategy?: Strategy): string {
+  const head = `gang of ${w.count}: needs ${w.count} task(s) placed together`;
+  if (w.count > MAX_PLACEMENTS_PER_ROUND) return `${head}, more than the ${MAX_PLACEMENTS_PER_ROUND} one round places at most: it can never be placed (make it smaller)`;
+  const offers = views.map((v): Offer & { schedulable?: boolean } => ({ ...v, id: v.agent, frameworkId: '', expiresAt: 0 }));
+  const fit = placeMany(new Array<Demand>(w.count).fill(w.demand), offers, placed, { strategy }).launches.length;
+  return `${head}; ${fit} fit now`;
 }
 
 const REFUSAL_SENTENCE: Record<LaunchFailureReason, string> = {

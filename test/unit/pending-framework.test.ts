@@ -39,6 +39,8 @@ interface WorkOpts {
   runtime?: 'docker';
   constraints?: Constraint[];
   queuedAt?: number;
+  /** All or nothing. */
+  gang?: boolean;
 }
 
 /** The work of owner `default/<name>`: `count` instances named `<name>-1`, `<name>-2`, ... */
@@ -52,6 +54,7 @@ function work(name: string, o: WorkOpts = {}): Work {
     count: o.count ?? 1,
     queuedAt: o.queuedAt ?? T0,
     newTaskName: () => `${name}-${++n}`,
+    ...(o.gang ? { gang: true } : {}),
   };
 }
 
@@ -73,6 +76,7 @@ const at = (agent: string, rack = `r-${agent}`): Placed => ({ agent, hostname: `
 /** Everything the fakes saw, in order. */
 type Call =
   | { op: 'changed'; key: string }
+  | { op: 'gangBroken'; key: string; bound: string[] }
   | { op: 'accept'; offerIds: string[]; launches: LaunchRequest[] }
   | { op: 'decline'; offerIds: string[]; refuse?: number }
   | { op: 'suppress' }
@@ -135,6 +139,9 @@ class FakeOwner implements PendingWorkOwner {
   }
   changed(key: string): void {
     this.calls.push({ op: 'changed', key });
+  }
+  gangBroken(key: string, bound: string[]): void {
+    this.calls.push({ op: 'gangBroken', key, bound });
   }
 }
 
@@ -351,6 +358,44 @@ const rows: Array<[string, Row]> = [
   ['twoOwnersSpreadOverSpareOffers', {
     works: [{ w: work('first', { count: 2, cpus: 2 }) }, { w: work('second', { count: 2, cpus: 2, queuedAt: T0 + 1 }) }],
     offers: a(4).map((x) => offer(x, { cpus: 2 })), launches: 4, perAgent: { a1: 1, a2: 1, a3: 1, a4: 1 }, declined: [],
+  }],
+  // Gangs: all of `count` in one round, or nothing.
+  ['gangLargerThanTheOffersLaunchesNothing', {
+    works: [{ w: work('mpi', { count: 4, gang: true }) }],
+    offers: a(3).map((x) => offer(x, { cpus: 1 })), launches: 0, left: { mpi: 4 }, declined: ['o-a1', 'o-a2', 'o-a3'], refuse: RETRY, suppressed: 0,
+  }],
+  ['gangThatFitsLaunchesWhole', {
+    works: [{ w: work('mpi', { count: 4, gang: true }) }],
+    offers: a(4).map((x) => offer(x, { cpus: 1 })), launches: 4, perAgent: { a1: 1, a2: 1, a3: 1, a4: 1 }, left: { mpi: 0 }, declined: [], suppressed: 1,
+  }],
+  ['gangPacksSeveralMembersPerAgent', {
+    works: [{ w: work('mpi', { count: 4, gang: true }) }],
+    offers: a(2).map((x) => offer(x, { cpus: 2 })), launches: 4, perAgent: { a1: 2, a2: 2 }, left: { mpi: 0 },
+  }],
+  ['gangThatDoesNotFitLeavesItsOffersToLaterWork', {
+    works: [{ w: work('mpi', { count: 4, gang: true, queuedAt: T0 }) }, { w: work('web', { count: 2, queuedAt: T0 + 1 }) }],
+    offers: a(3).map((x) => offer(x, { cpus: 1 })), launches: 2, perOwner: { web: 2 }, left: { mpi: 4, web: 0 }, refuse: RETRY, suppressed: 0,
+  }],
+  ['gangThatFitsGoesFirstAndLaterWorkTakesTheRest', {
+    works: [{ w: work('mpi', { count: 3, gang: true, queuedAt: T0 }) }, { w: work('web', { count: 3, queuedAt: T0 + 1 }) }],
+    offers: a(4).map((x) => offer(x, { cpus: 1 })), launches: 4, perOwner: { mpi: 3, web: 1 }, left: { mpi: 0, web: 2 }, declined: [],
+  }],
+  ['laterGangThatNoLongerFitsWaits', {
+    works: [{ w: work('web', { count: 2, queuedAt: T0 }) }, { w: work('mpi', { count: 3, gang: true, queuedAt: T0 + 1 }) }],
+    offers: a(4).map((x) => offer(x, { cpus: 1 })), launches: 2, perOwner: { web: 2 }, left: { mpi: 3, web: 0 }, refuse: RETRY,
+  }],
+  ['uniqueHostnameGangWaitsForEnoughDistinctHosts', {
+    works: [{ w: work('mpi', { count: 3, gang: true, constraints: [['hostname', 'UNIQUE']] }) }],
+    offers: [offer('a1'), offer('a2'), offer('a3', { hostname: 'a1.example' })], launches: 0, left: { mpi: 3 }, declined: ['o-a1', 'o-a2', 'o-a3'], refuse: RETRY,
+  }],
+  ['uniqueHostnameGangOnDistinctHosts', {
+    works: [{ w: work('mpi', { count: 3, gang: true, constraints: [['hostname', 'UNIQUE']] }) }],
+    offers: [offer('a1'), offer('a2'), offer('a3', { hostname: 'a1.example' }), offer('a4')],
+    launches: 3, perAgent: { a1: 1, a2: 1, a4: 1 }, left: { mpi: 0 }, declined: ['o-a3'], refuse: IDLE, suppressed: 1,
+  }],
+  ['uniqueHostnameGangCountsRunningMembers', {
+    works: [{ w: work('mpi', { count: 2, gang: true, constraints: [['hostname', 'UNIQUE']] }), running: [at('a1')] }],
+    offers: [offer('a1'), offer('a2')], launches: 0, left: { mpi: 2 }, refuse: RETRY,
   }],
 ];
 
@@ -858,5 +903,150 @@ describe('PendingWorkFramework.whyPending', () => {
     s.add(work('web', { count: 1 }));
     await round(s, [offer('a1')]);
     expect(s.fw.whyPending('default/web')).toBeUndefined();
+  });
+});
+
+describe('PendingWorkFramework gangs', () => {
+  const gang = (count: number, o: WorkOpts = {}) => work('mpi', { count, gang: true, ...o });
+
+  it('launches nothing of a gang of 4 on 3 agents, says 3 fit, then launches all 4 in one accept when a 4th agent is offered', async () => {
+    const s = setup();
+    s.add(gang(4));
+    const three = a(3).map((x) => offer(x, { cpus: 1 }));
+    const first = await round(s, three);
+    expect(first.accepts).toEqual([]);
+    expect(first.declines).toEqual([{ op: 'decline', offerIds: ['o-a1', 'o-a2', 'o-a3'], refuse: RETRY }]);
+    expect([s.fw.waiting('default/mpi'), s.fw.inflight('default/mpi'), first.suppressed]).toEqual([4, 0, 0]);
+    s.driver.views = a(3).map((x) => view(x, 'filtered', { cpus: 1 }));
+    expect(s.fw.whyPending('default/mpi')).toMatchObject({
+      instances: 4, agents: 3, available: 0,
+      message: 'gang of 4: needs 4 task(s) placed together; 3 fit now: 0/3 agents available: 3 declined recently (offer filter).',
+    });
+    const second = await round(s, [...three, offer('a4', { cpus: 1 })]);
+    expect(second.accepts).toHaveLength(1);
+    expect(second.accepts[0].offerIds.sort()).toEqual(['o-a1', 'o-a2', 'o-a3', 'o-a4']);
+    expect(second.launches.map((l) => l.taskName)).toEqual(['mpi-1', 'mpi-2', 'mpi-3', 'mpi-4']);
+    expect(second.launches.map((l) => l.placement!.offers)).toEqual([4, 4, 4, 4]);
+    expect([s.fw.waiting('default/mpi'), s.fw.inflight('default/mpi'), second.suppressed]).toEqual([0, 4, 1]);
+    expect(only(s.calls, 'gangBroken')).toEqual([]);
+    expect(s.fw.whyPending('default/mpi')).toBeUndefined();
+  });
+
+  it('places a gang on all of the round’s offers, not on its window', async () => {
+    const s = setup();
+    const agents = Array.from({ length: 1000 }, (_, i) => `a${String(i).padStart(4, '0')}`);
+    s.add(gang(3, { constraints: [['hostname', 'LIKE', 'a099[789].example']] }));
+    const out = await round(s, agents.map((x) => offer(x)));
+    expect(agentsOf(out).sort()).toEqual(['a0997', 'a0998', 'a0999']);
+    expect(out.launches.map((l) => l.placement)).toEqual(Array(3).fill(expect.objectContaining({ offers: 1000 })));
+  });
+
+  it('explains a gang larger than a round can place, declines its offers as idle, and revives once it is small enough', async () => {
+    const s = setup();
+    const big = MAX_PLACEMENTS_PER_ROUND + 1;
+    s.add(gang(big, { cpus: 0.001, mem: 1 }));
+    const out = await round(s, [offer('a1', { cpus: 100, mem: 100_000 })]);
+    expect(out.accepts).toEqual([]);
+    expect(out.declines).toEqual([{ op: 'decline', offerIds: ['o-a1'], refuse: IDLE }]);
+    expect(out.suppressed).toBe(1);
+    expect(s.fw.idle()).toBe(false); // the owner still has work: it must not unregister the framework
+    s.driver.views = [view('a1', 'suppressed', { cpus: 100, mem: 100_000 })];
+    expect(s.fw.whyPending('default/mpi')).toMatchObject({
+      instances: big, agents: 1, available: 1,
+      message: `gang of ${big}: needs ${big} task(s) placed together, more than the ${MAX_PLACEMENTS_PER_ROUND} one round places at most: it can never be placed (make it smaller): 1/1 agents available.`,
+    });
+    const revives = only(s.calls, 'revive').length;
+    s.add(gang(MAX_PLACEMENTS_PER_ROUND, { cpus: 0.001, mem: 1 })); // shrunk, but now placeable: revive
+    expect(only(s.calls, 'revive')).toHaveLength(revives + 1);
+    const next = await round(s, [offer('a1', { cpus: 100, mem: 100_000 })]);
+    expect(next.launches).toHaveLength(MAX_PLACEMENTS_PER_ROUND);
+    expect(s.fw.waiting('default/mpi')).toBe(0);
+  });
+
+  it('tells the owner when the master binds only part of a gang, naming the bound members', async () => {
+    const s = setup();
+    s.add(gang(3), work('web', { count: 2, queuedAt: T0 + 1 }));
+    // The master refuses one member (DRF share reached after the first) and a plain instance.
+    s.driver.fail = (r) => (r.taskName === 'mpi-2' || r.taskName === 'web-1' ? 'FairShare' : undefined);
+    const out = await round(s, a(5).map((x) => offer(x)));
+    expect(out.launches).toHaveLength(5);
+    expect(only(out.calls, 'gangBroken')).toEqual([{ op: 'gangBroken', key: 'default/mpi', bound: ['mpi-1', 'mpi-3'] }]);
+    expect(only(out.calls, 'changed').map((c) => c.key).sort()).toEqual(['default/mpi', 'default/web']);
+    expect([s.fw.inflight('default/mpi'), s.fw.inflight('default/web')]).toEqual([2, 1]);
+  });
+
+  it('does not report a gang refused whole, nor one bound whole', async () => {
+    const s = setup();
+    s.add(gang(2));
+    s.driver.fail = () => 'AgentLost';
+    await round(s, a(2).map((x) => offer(x)));
+    s.driver.fail = () => undefined;
+    s.add(gang(2));
+    await round(s, a(2).map((x) => offer(x)));
+    s.driver.broken = true;
+    s.add(work('other', { count: 2, gang: true }));
+    await round(s, a(2).map((x) => offer(x)));
+    expect(only(s.calls, 'gangBroken')).toEqual([]);
+    expect(only(s.calls, 'changed')).toHaveLength(4);
+  });
+
+  it('recomputes a gang’s explanation at once when its size changes', () => {
+    const s = setup();
+    s.driver.views = a(3).map((x) => view(x, 'none', { cpus: 1 }));
+    s.add(gang(4));
+    expect(s.fw.whyPending('default/mpi')!.message).toBe('gang of 4: needs 4 task(s) placed together; 3 fit now: 3/3 agents available.');
+    s.add(gang(5));
+    expect(s.fw.whyPending('default/mpi')).toMatchObject({ instances: 5, message: 'gang of 5: needs 5 task(s) placed together; 3 fit now: 3/3 agents available.' });
+    s.add(gang(5));
+    expect(s.driver.agentsCalls).toBe(2); // the same gang again: cached
+  });
+});
+
+describe('explain: gangs', () => {
+  it.each<[string, { count: number; demand?: WorkOpts; agents: AgentView[]; placed?: Placed[]; message: string; available: number }]>([
+    ['room for one member per agent', {
+      count: 4, agents: a(3).map((x) => view(x, 'none', { cpus: 1 })),
+      message: 'gang of 4: needs 4 task(s) placed together; 3 fit now: 3/3 agents available.', available: 3,
+    }],
+    ['several members per agent', {
+      count: 4, agents: [view('a1', 'none', { cpus: 2 }), view('a2', 'held', { cpus: 1.5 })],
+      message: 'gang of 4: needs 4 task(s) placed together; 3 fit now: 2/2 agents available.', available: 2,
+    }],
+    ['the whole gang fits (it waits for offers)', {
+      count: 2, agents: [view('a1', 'filtered'), view('a2', 'offered')],
+      message: 'gang of 2: needs 2 task(s) placed together; 2 fit now: 0/2 agents available: 1 declined recently (offer filter), 1 offered to another framework.', available: 0,
+    }],
+    ['UNIQUE hostname counts distinct hosts, and lost or cordoned agents fit nothing', {
+      count: 4, demand: { constraints: [['hostname', 'UNIQUE']] },
+      agents: [view('a1', 'none'), view('a2', 'none', { hostname: 'a1.example' }), view('a3', 'none'), view('a4', 'cordoned'), view('a5', 'lost')],
+      message: 'gang of 4: needs 4 task(s) placed together; 2 fit now: 3/5 agents available: 1 agent lost, 1 agent unschedulable.', available: 3,
+    }],
+    ['UNIQUE hostname counts the owner’s placed tasks', {
+      count: 3, demand: { constraints: [['hostname', 'UNIQUE']] }, placed: [at('a1')],
+      agents: a(4).map((x) => view(x, 'none')),
+      message: 'gang of 3: needs 3 task(s) placed together; 3 fit now: 3/4 agents available: 1 constraint UNIQUE hostname.', available: 3,
+    }],
+    ['MAX_PER rack', {
+      count: 5, demand: { cpus: 0.5, constraints: [['rack', 'MAX_PER', '2']] },
+      agents: [view('a1', 'none', { rack: 'r1' }), view('a2', 'none', { rack: 'r1' }), view('a3', 'none', { rack: 'r2' })],
+      message: 'gang of 5: needs 5 task(s) placed together; 4 fit now: 3/3 agents available.', available: 3,
+    }],
+    ['nothing fits', {
+      count: 2, agents: [view('a1', 'none', { cpus: 0 })],
+      message: 'gang of 2: needs 2 task(s) placed together; 0 fit now: 0/1 agents available: 1 insufficient cpus.', available: 0,
+    }],
+  ])('%s', (_name, r) => {
+    const why = explain({ count: r.count, demand: demandOf(r.demand), gang: true }, r.agents, r.placed ?? []);
+    expect(why.message).toBe(r.message);
+    expect(why.instances).toBe(r.count);
+    expect(why.agents).toBe(r.agents.length);
+    expect(why.available).toBe(r.available);
+    expect((why.reasons ?? []).reduce((n, x) => n + x.count, 0) + why.available!).toBe(r.agents.length);
+  });
+
+  it('puts refusals after the gang’s reasons', () => {
+    const refused = new Map<LaunchFailureReason, { count: number; lastTime: number; agent?: string }>([['FairShare', { count: 1, lastTime: T0, agent: 'a1' }]]);
+    const why = explain({ count: 2, demand: demandOf(), gang: true }, [view('a1', 'none', { cpus: 1 })], [], refused);
+    expect(why.message).toBe('gang of 2: needs 2 task(s) placed together; 1 fit now: 1/1 agents available; launches refused at accept: 1 role above its fair share.');
   });
 });
