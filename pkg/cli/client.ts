@@ -59,6 +59,11 @@ export interface ResourceClient {
   logs?(namespace: string, name: string, opts?: LogOptions): Promise<AsyncIterable<Uint8Array>>;
   /** An App's stored spec versions, newest first (`.../apps/{name}/revisions`). */
   revisions?(namespace: string, name: string): Promise<AppRevision[]>;
+  /**
+   * A manual run of a Job (`POST .../jobs/{name}/run`); `created` is false when a run of the same
+   * idempotency key existed already.
+   */
+  runJob?(namespace: string, name: string, idempotencyKey?: string): Promise<{ run: ShoalObject; created: boolean }>;
   /** Changes until the stream is interrupted (SIGINT) or the consumer stops iterating. */
   watch(kind: KindInfo, namespace: string | undefined, opts?: WatchOptions): AsyncIterable<WatchEvent>;
 }
@@ -149,8 +154,20 @@ export class HttpClient implements ResourceClient {
     return list.items ?? [];
   }
 
+  /** See {@link ResourceClient.runJob}: 201 is a new run, 200 the run of an idempotency key used before. */
+  async runJob(namespace: string, name: string, idempotencyKey?: string): Promise<{ run: ShoalObject; created: boolean }> {
+    const path = `${resourcePath({ plural: 'jobs', namespaced: true } as KindInfo, namespace, name)}/run`;
+    const { status, body } = await this.jsonWithStatus('POST', path, { body: idempotencyKey === undefined ? {} : { idempotencyKey } });
+    return { run: body as ShoalObject, created: status === 201 };
+  }
+
   /** Sends a request and returns the parsed JSON body; throws ApiError or CliError. */
   async json(method: string, path: string, init: SendOptions = {}): Promise<unknown> {
+    return (await this.jsonWithStatus(method, path, init)).body;
+  }
+
+  /** {@link json} with the response's status code. */
+  private async jsonWithStatus(method: string, path: string, init: SendOptions): Promise<{ status: number; body: unknown }> {
     for (let attempt = 0; ; attempt++) {
       const res = await this.send(method, path, { ...init, signal: AbortSignal.timeout(this.timeoutMs) });
       if (res.status === 429 && attempt < MAX_RETRIES_429) {
@@ -158,7 +175,7 @@ export class HttpClient implements ResourceClient {
         await this.sleep(retryAfterMs(res));
         continue;
       }
-      return readJson(res);
+      return { status: res.status, body: await readJson(res) };
     }
   }
 

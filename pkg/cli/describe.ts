@@ -4,11 +4,13 @@
  * and the clock, so they are easy to test.
  */
 import type { KindInfo } from '../api/kinds';
+import { isFinishedRun } from '../api/jobs';
+import { nextTimes, parseSchedule } from '../api/schedule';
 import type {
-  App, Condition, Constraint, Container, Event, HealthCheck, Job, Node, ObjectMeta, Port, ReadinessCheck, Resources, Task,
+  App, Condition, Constraint, Container, Event, HealthCheck, Job, JobRun, Node, ObjectMeta, PendingStatus, Port, ReadinessCheck, Resources, Task,
 } from '../api/types.generated';
 import type { ShoalObject } from '../api/validation';
-import { eventTime, formatMap, nodeStatus, taskPorts } from './printers';
+import { eventTime, formatMap, nodeStatus, relativeTime, runCompletions, runDuration, taskPorts } from './printers';
 import { age, formatTable } from './table';
 
 type Value = string | number | boolean | undefined | null | string[];
@@ -81,9 +83,14 @@ function renderBlock(block: Array<Extract<Entry, { field: true }>>): string[] {
 
 /** What describe fetched besides the object and its events. */
 export interface DescribeExtras {
-  /** An App's tasks (label shoal.dev/app=NAME), or why they could not be listed. */
+  /** An App's tasks (label shoal.dev/app=NAME) or a JobRun's (shoal.dev/jobrun=NAME), or why they could not be listed. */
   tasks?: Task[] | string;
+  /** A Job's runs (label shoal.dev/job=NAME), or why they could not be listed. */
+  runs?: JobRun[] | string;
 }
+
+/** Recent runs `describe job` lists. */
+export const RECENT_RUNS = 10;
 
 /** Everything `describe` prints for one object. `events` are those about it (any order). */
 export function describeObject(kind: KindInfo, obj: ShoalObject, events: Event[] | string, now: number, extras: DescribeExtras = {}): string {
@@ -91,7 +98,8 @@ export function describeObject(kind: KindInfo, obj: ShoalObject, events: Event[]
   describeMeta(w, kind, obj.metadata, now);
   switch (obj.kind) {
     case 'App': describeApp(w, obj, now); break;
-    case 'Job': describeJob(w, obj, now); break;
+    case 'Job': describeJob(w, obj, now, extras.runs ?? []); break;
+    case 'JobRun': describeJobRun(w, obj, now); break;
     case 'Task': describeTask(w, obj, now); break;
     case 'Node': describeNode(w, obj, now); break;
     case 'Event': describeEvent(w, obj); break;
@@ -99,6 +107,7 @@ export function describeObject(kind: KindInfo, obj: ShoalObject, events: Event[]
   const conditions = (obj as { status?: { conditions?: Condition[] } }).status?.conditions;
   if (obj.kind !== 'Event') describeConditions(w, conditions, now);
   if (obj.kind === 'App') describeAppTasks(w, extras.tasks ?? [], now);
+  if (obj.kind === 'JobRun') describeRunTasks(w, extras.tasks ?? [], now);
   if (obj.kind !== 'Event') describeEvents(w, events, now);
   return w.render();
 }
@@ -203,7 +212,7 @@ function describeApp(w: DescribeWriter, app: App, now: number): void {
  * The agents behind the pending line, per reason with a few example agents each, and the
  * launches the master refused at accept time.
  */
-function whyPending(w: DescribeWriter, p: NonNullable<App['status']['pending']>): void {
+function whyPending(w: DescribeWriter, p: PendingStatus): void {
   const rows: string[][] = [];
   for (const r of p.reasons ?? []) {
     const examples = (r.agents ?? []).map((a) => a.detail ? `${a.name}: ${a.detail}` : a.name);
@@ -249,12 +258,16 @@ function describeAppTasks(w: DescribeWriter, tasks: Task[] | string, now: number
   w.table(['Name', 'Node', 'State', 'Health', 'Ports', 'Version', 'Age'], rows);
 }
 
-function describeJob(w: DescribeWriter, job: Job, now: number): void {
+function describeJob(w: DescribeWriter, job: Job, now: number, runs: JobRun[] | string): void {
   const s = job.spec ?? ({} as Job['spec']);
   w.section('Spec');
-  w.field('Schedule', s.schedule ?? '<none> (runs once)', 2).field('Timezone', s.timezone, 2).field('Suspend', s.suspend ?? false, 2);
-  w.field('Concurrency Policy', s.concurrencyPolicy, 2).field('Retries', s.retries, 2);
+  w.field('Schedule', s.schedule ?? (s.parents?.length ? '<none> (runs after its parents)' : '<none> (runs once)'), 2).field('Timezone', s.timezone, 2).field('Suspend', s.suspend ?? false, 2);
+  w.field('Concurrency Policy', s.concurrencyPolicy, 2);
   w.field('Parents', s.parents?.length ? s.parents.join(', ') : undefined, 2);
+  w.field('Completions', s.completions ?? 1, 2).field('Parallelism', s.parallelism ?? 1, 2).field('Gang', s.gang ?? false, 2);
+  w.field('Retries', s.retries, 2);
+  const b = s.backoff;
+  w.field('Backoff', b && `${b.seconds}s, factor ${b.factor}, max ${b.maxLaunchDelaySeconds}s`, 2);
   if (s.startingDeadlineSeconds !== undefined) w.field('Starting Deadline', `${s.startingDeadlineSeconds}s`, 2);
   if (s.activeDeadlineSeconds !== undefined) w.field('Active Deadline', `${s.activeDeadlineSeconds}s`, 2);
   w.field('History Limits', `${s.successfulRunsHistoryLimit} succeeded, ${s.failedRunsHistoryLimit} failed`, 2).field('Role', s.role, 2);
@@ -263,8 +276,120 @@ function describeJob(w: DescribeWriter, job: Job, now: number): void {
   const st = job.status ?? {};
   w.section('Status');
   w.field('Active', st.active ?? 0, 2).field('Succeeded', st.succeeded ?? 0, 2).field('Failed', st.failed ?? 0, 2);
+  w.field('Missed', st.missed ?? 0, 2).field('Skipped', st.skipped ?? 0, 2);
+  w.field('Last Run', st.lastRun, 2).field('Last Result', st.lastResult, 2);
   w.field('Last Schedule', timestamp(st.lastScheduleTime, now), 2);
+  w.field('Next Schedule', st.nextScheduleTime ? `${st.nextScheduleTime} (${relativeTime(st.nextScheduleTime, now)})` : undefined, 2);
   w.field('Last Success', timestamp(st.lastSuccessTime, now), 2).field('Last Failure', timestamp(st.lastFailureTime, now), 2);
+  if (st.lastMissedTime) w.field('Last Missed', timestamp(st.lastMissedTime, now), 2);
+  if (st.message) w.field('Message', st.message.split('\n'), 2);
+  if (s.schedule !== undefined) w.field('Next Fire Times', fireTimes(job, now), 0);
+  describeRecentRuns(w, runs, now);
+}
+
+/**
+ * The next three times the schedule fires after now, computed here from the spec (in the Job's
+ * zone, from its creation for ISO schedules without a start): `ISO (zone-local time)`.
+ */
+export function fireTimes(job: Job, now: number, n = 3): string[] {
+  const s = job.spec;
+  if (!s?.schedule) return [];
+  const zone = s.timezone ?? 'UTC';
+  try {
+    const created = Date.parse(job.metadata.creationTimestamp ?? '') || now;
+    const times = nextTimes(parseSchedule(s.schedule, zone, created), now, n);
+    if (!times.length) return ['<none> (the schedule has no more times)'];
+    const note = s.suspend ? ' [suspended: will not run]' : '';
+    return times.map((t) => `${new Date(t).toISOString()} (${zoneTime(t, zone)})${note}`);
+  } catch (err) {
+    return [`<unable to compute: ${(err as Error).message}>`];
+  }
+}
+
+/** `2024-05-01 14:00:00 CEST`: wall time in an IANA zone. */
+export function zoneTime(ms: number, zone: string): string {
+  try {
+    const parts = new Intl.DateTimeFormat('en-US', {
+      timeZone: zone, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23', timeZoneName: 'short',
+    }).formatToParts(new Date(ms));
+    const p = Object.fromEntries(parts.map((x) => [x.type, x.value]));
+    return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}:${p.second} ${p.timeZoneName}`;
+  } catch {
+    return `unknown zone ${zone}`;
+  }
+}
+
+/** Newest first: by creation, then by name. */
+function newestFirst<T extends { metadata: ObjectMeta }>(items: T[]): T[] {
+  const t = (o: T) => Date.parse(o.metadata.creationTimestamp ?? '') || 0;
+  return [...items].sort((a, b) => t(b) - t(a) || b.metadata.name.localeCompare(a.metadata.name));
+}
+
+/** A Job's recent runs as a table, then why its newest active run is pending (if it is). */
+function describeRecentRuns(w: DescribeWriter, runs: JobRun[] | string, now: number): void {
+  if (typeof runs === 'string') {
+    w.field('Recent Runs', runs);
+    return;
+  }
+  if (!runs.length) {
+    w.field('Recent Runs', NONE);
+    return;
+  }
+  const sorted = newestFirst(runs);
+  w.section(`Recent Runs${runs.length > RECENT_RUNS ? ` (newest ${RECENT_RUNS} of ${runs.length})` : ''}`);
+  const rows = sorted.slice(0, RECENT_RUNS).map((r) => [
+    r.metadata.name, r.status?.phase ?? 'Pending', r.spec?.trigger ?? NONE, relativeTime(r.status?.startTime, now), runDuration(r, now),
+  ]);
+  w.table(['Name', 'Phase', 'Trigger', 'Started', 'Duration'], rows);
+  const pending = sorted.find((r) => !isFinishedRun(r) && r.status?.pending);
+  if (pending?.status.pending) {
+    w.field('Pending Run', `${pending.metadata.name}: ${pending.status.pending.message ?? 'waiting to be placed'}`);
+    whyPending(w, pending.status.pending);
+  }
+}
+
+function describeJobRun(w: DescribeWriter, run: JobRun, now: number): void {
+  const s = run.spec ?? ({} as JobRun['spec']);
+  const st = run.status ?? {};
+  const t = s.template ?? ({} as JobRun['spec']['template']);
+  w.field('Job', s.job).field('Trigger', s.trigger).field('Scheduled', timestamp(s.scheduledTime, now));
+  if (s.parentRuns?.length) w.field('Parent Runs', s.parentRuns);
+  w.field('Phase', st.phase ?? 'Pending');
+  w.field('Completions', `${runCompletions(run)} (parallelism ${t.parallelism ?? 1}${t.gang ? ', gang' : ''})`);
+  w.field('Counts', `${st.active ?? 0} active, ${st.succeeded ?? 0} succeeded, ${st.failed ?? 0} failed`);
+  w.field('Attempts', `${st.attempts ?? 0} (retries ${t.retries ?? 0})`);
+  w.field('Started', timestamp(st.startTime, now)).field('Completed', timestamp(st.completionTime, now));
+  w.field('Duration', runDuration(run, now));
+  w.field('Reason', st.reason).field('Message', st.message?.split('\n'));
+  if (st.pending && !isFinishedRun(run)) {
+    w.field('Pending', st.pending.message ?? 'waiting to be placed');
+    whyPending(w, st.pending);
+  }
+  if (st.lastFailure) w.field('Last Failure', lastFailure(st.lastFailure, now));
+  w.section('Template');
+  w.field('Role', t.role, 2);
+  workload(w, t);
+  w.field('Resources', resources(t.resources), 2);
+  if (t.activeDeadlineSeconds !== undefined) w.field('Active Deadline', `${t.activeDeadlineSeconds}s`, 2);
+}
+
+/** A run's tasks as a table, oldest first: NAME, NODE, STATE, EXIT CODE, AGE. */
+function describeRunTasks(w: DescribeWriter, tasks: Task[] | string, now: number): void {
+  if (typeof tasks === 'string' || !tasks.length) {
+    w.field('Tasks', typeof tasks === 'string' ? tasks : NONE);
+    return;
+  }
+  w.section('Tasks');
+  const rows = oldestFirst(tasks).map((t) => [
+    t.metadata.name, t.spec?.nodeName ?? NONE, t.status?.state ?? NONE,
+    t.status?.exitCode === undefined ? '-' : String(t.status.exitCode), age(t.metadata.creationTimestamp, now),
+  ]);
+  w.table(['Name', 'Node', 'State', 'Exit Code', 'Age'], rows);
+}
+
+/** Oldest first: by creation, then by name. */
+export function oldestFirst<T extends { metadata: ObjectMeta }>(items: T[]): T[] {
+  return newestFirst(items).reverse();
 }
 
 function describeTask(w: DescribeWriter, task: Task, now: number): void {

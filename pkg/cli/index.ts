@@ -7,6 +7,7 @@ import { registerApply } from './commands/apply';
 import { registerDelete } from './commands/delete';
 import { registerDescribe } from './commands/describe';
 import { registerGet } from './commands/get';
+import { registerJob } from './commands/job';
 import { registerLogs } from './commands/logs';
 import { registerRollout } from './commands/rollout';
 import { registerScale } from './commands/scale';
@@ -40,6 +41,7 @@ export function buildProgram(io: CliIO, extra?: (program: Command) => void): Com
   registerScale(program, io);
   registerRollout(program, io);
   registerLogs(program, io);
+  registerJob(program, io);
   extra?.(program);
   return program;
 }

@@ -4,11 +4,11 @@
  */
 import { dump } from 'js-yaml';
 import { API_VERSION, type KindInfo } from '../api/kinds';
-import type { App, Condition, Event, Job, Node, Task } from '../api/types.generated';
+import type { App, Condition, Event, Job, JobRun, Node, Task } from '../api/types.generated';
 import { isTerminal } from '../api/tasks';
 import type { ShoalObject } from '../api/validation';
 import { refString, type OutputFormat } from './args';
-import { age } from './table';
+import { age, humanDuration } from './table';
 
 /** One table column. `wide` columns appear only with `-o wide`. */
 interface Column {
@@ -60,15 +60,56 @@ const APP_COLUMNS: Column[] = [
   { header: 'IMAGE/CMD', wide: true, cell: (o) => workloadSummary((o as App).spec) },
 ];
 
+/** `in 4m` for a future time, `4m ago` for a past one, `<none>` when absent or unparsable. */
+export function relativeTime(timestamp: string | undefined, now: number): string {
+  const t = timestamp ? Date.parse(timestamp) : NaN;
+  if (Number.isNaN(t)) return NONE;
+  return t >= now ? `in ${humanDuration(t - now)}` : `${humanDuration(now - t)} ago`;
+}
+
+/** A run's duration: from its start to its completion, or to now while it runs; `<none>` before it starts. */
+export function runDuration(run: JobRun, now: number): string {
+  const start = run.status?.startTime ? Date.parse(run.status.startTime) : NaN;
+  if (Number.isNaN(start)) return NONE;
+  const end = run.status?.completionTime ? Date.parse(run.status.completionTime) : now;
+  return humanDuration((Number.isNaN(end) ? now : end) - start);
+}
+
+/** COMPLETIONS of a run: tasks succeeded of those its template needs (`1/3`). */
+export function runCompletions(run: JobRun): string {
+  return `${run.status?.succeeded ?? 0}/${run.spec?.template?.completions ?? 1}`;
+}
+
+const job = (o: ShoalObject) => o as Job;
+const run = (o: ShoalObject) => o as JobRun;
+
 const JOB_COLUMNS: Column[] = [
   name,
-  { header: 'SCHEDULE', cell: (o) => orNone((o as Job).spec?.schedule) },
-  { header: 'SUSPEND', cell: (o) => ((o as Job).spec?.suspend ? 'True' : 'False') },
-  { header: 'ACTIVE', cell: (o) => num((o as Job).status?.active) },
-  { header: 'LAST SCHEDULE', cell: (o, now) => ((o as Job).status?.lastScheduleTime ? age((o as Job).status.lastScheduleTime, now) : NONE) },
+  { header: 'SCHEDULE', cell: (o) => orNone(job(o).spec?.schedule) },
+  { header: 'TIMEZONE', cell: (o) => job(o).spec?.timezone ?? 'UTC' },
+  { header: 'SUSPEND', cell: (o) => (job(o).spec?.suspend ? 'True' : 'False') },
+  { header: 'ACTIVE', cell: (o) => num(job(o).status?.active) },
+  { header: 'LAST SCHEDULE', cell: (o, now) => (job(o).status?.lastScheduleTime ? age(job(o).status.lastScheduleTime, now) : NONE) },
+  { header: 'NEXT RUN', cell: (o, now) => relativeTime(job(o).status?.nextScheduleTime, now) },
+  { header: 'LAST RESULT', cell: (o) => orNone(job(o).status?.lastResult) },
   ageColumn,
-  { header: 'ROLE', wide: true, cell: (o) => (o as Job).spec?.role ?? '*' },
-  { header: 'IMAGE/CMD', wide: true, cell: (o) => workloadSummary((o as Job).spec) },
+  { header: 'ROLE', wide: true, cell: (o) => job(o).spec?.role ?? '*' },
+  { header: 'IMAGE/CMD', wide: true, cell: (o) => workloadSummary(job(o).spec) },
+  { header: 'PARENTS', wide: true, cell: (o) => orNone(job(o).spec?.parents?.join(',')) },
+];
+
+const JOBRUN_COLUMNS: Column[] = [
+  name,
+  { header: 'JOB', cell: (o) => orNone(run(o).spec?.job) },
+  { header: 'TRIGGER', cell: (o) => orNone(run(o).spec?.trigger) },
+  { header: 'PHASE', cell: (o) => run(o).status?.phase ?? 'Pending' },
+  { header: 'COMPLETIONS', cell: (o) => runCompletions(run(o)) },
+  { header: 'ATTEMPTS', cell: (o) => num(run(o).status?.attempts) },
+  { header: 'DURATION', cell: (o, now) => runDuration(run(o), now) },
+  ageColumn,
+  { header: 'SCHEDULED', wide: true, cell: (o, now) => relativeTime(run(o).spec?.scheduledTime, now) },
+  { header: 'STARTED', wide: true, cell: (o, now) => relativeTime(run(o).status?.startTime, now) },
+  { header: 'REASON', wide: true, cell: (o) => orNone(run(o).status?.reason) },
 ];
 
 /** Host ports as assigned (status), else as requested when fixed (spec). */
@@ -157,7 +198,7 @@ const EVENT_COLUMNS: Column[] = [
   { header: 'FIRST SEEN', wide: true, cell: (o, now) => age((o as Event).firstTimestamp, now) },
 ];
 
-const COLUMNS: Record<string, Column[]> = { App: APP_COLUMNS, Job: JOB_COLUMNS, Task: TASK_COLUMNS, Node: NODE_COLUMNS, Event: EVENT_COLUMNS };
+const COLUMNS: Record<string, Column[]> = { App: APP_COLUMNS, Job: JOB_COLUMNS, JobRun: JOBRUN_COLUMNS, Task: TASK_COLUMNS, Node: NODE_COLUMNS, Event: EVENT_COLUMNS };
 
 function columnsFor(kind: KindInfo, opts: TableOptions): Column[] {
   const cols = (COLUMNS[kind.kind] ?? [name, ageColumn]).filter((c) => opts.wide || !c.wide);
@@ -180,8 +221,12 @@ export function tableRows(kind: KindInfo, objs: ShoalObject[], opts: TableOption
   return [tableHeader(kind, opts), ...objs.map((o) => tableRow(kind, o, opts))];
 }
 
-/** Events oldest first (kubectl events); other kinds keep the server's order. */
+/** Events oldest first (kubectl events); JobRuns by creation (manual and scheduled names do not sort by time); other kinds keep the server's order. */
 export function sortForDisplay(kind: KindInfo, items: ShoalObject[]): ShoalObject[] {
+  if (kind.kind === 'JobRun') {
+    const created = (o: ShoalObject) => Date.parse(o.metadata.creationTimestamp ?? '') || 0;
+    return [...items].sort((a, b) => created(a) - created(b) || a.metadata.name.localeCompare(b.metadata.name));
+  }
   if (kind.kind !== 'Event') return items;
   const time = (o: ShoalObject) => Date.parse(eventTime(o as Event) ?? '') || 0;
   return [...items].sort((a, b) => time(a) - time(b));

@@ -107,7 +107,7 @@ describe('other kinds', () => {
 
   it('printsJobsAndEventsOldestFirst', () => {
     const job = { kind: 'Job', metadata: { name: 'nightly', creationTimestamp: ago(60) }, spec: { schedule: '0 3 * * *', suspend: false }, status: {} };
-    expect(table('jobs', [job])[1]).toBe('nightly   0 3 * * *   False     0        <none>          60s');
+    expect(table('jobs', [job])[1]).toBe('nightly   0 3 * * *   UTC        False     0        <none>          <none>     <none>        60s');
     const ev = (name: string, seconds: number) => ({
       kind: 'Event', metadata: { name }, involvedObject: { kind: 'App', name: 'web' }, type: 'Normal', reason: 'Scaled', message: `m ${name}`, count: 1, lastTimestamp: ago(seconds),
     }) as Event;

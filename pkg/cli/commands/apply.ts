@@ -1,7 +1,9 @@
 /**
  * `shoal apply -f FILE|DIR|-`: all documents are validated locally, then dry-run on the server,
  * and only if every one passes is anything written. Each object is then created, replaced
- * (optimistic concurrency, retried on 409) or left alone when nothing changed.
+ * (optimistic concurrency, retried on 409) or left alone when nothing changed. Jobs are applied
+ * parents first (the server refuses a Job whose parent does not exist yet), otherwise in the
+ * order given; a cycle among the Jobs applied is refused before anything is sent.
  */
 import type { Command } from 'commander';
 import { KINDS, type KindInfo } from '../../api/kinds';
@@ -147,6 +149,7 @@ export function serverErrorLines(p: PlannedObject, err: ApiError): string[] {
 /** Server-side dry run of every object (create or replace, as apply would); returns the problems. */
 export async function dryRunAll(client: ResourceClient, planned: PlannedObject[]): Promise<string[]> {
   const errors: string[] = [];
+  const jobs = new Set(planned.filter((p) => p.kind.kind === 'Job').map((p) => jobKey(p.namespace, p.object.metadata.name)));
   for (const p of planned) {
     try {
       const current = await getOrUndefined(client, p);
@@ -155,10 +158,89 @@ export async function dryRunAll(client: ResourceClient, planned: PlannedObject[]
       else if (needsUpdate(p.object, current)) await client.replace(p.kind, p.namespace, name, updateBody(p.object, current), { dryRun: true });
     } catch (err) {
       if (!isObjectError(err)) throw err;
-      errors.push(...serverErrorLines(p, err));
+      const rest = withoutParentsApplied(p, err, jobs);
+      if (rest) errors.push(...serverErrorLines(p, rest));
     }
   }
   return errors;
+}
+
+const jobKey = (namespace: string | undefined, name: string) => `${namespace ?? ''}/${name}`;
+
+/**
+ * A dry run cannot see the parents this apply creates before the Job: the server's
+ * `spec.parents[i]: job "x" not found` is dropped when x is a Job of this apply. Returns the
+ * error with what is left, or undefined when nothing is.
+ */
+function withoutParentsApplied(p: PlannedObject, err: ApiError, jobs: ReadonlySet<string>): ApiError | undefined {
+  if (p.kind.kind !== 'Job' || err.code !== 422 || !err.causes.length) return err;
+  const pending = (c: FieldCause) => {
+    const m = /^job "([^"]+)" not found$/.exec(c.message);
+    return /^spec\.parents\[\d+\]$/.test(c.field) && m !== null && jobs.has(jobKey(p.namespace, m[1]));
+  };
+  const rest = err.causes.filter((c) => !pending(c));
+  if (rest.length === err.causes.length) return err;
+  return rest.length ? new ApiError(err.code, err.reason, err.message, rest) : undefined;
+}
+
+/**
+ * The apply order: each Job after the Jobs of this apply (same namespace) it names as parents,
+ * everything else as given (Kahn's algorithm taking the earliest document first, so an order
+ * that already works is kept). Jobs on a cycle are errors: `would make a cycle: a → b → a`.
+ */
+export function orderForApply(planned: PlannedObject[]): { ordered: PlannedObject[]; errors: string[] } {
+  const index = new Map<string, number>();
+  planned.forEach((p, i) => p.kind.kind === 'Job' && index.set(jobKey(p.namespace, p.object.metadata.name), i));
+  const parentsOf = (i: number): number[] => {
+    const p = planned[i];
+    if (p.kind.kind !== 'Job') return [];
+    const parents = (p.object as { spec?: { parents?: string[] } }).spec?.parents ?? [];
+    return parents.map((n) => index.get(jobKey(p.namespace, n))).filter((j): j is number => j !== undefined);
+  };
+  const children = planned.map(() => [] as number[]);
+  const waiting = planned.map((_, i) => parentsOf(i).length);
+  planned.forEach((_, i) => parentsOf(i).forEach((j) => children[j].push(i)));
+  const ready = planned.map((_, i) => i).filter((i) => waiting[i] === 0);
+  const ordered: PlannedObject[] = [];
+  while (ready.length) {
+    ready.sort((a, b) => a - b);
+    const i = ready.shift()!;
+    ordered.push(planned[i]);
+    for (const c of children[i]) if (--waiting[c] === 0) ready.push(c);
+  }
+  const errors: string[] = [];
+  const reported = new Set<number>();
+  for (let i = 0; i < planned.length; i++) {
+    if (waiting[i] === 0 || reported.has(i)) continue;
+    const cycle = cycleThrough(i, parentsOf);
+    if (!cycle) continue; // only waits on a cycle elsewhere
+    cycle.forEach((j) => reported.add(j));
+    const names = cycle.map((j) => planned[j].object.metadata.name);
+    errors.push(causeLine(planned[i].doc, planned[i].ref, { field: 'spec.parents', message: `would make a cycle: ${names.join(' → ')}` }));
+  }
+  return { ordered, errors };
+}
+
+/** A cycle of parents through `start`, in run order (parent before child), start repeated at the end. */
+function cycleThrough(start: number, parentsOf: (i: number) => number[]): number[] | undefined {
+  const via = new Map<number, number>();
+  const seen = new Set([start]);
+  const stack = [start];
+  while (stack.length) {
+    const child = stack.pop()!;
+    for (const parent of parentsOf(child)) {
+      if (parent === start) {
+        const cycle = [start];
+        for (let at = child; at !== start; at = via.get(at)!) cycle.push(at);
+        return [...cycle, start];
+      }
+      if (seen.has(parent)) continue;
+      seen.add(parent);
+      via.set(parent, child);
+      stack.push(parent);
+    }
+  }
+  return undefined;
 }
 
 /** Creates, replaces or leaves one object; re-reads and retries when a write loses a race (409). */
@@ -180,8 +262,9 @@ export async function applyOne(client: ResourceClient, p: PlannedObject): Promis
 
 /** The whole apply: validate all, dry-run all, then write each. Throws CliError listing every problem. */
 export async function applyManifests(docs: ManifestDocument[], loadErrors: string[], deps: ApplyDeps): Promise<void> {
-  const { planned, errors } = planApply(docs, deps.defaultNamespace);
-  const local = [...loadErrors, ...errors];
+  const plan = planApply(docs, deps.defaultNamespace);
+  const { ordered: planned, errors: cycles } = orderForApply(plan.planned);
+  const local = [...loadErrors, ...plan.errors, ...cycles];
   if (local.length) throw new CliError(local);
   if (!planned.length) throw new CliError('no objects passed to apply');
   const client = deps.client();
@@ -204,7 +287,9 @@ export async function applyManifests(docs: ManifestDocument[], loadErrors: strin
 export function registerApply(program: Command, io: CliIO): void {
   program
     .command('apply')
-    .description('Create or update objects from YAML/JSON manifests (all are validated before any is written)')
+    .description('Create or update objects from YAML/JSON manifests (all are validated before any is written). ' +
+      'Jobs are applied parents first (spec.parents), so a file or directory with a whole Job graph applies in one go; ' +
+      'everything else in the order given')
     .option('-f, --filename <path>', 'file, directory or - for stdin (repeatable)', collect, [])
     .action(async (opts: { filename: string[] }, command: Command) => {
       const ctx = contextOf(io, command);

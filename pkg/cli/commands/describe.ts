@@ -5,7 +5,8 @@
 import type { Command } from 'commander';
 import { APP_LABEL } from '../../api/apps';
 import { lookupKind, type KindInfo } from '../../api/kinds';
-import type { Event, Task } from '../../api/types.generated';
+import { JOB_LABEL, JOBRUN_LABEL } from '../../api/jobs';
+import type { Event, JobRun, Task } from '../../api/types.generated';
 import type { ShoalObject } from '../../api/validation';
 import { parseKindArgs } from '../args';
 import type { ResourceClient } from '../client';
@@ -38,9 +39,31 @@ export async function runDescribe(ctx: CommandContext, kind: KindInfo, name: str
   const objs = name ? [await client.get(kind, namespace, name)] : (await client.list(kind, namespace)).items;
   if (!objs.length) return ctx.err(emptyListMessage(kind, namespace));
   const events = await eventsAbout(client, kind, objs);
-  const tasks = kind.kind === 'App' ? await appTasks(client, objs) : new Map<ShoalObject, Task[] | string>();
+  const tasks = kind.kind === 'App' ? await appTasks(client, objs)
+    : kind.kind === 'JobRun' ? await labelled<Task>(client, 'tasks', JOBRUN_LABEL, objs) : new Map<ShoalObject, Task[] | string>();
+  const runs = kind.kind === 'Job' ? await labelled<JobRun>(client, 'jobruns', JOB_LABEL, objs) : new Map<ShoalObject, JobRun[] | string>();
   const now = ctx.io.now();
-  ctx.out(objs.map((o) => describeObject(kind, o, events.get(o) ?? [], now, { tasks: tasks.get(o) })).join('\n\n\n'));
+  ctx.out(objs.map((o) => describeObject(kind, o, events.get(o) ?? [], now, { tasks: tasks.get(o), runs: runs.get(o) })).join('\n\n\n'));
+}
+
+/**
+ * For each object, the objects of `plural` in its namespace labelled `label=<its name>` (a Job's
+ * runs, a run's tasks), or why they could not be listed.
+ */
+export async function labelled<T extends ShoalObject>(client: ResourceClient, plural: string, label: string, owners: ShoalObject[]): Promise<Map<ShoalObject, T[] | string>> {
+  const kind = lookupKind(plural)!;
+  const result = new Map<ShoalObject, T[] | string>();
+  for (const owner of owners) {
+    try {
+      const list = await client.list(kind, owner.metadata.namespace, { labelSelector: `${label}=${owner.metadata.name}` });
+      // The server filters; this keeps a fake or an older server honest.
+      result.set(owner, (list.items as T[]).filter((o) => o.metadata.labels?.[label] === owner.metadata.name));
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+      result.set(owner, `<unable to list ${plural}: ${messageOf(err)}>`);
+    }
+  }
+  return result;
 }
 
 /** Each App's tasks (label shoal.dev/app=NAME in its namespace), or why they could not be listed. */
@@ -65,7 +88,7 @@ export function registerDescribe(program: Command, io: CliIO): void {
   program
     .command('describe')
     .description('Show an object in detail, with its conditions and events')
-    .argument('<kind>', 'app, job, task, node, event (or KIND/NAME)')
+    .argument('<kind>', 'app, job, jobrun, task, node, event (or KIND/NAME)')
     .argument('[name]')
     .action(async (kindArg: string, nameArg: string | undefined, _opts: unknown, command: Command) => {
       const { kind, name } = parseKindArgs(kindArg, nameArg);

@@ -140,7 +140,7 @@ function addGetFlags(command: Command): Command {
 
 /** Registers `get` and `events`. */
 export function registerGet(program: Command, io: CliIO): void {
-  addGetFlags(program.command('get').argument('<kind>', 'app, job, task, node, event (or KIND/NAME)').argument('[name]'))
+  addGetFlags(program.command('get').argument('<kind>', 'app, job, jobrun (jr), task, node, event (or KIND/NAME)').argument('[name]'))
     .description('List objects of a kind, or show one')
     .option('-l, --selector <selector>', 'label selector, e.g. app=web,tier!=db')
     .action(async (kindArg: string, nameArg: string | undefined, opts: GetOptions, command: Command) => {
