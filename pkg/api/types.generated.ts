@@ -567,11 +567,11 @@ export interface JobStatus {
    */
   active?: number;
   /**
-   * Runs that succeeded, ever.
+   * Succeeded runs in the kept history.
    */
   succeeded?: number;
   /**
-   * Runs that failed, ever.
+   * Failed runs in the kept history.
    */
   failed?: number;
   /**
@@ -583,16 +583,24 @@ export interface JobStatus {
    */
   skipped?: number;
   /**
-   * The last time a run was due (scheduled, triggered by parents, or created once); the schedule continues after it.
+   * The scheduled time of the newest run the controller started (by schedule, once, or by its parents).
    */
   lastScheduleTime?: string;
+  /**
+   * Fire times up to this one have been decided (run, skipped, missed, or passed while suspended); the schedule continues after it.
+   */
+  scheduledThrough?: string;
   nextScheduleTime?: string;
   /**
    * Name of the newest run.
    */
   lastRun?: string;
   lastResult?: 'Succeeded' | 'Failed' | 'Missed';
+  /**
+   * When the newest successful run finished (what triggers dependent Jobs).
+   */
   lastSuccessTime?: string;
+  lastSuccessfulRun?: string;
   lastFailureTime?: string;
   lastMissedTime?: string;
   message?: string;

@@ -3,8 +3,10 @@
  * prefix, however many controllers read it.
  */
 import type { Logger } from 'pino';
+import { JOBRUN_LABEL } from '../api/jobs';
+import { nameKey } from '../api/keys';
 import { lookupKind } from '../api/kinds';
-import type { App, Node, Task } from '../api/types.generated';
+import type { App, Job, JobRun, Node, Task } from '../api/types.generated';
 import { Informer } from './informer';
 import { agentLeasePrefix, decodeObject, kindPrefix } from '../store/objects';
 import type { Store } from '../store/types';
@@ -19,6 +21,10 @@ export interface ClusterInformers {
   tasks: Informer<Task>;
   /** App objects by key. */
   apps: Informer<App>;
+  /** Job objects by key. */
+  jobs: Informer<Job>;
+  /** JobRun objects by key; index RUNS_BY_JOB. */
+  jobRuns: Informer<JobRun>;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -29,6 +35,11 @@ export const TASKS_BY_NODE = 'nodeName';
 export const TASKS_BY_FRAMEWORK = 'framework';
 /** Label the binder puts on every task: the framework that launched it. */
 export const FRAMEWORK_LABEL = 'shoal.dev/framework';
+
+/** Index of the job runs informer: a Job's runs (`<namespace>/<job>`). */
+export const RUNS_BY_JOB = 'job';
+/** Index of the tasks informer: a JobRun's tasks (`<namespace>/<run>`, from the JobRun label). */
+export const TASKS_BY_RUN = 'jobrun';
 
 /** Last path segment of a key: the node name for node and lease keys. */
 export function lastSegment(key: string): string {
@@ -43,16 +54,26 @@ export function clusterInformers(store: Store, prefix: string, logger: Logger, c
   tasks.addIndex(TASKS_BY_NODE, (t) => t.spec?.nodeName);
   tasks.addIndex(TASKS_BY_FRAMEWORK, (t) => t.metadata.labels?.[FRAMEWORK_LABEL]);
   const apps = new Informer<App>({ store, prefix: kindPrefix(prefix, lookupKind('app')!), logger, clock, decode: (kv) => decodeObject<App>(kv.value, kv.modRevision) });
+  const jobs = new Informer<Job>({ store, prefix: kindPrefix(prefix, lookupKind('job')!), logger, clock, decode: (kv) => decodeObject<Job>(kv.value, kv.modRevision) });
+  const jobRuns = new Informer<JobRun>({ store, prefix: kindPrefix(prefix, lookupKind('jobrun')!), logger, clock, decode: (kv) => decodeObject<JobRun>(kv.value, kv.modRevision) });
+  jobRuns.addIndex(RUNS_BY_JOB, (r) => nameKey(r.metadata.namespace, r.spec.job));
+  tasks.addIndex(TASKS_BY_RUN, (t) => {
+    const run = t.metadata.labels?.[JOBRUN_LABEL];
+    return run ? nameKey(t.metadata.namespace, run) : undefined;
+  });
+  const all = [nodes, leases, tasks, apps, jobs, jobRuns];
   return {
     nodes,
     leases,
     tasks,
     apps,
+    jobs,
+    jobRuns,
     start: async () => {
-      await Promise.all([nodes.start(), leases.start(), tasks.start(), apps.start()]);
+      await Promise.all(all.map((i) => i.start()));
     },
     stop: async () => {
-      await Promise.all([nodes.stop(), leases.stop(), tasks.stop(), apps.stop()]);
+      await Promise.all(all.map((i) => i.stop()));
     },
   };
 }

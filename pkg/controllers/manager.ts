@@ -14,6 +14,7 @@ import type { Framework } from '../master/framework';
 import { realClock, type Clock } from '../util/clock';
 import type { Store } from '../store/types';
 import { AppController } from './apps/controller';
+import { JobController, JobMetrics } from './jobs/controller';
 import type { TermContext } from './context';
 import { EventRecorder } from '../client/events';
 import { clusterInformers, type ClusterInformers } from '../client/informers';
@@ -57,15 +58,18 @@ interface Term {
   master: Master;
   lifecycle: NodeLifecycleController;
   apps: AppController;
+  jobs: JobController;
 }
 
 export class ControllerManager {
   private readonly elector: LeaderElector;
   private term?: Term;
   private readonly prefix: string;
+  private readonly jobMetrics: JobMetrics;
 
   constructor(private readonly o: ControllerManagerOptions) {
     this.prefix = o.prefix ?? '/shoal';
+    this.jobMetrics = new JobMetrics(o.registry);
     this.elector = new LeaderElector({ store: o.leaderStore ?? o.store, prefix: this.prefix, identity: o.identity, ttlSeconds: o.leaderLeaseSeconds, logger: o.logger });
   }
 
@@ -107,10 +111,12 @@ export class ControllerManager {
     for (const fw of this.o.frameworks?.(ctx) ?? []) master.register(fw);
     const lifecycle = new NodeLifecycleController({ ...ctx, lostTaskGraceSeconds: this.o.lostTaskGraceSeconds });
     const apps = new AppController(ctx);
+    const jobs = new JobController({ ...ctx, metrics: this.jobMetrics });
     master.start();
     lifecycle.start();
     apps.start();
-    this.term = { informers, master, lifecycle, apps };
+    jobs.start();
+    this.term = { informers, master, lifecycle, apps, jobs };
     logger.info({ identity: this.o.identity }, 'controllers started');
   }
 
@@ -119,6 +125,7 @@ export class ControllerManager {
     this.term = undefined;
     if (!term) return;
     term.apps.stop();
+    term.jobs.stop();
     term.master.stop();
     term.lifecycle.stop();
     await term.informers.stop();
