@@ -5,6 +5,7 @@
 import type { KindInfo } from './kinds';
 import type { AppSpec, Constraint, HealthCheck, JobSpec, Port, ReadinessCheck } from './types.generated';
 import type { FieldCause, ShoalObject } from './objects';
+import { scheduleProblem, timezoneProblem } from './schedule';
 
 /** Fills defaults that depend on other fields (Marathon: portIndex 0 when no portName). Mutates `obj`. */
 export function applyConditionalDefaults(obj: ShoalObject): void {
@@ -23,7 +24,7 @@ export function semanticCauses(obj: ShoalObject, kind: KindInfo): FieldCause[] {
     causes.push({ field: 'metadata.namespace', message: `must not be set: ${kind.kind} is cluster-scoped` });
   }
   if (obj.kind === 'App') causes.push(...workloadCauses(obj.spec), ...appCauses(obj.spec));
-  if (obj.kind === 'Job') causes.push(...workloadCauses(obj.spec), ...jobCauses(obj.spec));
+  if (obj.kind === 'Job') causes.push(...workloadCauses(obj.spec), ...jobCauses(obj.spec, obj.metadata.name));
   return causes;
 }
 
@@ -100,8 +101,27 @@ function appCauses(spec: AppSpec): FieldCause[] {
   return causes;
 }
 
-function jobCauses(spec: JobSpec): FieldCause[] {
-  if (spec.schedule === undefined) return [];
-  const fields = spec.schedule.trim().split(/\s+/);
-  return fields.length === 5 ? [] : [{ field: 'spec.schedule', message: `must be a cron expression of 5 fields, got ${fields.length}` }];
+function jobCauses(spec: JobSpec, name: string): FieldCause[] {
+  const causes: FieldCause[] = [];
+  const timezone = spec.timezone ?? 'UTC';
+  // The zone is checked even without a schedule: it is part of the spec and a later schedule is read in it.
+  const tzProblem = timezoneProblem(timezone);
+  if (tzProblem) causes.push({ field: 'spec.timezone', message: tzProblem });
+  if (spec.schedule !== undefined) {
+    const problem = scheduleProblem(spec.schedule, tzProblem ? 'UTC' : timezone);
+    if (problem) causes.push({ field: 'spec.schedule', message: problem });
+  }
+  const completions = spec.completions ?? 1;
+  const parallelism = spec.parallelism ?? 1;
+  if (parallelism > completions) {
+    causes.push({ field: 'spec.parallelism', message: `is ${parallelism}: more tasks at once than must complete; at most completions (${completions})` });
+  }
+  if (spec.gang && completions !== parallelism) {
+    causes.push({ field: 'spec.gang', message: `a gang's tasks all run together: completions must equal parallelism (${completions} ≠ ${parallelism})` });
+  }
+  // parents with schedule is allowed: the Job runs on its schedule and after its parents.
+  (spec.parents ?? []).forEach((p, i) => {
+    if (p === name) causes.push({ field: `spec.parents[${i}]`, message: `a Job cannot be its own parent ("${p}")` });
+  });
+  return causes;
 }

@@ -8,6 +8,8 @@ const app = (spec: Record<string, unknown> = { cmd: 'sleep 1000' }, metadata: Re
   spec,
 });
 
+const job = (spec: Record<string, unknown>, name = 'j') => ({ apiVersion: 'shoal/v1', kind: 'Job', metadata: { name }, spec: { cmd: 'x', ...spec } });
+
 function causesOf(input: unknown): FieldCause[] {
   const r = admit(input);
   if (r.ok) throw new Error('expected admission to fail');
@@ -101,6 +103,18 @@ describe('admit rejects bad input naming the field', () => {
     ['minimumHealthCapacity over 1', app({ cmd: 'x', upgradeStrategy: { minimumHealthCapacity: 2 } }), 'spec.upgradeStrategy.minimumHealthCapacity', /<= 1/],
     ['namespace on a node', { apiVersion: 'shoal/v1', kind: 'Node', metadata: { name: 'n', namespace: 'default' } }, 'metadata.namespace', /cluster-scoped/],
     ['bad cron', { apiVersion: 'shoal/v1', kind: 'Job', metadata: { name: 'j' }, spec: { cmd: 'x', schedule: '* *' } }, 'spec.schedule', /5 fields/],
+    ['6-field cron', job({ schedule: '0 0 0 * * *' }), 'spec.schedule', /5 fields.*got 6/],
+    ['cron minute out of range', job({ schedule: '61 * * * *' }), 'spec.schedule', /^minute field: 61 is out of range 0-59$/],
+    ['cron never fires', job({ schedule: '0 0 30 2 *' }), 'spec.schedule', /never fires/],
+    ['unknown nickname', job({ schedule: '@sometimes' }), 'spec.schedule', /unknown nickname/],
+    ['ISO zero period', job({ schedule: 'R/2026-01-01T00:00:00Z/PT0S' }), 'spec.schedule', /period "PT0S" is zero/],
+    ['ISO bad start', job({ schedule: 'R5/2026-02-30T00:00:00Z/P1D' }), 'spec.schedule', /has day 30/],
+    ['unknown timezone', job({ schedule: '@daily', timezone: 'Mars/Olympus' }), 'spec.timezone', /not a time zone/],
+    ['timezone without schedule', job({ timezone: 'Europe/Atlantis' }), 'spec.timezone', /not a time zone/],
+    ['offset as timezone', job({ timezone: '+02:00' }), 'spec.timezone', /offset, not an IANA/],
+    ['parallelism over completions', job({ completions: 2, parallelism: 3 }), 'spec.parallelism', /more tasks at once than must complete; at most completions/],
+    ['gang with completions != parallelism', job({ gang: true, completions: 4, parallelism: 2 }), 'spec.gang', /a gang's tasks all run together: completions must equal parallelism/],
+    ['job its own parent', job({ parents: ['a', 'j'] }), 'spec.parents[1]', /its own parent/],
     ['__proto__ key', proto, 'metadata.labels.__proto__', /not allowed/],
     ['constructor key', ctor, 'spec.env.constructor', /not allowed/],
     ['5000-deep nesting', app({ cmd: 'x', env: deep(5000) }), 'spec.env' + '.a'.repeat(30), /nested more than 32 levels/],
@@ -121,6 +135,28 @@ describe('admit rejects bad input naming the field', () => {
   it('leavesObjectPrototypeAlone', () => {
     admit(JSON.parse('{"__proto__": {"polluted": true}, "apiVersion": "shoal/v1"}'));
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+});
+
+describe('admit Jobs', () => {
+  it.each([
+    ['cron', { schedule: '*/15 9-17 * * MON-FRI' }],
+    ['nickname', { schedule: '@hourly' }],
+    ['ISO interval', { schedule: 'R5/2026-12-03T00:00:00Z/PT1H' }],
+    ['ISO interval with empty start', { schedule: 'R//P1D' }],
+    ['timezone Europe/Berlin', { schedule: '30 2 * * *', timezone: 'Europe/Berlin' }],
+    ['timezone without schedule', { timezone: 'America/New_York' }],
+    ['parents with schedule', { schedule: '@daily', parents: ['extract'] }],
+    ['gang', { gang: true, completions: 4, parallelism: 4 }],
+    ['parallelism below completions', { completions: 10, parallelism: 3 }],
+  ])('admits %s', (_name, spec) => {
+    const r = admit(job(spec));
+    if (!r.ok) throw new Error(formatCauses(r.causes));
+  });
+
+  it('namesEveryJobProblemAtOnce', () => {
+    const causes = causesOf(job({ schedule: '61 * * * *', timezone: 'Nowhere/City', completions: 1, parallelism: 2, gang: true, parents: ['j'] }));
+    expect(causes.map((c) => c.field).sort()).toEqual(['spec.gang', 'spec.parallelism', 'spec.parents[0]', 'spec.schedule', 'spec.timezone']);
   });
 });
 
