@@ -70,6 +70,8 @@ interface LocalTask {
   adopted?: boolean;
   /** The registry said terminal or gone: stop it without reporting. */
   stale?: boolean;
+  /** When the runtime was asked to start it: its startedAt if it exits before the start returns. */
+  startingAt?: string;
 }
 
 /** One agent. start() once; stop() or crash() once. */
@@ -492,6 +494,7 @@ export class Agent {
     // tasks go straight to RUNNING, which keeps simulated clusters at one write per task.
     if (this.runtime.name !== 'hollow') this.reporter.report(this.ref(want), { state: 'STARTING' }, { stagedAt: this.clock.date().toISOString() });
     let started: StartedTask;
+    local.startingAt = this.clock.date().toISOString();
     try {
       started = await this.runtime.start({ ...this.ref(want), spec: want.spec, owner: want.owner }, (code) => this.onExit(key, want.uid, code));
     } catch (err) {
@@ -504,7 +507,7 @@ export class Agent {
     }
     const startedAt = this.clock.date().toISOString();
     this.log.info({ task: key, uid: want.uid, runtime: this.runtime.name, ...started }, 'task started');
-    if (local.phase !== 'running') return; // already exited, and reported so
+    if (local.phase !== 'running') return; // already exited, and reported so (with startingAt as its start)
     this.reporter.report(this.ref(want), { state: 'RUNNING', startedAt, hostPorts: hostPorts(want), ...started }, { stagedAt: startedAt });
     this.startProbing(want, this.clock.now());
   }
@@ -529,7 +532,9 @@ export class Agent {
       status.exitCode = code;
       if (code !== 0) status.message = `exited with code ${code}`;
     }
-    this.reporter.report({ namespace, name, uid }, status);
+    // A quick command can exit before start() returns, so before RUNNING (and its startedAt) is
+    // reported: it did run, and a job's run start and schedule lag need the time.
+    this.reporter.report({ namespace, name, uid }, status, local.startingAt ? { startedAt: local.startingAt } : {});
   }
 
   private ref(a: Assignment): TaskRef {

@@ -532,7 +532,7 @@ export interface JobSpec {
   retries: number;
   backoff: Backoff;
   /**
-   * A run still active this long after it started is killed and Failed (DeadlineExceeded).
+   * A run still active this long after it was created is killed and Failed (DeadlineExceeded).
    */
   activeDeadlineSeconds?: number;
   /**

@@ -92,7 +92,8 @@ export function planJob({ job, runs, parents, now }: JobInput): JobPlan {
   }
 
   if (!deleting && schedule) {
-    const since = Date.parse(prev.scheduledThrough ?? '') || Date.parse(prev.lastScheduleTime ?? '') || created;
+    // Before the first look, a fire time at the creation itself is due (an ISO interval with an empty start runs at once, as in Chronos).
+    const since = Date.parse(prev.scheduledThrough ?? '') || Date.parse(prev.lastScheduleTime ?? '') || created - 1;
     const due = dueTimes(schedule, { since, now, startingDeadlineSeconds: spec.startingDeadlineSeconds });
     const latest = Math.max(due.run ?? -Infinity, due.lastMissed ?? -Infinity);
     if (Number.isFinite(latest)) {
@@ -115,8 +116,10 @@ export function planJob({ job, runs, parents, now }: JobInput): JobPlan {
     wakeAt = due.next;
     if (due.next !== undefined && !spec.suspend) status.nextScheduleTime = iso(due.next);
     else delete status.nextScheduleTime;
-  } else if (!deleting && spec.parents.length === 0 && !spec.suspend && prev.lastScheduleTime === undefined && runs.length === 0) {
-    if (fire(scheduledRunName(job.metadata.name, created), 'Once', created)) status.lastScheduleTime = iso(created);
+  } else if (!deleting && spec.parents.length === 0 && !spec.suspend && prev.lastScheduleTime === undefined) {
+    const onceName = scheduledRunName(job.metadata.name, created);
+    if (byName.has(onceName)) status.lastScheduleTime = iso(created); // made before a leader change
+    else if (runs.length === 0 && fire(onceName, 'Once', created)) status.lastScheduleTime = iso(created);
   }
 
   if (!deleting && spec.parents.length > 0 && !spec.suspend && create === undefined) {
@@ -138,7 +141,7 @@ export function planJob({ job, runs, parents, now }: JobInput): JobPlan {
 
   const kept = trim(runs, spec.successfulRunsHistoryLimit ?? 3, spec.failedRunsHistoryLimit ?? 3);
   const remaining = runs.filter((r) => !kept.delete.includes(r.metadata.name));
-  Object.assign(status, summarize(remaining, prev, create));
+  Object.assign(status, summarize(runs, remaining, status, create));
   if (spec.suspend || deleting) delete status.nextScheduleTime;
   return { create, replace, delete: kept.delete, status, decisions, wakeAt };
 }
@@ -151,14 +154,17 @@ function trim(runs: JobRun[], succeeded: number, failed: number): { delete: stri
   return { delete: [...ok.slice(succeeded), ...bad.slice(failed)].map((r) => r.metadata.name) };
 }
 
-/** Counts and last results from the kept runs (times only move forward: a trimmed run's are kept). */
-function summarize(runs: JobRun[], prev: JobStatus, created: JobRun | undefined): Partial<JobStatus> {
+/**
+ * Counts and lastRun from the kept runs; last results from every run seen, those deleted now
+ * included (a history limit of 0 still records a result). Times only move forward.
+ */
+function summarize(runs: JobRun[], kept: JobRun[], prev: JobStatus, created: JobRun | undefined): Partial<JobStatus> {
   const out: Partial<JobStatus> = {
-    active: runs.filter((r) => !isFinishedPhase(r.status?.phase)).length + (created ? 1 : 0),
-    succeeded: runs.filter((r) => r.status?.phase === 'Succeeded').length,
-    failed: runs.filter((r) => r.status?.phase === 'Failed').length,
+    active: kept.filter((r) => !isFinishedPhase(r.status?.phase)).length + (created ? 1 : 0),
+    succeeded: kept.filter((r) => r.status?.phase === 'Succeeded').length,
+    failed: kept.filter((r) => r.status?.phase === 'Failed').length,
   };
-  const newest = [...runs, ...(created ? [created] : [])].sort((a, b) => startedOrdering(b) - startedOrdering(a))[0];
+  const newest = [...kept, ...(created ? [created] : [])].sort((a, b) => startedOrdering(b) - startedOrdering(a))[0];
   if (newest) out.lastRun = newest.metadata.name;
   const finished = runs.filter((r) => isFinishedPhase(r.status?.phase)).sort((a, b) => finishedAt(b) - finishedAt(a));
   const last = finished[0];
