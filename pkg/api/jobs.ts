@@ -74,3 +74,31 @@ export function isFinishedRun(run: Pick<JobRun, 'status'>): boolean {
   const p = run.status?.phase;
   return p === 'Succeeded' || p === 'Failed' || p === 'Missed';
 }
+
+/**
+ * A cycle through `start` in a parent graph, in run order (parent before child) from `start`
+ * back to it: `a → b → c → a` when a's parent is c, c's is b and b's is a. Undefined if none.
+ * Iterative DFS, each node visited once. Used by the apiserver (Jobs stored) and `shoal apply`
+ * (Jobs of one apply).
+ */
+export function parentCycle<T>(start: T, parentsOf: (node: T) => readonly T[]): T[] | undefined {
+  const via = new Map<T, T>(); // node -> the child it was reached from
+  const seen = new Set<T>([start]);
+  const stack = [start];
+  while (stack.length) {
+    const child = stack.pop()!;
+    for (const parent of parentsOf(child)) {
+      if (parent === start) {
+        // Walking back from `child` to `start` reads the parent chain backwards: run order.
+        const cycle = [start];
+        for (let at = child; at !== start; at = via.get(at)!) cycle.push(at);
+        return [...cycle, start];
+      }
+      if (seen.has(parent)) continue;
+      seen.add(parent);
+      via.set(parent, child);
+      stack.push(parent);
+    }
+  }
+  return undefined;
+}

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { APP_FINALIZER, appHistoryKey, appHistoryPrefix, type AppRevision } from '../api/apps';
-import { newJobRun, manualRunName } from '../api/jobs';
+import { manualRunName, newJobRun, parentCycle } from '../api/jobs';
 import { DEFAULT_NAMESPACE, kindByPlural, type KindInfo } from '../api/kinds';
 import type { Job, JobRun } from '../api/types.generated';
 import { admit, structuralCause, type ShoalObject } from '../api/validation';
@@ -180,7 +180,7 @@ export class Registry {
       .filter(({ p }) => p !== name && !jobs.some((j) => j.metadata.name === p))
       .map(({ p, i }) => ({ field: `spec.parents[${i}]`, message: `job "${p}" not found` }));
     if (causes.length) throw invalid('Job', name, causes);
-    const cycle = parentCycle(name, parentsOf);
+    const cycle = parentCycle(name, (j) => parentsOf.get(j) ?? []);
     if (cycle) throw invalid('Job', name, [{ field: 'spec.parents', message: `would make a cycle: ${cycle.join(' → ')}` }]);
   }
 
@@ -371,33 +371,6 @@ export class Registry {
     if (!now) throw new NotFoundError(key);
     throw new ConflictError(key, compares[0].modRevision, now.modRevision);
   }
-}
-
-/**
- * A cycle through `start` in the parent graph, in run order (parent before child) from `start`
- * back to it: `a → b → c → a` when a's parent is c, c's is b and b's is a. Undefined if none.
- * Parents that are not in the map (not Jobs) end a path. Iterative DFS, each job visited once.
- */
-export function parentCycle(start: string, parentsOf: ReadonlyMap<string, readonly string[]>): string[] | undefined {
-  const via = new Map<string, string>(); // job -> the child it was reached from
-  const seen = new Set<string>([start]);
-  const stack = [start];
-  while (stack.length) {
-    const child = stack.pop()!;
-    for (const parent of parentsOf.get(child) ?? []) {
-      if (parent === start) {
-        // Walking back from `child` to `start` reads the parent chain backwards: run order.
-        const cycle = [start];
-        for (let at = child; at !== start; at = via.get(at)!) cycle.push(at);
-        return [...cycle, start];
-      }
-      if (seen.has(parent) || !parentsOf.has(parent)) continue;
-      seen.add(parent);
-      via.set(parent, child);
-      stack.push(parent);
-    }
-  }
-  return undefined;
 }
 
 /** Key order of a JSON round trip, so deep comparison with stored objects is exact. */

@@ -4,7 +4,7 @@
  * (parents must exist, the parent graph must stay acyclic).
  */
 import { TokenAuthenticator } from '../../pkg/apiserver/auth';
-import { parentCycle } from '../../pkg/apiserver/registry';
+import { parentCycle } from '../../pkg/api/jobs';
 import { ApiServer } from '../../pkg/apiserver/server';
 import { JOB_LABEL, manualRunName } from '../../pkg/api/jobs';
 import { EtcdStore } from '../../pkg/store/etcd';
@@ -219,7 +219,7 @@ describe('job parents', () => {
 });
 
 describe('parentCycle', () => {
-  const graph = (o: Record<string, string[]>) => new Map(Object.entries(o));
+  const graph = (o: Record<string, string[]>) => (j: string) => o[j] ?? [];
   it('findsCyclesThroughTheStartInRunOrder', () => {
     expect(parentCycle('a', graph({ a: ['c'], b: ['a'], c: ['b'] }))).toEqual(['a', 'b', 'c', 'a']);
     expect(parentCycle('a', graph({ a: ['b', 'x'], b: [], x: ['y'], y: ['a'] }))).toEqual(['a', 'y', 'x', 'a']);

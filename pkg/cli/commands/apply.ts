@@ -6,6 +6,7 @@
  * order given; a cycle among the Jobs applied is refused before anything is sent.
  */
 import type { Command } from 'commander';
+import { parentCycle } from '../../api/jobs';
 import { KINDS, type KindInfo } from '../../api/kinds';
 import type { ManifestDocument } from '../../api/manifest';
 import { admit, type FieldCause, type ShoalObject } from '../../api/validation';
@@ -212,35 +213,13 @@ export function orderForApply(planned: PlannedObject[]): { ordered: PlannedObjec
   const reported = new Set<number>();
   for (let i = 0; i < planned.length; i++) {
     if (waiting[i] === 0 || reported.has(i)) continue;
-    const cycle = cycleThrough(i, parentsOf);
+    const cycle = parentCycle(i, parentsOf);
     if (!cycle) continue; // only waits on a cycle elsewhere
     cycle.forEach((j) => reported.add(j));
     const names = cycle.map((j) => planned[j].object.metadata.name);
     errors.push(causeLine(planned[i].doc, planned[i].ref, { field: 'spec.parents', message: `would make a cycle: ${names.join(' → ')}` }));
   }
   return { ordered, errors };
-}
-
-/** A cycle of parents through `start`, in run order (parent before child), start repeated at the end. */
-function cycleThrough(start: number, parentsOf: (i: number) => number[]): number[] | undefined {
-  const via = new Map<number, number>();
-  const seen = new Set([start]);
-  const stack = [start];
-  while (stack.length) {
-    const child = stack.pop()!;
-    for (const parent of parentsOf(child)) {
-      if (parent === start) {
-        const cycle = [start];
-        for (let at = child; at !== start; at = via.get(at)!) cycle.push(at);
-        return [...cycle, start];
-      }
-      if (seen.has(parent)) continue;
-      seen.add(parent);
-      via.set(parent, child);
-      stack.push(parent);
-    }
-  }
-  return undefined;
 }
 
 /** Creates, replaces or leaves one object; re-reads and retries when a write loses a race (409). */
