@@ -42,8 +42,32 @@ echo
 shoal get apps
 echo
 shoal get tasks -o wide
+
+# job/report runs at its creation, then every minute ("R//PT1M"): wait (60 s at most) for a
+# Succeeded run, then show the job, its runs and the newest run's output.
+echo
+echo "waiting for a run of job/report to succeed..."
+succeeded=
+for _ in $(seq 1 60); do
+  succeeded=$(shoal get jobruns -l shoal.dev/job=report -o json | node -e '
+    const items = JSON.parse(require("fs").readFileSync(0, "utf8")).items;
+    const ok = items.filter((r) => r.status && r.status.phase === "Succeeded").map((r) => r.metadata.name);
+    if (ok.length) console.log(ok[ok.length - 1]);') || true
+  [ -n "$succeeded" ] && break
+  sleep 1
+done
 echo
 shoal get jobs
+echo
+shoal get jobruns
+echo
+if [ -n "$succeeded" ]; then
+  echo "\$ shoal logs job/report"
+  shoal logs job/report || shoal logs "jobrun/$succeeded" || true
+else
+  echo "no run of job/report succeeded within 60 s:" >&2
+  shoal describe job report >&2 || true
+fi
 
 # Every web instance answers on its host port (the port an agent assigned from its range).
 ports=$(shoal get tasks -l shoal.dev/app=web -o json | node -e '
@@ -57,7 +81,8 @@ done
 cat <<MSG
 
 The web service (busybox httpd in containers) and hello (a bare cmd, no image: a process on the
-process agent, or a shell in the default image on a Docker agent) are running.
+process agent, or a shell in the default image on a Docker agent) are running; job report runs
+every minute the same way (docs/jobs.md).
 Try:
   export SHOAL_CONFIG=$dir/config.yaml
   alias shoal='node dist/cmd/shoal/main.js'
@@ -65,6 +90,9 @@ Try:
   shoal scale app web --instances 4         # and watch: shoal get tasks -w
   shoal logs $(shoal get tasks -l shoal.dev/app=hello -o name | head -1 | cut -d/ -f2)   # hello's output
   shoal rollout restart app web && shoal rollout status app web
+  shoal get jobruns -l shoal.dev/job=report # a run of job/report every minute
+  shoal describe job report                 # next fire times, recent runs, events
+  shoal job run report                      # a run now (trigger Manual); shoal logs job/report
   tail -f $dir/dev.log                      # the control plane's decisions, one line each
   make down                                 # stop the cluster
 MSG
