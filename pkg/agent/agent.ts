@@ -458,6 +458,9 @@ export class Agent {
       const status: TaskStatus = { state: 'KILLED', reason: 'TaskKilled', message: `assignment removed from agent ${this.nodeName}`, finishedAt: this.clock.date().toISOString() };
       this.reporter.report({ namespace, name, uid: task.uid }, status);
     }
+    // Unassigned means the Task is gone from the registry (or replaced): nothing will read its
+    // output again, so its exited container or work dir goes too (a job's every run left one).
+    await this.runtime.remove?.(namespace, name).catch((err: unknown) => this.log.warn({ task: key, err: errorMessage(err) }, 'task leftovers not removed'));
     this.tasks.delete(key);
   }
 

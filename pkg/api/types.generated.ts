@@ -575,7 +575,7 @@ export interface JobStatus {
    */
   failed?: number;
   /**
-   * Scheduled times not run (controller down past the starting deadline, or a run that could not start in time), ever.
+   * Scheduled times not run, ever: past startingDeadlineSeconds when the controller looked, or older than a later due time it ran (one run per catch-up). A run that could not start in time ends Missed and is in the history instead.
    */
   missed?: number;
   /**

@@ -65,6 +65,12 @@ export interface PendingWorkFrameworkOptions {
 
 /** Filter on declined offers while work waits that they cannot run: the work is retried on them soon. */
 export const RETRY_REFUSE_SECONDS = 5;
+/**
+ * Filter on declined offers while a gang waits: none. A gang needs all its agents' offers in the
+ * same round; filters set in different rounds (a joining agent's offer is declined a round after
+ * the others) expire in different rounds, and the gang would then never see enough offers at once.
+ */
+export const GANG_REFUSE_SECONDS = 0;
 /** Filter when nothing waits (the framework is suppressed too; a revive clears filters). */
 export const IDLE_REFUSE_SECONDS = 120;
 /**
@@ -210,6 +216,7 @@ export class PendingWorkFramework implements Framework {
     /** Task name → owner key, for the members of gangs launched in this round. */
     const gangs = new Map<string, string>();
     let waiting = false;
+    let gangWaiting = false;
     for (const w of work) {
       if (!placeable(w)) continue;
       let placement: Placement;
@@ -222,6 +229,7 @@ export class PendingWorkFramework implements Framework {
         if (placement.unplaced.length) {
           this.log.debug({ owner: w.key, gang: w.count, fit: placement.launches.length }, 'gang waits: not all of it fits the offers');
           waiting = true;
+          gangWaiting = true;
           continue;
         }
       } else {
@@ -246,7 +254,7 @@ export class PendingWorkFramework implements Framework {
     }
     const used = new Set(launches.map((l) => l.offerId));
     const unused = offers.filter((o) => !used.has(o.id)).map((o) => o.id);
-    if (unused.length) driver.decline(unused, waiting ? RETRY_REFUSE_SECONDS : IDLE_REFUSE_SECONDS);
+    if (unused.length) driver.decline(unused, gangWaiting ? GANG_REFUSE_SECONDS : waiting ? RETRY_REFUSE_SECONDS : IDLE_REFUSE_SECONDS);
     // The launches are reserved (in flight) already: the next offers need not wait for the binds.
     if (launches.length) {
       const agents = new Map(offers.map((o) => [o.id, o.agent]));

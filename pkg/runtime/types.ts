@@ -49,6 +49,8 @@ export interface Runtime {
   logs?(namespace: string, name: string, o: LogOptions): NodeJS.ReadableStream | Promise<NodeJS.ReadableStream>;
   /** Runs a command in the task's context (COMMAND health checks). */
   exec?(namespace: string, name: string, command: string, timeoutSeconds: number): Promise<ExecResult>;
+  /** Removes what an ended task left (its container, its work dir); rejects while it runs. */
+  remove?(namespace: string, name: string): Promise<void>;
   /** Forgets tasks and timers without touching what runs (the agent is stopping). */
   close?(): void;
 }

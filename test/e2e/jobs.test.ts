@@ -8,15 +8,17 @@
  * SIGKILLed between two fire times and no time is run twice or skipped; a gang of 4 on room for 3
  * starts nothing and says why, then starts whole when a fourth agent joins. Needs `npm run build`.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { dump } from 'js-yaml';
 import type { Job, JobRun, Task } from '../../pkg/api/types.generated';
 import { freePorts } from '../../pkg/util/net';
 import { runShoal, SHOAL_MAIN, type CliResult } from '../harness/cli';
 import { testEtcdEndpoint, uniquePrefix } from '../harness/etcd';
+import { dockerUnavailableReason } from '../harness/docker';
 import { capture, killProcessesUnder, stopProc } from '../harness/procs';
 
 const DIST = join(__dirname, '../../dist/cmd');
@@ -108,12 +110,14 @@ function startAgent(i: number, port: number): void {
 }
 
 let spareAgentPort: number;
+let dockerAgentPort: number;
 
 beforeAll(async () => {
   for (const bin of [SHOAL_MAIN, ...Object.values(BIN)]) if (!existsSync(bin)) throw new Error(`${bin} is missing: run \`npm run build\` (make test does)`);
   dir = mkdtempSync(join(tmpdir(), 'shoal-e2e-jobs-'));
-  const [apiPort, mA, mB, a1, a2, a3, a4] = await freePorts(7);
+  const [apiPort, mA, mB, a1, a2, a3, a4, a5] = await freePorts(8);
   spareAgentPort = a4!;
+  dockerAgentPort = a5!;
   etcd = ['--etcd-endpoints', testEtcdEndpoint(), '--etcd-prefix', uniquePrefix().slice(0, -1)];
   writeFileSync(join(dir, 'tokens.yaml'), dump({ users: [{ name: 'admin', token: ADMIN, roles: [{ namespace: '*', role: 'admin' }] }] }), { mode: 0o600 });
   writeFileSync(join(dir, 'agent-token'), `${AGENT_TOKEN}\n`, { mode: 0o600 });
@@ -227,20 +231,21 @@ it('runsADependencyGraphInOrderWithTheJoinOnceThoughAParentIsRetried', async () 
 }, 60_000);
 
 it('neitherRepeatsNorSkipsAFireTimeWhenTheLeaderIsKilled', async () => {
-  await apply('every', [job('every', { schedule: 'R//PT2S', cmd: 'echo every', successfulRunsHistoryLimit: 20 })]);
+  await apply('every', [job('every', { schedule: 'R//PT5S', cmd: 'echo every', successfulRunsHistoryLimit: 20 })]);
   const created = ms((await getJob('every')).metadata.creationTimestamp);
   await waitFor('a first run', async () => (await runsOf('every')).length >= 1);
   const old = leader();
   procs.get(old)!.kill('SIGKILL');
   await new Promise((r) => procs.get(old)!.once('exit', r));
-  const runs = await waitFor('four fire times after the kill', async () => {
+  // The kill comes just after a fire time; the standby leads within the lease (2 s), before the next one.
+  const runs = await waitFor('three fire times after the kill', async () => {
     const rs = await runsOf('every');
-    return rs.filter((r) => r.status?.phase === 'Succeeded').length >= 5 && rs;
+    return rs.filter((r) => r.status?.phase === 'Succeeded').length >= 4 && rs;
   }, 30_000);
   expect(leader()).not.toBe(old);
-  const ks = runs.map((r) => (ms(r.spec.scheduledTime) - created) / 2000);
+  const ks = runs.map((r) => (ms(r.spec.scheduledTime) - created) / 5000);
   expect(ks).toEqual(ks.map((_, i) => i)); // every time once: 0, 1, 2, ... with no gap
-  expect(output.get(leader())).toMatch(/controllers started/);
+  expect((await getJob('every')).status.missed ?? 0).toBe(0);
   await deleteJobs('every');
 }, 60_000);
 
@@ -261,3 +266,20 @@ it('startsAGangWholeOrNotAtAllAndSaysWhy', async () => {
   await waitFor('the gang succeeded', async () => (await runsOf('mpi'))[0]?.status?.phase === 'Succeeded', 20_000);
   await deleteJobs('mpi');
 }, 60_000);
+
+const noDocker = dockerUnavailableReason();
+(noDocker ? it.skip : it)(`runsAContainerJobOnADockerAgent${noDocker ? ` (skipped: ${noDocker})` : ''}`, async () => {
+  // A container task can only go to an agent with the docker runtime: this one.
+  start('docker-agent', BIN.agent, [
+    ...etcd, '--node-name', 'jobs-docker', '--hostname', '127.0.0.1', '--runtime', 'docker', '--data-dir', join(dir, 'docker-agent'),
+    '--listen', String(dockerAgentPort), '--log-token-file', join(dir, 'agent-token'), '--cpus', '1', '--mem', '512', '--lease-ttl', '3',
+  ]);
+  await apply('boxed', [job('boxed', { container: { image: 'shoal/busybox:latest', command: ['/bin/busybox', 'sh', '-c', 'echo boxed; exit 0'] }, completions: 2, parallelism: 2 })]);
+  const run = await waitFor('the container run succeeded', async () => (await runsOf('boxed')).find((r) => r.status?.phase === 'Succeeded'), 60_000);
+  const tasks = await tasksOf(run.metadata.name);
+  expect(tasks.map((t) => [t.spec.nodeName, t.status?.state, t.status?.exitCode])).toEqual([['jobs-docker', 'FINISHED', 0], ['jobs-docker', 'FINISHED', 0]]);
+  expect(await ok('logs', `jobrun/${run.metadata.name}`)).toMatch(/==> task .* <==\nboxed\n[\s\S]*==> task .* <==\nboxed\n/);
+  await deleteJobs('boxed');
+  // The agent removes an ended task's container once its Task is deleted.
+  await waitFor('no container of the run left', async () => (await promisify(execFile)('docker', ['ps', '-aq', '--filter', `label=shoal.owner=${run.metadata.name}`])).stdout.trim() === '', 30_000);
+}, 120_000);

@@ -17,6 +17,7 @@ import {
   MAX_PLACEMENTS_PER_ROUND,
   PendingWorkFramework,
   RETRY_REFUSE_SECONDS,
+  GANG_REFUSE_SECONDS,
   windowSize,
   type PendingWorkOwner,
   type Work,
@@ -28,6 +29,7 @@ import { silentLogger } from '../../pkg/util/log';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
 const RETRY = RETRY_REFUSE_SECONDS;
+const GANG = GANG_REFUSE_SECONDS;
 const IDLE = IDLE_REFUSE_SECONDS;
 
 interface WorkOpts {
@@ -362,7 +364,7 @@ const rows: Array<[string, Row]> = [
   // Gangs: all of `count` in one round, or nothing.
   ['gangLargerThanTheOffersLaunchesNothing', {
     works: [{ w: work('mpi', { count: 4, gang: true }) }],
-    offers: a(3).map((x) => offer(x, { cpus: 1 })), launches: 0, left: { mpi: 4 }, declined: ['o-a1', 'o-a2', 'o-a3'], refuse: RETRY, suppressed: 0,
+    offers: a(3).map((x) => offer(x, { cpus: 1 })), launches: 0, left: { mpi: 4 }, declined: ['o-a1', 'o-a2', 'o-a3'], refuse: GANG, suppressed: 0,
   }],
   ['gangThatFitsLaunchesWhole', {
     works: [{ w: work('mpi', { count: 4, gang: true }) }],
@@ -374,7 +376,7 @@ const rows: Array<[string, Row]> = [
   }],
   ['gangThatDoesNotFitLeavesItsOffersToLaterWork', {
     works: [{ w: work('mpi', { count: 4, gang: true, queuedAt: T0 }) }, { w: work('web', { count: 2, queuedAt: T0 + 1 }) }],
-    offers: a(3).map((x) => offer(x, { cpus: 1 })), launches: 2, perOwner: { web: 2 }, left: { mpi: 4, web: 0 }, refuse: RETRY, suppressed: 0,
+    offers: a(3).map((x) => offer(x, { cpus: 1 })), launches: 2, perOwner: { web: 2 }, left: { mpi: 4, web: 0 }, refuse: GANG, suppressed: 0,
   }],
   ['gangThatFitsGoesFirstAndLaterWorkTakesTheRest', {
     works: [{ w: work('mpi', { count: 3, gang: true, queuedAt: T0 }) }, { w: work('web', { count: 3, queuedAt: T0 + 1 }) }],
@@ -382,11 +384,11 @@ const rows: Array<[string, Row]> = [
   }],
   ['laterGangThatNoLongerFitsWaits', {
     works: [{ w: work('web', { count: 2, queuedAt: T0 }) }, { w: work('mpi', { count: 3, gang: true, queuedAt: T0 + 1 }) }],
-    offers: a(4).map((x) => offer(x, { cpus: 1 })), launches: 2, perOwner: { web: 2 }, left: { mpi: 3, web: 0 }, refuse: RETRY,
+    offers: a(4).map((x) => offer(x, { cpus: 1 })), launches: 2, perOwner: { web: 2 }, left: { mpi: 3, web: 0 }, refuse: GANG,
   }],
   ['uniqueHostnameGangWaitsForEnoughDistinctHosts', {
     works: [{ w: work('mpi', { count: 3, gang: true, constraints: [['hostname', 'UNIQUE']] }) }],
-    offers: [offer('a1'), offer('a2'), offer('a3', { hostname: 'a1.example' })], launches: 0, left: { mpi: 3 }, declined: ['o-a1', 'o-a2', 'o-a3'], refuse: RETRY,
+    offers: [offer('a1'), offer('a2'), offer('a3', { hostname: 'a1.example' })], launches: 0, left: { mpi: 3 }, declined: ['o-a1', 'o-a2', 'o-a3'], refuse: GANG,
   }],
   ['uniqueHostnameGangOnDistinctHosts', {
     works: [{ w: work('mpi', { count: 3, gang: true, constraints: [['hostname', 'UNIQUE']] }) }],
@@ -395,7 +397,7 @@ const rows: Array<[string, Row]> = [
   }],
   ['uniqueHostnameGangCountsRunningMembers', {
     works: [{ w: work('mpi', { count: 2, gang: true, constraints: [['hostname', 'UNIQUE']] }), running: [at('a1')] }],
-    offers: [offer('a1'), offer('a2')], launches: 0, left: { mpi: 2 }, refuse: RETRY,
+    offers: [offer('a1'), offer('a2')], launches: 0, left: { mpi: 2 }, refuse: GANG,
   }],
 ];
 
@@ -418,7 +420,7 @@ describe('PendingWorkFramework rounds', () => {
     }
     // Filters: retry soon while work waits, idle otherwise; suppressed once nothing waits.
     const waiting = [...s.works.keys()].some((k) => s.fw.waiting(k) > 0);
-    for (const d of out.declines) expect(d.refuse).toBe(waiting ? RETRY : IDLE);
+    for (const d of out.declines) expect(d.refuse).toBe(r.refuse ?? (waiting ? RETRY : IDLE));
     if (r.suppressed !== undefined) expect(out.suppressed).toBe(r.suppressed);
     expect(out.suppressed).toBe(waiting ? 0 : 1);
     expect(s.fw.idle()).toBe(false); // launches in flight, or work waiting
@@ -915,7 +917,7 @@ describe('PendingWorkFramework gangs', () => {
     const three = a(3).map((x) => offer(x, { cpus: 1 }));
     const first = await round(s, three);
     expect(first.accepts).toEqual([]);
-    expect(first.declines).toEqual([{ op: 'decline', offerIds: ['o-a1', 'o-a2', 'o-a3'], refuse: RETRY }]);
+    expect(first.declines).toEqual([{ op: 'decline', offerIds: ['o-a1', 'o-a2', 'o-a3'], refuse: GANG }]);
     expect([s.fw.waiting('default/mpi'), s.fw.inflight('default/mpi'), first.suppressed]).toEqual([4, 0, 0]);
     s.driver.views = a(3).map((x) => view(x, 'filtered', { cpus: 1 }));
     expect(s.fw.whyPending('default/mpi')).toMatchObject({

@@ -70,7 +70,8 @@ export function planJob({ job, runs, parents, now }: JobInput): JobPlan {
   const fire = (name: string, trigger: RunTrigger, scheduledTime: number, parentRuns?: string[]): boolean => {
     if (byName.has(name)) return true; // made before a leader change: the same time, the same run
     if (active.length > 0 && spec.concurrencyPolicy === 'Forbid') {
-      decisions.push({ kind: 'skipped', scheduledTime, active: active.map((r) => r.metadata.name) });
+      // A fire time passes and is skipped; a parents' trigger waits (it still holds when the run ends).
+      if (trigger !== 'Parents') decisions.push({ kind: 'skipped', scheduledTime, active: active.map((r) => r.metadata.name) });
       return false;
     }
     if (active.length > 0 && spec.concurrencyPolicy === 'Replace') {
