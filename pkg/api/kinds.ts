@@ -29,6 +29,8 @@ export const KINDS: readonly KindInfo[] = [
   { kind: 'Job', plural: 'jobs', singular: 'job', shortNames: [], namespaced: true, schema: 'job.json', verbs: ALL },
   // Runs are created by the Job controller (a schedule, parents) or by `POST .../jobs/{name}/run`; deleting one kills it.
   { kind: 'JobRun', plural: 'jobruns', singular: 'jobrun', shortNames: ['jr'], namespaced: true, schema: 'jobrun.json', verbs: [...READ, 'delete'] },
+  // External frameworks register over the Mesos scheduler API (the controller-manager writes them); deleting one tears it down.
+  { kind: 'Framework', plural: 'frameworks', singular: 'framework', shortNames: ['fw'], namespaced: false, schema: 'framework.json', verbs: [...READ, 'delete'] },
   // Tasks are created bound, by the scheduler, at offer accept time; deleting one kills it.
   { kind: 'Task', plural: 'tasks', singular: 'task', shortNames: [], namespaced: true, schema: 'task.json', verbs: [...READ, 'delete'] },
   // Nodes are written by their agents; operators only cordon (patch spec.unschedulable) or remove them.

@@ -36,6 +36,7 @@ export type PortRange = [number, number, ...number[]];
 export interface ShoalObjects {
   App?: App;
   Event?: Event;
+  Framework?: Framework;
   Job?: Job;
   JobRun?: JobRun;
   Node?: Node;
@@ -470,6 +471,78 @@ export interface ObjectReference {
   namespace?: string;
   name: string;
   uid?: string;
+}
+/**
+ * An external framework registered over the Mesos v1 scheduler HTTP API. Written by the leading controller-manager; its name is the framework id. Deleting it tears the framework down (its tasks are killed).
+ *
+ * This interface was referenced by `ShoalObjects`'s JSON-Schema
+ * via the `definition` "Framework".
+ */
+export interface Framework {
+  apiVersion: 'shoal/v1';
+  kind: 'Framework';
+  metadata: ObjectMeta;
+  spec: FrameworkSpec;
+  status: FrameworkStatus;
+}
+/**
+ * This interface was referenced by `ShoalObjects`'s JSON-Schema
+ * via the `definition` "FrameworkSpec".
+ */
+export interface FrameworkSpec {
+  /**
+   * FrameworkInfo.name.
+   */
+  name: string;
+  /**
+   * FrameworkInfo.user (the OS user tasks would run as; recorded, not enforced).
+   */
+  user: string;
+  /**
+   * The one role its offers and tasks are accounted to (FrameworkInfo.roles[0] or .role).
+   */
+  role: string;
+  /**
+   * The authenticated user that registered it: only this principal may subscribe as it again.
+   */
+  principal?: string;
+  /**
+   * Where its Tasks are created.
+   */
+  namespace: string;
+  /**
+   * FrameworkInfo.failover_timeout: how long its tasks keep running while it is disconnected.
+   */
+  failoverTimeoutSeconds: number;
+  /**
+   * @maxItems 32
+   */
+  capabilities: string[];
+  hostname?: string;
+  webuiUrl?: string;
+  checkpoint: boolean;
+}
+/**
+ * This interface was referenced by `ShoalObjects`'s JSON-Schema
+ * via the `definition` "FrameworkStatus".
+ */
+export interface FrameworkStatus {
+  /**
+   * connected: a subscription stream is open; disconnected: none, its tasks run until the failover timeout; inactive: being torn down.
+   */
+  state?: 'connected' | 'disconnected' | 'inactive';
+  registeredTime?: string;
+  reregisteredTime?: string;
+  /**
+   * When the stream was last open (for a disconnected framework, when it closed).
+   */
+  lastSeenTime?: string;
+  disconnectedTime?: string;
+  /**
+   * The controller-manager serving its stream.
+   */
+  leader?: string;
+  message?: string;
 }
 /**
  * Run-to-completion work: once, on a cron or ISO 8601 schedule, or after its parents (Chronos/Metronome semantics). Each firing is a JobRun.

@@ -9,6 +9,7 @@ import metaSchema from '../../schemas/meta.json';
 import appSchema from '../../schemas/app.json';
 import jobSchema from '../../schemas/job.json';
 import jobRunSchema from '../../schemas/jobrun.json';
+import frameworkSchema from '../../schemas/framework.json';
 import taskSchema from '../../schemas/task.json';
 import nodeSchema from '../../schemas/node.json';
 import eventSchema from '../../schemas/event.json';
@@ -66,7 +67,7 @@ function buildValidators(): Map<string, ValidateFunction> {
   for (const [name, f] of Object.entries(FORMATS)) ajv.addFormat(name, f.test);
   ajv.addSchema(metaSchema);
   const byKind = new Map<string, ValidateFunction>();
-  for (const schema of [appSchema, jobSchema, jobRunSchema, taskSchema, nodeSchema, eventSchema]) {
+  for (const schema of [appSchema, jobSchema, jobRunSchema, frameworkSchema, taskSchema, nodeSchema, eventSchema]) {
     byKind.set(schema.title, ajv.compile(schema));
   }
   return byKind;

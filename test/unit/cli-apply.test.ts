@@ -70,7 +70,7 @@ describe('apply: local validation', () => {
       'bad.yaml:7: app/api: spec.instances: must be >= 0',
       'bad.yaml:9: app/api: spec.ports[0].hostPort: must be <= 65535',
       'bad.yaml:12: task/t1: kind: Task objects cannot be applied: Shoal creates them (allowed: get, list, watch, delete)',
-      'nokind.yaml:1: object/orphan: kind: is required (one of App, Job, JobRun, Task, Node, Event)',
+      'nokind.yaml:1: object/orphan: kind: is required (one of App, Job, JobRun, Framework, Task, Node, Event)',
     ]);
     expect(client.calls).toEqual([]); // not even a GET: nothing reaches the server
     expect(out).toEqual([]);

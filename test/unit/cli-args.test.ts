@@ -24,7 +24,7 @@ describe('kind and name arguments', () => {
 
   it('rejectsUnknownKindsListingTheKnownOnes', () => {
     expect(() => parseKindArgs('pods')).toThrow(
-      new CliError('unknown kind "pods": known kinds are apps (app), jobs (job), jobruns (jobrun, jr), tasks (task), nodes (node, no), events (event, ev)'),
+      new CliError('unknown kind "pods": known kinds are apps (app), jobs (job), jobruns (jobrun, jr), frameworks (framework, fw), tasks (task), nodes (node, no), events (event, ev)'),
     );
     expect(() => parseKindArgs('pod/web')).toThrow(/unknown kind "pod"/);
   });
