@@ -13,7 +13,7 @@ import { compileValidators, type ShoalObject } from '../api/validation';
 import { DEFAULT_PREFIX, kindPrefix } from '../store/objects';
 import type { Store } from '../store/types';
 import { createLogger, type Logger } from '../util/log';
-import { authorize, type TokenAuthenticator, type User } from './auth';
+import { AuthenticationError, authorize, type TokenAuthenticator, type User } from './auth';
 import { ApiError } from './errors';
 import { ApiMetrics } from './metrics';
 import { MAX_IDEMPOTENCY_KEY, Registry, type Now, type ObjectRef } from './registry';
@@ -179,7 +179,12 @@ export class ApiServer {
         this.metrics.inflight.set(this.inflight);
       });
     }
-    (res.locals.shoal as Locals).user = this.o.authenticator.authenticate(req.get('authorization'));
+    try {
+      (res.locals.shoal as Locals).user = this.o.authenticator.authenticate(req.get('authorization'));
+    } catch (err) {
+      if (err instanceof AuthenticationError) throw new ApiError('Unauthorized', err.message);
+      throw err;
+    }
     const len = Number(req.get('content-length') ?? 0);
     if (len > this.o.bodyLimitBytes) throw new ApiError('RequestEntityTooLarge', `request body of ${len} bytes is over the limit of ${this.o.bodyLimitBytes} bytes`);
     // A POST without a body (`.../jobs/{name}/run` takes an optional one) has no type to check.
