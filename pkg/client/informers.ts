@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { JOBRUN_LABEL } from '../api/jobs';
 import { nameKey } from '../api/keys';
 import { lookupKind } from '../api/kinds';
-import type { App, Job, JobRun, Node, Task } from '../api/types.generated';
+import type { App, Framework, Job, JobRun, Node, Task } from '../api/types.generated';
 import { Informer } from './informer';
 import { agentLeasePrefix, decodeObject, kindPrefix } from '../store/objects';
 import type { Store } from '../store/types';
@@ -25,6 +25,8 @@ export interface ClusterInformers {
   jobs: Informer<Job>;
   /** JobRun objects by key; index RUNS_BY_JOB. */
   jobRuns: Informer<JobRun>;
+  /** External Framework objects (Mesos scheduler API) by key. */
+  frameworks: Informer<Framework>;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -61,7 +63,8 @@ export function clusterInformers(store: Store, prefix: string, logger: Logger, c
     const run = t.metadata.labels?.[JOBRUN_LABEL];
     return run ? nameKey(t.metadata.namespace, run) : undefined;
   });
-  const all = [nodes, leases, tasks, apps, jobs, jobRuns];
+  const frameworks = new Informer<Framework>({ store, prefix: kindPrefix(prefix, lookupKind('framework')!), logger, clock, decode: (kv) => decodeObject<Framework>(kv.value, kv.modRevision) });
+  const all = [nodes, leases, tasks, apps, jobs, jobRuns, frameworks];
   return {
     nodes,
     leases,
@@ -69,6 +72,7 @@ export function clusterInformers(store: Store, prefix: string, logger: Logger, c
     apps,
     jobs,
     jobRuns,
+    frameworks,
     start: async () => {
       await Promise.all(all.map((i) => i.start()));
     },

@@ -15,6 +15,7 @@ import { realClock, type Clock } from '../util/clock';
 import type { Store } from '../store/types';
 import { AppController } from './apps/controller';
 import { JobController, JobMetrics } from './jobs/controller';
+import type { SchedulerApiServer } from '../master/mesos/server';
 import type { TermContext } from './context';
 import { EventRecorder } from '../client/events';
 import { clusterInformers, type ClusterInformers } from '../client/informers';
@@ -50,6 +51,8 @@ export interface ControllerManagerOptions {
   allocator?: AllocatorOptions;
   clock?: Clock;
   lostTaskGraceSeconds?: number;
+  /** The Mesos scheduler API this controller-manager serves: it handles calls while this one leads. */
+  schedulerApi?: SchedulerApiServer;
 }
 
 /** A running term: what must be stopped when leadership ends. */
@@ -117,6 +120,11 @@ export class ControllerManager {
     apps.start();
     jobs.start();
     this.term = { informers, master, lifecycle, apps, jobs };
+    if (this.o.schedulerApi) {
+      await this.o.schedulerApi.attach({ store, prefix: this.prefix, fence, informers, frameworks: master, clock }).catch((err: Error) => {
+        logger.error({ err: err.message }, 'scheduler API not attached to this term');
+      });
+    }
     logger.info({ identity: this.o.identity }, 'controllers started');
   }
 
@@ -124,6 +132,7 @@ export class ControllerManager {
     const term = this.term;
     this.term = undefined;
     if (!term) return;
+    await this.o.schedulerApi?.detach();
     term.apps.stop();
     term.jobs.stop();
     term.master.stop();

@@ -5,6 +5,8 @@ import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { EtcdStore } from '../store/etcd';
 import type { Store } from '../store/types';
+import { TokenAuthenticator } from '../client/tokens';
+import { SchedulerApiServer } from '../master/mesos/server';
 import { ControllerManager } from './manager';
 
 export interface StartControllerManagerOptions {
@@ -36,6 +38,19 @@ export interface StartControllerManagerOptions {
   allocationIntervalMs?: number;
   /** How long a round asked for by a revive waits for other demands (MasterOptions.batchWindowMs). @default 250 */
   batchWindowMs?: number;
+  /** Serve the Mesos v1 scheduler HTTP API (external frameworks); handled while this one leads. */
+  schedulerApi?: {
+    /** 0: a free port. */
+    port: number;
+    /** @default '127.0.0.1' */
+    host?: string;
+    /** Users and tokens (with frameworkRoles); without one, calls are not authenticated. */
+    tokenFile?: string;
+    /** @default 15 */
+    heartbeatIntervalSeconds?: number;
+    /** Namespace of framework tasks. @default 'default' */
+    namespace?: string;
+  };
 }
 
 /** A started (campaigning) controller-manager. */
@@ -44,6 +59,8 @@ export interface ControllerManagerHandle {
   readonly registry: Registry;
   /** The port /metrics is served on; undefined without a metrics server (or when its port was taken). */
   readonly metricsPort?: number;
+  /** The port of the Mesos scheduler API, when served. */
+  readonly schedulerApiPort?: number;
   /** Steps down, stops its metrics server and closes its own etcd connections. */
   stop(): Promise<void>;
 }
@@ -58,7 +75,20 @@ export async function startControllerManager(o: StartControllerManagerOptions): 
   if (o.processMetrics) collectDefaultMetrics({ register: registry });
   const own = o.etcdEndpoints ? [new EtcdStore({ endpoints: o.etcdEndpoints }), new EtcdStore({ endpoints: o.etcdEndpoints })] : [];
   const [store, leaderStore] = o.store ? [o.store, undefined] : own;
+  const api = o.schedulerApi && new SchedulerApiServer({
+    identity: o.identity, logger: o.logger, store: store!, prefix: o.prefix,
+    authenticator: o.schedulerApi.tokenFile ? TokenAuthenticator.fromFile(o.schedulerApi.tokenFile) : undefined,
+    heartbeatIntervalSeconds: o.schedulerApi.heartbeatIntervalSeconds, namespace: o.schedulerApi.namespace,
+  });
+  let schedulerApiPort: number | undefined;
+  try {
+    schedulerApiPort = api ? await api.listen(o.schedulerApi!.port, o.schedulerApi!.host) : undefined;
+  } catch (err) {
+    await Promise.all(own.map((s) => s.close()));
+    throw err;
+  }
   const cm = new ControllerManager({
+    schedulerApi: api,
     store: store!, leaderStore, prefix: o.prefix, identity: o.identity, logger: o.logger, registry,
     leaderLeaseSeconds: o.leaderLeaseSeconds, lostTaskGraceSeconds: o.lostTaskGraceSeconds,
     allocationIntervalMs: o.allocationIntervalMs, batchWindowMs: o.batchWindowMs,
@@ -71,8 +101,10 @@ export async function startControllerManager(o: StartControllerManagerOptions): 
     cm,
     registry,
     metricsPort: metrics?.port,
+    schedulerApiPort,
     stop: () => (stopping ??= (async () => {
       await cm.stop();
+      await api?.close();
       if (metrics) {
         await new Promise<void>((resolve) => {
           metrics.server.close(() => resolve());
