@@ -938,10 +938,13 @@ export const REASONS: Readonly<Record<string, string>> = {
   Policy: 'REASON_TASK_UNAUTHORIZED',
   OfferUnknown: 'REASON_INVALID_OFFERS',
   InsufficientResources: 'REASON_INVALID_OFFERS',
+  InvalidOffers: 'REASON_INVALID_OFFERS',
+  TaskInvalid: 'REASON_TASK_INVALID',
+  Reconciliation: 'REASON_RECONCILIATION',
 };
 
 /** Reasons the master produces (not the agent running the task): their updates are SOURCE_MASTER. */
-const MASTER_REASONS: ReadonlySet<string> = new Set(['AgentLost', 'ReconciliationUnknownTask', 'OfferUnknown', 'InsufficientResources', 'FairShare', 'NotLeader', 'BindFailed']);
+const MASTER_REASONS: ReadonlySet<string> = new Set(['AgentLost', 'ReconciliationUnknownTask', 'OfferUnknown', 'InsufficientResources', 'FairShare', 'NotLeader', 'BindFailed', 'InvalidOffers', 'TaskInvalid']);
 /** Reasons of the agent itself rather than of the task's process: SOURCE_AGENT. */
 const AGENT_REASONS: ReadonlySet<string> = new Set(['TaskGone', 'StartFailed', 'ImageNotPresent', 'Policy', 'TaskKilled']);
 

@@ -112,7 +112,9 @@ export class ExternalFramework implements Framework {
     if (taskId === undefined) return;
     const now = Date.now();
     if (u.source === 'reconcile') {
-      this.stream?.send({ type: 'UPDATE', update: { status: statusToMesos({ ...u, taskId }, { timestamp: now, partitionAware: this.partitionAware() }) } } as MesosEvent);
+      // As Mesos: a reconciliation answer carries no uuid, and its reason is REASON_RECONCILIATION.
+      const status = { ...statusToMesos({ ...u, taskId }, { timestamp: now, partitionAware: this.partitionAware() }), reason: 'REASON_RECONCILIATION' };
+      this.stream?.send({ type: 'UPDATE', update: { status } } as MesosEvent);
       return;
     }
     const uuid = Buffer.from(randomUUID().replace(/-/g, ''), 'hex').toString('base64');

@@ -326,6 +326,9 @@ export class SchedulerApiServer {
           const ids = (accept.offer_ids ?? []).map((o) => o?.value).filter((id): id is string => typeof id === 'string' && fw.offers.has(id));
           for (const id of ids) fw.offers.delete(id);
           if (ids.length) driver.decline(ids, 0);
+          // Shoal answers a bad ACCEPT at once (4xx) and, as Mesos does, also drops each of its tasks
+          // with an update, so a scheduler that tracks tasks by their updates sees them end.
+          if (err instanceof CallError) this.dropTasks(fw, accept, err);
           throw err;
         }
         for (const id of planned.offerIds) fw.offers.delete(id);
@@ -386,6 +389,23 @@ export class SchedulerApiServer {
       }
       default:
         throw new CallError(400, `Call ${call.type} is not supported by Shoal (no executors, operations or inverse offers): see docs/frameworks.md`);
+    }
+  }
+
+  /** TASK_DROPPED (TASK_LOST without PARTITION_AWARE) for every task of a refused ACCEPT. */
+  private dropTasks(fw: ExternalFramework, accept: NonNullable<Call['accept']>, err: CallError): void {
+    const reason = err.mesosReason === 'REASON_TASK_INVALID' ? 'TaskInvalid' : 'InvalidOffers';
+    const seen = new Set<string>();
+    for (const op of accept.operations ?? []) {
+      for (const t of op?.launch?.task_infos ?? []) {
+        const id = t?.task_id?.value;
+        if (typeof id !== 'string' || !id || seen.has(id)) continue;
+        seen.add(id);
+        const taskName = taskNameFor(fw.id, id);
+        if (this.liveTask(fw.object.spec.namespace, taskName)) continue; // a duplicate of a running task: that one goes on
+        fw.asked.set(taskName, id);
+        fw.statusUpdate(fw.driver!, { namespace: fw.object.spec.namespace, taskName, state: 'DROPPED', reason, message: err.message, source: 'master' });
+      }
     }
   }
 
