@@ -380,6 +380,9 @@ export class MesosScheduler extends EventEmitter<MesosSchedulerEvents> {
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private heartbeatMs: number | undefined;
   private subscribedOnce = false;
+  /** TEARDOWN sent: the master ending the stream (or an ERROR saying it removed us) is expected. */
+  private tearingDown = false;
+  private inflight = 0;
   private readonly callAgents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
 
   constructor(options: MesosSchedulerOptions) {
@@ -410,6 +413,7 @@ export class MesosScheduler extends EventEmitter<MesosSchedulerEvents> {
     if (this.state !== 'idle' && this.state !== 'stopped') return;
     this.state = 'connecting';
     this.attempt = 0;
+    this.tearingDown = false;
     this.connect();
   }
 
@@ -471,6 +475,7 @@ export class MesosScheduler extends EventEmitter<MesosSchedulerEvents> {
 
   /** TEARDOWN: the master kills every task and removes the framework; then stops this client. */
   async teardown(): Promise<void> {
+    this.tearingDown = true;
     try {
       await this.call({ type: 'TEARDOWN' });
     } finally {
@@ -485,7 +490,13 @@ export class MesosScheduler extends EventEmitter<MesosSchedulerEvents> {
       throw new MesosCallError(call.type, 0, 'not subscribed (calls are only allowed after SUBSCRIBED)');
     }
     const body = JSON.stringify({ framework_id: { value: this.fwId }, ...call });
-    const res = await this.request(this.leader ?? this.masters[0], body, { 'Mesos-Stream-Id': this.sid });
+    this.inflight++;
+    let res: RawResponse;
+    try {
+      res = await this.request(this.leader ?? this.masters[0], body, { 'Mesos-Stream-Id': this.sid });
+    } finally {
+      if (--this.inflight === 0 && (this.state as State) === 'stopped') this.closeCallSockets();
+    }
     if (res.status !== 202) throw new MesosCallError(call.type, res.status, res.body);
   }
 
@@ -638,6 +649,7 @@ export class MesosScheduler extends EventEmitter<MesosSchedulerEvents> {
         if (ev.message) this.emit('message', ev.message);
         break;
       case 'ERROR': {
+        if (this.tearingDown) return this.shutdown('teardown'); // the master saying it removed us
         // "The scheduler should abort on receiving this event": stop, and let the user decide.
         const msg = ev.error?.message ?? (typeof ev.message === 'string' ? ev.message : 'unknown error');
         this.fatal(new MesosSchedulerError(msg, 'event'));
@@ -660,6 +672,8 @@ export class MesosScheduler extends EventEmitter<MesosSchedulerEvents> {
   /** The current subscription is gone: reconnect with backoff (once per generation). */
   private lost(gen: number, reason: string): void {
     if (gen !== this.generation || this.state === 'stopped') return;
+    // After TEARDOWN the master closes the stream: that is the end, not a disconnection to recover from.
+    if (this.tearingDown) return this.shutdown('teardown');
     this.generation++; // later callbacks of this connection are stale
     this.clearWatchdog();
     this.streamReq?.destroy();
@@ -700,9 +714,14 @@ export class MesosScheduler extends EventEmitter<MesosSchedulerEvents> {
     this.streamReq?.destroy();
     this.streamReq = undefined;
     this.sid = undefined;
+    // Calls still in flight (TEARDOWN's own answer, typically) finish first.
+    if (this.inflight === 0) this.closeCallSockets();
+    if (was !== 'stopped' && was !== 'idle') this.emit('disconnected', { reason, willReconnect: false });
+  }
+
+  private closeCallSockets(): void {
     this.callAgents.http.destroy();
     this.callAgents.https.destroy();
-    if (was !== 'stopped' && was !== 'idle') this.emit('disconnected', { reason, willReconnect: false });
   }
 
   private armWatchdog(gen: number, ms: number, reason: string): void {

@@ -84,11 +84,11 @@ function frameworkIds(tasks: Task[], prefixRe: RegExp): string[] {
 }
 
 /** `skip` comment lines first: line numbers (and task ids) start at skip + 1, apart from other runs'. */
-function runner(name: string, commands: string[], masters: string[], skip = 0): { proc: ChildProcess; exited: Promise<number | null> } {
+function runner(name: string, commands: string[], masters: string[], skip = 0, cpus = '0.1'): { proc: ChildProcess; exited: Promise<number | null> } {
   const file = join(dir, `${name}.txt`);
   writeFileSync(file, `${[...Array.from({ length: skip }, (_, i) => `# ${i}`), ...commands].join('\n')}\n`);
   const proc = start(name, BIN.runner, [
-    '--master', masters.join(','), '--commands', file, '--role', 'batch', '--cpus', '0.1', '--mem', '16',
+    '--master', masters.join(','), '--commands', file, '--role', 'batch', '--cpus', cpus, '--mem', '16',
     '--retries', '2', '--failover-timeout', '60', '--name', name,
   ]);
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
@@ -137,6 +137,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
+  if (process.env.SHOAL_E2E_DUMP) process.stderr.write(`${[...output].map(([n, t]) => `--- ${n}:\n${n.startsWith('batch') ? t : t.slice(-1500)}`).join('\n')}\n`);
   for (const proc of [...procs.values()].reverse()) await stopProc(proc);
   if (dir) {
     killProcessesUnder(dir);
@@ -170,7 +171,8 @@ it('survives a SIGKILLed leader mid-run: reconnects, reconciles and finishes wit
   const other = first === 'cm-a' ? 'cm-b' : 'cm-a';
   const url = (cm: string) => `http://127.0.0.1:${apiPorts.get(cm)}`;
   const commands = Array.from({ length: 20 }, (_, i) => `sleep 2; echo long ${i + 1}`);
-  const r = runner('batch-failover', commands, [url(first), url(other)], 100);
+  // 0.25 cpus each: 12 fit on the 3 agents, so the other 8 are launched after the failover.
+  const r = runner('batch-failover', commands, [url(first), url(other)], 100, '0.25');
   await waitFor('some tasks running', async () => ((output.get('batch-failover') ?? '').match(/TASK_RUNNING/g) ?? []).length >= 5, 60_000);
   procs.get(first)!.kill('SIGKILL');
   await waitFor(`${other} leading`, async () => leader() === other, 30_000);

@@ -306,7 +306,11 @@ describe('MesosScheduler', () => {
       res.writeHead(503).end('no leader yet');
       return true;
     };
-    const s = scheduler({ master: [`http://127.0.0.1:1`, m.url] }); // the first master is unreachable
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const deadPort = (closed.address() as AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    const s = scheduler({ master: [`http://127.0.0.1:${deadPort}`, m.url] }); // the first master is unreachable
     const drops: DisconnectedInfo[] = [];
     s.on('disconnected', (d) => drops.push(d));
     const subscribed = once(s, 'subscribed');
@@ -364,6 +368,30 @@ describe('MesosScheduler', () => {
     expect(await gone).toMatchObject({ willReconnect: false });
     await new Promise((r) => setTimeout(r, 100));
     expect(m2.subscribes).toHaveLength(1);
+  });
+
+  test('TEARDOWN: the master ending the stream (even with an ERROR) before its 202 is neither an error nor a reason to reconnect', async () => {
+    const m = await master();
+    const s = scheduler({ master: m.url });
+    const subscribed = once(s, 'subscribed');
+    s.start();
+    await subscribed;
+    const errors: unknown[] = [];
+    s.on('error', (e) => errors.push(e));
+    // The fake master answers TEARDOWN late, after removing the framework from the stream.
+    m.callStatus = 202;
+    const origWrite = m.write.bind(m);
+    m.server.prependListener('request', (req) => {
+      req.on('end', () => {
+        origWrite(frame({ type: 'ERROR', error: { message: 'Framework removed' } }));
+        m.streams[0].end();
+      });
+    });
+    await s.teardown();
+    await new Promise((r) => setTimeout(r, 150));
+    expect(errors).toEqual([]);
+    expect(m.subscribes).toHaveLength(1);
+    expect(s.frameworkId).toBeUndefined();
   });
 
   test('given a framework id, the first SUBSCRIBE already fails over', async () => {
