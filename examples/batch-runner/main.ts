@@ -284,7 +284,10 @@ function handleUpdate(status: TaskStatus): void {
     line.status = 'done';
     return;
   }
-  const neverLaunched = status.state === 'TASK_LOST' && status.reason === 'REASON_RECONCILIATION' && line.status !== 'active';
+  // Not a failure of the command: the master never knew the task (reconciliation), or dropped it
+  // before it started (an offer that was rescinded or invalid).
+  const neverLaunched = line.status !== 'active' && (
+    status.state === 'TASK_DROPPED' || (status.state === 'TASK_LOST' && (status.reason === 'REASON_RECONCILIATION' || status.reason === 'REASON_INVALID_OFFERS')));
   if (!neverLaunched) line.failures++;
   if (line.failures > retries) {
     line.status = 'failed';
@@ -292,7 +295,7 @@ function handleUpdate(status: TaskStatus): void {
     return;
   }
   line.status = 'waiting';
-  say(`line ${line.n} will run again as ${taskId(line, line.attempt + 1)}${neverLaunched ? ' (the master never knew the last attempt)' : ` (${line.failures}/${retries} retries used)`}`);
+  say(`line ${line.n} will run again as ${taskId(line, line.attempt + 1)}${neverLaunched ? ' (the last attempt never started)' : ` (${line.failures}/${retries} retries used)`}`);
   if (suppressed) {
     suppressed = false;
     scheduler.revive().catch(warn('revive'));
