@@ -10,7 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dump } from 'js-yaml';
 import { Agent } from '../../pkg/agent/agent';
+import { lookupKind } from '../../pkg/api/kinds';
 import type { Framework, Task } from '../../pkg/api/types.generated';
+import { Registry } from '../../pkg/apiserver/registry';
 import { startControllerManager, type ControllerManagerHandle } from '../../pkg/controllers/start';
 import { RecordIODecoder } from '../../pkg/master/mesos/recordio';
 import { EtcdStore } from '../../pkg/store/etcd';
@@ -252,4 +254,41 @@ it('keepsFrameworksAndTasksThroughALeaderChangeAndRedirectsFromTheStandby', asyn
   const truth = await until('implicit reconciliation', async () => updates(again, 'l-1').find((s) => s.uuid === undefined));
   expect(truth.state).toBe('TASK_RUNNING');
   expect((await call(standby.schedulerApiPort!, again, { type: 'TEARDOWN' })).status).toBe(202);
+});
+
+it('sharesAnAgentByDrfBetweenAnAppsRoleAndAnExternalFrameworksRole', async () => {
+  const port = leader().schedulerApiPort!;
+  const sub = await subscribe(port, { name: 'drf', failover_timeout: 0 });
+  // An App of role "web" wants 8 one-cpu instances; the framework (role "batch") launches one-cpu
+  // tasks greedily on every offer. The agent has 4 cpus: DRF gives each role 2.
+  await new Registry(store, prefix).create(lookupKind('app')!, 'default', {
+    apiVersion: 'shoal/v1', kind: 'App', metadata: { name: 'web', namespace: 'default' },
+    spec: { instances: 8, role: 'web', cmd: 'sleep 3600', resources: { cpus: 1, mem: 32 } },
+  });
+  const live = new Set<string>();
+  let n = 0;
+  let seen = 0;
+  const running = async (pred: (t: Task) => boolean) => (await tasks()).filter((t) => pred(t) && t.status?.state === 'RUNNING').length;
+  const ofFw = (t: Task) => t.metadata.labels?.['shoal.dev/framework'] === sub.frameworkId;
+  const ofApp = (t: Task) => t.metadata.labels?.['shoal.dev/app'] === 'web';
+  await until('2 tasks per role', async () => {
+    for (; seen < sub.events.length; seen++) {
+      const e = sub.events[seen]!;
+      if (e.type === 'UPDATE' && /TASK_(DROPPED|LOST|KILLED|FAILED|FINISHED|ERROR|GONE)/.test(e.update.status.state)) live.delete(e.update.status.task_id.value);
+      if (e.type !== 'OFFERS') continue;
+      for (const o of e.offers.offers as Ev[]) {
+        const cpus = (o.resources as Ev[]).find((r) => r.name === 'cpus')?.scalar.value ?? 0;
+        const count = Math.min(Math.floor(cpus), 8 - live.size);
+        const ids = Array.from({ length: count }, () => `drf-${n++}`);
+        ids.forEach((id) => live.add(id));
+        await call(port, sub, { type: 'ACCEPT', accept: { offer_ids: [o.id], operations: [{ type: 'LAUNCH', launch: { task_infos: ids.map((id) => task(id, o.agent_id.value, 1)) } }] } });
+      }
+    }
+    return (await running(ofFw)) === 2 && (await running(ofApp)) === 2;
+  }, 20_000);
+  await new Promise((r) => setTimeout(r, 1000)); // and it holds
+  expect(await running(ofFw)).toBe(2);
+  expect(await running(ofApp)).toBe(2);
+  await new Registry(store, prefix).delete({ kind: lookupKind('app')!, namespace: 'default', name: 'web' });
+  expect((await call(port, sub, { type: 'TEARDOWN' })).status).toBe(202);
 });
