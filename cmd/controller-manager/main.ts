@@ -3,9 +3,17 @@
 import { hostname } from 'node:os';
 import { Command, Option } from 'commander';
 import { startControllerManager } from '../../pkg/controllers/start';
-import { integer } from '../../pkg/util/flags';
+import { flag, integer } from '../../pkg/util/flags';
 import { runDaemon, type Daemon } from '../../pkg/util/daemon';
 import { createLogger } from '../../pkg/util/log';
+
+/** `host:port` (`[::1]:5050` for IPv6; port 0: a free one). */
+const hostPort = flag((v: string): { host: string; port: number } => {
+  const m = /^(?:\[([^\]]+)\]|([^:\s]+)):(\d{1,5})$/.exec(v.trim());
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new Error('expected host:port, e.g. 127.0.0.1:5050 or 0.0.0.0:5050');
+  return { host: m[1] ?? m[2], port };
+});
 
 const opts = new Command('shoal-controller-manager')
   .description('The Shoal controller-manager: allocator, offer loop, frameworks, node lifecycle (leader-elected)')
@@ -17,10 +25,15 @@ const opts = new Command('shoal-controller-manager')
   .addOption(new Option('--lost-task-grace <seconds>', 'wait before marking a lost agent\'s tasks LOST').default(0).argParser(integer(0)))
   .addOption(new Option('--allocation-interval <ms>', 'allocation round interval (a round also runs soon after each change)').default(1000).argParser(integer(10, 60_000)))
   .addOption(new Option('--allocation-batch-window <ms>', 'a round asked for by a framework\'s revive waits this long, so demands arriving together are shared by DRF (0: no wait)').default(250).argParser(integer(0, 10_000)))
+  .addOption(new Option('--scheduler-api-listen <host:port>', 'serve the Mesos v1 scheduler HTTP API for external frameworks here, e.g. 0.0.0.0:5050 (off when absent)').argParser(hostPort))
+  .option('--scheduler-api-token-file <file>', 'users and tokens that authenticate scheduler API calls (bearer, or HTTP Basic with principal = user name); frameworkRoles lists the roles a user may register frameworks with (without a file, calls are not authenticated)')
+  .addOption(new Option('--scheduler-api-heartbeat <seconds>', 'interval of HEARTBEAT events on subscription streams').default(15).argParser(integer(1, 3600)))
+  .option('--scheduler-api-namespace <ns>', 'namespace of external frameworks\' tasks', 'default')
   .parse()
   .opts();
 
 async function main(): Promise<Daemon> {
+  if (opts.schedulerApiTokenFile && !opts.schedulerApiListen) throw new Error('--scheduler-api-token-file needs --scheduler-api-listen');
   const log = createLogger('controller-manager');
   const cm = await startControllerManager({
     etcdEndpoints: String(opts.etcdEndpoints).split(','),
@@ -33,8 +46,18 @@ async function main(): Promise<Daemon> {
     lostTaskGraceSeconds: opts.lostTaskGrace,
     allocationIntervalMs: opts.allocationInterval,
     batchWindowMs: opts.allocationBatchWindow,
+    schedulerApi: opts.schedulerApiListen && {
+      port: opts.schedulerApiListen.port,
+      host: opts.schedulerApiListen.host,
+      tokenFile: opts.schedulerApiTokenFile,
+      heartbeatIntervalSeconds: opts.schedulerApiHeartbeat,
+      namespace: opts.schedulerApiNamespace,
+    },
+  }).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'EADDRINUSE') throw new Error(`--scheduler-api-listen: ${opts.schedulerApiListen.host}:${opts.schedulerApiListen.port} is in use`);
+    throw err;
   });
-  log.info({ etcd: opts.etcdEndpoints }, 'controller-manager running');
+  log.info({ etcd: opts.etcdEndpoints, schedulerApiPort: cm.schedulerApiPort }, 'controller-manager running');
   return { stop: () => cm.stop() };
 }
 

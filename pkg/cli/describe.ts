@@ -7,10 +7,13 @@ import type { KindInfo } from '../api/kinds';
 import { isFinishedRun } from '../api/jobs';
 import { nextTimes, parseSchedule } from '../api/schedule';
 import type {
-  App, Condition, Constraint, Container, Event, HealthCheck, Job, JobRun, Node, ObjectMeta, PendingStatus, Port, ReadinessCheck, Resources, Task,
+  App, Condition, Constraint, Container, Event, Framework, HealthCheck, Job, JobRun, Node, ObjectMeta, PendingStatus, Port, ReadinessCheck, Resources, Task,
 } from '../api/types.generated';
 import type { ShoalObject } from '../api/validation';
-import { eventTime, formatMap, nodeStatus, relativeTime, runCompletions, runDuration, taskPorts } from './printers';
+import { isTerminal } from '../api/tasks';
+import {
+  eventTime, formatMap, MESOS_TASK_ID_ANNOTATION, nodeStatus, relativeTime, runCompletions, runDuration, secondsDuration, taskPorts,
+} from './printers';
 import { age, formatTable } from './table';
 
 type Value = string | number | boolean | undefined | null | string[];
@@ -87,6 +90,8 @@ export interface DescribeExtras {
   tasks?: Task[] | string;
   /** A Job's runs (label shoal.dev/job=NAME), or why they could not be listed. */
   runs?: JobRun[] | string;
+  /** The cluster's nodes (a Framework's allocation shares), or why they could not be listed. */
+  nodes?: Node[] | string;
 }
 
 /** Recent runs `describe job` lists. */
@@ -103,11 +108,16 @@ export function describeObject(kind: KindInfo, obj: ShoalObject, events: Event[]
     case 'Task': describeTask(w, obj, now); break;
     case 'Node': describeNode(w, obj, now); break;
     case 'Event': describeEvent(w, obj); break;
+    case 'Framework': describeFramework(w, obj, now); break;
   }
   const conditions = (obj as { status?: { conditions?: Condition[] } }).status?.conditions;
   if (obj.kind !== 'Event') describeConditions(w, conditions, now);
   if (obj.kind === 'App') describeAppTasks(w, extras.tasks ?? [], now);
   if (obj.kind === 'JobRun') describeRunTasks(w, extras.tasks ?? [], now);
+  if (obj.kind === 'Framework') {
+    describeFrameworkTasks(w, extras.tasks ?? [], now);
+    describeFrameworkAllocation(w, obj, extras.tasks ?? [], extras.nodes ?? '<nodes not listed>');
+  }
   if (obj.kind !== 'Event') describeEvents(w, events, now);
   return w.render();
 }
@@ -432,6 +442,94 @@ function describeNode(w: DescribeWriter, node: Node, now: number): void {
   w.field('disk', cap?.disk !== undefined ? `${cap.disk} MiB` : undefined, 2);
   w.field('ports', cap?.ports?.length ? cap.ports.map((r) => `${r[0]}-${r[1]}`).join(', ') : undefined, 2);
   w.field('Attributes', formatMap(st.attributes, '\n').split('\n'));
+}
+
+function describeFramework(w: DescribeWriter, f: Framework, now: number): void {
+  const s = f.spec ?? ({} as Framework['spec']);
+  const st = f.status ?? {};
+  w.field('State', st.state).field('Leader', st.leader);
+  w.field('Registered', timestamp(st.registeredTime, now));
+  if (st.reregisteredTime) w.field('Reregistered', timestamp(st.reregisteredTime, now));
+  w.field('Last Seen', timestamp(st.lastSeenTime, now));
+  if (st.disconnectedTime && st.state !== 'connected') {
+    w.field('Disconnected', timestamp(st.disconnectedTime, now));
+    const deadline = Date.parse(st.disconnectedTime) + (s.failoverTimeoutSeconds ?? 0) * 1000;
+    if (st.state === 'disconnected' && !Number.isNaN(deadline)) w.field('Failover Deadline', `${new Date(deadline).toISOString()} (${relativeTime(new Date(deadline).toISOString(), now)})`);
+  }
+  if (st.message) w.field('Message', st.message.split('\n'));
+  w.section('Spec');
+  w.field('Name', s.name, 2).field('User', s.user, 2).field('Role', s.role, 2).field('Principal', s.principal, 2);
+  w.field('Task Namespace', s.namespace, 2);
+  w.field('Failover Timeout', s.failoverTimeoutSeconds === undefined ? undefined : `${secondsDuration(s.failoverTimeoutSeconds)} (${s.failoverTimeoutSeconds}s)`, 2);
+  w.field('Capabilities', s.capabilities?.length ? s.capabilities.join(', ') : undefined, 2);
+  w.field('Checkpoint', s.checkpoint ?? false, 2);
+  if (s.hostname) w.field('Hostname', s.hostname, 2);
+  if (s.webuiUrl) w.field('Web UI', s.webuiUrl, 2);
+}
+
+/** A framework's tasks, oldest first: NAME (namespace/name when not in one namespace), NODE, STATE, MESOS TASK ID, AGE. */
+function describeFrameworkTasks(w: DescribeWriter, tasks: Task[] | string, now: number): void {
+  if (typeof tasks === 'string' || !tasks.length) {
+    w.field('Tasks', typeof tasks === 'string' ? tasks : NONE);
+    return;
+  }
+  w.section('Tasks');
+  const rows = oldestFirst(tasks).map((t) => [
+    t.metadata.name, t.spec?.nodeName ?? NONE, t.status?.state ?? NONE,
+    t.metadata.annotations?.[MESOS_TASK_ID_ANNOTATION] ?? NONE, age(t.metadata.creationTimestamp, now),
+  ]);
+  w.table(['Name', 'Node', 'State', 'Mesos Task ID', 'Age'], rows);
+}
+
+interface Totals { cpus: number; mem: number; disk: number }
+
+const round = (n: number, digits = 3) => Math.round(n * 10 ** digits) / 10 ** digits;
+const percent = (share: number) => `${round(share * 100, 1)}%`;
+
+/**
+ * What a framework holds: the resources of its non-terminal tasks, their share of the cluster's
+ * capacity (all Nodes) per resource, and the largest of those, its dominant share (DRF).
+ */
+export function frameworkAllocation(tasks: Task[], nodes: Node[]): { used: Totals; total: Totals; shares: Totals; dominant?: { resource: keyof Totals; share: number } } {
+  const used: Totals = { cpus: 0, mem: 0, disk: 0 };
+  for (const t of tasks) {
+    if (isTerminal(t)) continue;
+    used.cpus += t.spec?.resources?.cpus ?? 0;
+    used.mem += t.spec?.resources?.mem ?? 0;
+    used.disk += t.spec?.resources?.disk ?? 0;
+  }
+  const total: Totals = { cpus: 0, mem: 0, disk: 0 };
+  for (const n of nodes) {
+    total.cpus += n.status?.capacity?.cpus ?? 0;
+    total.mem += n.status?.capacity?.mem ?? 0;
+    total.disk += n.status?.capacity?.disk ?? 0;
+  }
+  const shares: Totals = { cpus: 0, mem: 0, disk: 0 };
+  let dominant: { resource: keyof Totals; share: number } | undefined;
+  for (const r of ['cpus', 'mem', 'disk'] as const) {
+    shares[r] = total[r] > 0 ? used[r] / total[r] : 0;
+    if (total[r] > 0 && (!dominant || shares[r] > dominant.share)) dominant = { resource: r, share: shares[r] };
+  }
+  return { used: { cpus: round(used.cpus), mem: round(used.mem), disk: round(used.disk) }, total, shares, dominant };
+}
+
+function describeFrameworkAllocation(w: DescribeWriter, f: Framework, tasks: Task[] | string, nodes: Node[] | string): void {
+  w.section(`Allocation (role ${f.spec?.role ?? NONE})`);
+  if (typeof tasks === 'string') {
+    w.field('Tasks', tasks, 2);
+    return;
+  }
+  const a = frameworkAllocation(tasks, typeof nodes === 'string' ? [] : nodes);
+  w.field('Resources', `cpus=${a.used.cpus}, mem=${a.used.mem} MiB, disk=${a.used.disk} MiB (${tasks.filter((t) => !isTerminal(t)).length} non-terminal task(s))`, 2);
+  if (typeof nodes === 'string') {
+    w.field('Cluster Capacity', nodes, 2);
+    return;
+  }
+  w.field('Cluster Capacity', `cpus=${round(a.total.cpus)}, mem=${round(a.total.mem)} MiB, disk=${round(a.total.disk)} MiB (${nodes.length} node(s))`, 2);
+  // Only resources the cluster has count (as in the allocator's DRF).
+  const shares = (['cpus', 'mem', 'disk'] as const).filter((r) => a.total[r] > 0).map((r) => `${r} ${percent(a.shares[r])}`);
+  w.field('Shares', shares.length ? shares.join(', ') : undefined, 2);
+  w.field('DRF dominant share (this framework\'s tasks)', a.dominant ? `${percent(a.dominant.share)} (${a.dominant.resource})` : NONE, 2);
 }
 
 function describeEvent(w: DescribeWriter, e: Event): void {

@@ -14,15 +14,27 @@ export interface DevOptions {
   dataDir?: string;
   apiPort?: string;
   etcdPort?: string;
+  schedulerApiPort?: string;
+  /** false with --no-scheduler-api. */
+  schedulerApi?: boolean;
   agents?: string;
   runtime?: string;
 }
 
-function port(value: string | undefined, flag: string, fallback: number): number {
+function port(value: string | undefined, flag: string, fallback: number, min = 1): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new CliError(`${flag} must be a port number (1-65535), not "${value}"`);
+  if (value.trim() === '' || !Number.isInteger(n) || n < min || n > 65535) throw new CliError(`${flag} must be a port number (${min}-65535), not "${value}"`);
   return n;
+}
+
+/** The scheduler API port `shoal dev` serves on: 5050 (as Mesos), 0 for a free one, null with --no-scheduler-api. */
+export function schedulerApiPort(o: Pick<DevOptions, 'schedulerApiPort' | 'schedulerApi'>): number | null {
+  if (o.schedulerApi === false) {
+    if (o.schedulerApiPort !== undefined) throw new CliError('--scheduler-api-port and --no-scheduler-api cannot be combined');
+    return null;
+  }
+  return port(o.schedulerApiPort, '--scheduler-api-port', 5050, 0);
 }
 
 /** Registers `shoal dev` with all its flags. */
@@ -33,6 +45,8 @@ export function registerDevCommand(program: Command): void {
     .option('--data-dir <dir>', 'where etcd data, tokens and config.yaml go (default ~/.shoal/dev)')
     .option('--api-port <port>', 'apiserver port (default 7070)')
     .option('--etcd-port <port>', 'etcd client port (default 23790)')
+    .option('--scheduler-api-port <port>', 'Mesos v1 scheduler HTTP API port for external frameworks, on 127.0.0.1 (default 5050; 0: a free port)')
+    .option('--no-scheduler-api', 'do not serve the Mesos scheduler API')
     .option('--agents <n>', 'number of agents (default 1)')
     .option('--runtime <runtimes>', 'docker or process, or a comma-separated list taken in turn by the agents, e.g. docker,process (default: docker when a daemon answers, else process)')
     .action(async (o: DevOptions) => {
@@ -45,13 +59,14 @@ export function registerDevCommand(program: Command): void {
         dataDir: resolve(o.dataDir ?? join(homedir(), '.shoal', 'dev')),
         apiPort: port(o.apiPort, '--api-port', 7070),
         etcdPort: port(o.etcdPort, '--etcd-port', 23790),
+        schedulerApiPort: schedulerApiPort(o),
         // Without flags, also point the user's default config at this cluster.
         userConfigPath: o.dataDir === undefined ? join(homedir(), '.shoal', 'config.yaml') : undefined,
         agents,
         runtime: runtimes as Array<'docker' | 'process' | 'auto'>,
         logger: log,
       });
-      log.info({ server: cluster.server, etcd: cluster.etcdEndpoint, config: cluster.configPath }, 'dev cluster ready');
+      log.info({ server: cluster.server, etcd: cluster.etcdEndpoint, schedulerApi: cluster.schedulerApi, config: cluster.configPath }, 'dev cluster ready');
       await new Promise<void>((done) => {
         const stop = (signal: string) => {
           log.info({ signal }, 'stopping dev cluster');

@@ -4,7 +4,7 @@
  */
 import { dump } from 'js-yaml';
 import { API_VERSION, type KindInfo } from '../api/kinds';
-import type { App, Condition, Event, Job, JobRun, Node, Task } from '../api/types.generated';
+import type { App, Condition, Event, Framework, Job, JobRun, Node, Task } from '../api/types.generated';
 import { isTerminal } from '../api/tasks';
 import type { ShoalObject } from '../api/validation';
 import { refString, type OutputFormat } from './args';
@@ -26,6 +26,8 @@ export interface TableOptions {
   now: number;
   /** Resources held by non-terminal tasks, by node name (nodes' ALLOCATED column). */
   allocated?: Map<string, { cpus: number; mem: number }>;
+  /** Non-terminal tasks by framework id (frameworks' TASKS column). */
+  frameworkTasks?: Map<string, number>;
 }
 
 const NONE = '<none>';
@@ -182,6 +184,60 @@ const NODE_COLUMNS: Column[] = [
   { header: 'VERSION', wide: true, cell: (o) => orNone((o as Node).status?.agentVersion) },
 ];
 
+/** The label a framework's tasks carry: its framework id (the Framework's name). */
+export const FRAMEWORK_TASK_LABEL = 'shoal.dev/framework';
+/** The annotation that keeps the Mesos TaskID an external framework gave a task. */
+export const MESOS_TASK_ID_ANNOTATION = 'mesos.shoal.dev/task-id';
+
+/** Counts non-terminal tasks per framework id (label shoal.dev/framework). */
+export function tasksByFramework(tasks: Task[]): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const t of tasks) {
+    const id = t.metadata.labels?.[FRAMEWORK_TASK_LABEL];
+    if (!id || isTerminal(t)) continue;
+    out.set(id, (out.get(id) ?? 0) + 1);
+  }
+  return out;
+}
+
+/** True when a kind's table has columns computed from tasks (nodes' ALLOCATED, frameworks' TASKS). */
+export function tableNeedsTasks(kind: KindInfo): boolean {
+  return kind.kind === 'Node' || kind.kind === 'Framework';
+}
+
+/** Fills the task-derived table options of a kind from all tasks (see {@link tableNeedsTasks}). */
+export function addTaskColumns(kind: KindInfo, opts: TableOptions, tasks: Task[]): void {
+  if (kind.kind === 'Node') opts.allocated = allocationByNode(tasks);
+  if (kind.kind === 'Framework') opts.frameworkTasks = tasksByFramework(tasks);
+}
+
+/** A number of seconds as a duration (`1w` is `7d`), `<none>` when absent. */
+export function secondsDuration(seconds: number | undefined): string {
+  return seconds === undefined ? NONE : humanDuration(seconds * 1000);
+}
+
+const fw = (o: ShoalObject) => o as Framework;
+
+/** Age of disconnectedTime while the framework is not connected. */
+function disconnectedCell(f: Framework, now: number): string {
+  const t = f.status?.disconnectedTime;
+  return t && f.status?.state !== 'connected' ? age(t, now) : NONE;
+}
+
+const FRAMEWORK_COLUMNS: Column[] = [
+  name,
+  { header: 'FRAMEWORK', cell: (o) => orNone(fw(o).spec?.name) },
+  { header: 'ROLE', cell: (o) => orNone(fw(o).spec?.role) },
+  { header: 'STATE', cell: (o) => orNone(fw(o).status?.state) },
+  { header: 'PRINCIPAL', cell: (o) => orNone(fw(o).spec?.principal) },
+  { header: 'TASKS', cell: (o, _now, opts) => (opts.frameworkTasks ? String(opts.frameworkTasks.get(o.metadata.name) ?? 0) : NONE) },
+  ageColumn,
+  { header: 'USER', wide: true, cell: (o) => orNone(fw(o).spec?.user) },
+  { header: 'FAILOVER', wide: true, cell: (o) => secondsDuration(fw(o).spec?.failoverTimeoutSeconds) },
+  { header: 'LEADER', wide: true, cell: (o) => orNone(fw(o).status?.leader) },
+  { header: 'DISCONNECTED', wide: true, cell: (o, now) => disconnectedCell(fw(o), now) },
+];
+
 /** When an event last happened: lastTimestamp, else firstTimestamp, else when it was stored. */
 export function eventTime(e: Event): string | undefined {
   return e.lastTimestamp ?? e.firstTimestamp ?? e.metadata.creationTimestamp;
@@ -198,7 +254,9 @@ const EVENT_COLUMNS: Column[] = [
   { header: 'FIRST SEEN', wide: true, cell: (o, now) => age((o as Event).firstTimestamp, now) },
 ];
 
-const COLUMNS: Record<string, Column[]> = { App: APP_COLUMNS, Job: JOB_COLUMNS, JobRun: JOBRUN_COLUMNS, Task: TASK_COLUMNS, Node: NODE_COLUMNS, Event: EVENT_COLUMNS };
+const COLUMNS: Record<string, Column[]> = {
+  App: APP_COLUMNS, Job: JOB_COLUMNS, JobRun: JOBRUN_COLUMNS, Framework: FRAMEWORK_COLUMNS, Task: TASK_COLUMNS, Node: NODE_COLUMNS, Event: EVENT_COLUMNS,
+};
 
 function columnsFor(kind: KindInfo, opts: TableOptions): Column[] {
   const cols = (COLUMNS[kind.kind] ?? [name, ageColumn]).filter((c) => opts.wide || !c.wide);

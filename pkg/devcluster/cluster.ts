@@ -25,6 +25,11 @@ export interface DevClusterOptions {
   apiPort?: number;
   /** @default 23790 */
   etcdPort?: number;
+  /**
+   * Port of the Mesos v1 scheduler HTTP API (external frameworks, authenticated with the dev
+   * tokens), on 127.0.0.1; 0: a free port; null: not served. @default 5050
+   */
+  schedulerApiPort?: number | null;
   /** Also write this config file (the user's ~/.shoal/config.yaml). */
   userConfigPath?: string;
   /** Agents to run in this process. @default 0 */
@@ -41,6 +46,8 @@ export interface DevCluster {
   token: string;
   configPath: string;
   etcdEndpoint: string;
+  /** `http://127.0.0.1:P` of the Mesos scheduler API, when served. */
+  schedulerApi?: string;
   stop(): Promise<void>;
 }
 
@@ -132,12 +139,25 @@ export async function startDevCluster(o: DevClusterOptions): Promise<DevCluster>
   }
   // One etcd connection for the whole process (the apiserver's, observed by its metrics); in dev
   // the controller-manager's metrics join the apiserver's /metrics.
-  const cm: ControllerManagerHandle = await startControllerManager({
-    store: api.store, prefix: DEFAULT_PREFIX, identity: 'dev', logger: o.logger.child({ component: 'controller-manager' }), registry: api.metrics.registry,
-  });
+  // The scheduler API authenticates frameworks with the same token file: the dev admin (namespace
+  // "*") may register frameworks with any role.
+  const schedulerApiPort = o.schedulerApiPort === undefined ? 5050 : o.schedulerApiPort;
+  let cm: ControllerManagerHandle;
+  try {
+    cm = await startControllerManager({
+      store: api.store, prefix: DEFAULT_PREFIX, identity: 'dev', logger: o.logger.child({ component: 'controller-manager' }), registry: api.metrics.registry,
+      schedulerApi: schedulerApiPort === null ? undefined : { port: schedulerApiPort, host: '127.0.0.1', tokenFile },
+    });
+  } catch (err) {
+    await api.stop();
+    await etcd.stop();
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new Error(code === 'EADDRINUSE' ? `scheduler API port ${schedulerApiPort} is in use; pick another with --scheduler-api-port` : String(err));
+  }
   const agents = await startAgents(api.store, o, agentToken);
   const server = `http://127.0.0.1:${api.port}`;
-  const config = dump({ server, token });
+  const schedulerApi = cm.schedulerApiPort === undefined ? undefined : `http://127.0.0.1:${cm.schedulerApiPort}`;
+  const config = dump({ server, token, ...(schedulerApi ? { schedulerApi } : {}) });
   const configPath = join(o.dataDir, 'config.yaml');
   writeFileSync(configPath, config, { mode: 0o600 });
   if (o.userConfigPath) {
@@ -149,6 +169,7 @@ export async function startDevCluster(o: DevClusterOptions): Promise<DevCluster>
     token,
     configPath,
     etcdEndpoint: etcd.endpoint,
+    schedulerApi,
     stop: async () => {
       // Agents stop without revoking: their tasks keep running and a restarted dev cluster adopts them.
       await Promise.all(agents.map((a) => a.stop({ revoke: false })));

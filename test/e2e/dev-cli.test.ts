@@ -19,6 +19,7 @@ let dir: string;
 let dev: ChildProcess;
 let devLog = '';
 let etcdPort: number;
+let schedulerApiPort: number;
 let env: NodeJS.ProcessEnv;
 
 function shoal(...args: string[]): Promise<CliResult> {
@@ -48,10 +49,11 @@ async function waitFor(what: string, ok: () => boolean | Promise<boolean>, ms = 
 beforeAll(async () => {
   if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run \`npm run build\` (make test does)`);
   dir = mkdtempSync(join(tmpdir(), 'shoal-e2e-'));
-  const [apiPort, ePort] = await freePorts(2);
+  const [apiPort, ePort, sPort] = await freePorts(3);
   etcdPort = ePort;
+  schedulerApiPort = sPort;
   env = { ...process.env, SHOAL_CONFIG: join(dir, 'config.yaml'), HOME: dir };
-  dev = spawn('node', [MAIN, 'dev', '--data-dir', dir, '--api-port', String(apiPort), '--etcd-port', String(etcdPort), '--agents', '0'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  dev = spawn('node', [MAIN, 'dev', '--data-dir', dir, '--api-port', String(apiPort), '--etcd-port', String(etcdPort), '--scheduler-api-port', String(schedulerApiPort), '--agents', '0'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   dev.stdout!.on('data', (d) => (devLog += d));
   dev.stderr!.on('data', (d) => (devLog += d));
   await waitFor('config.yaml', () => existsSync(join(dir, 'config.yaml')));
@@ -65,8 +67,14 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-it('writesAConfigWithServerAndToken', () => {
-  expect(readFileSync(join(dir, 'config.yaml'), 'utf8')).toMatch(/^server: http:\/\/127\.0\.0\.1:\d+\ntoken: [0-9a-f]{48}\n$/);
+it('writesAConfigWithServerTokenAndSchedulerApi', () => {
+  expect(readFileSync(join(dir, 'config.yaml'), 'utf8')).toMatch(new RegExp(`^server: http://127\\.0\\.0\\.1:\\d+\ntoken: [0-9a-f]{48}\nschedulerApi: http://127\\.0\\.0\\.1:${schedulerApiPort}\n$`));
+});
+
+it('servesTheMesosSchedulerApi', async () => {
+  const res = await fetch(`http://127.0.0.1:${schedulerApiPort}/version`);
+  expect(res.status).toBe(200);
+  expect(await res.json()).toHaveProperty('version');
 });
 
 it('appliesAnExampleThenReportsUnchanged', async () => {
