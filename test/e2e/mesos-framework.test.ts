@@ -5,7 +5,7 @@
  * framework (examples/batch-runner, a separate process using pkg/client/mesos-scheduler.ts) runs
  * 20 commands to completion; then, in a second run, the leading controller-manager is SIGKILLed
  * mid-run: the framework reconnects to the new leader, reconciles, and finishes with no task
- * launched twice. Needs `npm run build` and `npx tsc -p tsconfig.examples.json`.
+ * launched twice. Needs `npm run build` (which builds examples/ too).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -114,7 +114,7 @@ function launches(name: string): Map<string, number> {
 
 beforeAll(async () => {
   for (const bin of [SHOAL_MAIN, ...Object.values(BIN)]) {
-    if (!existsSync(bin)) throw new Error(`${bin} is missing: run \`npm run build && npx tsc -p tsconfig.examples.json\``);
+    if (!existsSync(bin)) throw new Error(`${bin} is missing: run \`npm run build\` (make test does)`);
   }
   dir = mkdtempSync(join(tmpdir(), 'shoal-e2e-mesos-'));
   const [apiPort, sA, sB, a1, a2, a3] = await freePorts(6);

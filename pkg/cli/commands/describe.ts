@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { APP_LABEL } from '../../api/apps';
 import { lookupKind, type KindInfo } from '../../api/kinds';
 import { JOB_LABEL, JOBRUN_LABEL } from '../../api/jobs';
-import type { Event, JobRun, Task } from '../../api/types.generated';
+import type { Event, JobRun, Node, Task } from '../../api/types.generated';
 import type { ShoalObject } from '../../api/validation';
 import { parseKindArgs } from '../args';
 import type { ResourceClient } from '../client';
@@ -14,7 +14,7 @@ import { contextOf, type CommandContext } from '../context';
 import { describeObject, eventIsAbout } from '../describe';
 import { ApiError, messageOf } from '../errors';
 import type { CliIO } from '../io';
-import { emptyListMessage } from '../printers';
+import { emptyListMessage, FRAMEWORK_TASK_LABEL } from '../printers';
 
 /** Events about `obj`, or why they could not be listed (describe still shows the object). */
 export async function eventsAbout(client: ResourceClient, kind: KindInfo, objs: ShoalObject[]): Promise<Map<ShoalObject, Event[] | string>> {
@@ -40,10 +40,13 @@ export async function runDescribe(ctx: CommandContext, kind: KindInfo, name: str
   if (!objs.length) return ctx.err(emptyListMessage(kind, namespace));
   const events = await eventsAbout(client, kind, objs);
   const tasks = kind.kind === 'App' ? await appTasks(client, objs)
-    : kind.kind === 'JobRun' ? await labelled<Task>(client, 'tasks', JOBRUN_LABEL, objs) : new Map<ShoalObject, Task[] | string>();
+    : kind.kind === 'JobRun' ? await labelled<Task>(client, 'tasks', JOBRUN_LABEL, objs)
+    // A Framework is cluster-scoped: its tasks are listed in every namespace.
+    : kind.kind === 'Framework' ? await labelled<Task>(client, 'tasks', FRAMEWORK_TASK_LABEL, objs) : new Map<ShoalObject, Task[] | string>();
+  const nodes = kind.kind === 'Framework' ? await listNodes(client) : undefined;
   const runs = kind.kind === 'Job' ? await labelled<JobRun>(client, 'jobruns', JOB_LABEL, objs) : new Map<ShoalObject, JobRun[] | string>();
   const now = ctx.io.now();
-  ctx.out(objs.map((o) => describeObject(kind, o, events.get(o) ?? [], now, { tasks: tasks.get(o), runs: runs.get(o) })).join('\n\n\n'));
+  ctx.out(objs.map((o) => describeObject(kind, o, events.get(o) ?? [], now, { tasks: tasks.get(o), runs: runs.get(o), nodes })).join('\n\n\n'));
 }
 
 /**
@@ -83,12 +86,22 @@ export async function appTasks(client: ResourceClient, apps: ShoalObject[]): Pro
   return result;
 }
 
+/** All nodes (a Framework's share of the cluster's capacity), or why they could not be listed. */
+async function listNodes(client: ResourceClient): Promise<Node[] | string> {
+  try {
+    return (await client.list(lookupKind('nodes')!, undefined)).items as Node[];
+  } catch (err) {
+    if (!(err instanceof ApiError)) throw err;
+    return `<unable to list nodes: ${messageOf(err)}>`;
+  }
+}
+
 /** Registers `describe`. */
 export function registerDescribe(program: Command, io: CliIO): void {
   program
     .command('describe')
     .description('Show an object in detail, with its conditions and events')
-    .argument('<kind>', 'app, job, jobrun, task, node, event (or KIND/NAME)')
+    .argument('<kind>', 'app, job, jobrun, framework (fw), task, node, event (or KIND/NAME)')
     .argument('[name]')
     .action(async (kindArg: string, nameArg: string | undefined, _opts: unknown, command: Command) => {
       const { kind, name } = parseKindArgs(kindArg, nameArg);

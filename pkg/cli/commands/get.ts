@@ -11,7 +11,7 @@ import { contextOf, type CommandContext } from '../context';
 import { CliError } from '../errors';
 import type { CliIO } from '../io';
 import {
-  emptyListMessage, formatList, formatObject, isObjectFormat, sortForDisplay, tableHeader, tableRow, type TableOptions, allocationByNode
+  addTaskColumns, emptyListMessage, formatList, formatObject, isObjectFormat, sortForDisplay, tableHeader, tableNeedsTasks, tableRow, type TableOptions,
 } from '../printers';
 import { columnWidths, formatRow } from '../table';
 
@@ -76,9 +76,9 @@ export async function runGet(ctx: CommandContext, ref: KindRef, opts: GetOptions
   const namespace = ctx.namespaceFor(kind, allNamespaces);
   const client = ctx.client();
   const table: TableOptions = { wide: format === 'wide', allNamespaces, now: ctx.io.now() };
-  if (kind.kind === 'Node' && !isObjectFormat(format)) {
+  if (tableNeedsTasks(kind) && !isObjectFormat(format)) {
     const tasks = await client.list(lookupKind('tasks')!, undefined);
-    table.allocated = allocationByNode(tasks.items as Task[]);
+    addTaskColumns(kind, table, tasks.items as Task[]);
   }
   let items: ShoalObject[];
   let resourceVersion: string | undefined;
@@ -140,7 +140,7 @@ function addGetFlags(command: Command): Command {
 
 /** Registers `get` and `events`. */
 export function registerGet(program: Command, io: CliIO): void {
-  addGetFlags(program.command('get').argument('<kind>', 'app, job, jobrun (jr), task, node, event (or KIND/NAME)').argument('[name]'))
+  addGetFlags(program.command('get').argument('<kind>', 'app, job, jobrun (jr), framework (fw), task, node, event (or KIND/NAME)').argument('[name]'))
     .description('List objects of a kind, or show one')
     .option('-l, --selector <selector>', 'label selector, e.g. app=web,tier!=db')
     .action(async (kindArg: string, nameArg: string | undefined, opts: GetOptions, command: Command) => {

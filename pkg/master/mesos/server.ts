@@ -313,7 +313,8 @@ export class SchedulerApiServer {
     const ns = fw.object.spec.namespace;
     switch (call.type) {
       case 'TEARDOWN':
-        await this.remove(fw.id, 'TEARDOWN');
+        // The scheduler asked: its stream just ends (an ERROR event would tell it to abort).
+        await this.remove(fw.id, 'TEARDOWN', { quiet: true });
         return;
       case 'ACCEPT': {
         const accept = call.accept!;
@@ -449,7 +450,7 @@ export class SchedulerApiServer {
   }
 
   /** Tears a framework down: its tasks are killed, its stream closed, its object and updates deleted. */
-  private async remove(id: string, why: string): Promise<void> {
+  private async remove(id: string, why: string, o: { quiet?: boolean } = {}): Promise<void> {
     const term = this.term;
     if (!term) return;
     this.clearFailover(id);
@@ -457,7 +458,7 @@ export class SchedulerApiServer {
     const key = objectKey(this.prefix, FRAMEWORKS, undefined, id);
     if (fw instanceof ExternalFramework) {
       this.log.info({ framework: id, why }, 'framework torn down: its tasks are killed');
-      fw.stream?.close({ type: 'ERROR', error: { message: `Framework removed: ${why}` } } as MesosEvent);
+      fw.stream?.close(o.quiet ? undefined : ({ type: 'ERROR', error: { message: `Framework removed: ${why}` } } as MesosEvent));
       await fw.driver?.teardown();
       await fw.forgetUpdates();
     }
