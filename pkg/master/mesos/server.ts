@@ -12,10 +12,10 @@ import type { Logger } from 'pino';
 import { lookupKind } from '../../api/kinds';
 import { isTerminal } from '../../api/tasks';
 import type { Framework as FrameworkObject, Task } from '../../api/types.generated';
-import type { ClusterInformers } from '../../client/informers';
+import { FRAMEWORK_LABEL, type ClusterInformers } from '../../client/informers';
 import { AuthenticationError, type TokenAuthenticator, type User } from '../../client/tokens';
-import { fencedTxn, NotLeaderError } from '../../store/fenced';
-import { encodeObject, objectKey } from '../../store/objects';
+import { fencedBatches, fencedTxn, NotLeaderError } from '../../store/fenced';
+import { assignmentKey, encodeObject, objectKey } from '../../store/objects';
 import type { Fence, Store } from '../../store/types';
 import type { Clock } from '../../util/clock';
 import type { FrameworkRegistry } from '../framework';
@@ -28,6 +28,8 @@ const FRAMEWORKS = lookupKind('framework')!;
 const TASKS = lookupKind('task')!;
 /** The Mesos release whose scheduler API this one follows (what `GET /version` answers). */
 export const MESOS_API_VERSION = '1.11.0';
+/** Ended tasks kept per framework (for `shoal get tasks` and reconciliation); older ones are deleted. */
+export const ENDED_TASKS_KEPT = 100;
 /** Bodies larger than this are refused (413). */
 export const MAX_BODY_BYTES = 4 * 1024 * 1024;
 
@@ -131,7 +133,12 @@ export class SchedulerApiServer {
       onDelete: (_k, obj) => void this.remove(obj.metadata.name, 'Framework object deleted (shoal delete framework)'),
     });
     this.resendTimer = term.clock.setInterval(() => {
-      for (const f of term.frameworks.list()) if (f instanceof ExternalFramework) f.resend();
+      for (const f of term.frameworks.list()) {
+        if (!(f instanceof ExternalFramework)) continue;
+        f.resend();
+        void this.collectGarbage(f).catch((err: Error) => this.log.warn({ framework: f.id, err: err.message }, 'ended tasks not collected'));
+      }
+      void this.collectOrphans().catch((err: Error) => this.log.warn({ err: err.message }, 'ended tasks of removed frameworks not collected'));
     }, RESEND_MS);
     this.resendTimer.unref?.();
   }
@@ -463,6 +470,38 @@ export class SchedulerApiServer {
       await fw.forgetUpdates();
     }
     await fencedTxn(term, [], [{ op: 'delete', key }]);
+    // Its ended tasks go with it (the ones being killed stay until they have ended).
+    await this.collectGarbage(id, 0);
+  }
+
+  /**
+   * Deletes a framework's ended tasks beyond the newest `keep` (Mesos keeps a bounded number of
+   * completed tasks per framework too); with the Task go its assignment key and kept update.
+   */
+  private async collectGarbage(fw: ExternalFramework | string, keep = ENDED_TASKS_KEPT): Promise<void> {
+    const term = this.term;
+    if (!term) return;
+    const id = typeof fw === 'string' ? fw : fw.id;
+    const ended = term.informers.tasks.byIndex('framework', id).filter(isTerminal)
+      .sort((a, b) => (Date.parse(b.status?.finishedAt ?? '') || 0) - (Date.parse(a.status?.finishedAt ?? '') || 0));
+    const gone = ended.slice(keep);
+    if (!gone.length) return;
+    await fencedBatches(term, gone.flatMap((t) => [
+      { op: 'delete' as const, key: objectKey(this.prefix, TASKS, t.metadata.namespace, t.metadata.name) },
+      ...(t.spec.nodeName ? [{ op: 'delete' as const, key: assignmentKey(this.prefix, t.spec.nodeName, t.metadata.namespace ?? 'default', t.metadata.name) }] : []),
+    ]));
+  }
+
+  /** Ended tasks of external frameworks that are gone (killed at their removal, ended since). */
+  private async collectOrphans(): Promise<void> {
+    const term = this.term;
+    if (!term) return;
+    const orphans = term.informers.tasks.list().filter((t) => isTerminal(t) && t.metadata.annotations?.[MESOS_TASK_ID] !== undefined && !term.frameworks.get(t.metadata.labels?.[FRAMEWORK_LABEL] ?? ''));
+    if (!orphans.length) return;
+    await fencedBatches(term, orphans.flatMap((t) => [
+      { op: 'delete' as const, key: objectKey(this.prefix, TASKS, t.metadata.namespace, t.metadata.name) },
+      ...(t.spec.nodeName ? [{ op: 'delete' as const, key: assignmentKey(this.prefix, t.spec.nodeName, t.metadata.namespace ?? 'default', t.metadata.name) }] : []),
+    ]));
   }
 
   private async writeObject(fw: ExternalFramework, spec: FrameworkObject['spec'], status: FrameworkObject['status']): Promise<void> {
