@@ -142,6 +142,13 @@ afterAll(async () => {
   }
 }, 30_000);
 
+// A failed test leaves its jobs behind; the next one must start on an empty cluster (the gang test
+// counts free cpus), so whatever is left is deleted after each.
+afterEach(async () => {
+  const left = (JSON.parse(await ok('get', 'jobs', '-o', 'json')) as { items: Job[] }).items.map((j) => j.metadata.name);
+  if (left.length) await deleteJobs(...left);
+}, 60_000);
+
 /** The controller-manager that leads now. */
 function leader(): string {
   const leading = [...procs.keys()].filter((n) => n.startsWith('cm-') && procs.get(n)!.exitCode === null && procs.get(n)!.signalCode === null && output.get(n)!.includes('controllers started'));

@@ -2,7 +2,7 @@ import { lookupKind } from '../../pkg/api/kinds';
 import { parseManifests, type ManifestDocument } from '../../pkg/api/manifest';
 import type { App } from '../../pkg/api/types.generated';
 import { admit, type ShoalObject } from '../../pkg/api/validation';
-import { applyManifests, applyOne, needsUpdate, planApply, type ApplyDeps } from '../../pkg/cli/commands/apply';
+import { applyManifests, applyOne, MAX_CONFLICT_RETRIES, needsUpdate, planApply, type ApplyDeps } from '../../pkg/cli/commands/apply';
 import { ApiError, CliError, ReportedFailure } from '../../pkg/cli/errors';
 import { FakeClient } from './cli-fakes';
 
@@ -190,7 +190,7 @@ describe('apply: created, configured, unchanged', () => {
     expect(client.writes().filter((c) => c.verb === 'replace')).toHaveLength(3);
   });
 
-  it('givesUpAfterThreeRetries', async () => {
+  it('givesUpAfterMaxConflictRetriesPausingBetweenThem', async () => {
     const client = new FakeClient();
     const stored = defaulted(WEB);
     stored.metadata.namespace = 'default';
@@ -199,8 +199,11 @@ describe('apply: created, configured, unchanged', () => {
       if (call.verb === 'replace') client.seed(apps, client.objects.get('apps/default/web')!);
     };
     const { planned } = planApply(parseManifests(WEB.replace('instances: 2', 'instances: 3'), 'web.yaml'), () => 'default');
-    await expect(applyOne(client, planned[0])).rejects.toMatchObject({ code: 409 });
-    expect(client.writes()).toHaveLength(4);
+    const pauses: number[] = [];
+    await expect(applyOne(client, planned[0], async (ms) => void pauses.push(ms))).rejects.toMatchObject({ code: 409 });
+    expect(client.writes()).toHaveLength(MAX_CONFLICT_RETRIES + 1);
+    expect(pauses).toHaveLength(MAX_CONFLICT_RETRIES);
+    expect(Math.max(...pauses)).toBeLessThanOrEqual(1500);
   });
 
   it('reportsAFailedWriteAndCarriesOnThenFails', async () => {

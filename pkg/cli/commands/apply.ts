@@ -39,10 +39,17 @@ export interface ApplyDeps {
   defaultNamespace(): string;
 }
 
-/** PUT conflicts (409) are retried this many times, re-reading the object each time. */
-export const MAX_CONFLICT_RETRIES = 3;
+/**
+ * PUT conflicts (409) are retried this many times, re-reading the object each time, after a
+ * short jittered pause: controllers write status (a Job's every fire time, an App's every few
+ * task changes), and on a loaded machine three immediate retries could all land between two of
+ * those writes and lose (the jobs e2e saw it in CI).
+ */
+export const MAX_CONFLICT_RETRIES = 8;
 
 type Raw = Record<string, unknown>;
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 const isMap = (v: unknown): v is Raw => v !== null && typeof v === 'object' && !Array.isArray(v);
 
@@ -223,7 +230,7 @@ export function orderForApply(planned: PlannedObject[]): { ordered: PlannedObjec
 }
 
 /** Creates, replaces or leaves one object; re-reads and retries when a write loses a race (409). */
-export async function applyOne(client: ResourceClient, p: PlannedObject): Promise<ApplyResult> {
+export async function applyOne(client: ResourceClient, p: PlannedObject, pause: (ms: number) => Promise<void> = sleep): Promise<ApplyResult> {
   const name = p.object.metadata.name;
   for (let attempt = 0; ; attempt++) {
     const current = await getOrUndefined(client, p);
@@ -235,6 +242,7 @@ export async function applyOne(client: ResourceClient, p: PlannedObject): Promis
     } catch (err) {
       const raced = err instanceof ApiError && err.code === 409;
       if (!raced || attempt >= MAX_CONFLICT_RETRIES) throw err;
+      await pause(Math.min(1000, 25 * 2 ** attempt) * (0.5 + Math.random()));
     }
   }
 }
