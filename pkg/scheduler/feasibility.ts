@@ -8,6 +8,7 @@
 import type { AppSpec, Constraint } from '../api/types.generated';
 import { countPorts, normalizeRanges, rangesContain, removePorts, round, subtract, takePorts } from '../api/resources';
 import { Heap } from '../util/heap';
+import { seededRandom, type Random } from './random';
 import type { Offer, PortRange, Scalars } from './types';
 
 /** What one task of an App needs from an offer. */
@@ -204,21 +205,56 @@ function portsStage(check: Check): Rejection | undefined {
 
 /**
  * The host ports `wanted` would take from `ranges`, in `wanted`'s order, or why they cannot be
- * had. Fixed ports first, so a dynamic port never takes a port the demand names.
+ * had. Fixed ports first, so a dynamic port never takes a port the demand names. Without
+ * `random` the dynamic ports are the lowest free ones (what feasibility checks and "why
+ * pending" use: only whether they fit matters there); with it they are drawn uniformly from all
+ * free ones, as Marathon does, so a port held by something else on the host is not handed to
+ * every launch in turn.
  */
-export function assignPorts(wanted: ReadonlyArray<{ hostPort: number }>, ranges: readonly PortRange[]): number[] | string {
+export function assignPorts(wanted: ReadonlyArray<{ hostPort: number }>, ranges: readonly PortRange[], random?: Random): number[] | string {
   const fixed = wanted.map((p) => p.hostPort).filter((p) => p > 0);
   const twice = fixed.find((p, i) => fixed.indexOf(p) !== i);
   if (twice !== undefined) return `hostPort ${twice} asked for twice`;
   const outside = fixed.find((p) => !rangesContain(ranges, p));
   if (outside !== undefined) return `hostPort ${outside} not offered`;
-  const dynamic = takePorts(ranges, wanted.length - fixed.length, fixed);
+  const count = wanted.length - fixed.length;
+  const dynamic = random && count > 0 ? randomPorts(removePorts(ranges, fixed), count, random) : takePorts(ranges, count, fixed);
   if (!dynamic) {
     const free = countPorts(normalizeRanges(ranges)) - fixed.length;
-    return `needs ${wanted.length - fixed.length} dynamic port(s), ${free} free`;
+    return `needs ${count} dynamic port(s), ${free} free`;
   }
   let next = 0;
   return wanted.map((p) => (p.hostPort > 0 ? p.hostPort : dynamic[next++]));
+}
+
+/**
+ * `count` distinct ports drawn uniformly from `ranges` (undefined when there are fewer): a
+ * partial Fisher–Yates over the ports' indices, kept sparse, so a range of thousands of ports
+ * costs O(count × ranges), not O(ports).
+ */
+export function randomPorts(ranges: readonly PortRange[], count: number, random: Random): number[] | undefined {
+  const free = normalizeRanges(ranges);
+  const total = countPorts(free);
+  if (count > total) return undefined;
+  const swapped = new Map<number, number>();
+  const out: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const j = i + Math.floor(random() * (total - i));
+    const at = swapped.get(j) ?? j;
+    swapped.set(j, swapped.get(i) ?? i);
+    out.push(portAt(free, at));
+  }
+  return out;
+}
+
+/** The `index`-th port (from 0) of normalized `ranges`. */
+function portAt(ranges: readonly PortRange[], index: number): number {
+  let left = index;
+  for (const [b, e] of ranges) {
+    if (left <= e - b) return b + left;
+    left -= e - b + 1;
+  }
+  throw new RangeError(`port index ${index} beyond the ranges`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -437,7 +473,17 @@ export interface PlaceOptions {
    * affects. Same result, O(offers × demands): the reference the indexed path is tested against.
    */
   exhaustive?: boolean;
+  /**
+   * Where dynamic host ports are drawn from (uniform numbers in [0, 1)): each launch's dynamic
+   * ports are a random choice among the chosen offer's free ones, not the lowest. Pass a
+   * {@link seededRandom} to replay a round exactly.
+   * @default a generator seeded once per process, shared by every round
+   */
+  random?: Random;
 }
+
+/** The default {@link PlaceOptions.random}: one sequence across rounds, so a retried launch draws anew. */
+const defaultRandom: Random = seededRandom(Date.now());
 
 /** One task to launch: which demand, from which offer, with which host ports. */
 export interface Launch {
@@ -469,7 +515,9 @@ export interface Placement {
 export function compilePlaceOptions(options: PlaceOptions = {}): Required<PlaceOptions> {
   const strategy = options.strategy ?? 'SPREAD';
   if (strategy !== 'SPREAD' && strategy !== 'BINPACK') throw new TypeError(`PlaceOptions.strategy must be SPREAD or BINPACK, got ${String(strategy)}`);
-  return { strategy, exhaustive: options.exhaustive ?? false };
+  const random = options.random ?? defaultRandom;
+  if (typeof random !== 'function') throw new TypeError(`PlaceOptions.random must be a function, got ${typeof random}`);
+  return { strategy, exhaustive: options.exhaustive ?? false, random };
 }
 
 /** An offer as the round has left it. */
@@ -488,12 +536,13 @@ interface Candidate {
 }
 
 /**
- * Places `demands` (of one app, in order) on `offers`, greedily and deterministically: each
- * demand goes to the best offer that can run it, and what it takes (scalars, ports) is gone for
- * the next; constraints count the app's `placed` tasks plus this round's launches.
+ * Places `demands` (of one app, in order) on `offers`, greedily and deterministically (but for
+ * the dynamic host ports, drawn from {@link PlaceOptions.random}): each demand goes to the best
+ * offer that can run it, and what it takes (scalars, ports) is gone for the next; constraints
+ * count the app's `placed` tasks plus this round's launches.
  */
 export function placeMany(demands: readonly Demand[], offers: readonly Offer[], placed: readonly Placed[], options?: PlaceOptions): Placement {
-  const { strategy, exhaustive } = compilePlaceOptions(options);
+  const { strategy, exhaustive, random } = compilePlaceOptions(options);
   const rank = strategy === 'SPREAD' ? bySpread : byBinpack;
   const slots: Slot[] = offers.map((offer) => ({ offer, view: { ...offer, resources: { ...offer.resources } } }));
   const scale = freeScale(offers);
@@ -530,11 +579,14 @@ export function placeMany(demands: readonly Demand[], offers: readonly Offer[], 
       return;
     }
     const { offer } = best.slot;
-    consume(best.slot, demand.resources, best.ports);
+    // The checks took the lowest free ports (only whether they fit decides); the launch draws
+    // its dynamic ones at random among the same free ports, once per launch on either path.
+    const ports = demand.ports.some((p) => p.hostPort === 0) ? (assignPorts(demand.ports, best.slot.view.resources.ports, random) as number[]) : best.ports;
+    consume(best.slot, demand.resources, ports);
     const where = { agent: offer.agent, hostname: offer.hostname, attributes: offer.attributes };
     addToTally(tally, where);
     run?.placed(best.slot, where);
-    out.launches.push({ demandIndex, offerId: offer.id, agent: offer.agent, ports: best.ports, feasible, rank: { groupLoad: best.groupLoad, appTasks: best.appTasks, free: Math.round(best.free * 1000) / 1000 } });
+    out.launches.push({ demandIndex, offerId: offer.id, agent: offer.agent, ports, feasible, rank: { groupLoad: best.groupLoad, appTasks: best.appTasks, free: Math.round(best.free * 1000) / 1000 } });
   });
   return out;
 }

@@ -1,6 +1,7 @@
 import type { Constraint } from '../../pkg/api/types.generated';
 import {
   assignPorts,
+  randomPorts,
   attributeValue,
   checkOffer,
   checkOffers,
@@ -13,6 +14,7 @@ import {
   type Reason,
   type Rejection,
 } from '../../pkg/scheduler/feasibility';
+import { seededRandom } from '../../pkg/scheduler/random';
 import type { PortRange } from '../../pkg/scheduler/types';
 
 const offer = (o: Partial<OfferView> = {}): OfferView => ({
@@ -102,6 +104,28 @@ describe('ports', () => {
     ['no port ranges at all', [0], r(), 'needs 1 dynamic port(s), 0 free'],
   ])('%s', (_name, hostPorts, ranges, expected) => {
     expect(assignPorts(hostPorts.map((hostPort) => ({ hostPort })), ranges)).toEqual(expected);
+  });
+
+  it('with a random source: dynamic ports drawn among the free ones, fixed ones unchanged, same errors', () => {
+    const random = seededRandom(5);
+    const wanted = [{ hostPort: 0 }, { hostPort: 31003 }, { hostPort: 0 }];
+    const seen = new Set<number>();
+    for (let i = 0; i < 200; i++) {
+      const ports = assignPorts(wanted, [[31000, 31004]], random) as number[];
+      expect(ports[1]).toBe(31003);
+      expect(ports[0]).not.toBe(ports[2]);
+      seen.add(ports[0]).add(ports[2]);
+    }
+    expect([...seen].sort()).toEqual([31000, 31001, 31002, 31004]); // every free port, never the fixed one
+    expect(assignPorts(wanted, [[31002, 31003]], random)).toBe('needs 2 dynamic port(s), 1 free');
+    expect(assignPorts([{ hostPort: 0 }], [[31000, 31001]], seededRandom(5))).toEqual(assignPorts([{ hostPort: 0 }], [[31000, 31001]], seededRandom(5)));
+  });
+
+  it('randomPorts: distinct ports over split ranges, undefined when too few', () => {
+    const ports = randomPorts([[31000, 31000], [32000, 32001]], 3, seededRandom(1))!;
+    expect([...ports].sort()).toEqual([31000, 32000, 32001]);
+    expect(randomPorts([[31000, 31001]], 3, seededRandom(1))).toBeUndefined();
+    expect(randomPorts([], 0, seededRandom(1))).toEqual([]);
   });
 
   it('rejects unavailable ports as PortsUnavailable with the reason in the detail', () => {

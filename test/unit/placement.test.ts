@@ -85,13 +85,13 @@ describe('placeMany consumes offers as it launches', () => {
     expect(out.unplaced[0].rejections[0].rejection.detail).toBe('insufficient cpus (needs 1, 0 free)');
   });
 
-  it('gives each launch on one offer its own dynamic ports', () => {
+  it('gives each launch on one offer its own dynamic ports, drawn from the free ones', () => {
     const d = demand({ ports: [{ hostPort: 0 }, { hostPort: 0 }] });
-    const out = placeMany(times(3, d), [offer('a', { ports: [[31000, 31004]] })], []);
-    expect(out.launches.map((l) => l.ports)).toEqual([
-      [31000, 31001],
-      [31002, 31003],
-    ]);
+    const out = placeMany(times(3, d), [offer('a', { ports: [[31000, 31004]] })], [], { random: seededRandom(1) });
+    const ports = out.launches.map((l) => l.ports);
+    expect(ports).toHaveLength(2);
+    expect(new Set(ports.flat()).size).toBe(4);
+    for (const p of ports.flat()) expect(p).toBeGreaterThanOrEqual(31000), expect(p).toBeLessThanOrEqual(31004);
     expect(out.unplaced).toMatchObject([{ demandIndex: 2, reasons: { PortsUnavailable: 1 } }]);
     expect(out.unplaced[0].rejections[0].rejection.detail).toBe('ports unavailable (needs 2 dynamic port(s), 1 free)');
   });
@@ -99,10 +99,11 @@ describe('placeMany consumes offers as it launches', () => {
   it('launches a fixed host port once per offer and moves the next one elsewhere', () => {
     const d = demand({ ports: [{ hostPort: 31000 }, { hostPort: 0 }] });
     const out = placeMany(times(3, d), [offer('a'), offer('b')], [], { strategy: 'BINPACK' });
-    expect(out.launches.map((l) => [l.agent, l.ports])).toEqual([
-      ['a', [31000, 31001]],
-      ['b', [31000, 31001]],
+    expect(out.launches.map((l) => [l.agent, l.ports[0]])).toEqual([
+      ['a', 31000],
+      ['b', 31000],
     ]);
+    for (const l of out.launches) expect(l.ports[1]).not.toBe(31000), expect(l.ports[1]).toBeGreaterThan(31000), expect(l.ports[1]).toBeLessThanOrEqual(31099);
     expect(out.unplaced).toMatchObject([{ demandIndex: 2, reasons: { PortsUnavailable: 2 } }]);
   });
 
@@ -114,6 +115,41 @@ describe('placeMany consumes offers as it launches', () => {
       [1, 'b'],
     ]);
     expect(out.unplaced).toMatchObject([{ demandIndex: 2, reasons: { InsufficientCpus: 2 } }]);
+  });
+});
+
+describe('placeMany: dynamic host ports are drawn at random (issue 16)', () => {
+  const d = demand({ ports: [{ hostPort: 0 }] });
+  const portsOf = (random: Random, o = offer('a', { ports: [[31000, 31009]] }), n = 1) => placeMany(times(n, d), [o], [], { random }).launches.map((l) => l.ports[0]);
+
+  it('replays the same ports from the same seed', () => {
+    expect(portsOf(seededRandom(42), undefined, 5)).toEqual(portsOf(seededRandom(42), undefined, 5));
+  });
+
+  it('covers the whole free range over many rounds, not only the lowest port', () => {
+    const random = seededRandom(3);
+    const seen = new Set<number>();
+    for (let i = 0; i < 300; i++) seen.add(portsOf(random)[0]);
+    expect([...seen].sort()).toEqual(Array.from({ length: 10 }, (_, i) => 31000 + i));
+  });
+
+  it('never draws a port the offer does not hold (used by a task) and spans split ranges', () => {
+    const random = seededRandom(9);
+    const o = offer('a', { ports: [[31000, 31000], [31005, 31006], [32000, 32000]] }); // 31001-31004 taken by tasks
+    const seen = new Set<number>();
+    for (let i = 0; i < 200; i++) for (const p of portsOf(random, o, 4)) seen.add(p);
+    expect([...seen].sort()).toEqual([31000, 31005, 31006, 32000]);
+    expect(new Set(portsOf(random, o, 4)).size).toBe(4); // one round never draws a port twice
+  });
+
+  it('a retried launch on an unchanged offer does not get the same port every time (the default generator)', () => {
+    const seen = new Set<number>();
+    for (let i = 0; i < 20; i++) seen.add(placeMany([d], [offer('a', { ports: [[31000, 31999]] })], []).launches[0].ports[0]);
+    expect(seen.size).toBeGreaterThan(10);
+  });
+
+  it('rejects a random that is not a function, naming the field', () => {
+    expect(() => placeMany([], [], [], { random: 3 as never })).toThrow(/PlaceOptions\.random/);
   });
 });
 
@@ -300,8 +336,9 @@ describe('placeMany: the indexed path picks exactly what checking every offer pi
       const demands: Demand[] = [];
       for (let r = randomInt(random, 1, 3); r > 0; r--) demands.push(...times(randomInt(random, 1, 12), randomDemand(random)));
       const placed = Array.from({ length: randomInt(random, 0, 3) }, () => placedOn(`a${randomInt(random, 0, 9)}`, `r${randomInt(random, 0, 3)}`));
-      const indexed = placeMany(demands, offers, placed, { strategy });
-      expect({ round, placement: indexed }).toEqual({ round, placement: placeMany(demands, offers, placed, { strategy, exhaustive: true }) });
+      // The same port draws on both paths: one per launch, in launch order.
+      const indexed = placeMany(demands, offers, placed, { strategy, random: seededRandom(round) });
+      expect({ round, placement: indexed }).toEqual({ round, placement: placeMany(demands, offers, placed, { strategy, exhaustive: true, random: seededRandom(round) }) });
       launches += indexed.launches.length;
     }
     expect(launches).toBeGreaterThan(500); // the rounds place a lot, not only fail
