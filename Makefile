@@ -39,12 +39,16 @@ bench: build
 	@npx tsc -p tsconfig.bench.json
 	@node dist-bench/test/bench/run.js $(SCENARIO) $(BENCH_ARGS)
 
+# DEMO_DIR, API_PORT and ETCD_PORT may be set (make demo DEMO_DIR=/tmp/d); `make down` stops the
+# demo in DEMO_DIR, or without DEMO_DIR the last one `make demo` started (docs/operations.md).
+DEMO_DEFAULT_DIR := $(CURDIR)/.shoal-demo
+
 demo: deps build
 	@hack/start-dockerd.sh && hack/build-images.sh || echo "make demo: no Docker (see above): container tasks cannot run; process and hollow tasks still do" >&2
-	@hack/demo.sh "$(DEMO_DIR)" "$(API_PORT)" "$(ETCD_PORT)"
+	@hack/demo.sh "$(DEMO_DIR)" "$(API_PORT)" "$(ETCD_PORT)" "$(DEMO_DEFAULT_DIR)"
 
 down:
-	@hack/down.sh "$(DEMO_DIR)"
+	@hack/down.sh "$(DEMO_DIR)" $(if $(filter file,$(origin DEMO_DIR)),default)
 
 clean:
 	rm -rf dist coverage

@@ -1,20 +1,28 @@
 #!/usr/bin/env bash
 # Starts a dev cluster in the background (make demo) with three agents, applies
 # manifests/examples/, waits until the services are healthy and shows how to reach them.
+# Args: DIR [API_PORT] [ETCD_PORT] [DEFAULT_DIR]; a DIR other than DEFAULT_DIR (make's default
+# DEMO_DIR) is recorded in DEFAULT_DIR/last-demo-dir, so a plain `make down` finds it.
 set -euo pipefail
-dir=${1:?data dir}; api_port=${2:-7070}; etcd_port=${3:-23790}
+dir=${1:?data dir}; api_port=${2:-7070}; etcd_port=${3:-23790}; default_dir=${4:-}
 cd "$(dirname "$0")/.."
 shoal() { node dist/cmd/shoal/main.js --config "$dir/config.yaml" "$@"; }
 
 mkdir -p "$dir"
+dir=$(cd "$dir" && pwd)
+down="make down"
+if [ -n "$default_dir" ] && [ "$dir" != "$(mkdir -p "$default_dir" && cd "$default_dir" && pwd)" ]; then
+  echo "$dir" >"$default_dir/last-demo-dir"
+  down="make down DEMO_DIR=$dir"
+fi
 if [ -f "$dir/dev.pid" ] && kill -0 "$(cat "$dir/dev.pid")" 2>/dev/null; then
-  echo "dev cluster already running (pid $(cat "$dir/dev.pid")); 'make down' stops it"
+  echo "dev cluster already running (pid $(cat "$dir/dev.pid")); '$down' stops it and its tasks"
 else
   rm -f "$dir/config.yaml"
   # Two Docker agents and one process agent where a Docker daemon answers; else three process agents.
   if docker info >/dev/null 2>&1; then runtimes=docker,process,docker; else runtimes=process; fi
   nohup node dist/cmd/shoal/main.js dev --data-dir "$dir" --api-port "$api_port" --etcd-port "$etcd_port" \
-    --agents 3 --runtime "$runtimes" \
+    --agents 3 --runtime "$runtimes" --scheduler-api-port "${SCHEDULER_API_PORT:-5050}" \
     >"$dir/dev.log" 2>&1 &
   echo $! >"$dir/dev.pid"
   for _ in $(seq 1 100); do
@@ -94,5 +102,5 @@ Try:
   shoal describe job report                 # next fire times, recent runs, events
   shoal job run report                      # a run now (trigger Manual); shoal logs job/report
   tail -f $dir/dev.log                      # the control plane's decisions, one line each
-  make down                                 # stop the cluster
+  $down$(printf '%*s' $(( ${#down} < 41 ? 41 - ${#down} : 0 )) '') # stop the cluster and its tasks (docs/operations.md)
 MSG

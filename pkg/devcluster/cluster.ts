@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { availableParallelism, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { dump } from 'js-yaml';
 import { startAgent, type AgentHandle } from '../agent/start';
@@ -36,6 +36,17 @@ export interface DevClusterOptions {
   agents?: number;
   /** Their runtime, or a list the agents take in turn; auto = docker when its daemon answers, else process. @default "auto" */
   runtime?: DevRuntime | DevRuntime[];
+  /**
+   * CPUs each agent advertises. @default os.availableParallelism(): every agent offers all the
+   * machine's cores (as Nomad's dev agent does), so N agents overcommit the CPUs N times over and
+   * an App at the default `cpus: 1` fits on each of them.
+   */
+  agentCpus?: number;
+  /**
+   * On stop(), leave the agents' tasks running (a restarted dev cluster on the same data dir
+   * adopts them). @default false: stop() stops every task its agents run.
+   */
+  keepTasks?: boolean;
   logger: Logger;
 }
 
@@ -75,9 +86,15 @@ export function ensureAgentToken(dataDir: string): { token: string; tokenFile: s
   return { token, tokenFile };
 }
 
+/** CPUs a dev agent advertises by default: all the machine's cores (each agent; overcommitted with more than one). */
+export function defaultDevAgentCpus(): number {
+  return availableParallelism();
+}
+
 /**
- * Agents sharing this machine: each gets an equal slice of its cpus and memory and its own
- * host port range (31000-31999, 32000-32999, ...), so their tasks never collide.
+ * Agents sharing this machine: each offers all its cpus (or agentCpus; overcommitted with more
+ * than one agent), an equal slice of its memory and its own host port range (31000-31999,
+ * 32000-32999, ...), so their tasks never collide.
  */
 async function startAgents(store: Store, o: DevClusterOptions, agentToken: string): Promise<AgentHandle[]> {
   const n = o.agents ?? 0;
@@ -90,7 +107,7 @@ async function startAgents(store: Store, o: DevClusterOptions, agentToken: strin
       dataDir: join(o.dataDir, 'agents', nodeName),
       runtime: runtimes[i % runtimes.length] ?? 'auto',
       capacity: {
-        cpus: Math.max(0.1, Math.floor((cpus().length / n) * 10) / 10),
+        cpus: o.agentCpus ?? defaultDevAgentCpus(),
         mem: Math.floor(totalmem() / 2 ** 20 / n),
         disk: 10240,
         ports: [[31000 + i * 1000, 31999 + i * 1000]],
@@ -108,6 +125,30 @@ async function startAgents(store: Store, o: DevClusterOptions, agentToken: strin
     await agent.ready;
   }
   return agents;
+}
+
+/** Kill grace of the tasks stopped with the dev cluster (TaskSpec's default; their specs are not at hand). */
+const STOP_GRACE_SECONDS = 3;
+
+/** Stops every task the agent's runtime runs (the agent is stopped: nothing restarts them); logs what it could not. */
+async function stopAgentTasks(a: AgentHandle, logger: Logger): Promise<void> {
+  const runtime = a.agent.runtime;
+  const log = logger.child({ component: 'agent', node: a.agent.nodeName });
+  let refs: Array<{ namespace: string; name: string }>;
+  try {
+    refs = await runtime.list();
+  } catch (err) {
+    log.warn({ err: String(err) }, 'could not list the tasks to stop; they may keep running');
+    return;
+  }
+  await Promise.all(refs.map(async ({ namespace, name }) => {
+    try {
+      await runtime.stop(namespace, name, STOP_GRACE_SECONDS);
+      log.info({ task: `${namespace}/${name}`, runtime: runtime.name }, 'task stopped with the dev cluster');
+    } catch (err) {
+      log.warn({ task: `${namespace}/${name}`, err: String(err) }, 'task could not be stopped; it may keep running');
+    }
+  }));
 }
 
 /** Starts etcd, the apiserver, the controller-manager and the agents; resolves once the apiserver answers and every agent registered. */
@@ -171,8 +212,12 @@ export async function startDevCluster(o: DevClusterOptions): Promise<DevCluster>
     etcdEndpoint: etcd.endpoint,
     schedulerApi,
     stop: async () => {
-      // Agents stop without revoking: their tasks keep running and a restarted dev cluster adopts them.
+      // Agents stop without revoking; their tasks keep running only with keepTasks (a restarted
+      // dev cluster adopts them). Otherwise the cluster takes its tasks with it: each agent's
+      // runtime stops what it runs once the agent no longer watches it (no restart, no report;
+      // a restarted cluster sees them gone and reports them LOST, and their Apps replace them).
       await Promise.all(agents.map((a) => a.stop({ revoke: false })));
+      if (!o.keepTasks) await Promise.all(agents.map((a) => stopAgentTasks(a, o.logger)));
       await cm.stop();
       await api.stop();
       await etcd.stop();

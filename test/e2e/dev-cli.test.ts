@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePorts } from '../../pkg/util/net';
 import { runShoal, SHOAL_MAIN, type CliResult } from '../harness/cli';
+import { capture, killProcessesUnder, processesWith, stopProc } from '../harness/procs';
 
 const run = promisify(execFile);
 const MAIN = SHOAL_MAIN;
@@ -210,4 +211,71 @@ it('stopsEtcdAndTheApiOnSigint', async () => {
   expect(res.code).toBe(1);
   expect(res.stderr).toMatch(/^error: cannot reach server http:\/\/127\.0\.0\.1:\d+/);
   await expect(run('etcdctl', ['--endpoints', `http://127.0.0.1:${etcdPort}`, '--dial-timeout', '1s', 'get', 'x'], { env: { ...process.env, ETCDCTL_API: '3' } })).rejects.toThrow();
+});
+
+/**
+ * `shoal dev` takes its tasks with it: SIGTERM stops the process tasks its agents run, unless
+ * --keep-tasks. The App asks for Marathon's default cpus (1), which a dev agent must offer
+ * whatever the machine (each agent advertises all its cores).
+ */
+describe('stopping shoal dev with tasks running', () => {
+  const started: Array<{ proc: ChildProcess; dir: string }> = [];
+  afterAll(async () => {
+    for (const { proc, dir: d } of started) {
+      await stopProc(proc, 'SIGKILL');
+      killProcessesUnder(d);
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+
+  /** A dev cluster with one process agent running an App of one `sleep` marked `mark`; resolves once it runs. */
+  async function devWithTask(mark: string, ...flags: string[]): Promise<{ proc: ChildProcess; env: NodeJS.ProcessEnv; log: () => string }> {
+    const d = mkdtempSync(join(tmpdir(), 'shoal-e2e-stop-'));
+    const [apiPort, ePort] = await freePorts(2);
+    const denv = { ...process.env, SHOAL_CONFIG: join(d, 'config.yaml'), HOME: d };
+    const proc = spawn('node', [MAIN, 'dev', '--data-dir', d, '--api-port', String(apiPort), '--etcd-port', String(ePort), '--no-scheduler-api', '--agents', '1', '--runtime', 'process', ...flags], { env: denv, stdio: ['ignore', 'pipe', 'pipe'] });
+    started.push({ proc, dir: d });
+    const logs = new Map<string, string>();
+    capture(logs, 'dev', proc);
+    const log = () => logs.get('dev') ?? '';
+    const until = async (what: string, ok: () => boolean | Promise<boolean>) => {
+      const deadline = Date.now() + 25_000;
+      while (Date.now() < deadline) {
+        if (await ok()) return;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error(`timed out waiting for ${what}; shoal dev log:\n${log()}`);
+    };
+    await until('config.yaml', () => existsSync(join(d, 'config.yaml')));
+    const file = join(d, 'sleeper.yaml');
+    writeFileSync(file, `apiVersion: shoal/v1\nkind: App\nmetadata:\n  name: sleeper\nspec:\n  instances: 1\n  cmd: 'exec sleep 600 # ${mark}'\n`);
+    expect(await runShoal(denv, 'apply', '-f', file)).toMatchObject({ code: 0 });
+    await until(`a process marked ${mark}`, async () => (await processesWith(mark)).length > 0);
+    return { proc, env: denv, log };
+  }
+
+  it('stopsTheTasksOfItsAgentsOnSigterm', async () => {
+    const mark = `shoal-e2e-stop-${process.pid}-${Date.now()}`;
+    const { proc, log } = await devWithTask(mark);
+    proc.kill('SIGTERM');
+    expect(await new Promise((r) => (proc.exitCode !== null ? r(proc.exitCode) : proc.once('exit', (code) => r(code))))).toBe(0);
+    expect(await processesWith(mark)).toEqual([]);
+    expect(log()).toMatch(/task stopped with the dev cluster/);
+  }, 60_000);
+
+  it('leavesThemRunningWithKeepTasks', async () => {
+    const mark = `shoal-e2e-keep-${process.pid}-${Date.now()}`;
+    const { proc } = await devWithTask(mark, '--keep-tasks');
+    proc.kill('SIGTERM');
+    expect(await new Promise((r) => (proc.exitCode !== null ? r(proc.exitCode) : proc.once('exit', (code) => r(code))))).toBe(0);
+    const left = await processesWith(mark);
+    expect(left.length).toBeGreaterThan(0);
+    for (const pid of left) process.kill(Number(pid), 'SIGKILL');
+  }, 60_000);
+
+  it('refusesABadAgentCpus', async () => {
+    const res = await shoal('dev', '--agent-cpus', '0');
+    expect(res.code).not.toBe(0);
+    expect(res.stderr).toMatch(/--agent-cpus must be a number of CPUs above 0 \(e\.g\. 0\.5 or 4\), not "0"/);
+  });
 });
