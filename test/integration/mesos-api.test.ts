@@ -299,3 +299,14 @@ it('sharesAnAgentByDrfBetweenAnAppsRoleAndAnExternalFrameworksRole', async () =>
   await new Registry(store, prefix).delete({ kind: lookupKind('app')!, namespace: 'default', name: 'web' });
   expect((await call(port, sub, { type: 'TEARDOWN' })).status).toBe(202);
 });
+
+it('tellsSubscribedFrameworksOfAnAgentThatIsGone', async () => {
+  const port = leader().schedulerApiPort!;
+  const sub = await subscribe(port, { name: 'failure', failover_timeout: 0 });
+  const gone = new Agent({ store, prefix, nodeName: 'n2', hostname: 'h2', logger: log, leaseTtlSeconds: 2, runtime: 'hollow', capacity: { cpus: 1, mem: 512, disk: 0, ports: [] } });
+  await gone.start();
+  await gone.stop({ revoke: true });
+  const failure = await until('FAILURE for n2', async () => sub.events.find((e) => e.type === 'FAILURE'), 10_000);
+  expect(failure.failure).toEqual({ agent_id: { value: 'n2' } });
+  expect((await call(port, sub, { type: 'TEARDOWN' })).status).toBe(202);
+});

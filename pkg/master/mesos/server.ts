@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import { lookupKind } from '../../api/kinds';
 import { isTerminal } from '../../api/tasks';
 import type { Framework as FrameworkObject, Task } from '../../api/types.generated';
-import { FRAMEWORK_LABEL, type ClusterInformers } from '../../client/informers';
+import { FRAMEWORK_LABEL, lastSegment, type ClusterInformers } from '../../client/informers';
 import { AuthenticationError, type TokenAuthenticator, type User } from '../../client/tokens';
 import { fencedBatches, fencedTxn, NotLeaderError } from '../../store/fenced';
 import { assignmentKey, encodeObject, objectKey } from '../../store/objects';
@@ -131,6 +131,16 @@ export class SchedulerApiServer {
     }
     term.informers.frameworks.addHandlers({
       onDelete: (_k, obj) => void this.remove(obj.metadata.name, 'Framework object deleted (shoal delete framework)'),
+    });
+    // As Mesos: every subscribed framework hears of an agent that is gone (its lease expired).
+    term.informers.leases.addHandlers({
+      onDelete: (key) => {
+        if (this.term !== term) return;
+        const agent = lastSegment(key);
+        for (const f of term.frameworks.list()) {
+          if (f instanceof ExternalFramework) f.stream?.send({ type: 'FAILURE', failure: { agent_id: { value: agent } } } as MesosEvent);
+        }
+      },
     });
     this.resendTimer = term.clock.setInterval(() => {
       for (const f of term.frameworks.list()) {
