@@ -69,10 +69,14 @@ export function newJobRun(job: Job, o: { name: string; trigger: RunTrigger; sche
   };
 }
 
-/** Whether the run has ended (Succeeded, Failed or Missed). */
+/** Whether a run in this phase has ended (Succeeded, Failed or Missed). */
+export function isFinishedPhase(phase: string | undefined): phase is 'Succeeded' | 'Failed' | 'Missed' {
+  return phase === 'Succeeded' || phase === 'Failed' || phase === 'Missed';
+}
+
+/** Whether the run has ended. */
 export function isFinishedRun(run: Pick<JobRun, 'status'>): boolean {
-  const p = run.status?.phase;
-  return p === 'Succeeded' || p === 'Failed' || p === 'Missed';
+  return isFinishedPhase(run.status?.phase);
 }
 
 /**

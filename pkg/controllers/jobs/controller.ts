@@ -10,7 +10,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { Counter, Histogram, type Registry } from 'prom-client';
-import { JOB_LABEL, JOBRUN_LABEL } from '../../api/jobs';
+import { isFinishedPhase, JOB_LABEL, JOBRUN_LABEL } from '../../api/jobs';
 import { nameKey, splitNameKey } from '../../api/keys';
 import { lookupKind } from '../../api/kinds';
 import { isTerminal } from '../../api/tasks';
@@ -28,7 +28,7 @@ import { fencedBatches, fencedTxn, NotLeaderError, type TermContext } from '../c
 import { WorkQueue } from '../queue';
 import { newTaskName } from '../apps/template';
 import { planJob, type JobDecision } from './job';
-import { ATTEMPT_ANNOTATION, isFinishedPhase, planRun, type RunPlan } from './run';
+import { ATTEMPT_ANNOTATION, planRun, type RunPlan } from './run';
 
 const JOBS = lookupKind('job')!;
 const RUNS = lookupKind('jobrun')!;

@@ -17,10 +17,9 @@
  *   the create and the status write) finds the first.
  * - Finished runs beyond the history limits are deleted, oldest first, with their tasks.
  */
-import { newJobRun, parentsRunName, scheduledRunName, type RunTrigger } from '../../api/jobs';
+import { isFinishedPhase, newJobRun, parentsRunName, scheduledRunName, type RunTrigger } from '../../api/jobs';
 import { dueTimes, parseSchedule, type Schedule } from '../../api/schedule';
 import type { Job, JobRun, JobStatus } from '../../api/types.generated';
-import { isFinishedPhase } from './run';
 
 export interface JobInput {
   job: Job;

@@ -16,6 +16,7 @@
  *   that has had no task RUNNING by scheduledTime + deadline as Missed.
  */
 import type { JobRun, JobRunStatus, Task, TaskFailure } from '../../api/types.generated';
+import { isFinishedPhase } from '../../api/jobs';
 import { isTerminal } from '../../api/tasks';
 import { failureMessage } from '../apps/status';
 
@@ -178,10 +179,6 @@ function withBackoff(plan: RunPlan, input: RunInput, failures: number, lastFaile
   const at = from + delayMs;
   if (input.now >= at) return plan;
   return { ...plan, launch: 0, wakeAt: at, waiting: `backing off after ${failures} failure(s): next launch in ${Math.ceil((at - input.now) / 1000)}s` };
-}
-
-export function isFinishedPhase(phase: string | undefined): phase is 'Succeeded' | 'Failed' | 'Missed' {
-  return phase === 'Succeeded' || phase === 'Failed' || phase === 'Missed';
 }
 
 function failureSummary(f: TaskFailure): string {

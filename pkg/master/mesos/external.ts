@@ -185,10 +185,6 @@ export class ExternalFramework implements Framework {
     await fencedTxn(this.o, [], [{ op: 'deleteRange', key: p, end: prefixEndOf(p) }]);
   }
 
-  unackedCount(): number {
-    return this.unacked.size;
-  }
-
   private partitionAware(): boolean {
     return (this.o.object.spec.capabilities ?? []).includes('PARTITION_AWARE');
   }
