@@ -24,6 +24,7 @@ import { EventRecorder } from '../client/events';
 import { AssignmentWatch, type Assignment } from './assignments';
 import { HealthMonitor, defaultProber } from './health';
 import { perAgentLeases, type AgentLease, type LeaseProvider } from './leases';
+import { bindProbe, isPortInUseError, PortWatch, type PortProbe, type PortProtocol } from './ports';
 import { StatusReporter, taskRefKey, type TaskRef } from './status';
 import { AGENT_VERSION } from './version';
 
@@ -59,6 +60,17 @@ export interface AgentOptions {
   clock?: Clock;
   /** Where leases come from. @default one lease per agent (Store.lease) */
   leases?: LeaseProvider;
+  /**
+   * How host ports are probed before a task starts on them and while none of the agent's tasks
+   * hold them (see ./ports.ts); ports held by another process are not advertised. `false`: no
+   * probing. @default a bind test on all interfaces for the process and docker runtimes, none
+   * for others (hollow tasks bind nothing)
+   */
+  portProbe?: PortProbe | false;
+  /** Period of the re-probe of held ports and of the range sweep. @default 5000 */
+  portProbeIntervalMs?: number;
+  /** Ports of the range the sweep probes per period. @default 32 */
+  portSweepBatch?: number;
 }
 
 /** A task as this agent knows it. `done`: ended here, or refused by the registry; never (re)started while assigned. */
@@ -94,6 +106,11 @@ export class Agent {
   private readonly desired = new Map<string, Assignment>();
   /** What runs here (or ran and must not run again while assigned). */
   private readonly tasks = new Map<string, LocalTask>();
+  /** Host ports held by other processes; undefined when ports are not probed. */
+  private readonly ports?: PortWatch;
+  /** The port ranges last written in the Node's capacity (JSON). */
+  private advertisedPorts?: string;
+  private writingNode = false;
   /** Per-task serialisation: a sync in flight, and whether another was asked for meanwhile. */
   private readonly syncing = new Set<string>();
   private readonly dirty = new Set<string>();
@@ -132,7 +149,24 @@ export class Agent {
       if (ready) this.log.info({ task: taskRefKey(ref), uid: ref.uid }, 'task ready');
       this.reporter.report(ref, ready ? { ready: true, readinessCheckResults: results } : { readinessCheckResults: results });
     } });
+    const probe = options.portProbe ?? (['process', 'docker'].includes(this.runtime.name) ? bindProbe() : false);
+    if (probe && options.capacity.ports.length > 0) {
+      this.ports = new PortWatch({
+        ranges: options.capacity.ports, probe, clock: this.clock, logger: this.log, own: () => this.ownPorts(), onTick: () => this.advertisePorts(),
+        intervalMs: options.portProbeIntervalMs, sweepBatch: options.portSweepBatch,
+      });
+    }
     this.validNode(this.newNode()); // a bad name or capacity fails here, not in a retry loop
+  }
+
+  /** Host ports not advertised because another process holds them, sorted. */
+  portsInUse(): number[] {
+    return this.ports?.heldPorts() ?? [];
+  }
+
+  /** Re-probes the held ports and sweeps the next batch of the range now (what the periodic probe does). */
+  probePorts(): Promise<void> {
+    return this.ports?.tick() ?? Promise.resolve();
   }
 
   /** Whether stop() or crash() was called. */
@@ -172,6 +206,7 @@ export class Agent {
     await this.adopt();
     await this.register();
     await this.assignments.start();
+    if (!this.stopped) this.ports?.start();
   }
 
   /**
@@ -184,6 +219,7 @@ export class Agent {
     this.exit = revoke ? 'revoke' : 'release';
     this.abort.abort();
     this.health.stopAll();
+    this.ports?.stop();
     this.runtime.close?.();
     const lease = this.lease;
     this.lease = undefined;
@@ -200,6 +236,7 @@ export class Agent {
     this.exit = 'release';
     this.abort.abort();
     this.health.stopAll();
+    this.ports?.stop();
     this.runtime.close?.();
     this.lease?.release();
     this.lease = undefined;
@@ -316,8 +353,11 @@ export class Agent {
       prevReady?.status === 'True'
         ? { ...prevReady, reason: 'AgentRegistered' }
         : { type: 'Ready', status: 'True', reason: 'AgentRegistered', message: 'the agent registered and keeps its lease alive', lastTransitionTime: now };
+    const ports = this.ports?.advertised() ?? this.o.capacity.ports;
+    this.advertisedPorts = JSON.stringify(ports);
     const status: NodeStatus = {
-      capacity: this.o.capacity,
+      // Ports another process holds are carved out, so the master offers none of them.
+      capacity: { ...this.o.capacity, ports },
       attributes: this.o.attributes ?? {},
       hostname: this.o.hostname ?? os.hostname(),
       runtimes: this.o.runtimes ?? [this.runtime.name],
@@ -328,6 +368,62 @@ export class Agent {
     };
     if (this.o.address !== undefined) status.address = this.o.address;
     return status;
+  }
+
+  /**
+   * Rewrites the Node when the ports to advertise changed since it was last written (held ports
+   * found or freed); only while registered (a registration writes them anyway). A failed write
+   * is tried again after the next probe.
+   */
+  private advertisePorts(): void {
+    if (!this.ports || this.writingNode || this.stopped || this.registration === 0) return;
+    if (JSON.stringify(this.ports.advertised()) === this.advertisedPorts) return;
+    this.writingNode = true;
+    this.upsertNode()
+      .then(() => this.log.info({ ports: this.advertisedPorts, inUse: this.portsInUse() }, 'advertised host ports changed'))
+      .catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'writing advertised host ports failed; retrying after the next probe'))
+      .finally(() => {
+        this.writingNode = false;
+        if (!this.stopped && JSON.stringify(this.ports?.advertised()) !== this.advertisedPorts) this.advertisePorts();
+      });
+  }
+
+  /** Host ports of the tasks assigned here that run or are about to (not those that ended): the agent's own. */
+  private ownPorts(): Set<number> {
+    const out = new Set<number>();
+    for (const [k, a] of this.desired) {
+      if (this.tasks.get(k)?.phase === 'done') continue;
+      for (const p of a.spec.ports ?? []) out.add(p.hostPort);
+    }
+    return out;
+  }
+
+  /**
+   * Probes the task's host ports before it starts: the first one held, with who holds it (a
+   * task of this agent, or another process: then it is no longer advertised); undefined when all are free.
+   */
+  private async heldPort(key: string, want: Assignment): Promise<{ port: number; by: string } | undefined> {
+    if (!this.ports) return undefined;
+    for (const p of want.spec.ports ?? []) {
+      const protocols: PortProtocol[] = p.protocol === 'udp' ? ['tcp', 'udp'] : ['tcp'];
+      const owner = [...this.desired].find(([k, a]) => k !== key && this.tasks.get(k)?.phase === 'running' && (a.spec.ports ?? []).some((q) => q.hostPort === p.hostPort));
+      if (owner) {
+        // Our own task: not carved out (it is freed when that task ends).
+        if (!(await this.ports.probe(p.hostPort, protocols))) return { port: p.hostPort, by: `task ${owner[0]}` };
+        continue;
+      }
+      if ((await this.ports.check(p.hostPort, protocols)).length > 0) {
+        this.advertisePorts();
+        return { port: p.hostPort, by: 'another process' };
+      }
+    }
+    return undefined;
+  }
+
+  /** Marks the task's host ports another process holds after a runtime start failed binding one; the first, if any. */
+  private async heldAfterBindFailure(key: string, want: Assignment): Promise<number | undefined> {
+    const held = await this.heldPort(key, want).catch(() => undefined);
+    return held?.port;
   }
 
   /** Admits a Node (defaults + schema); a failure is a configuration error. */
@@ -490,6 +586,17 @@ export class Agent {
       this.reporter.report(this.ref(want), { state: 'LOST', reason: 'TaskGone', message: `its ${this.runtime.name} task was gone when agent ${this.nodeName} restarted (host reboot or removed by hand)`, finishedAt: this.clock.date().toISOString() });
       return;
     }
+    // A host port something else holds: the start would fail binding it (Mesos has no such check;
+    // Marathon's random ports make a relaunch land elsewhere, and the port is no longer offered).
+    const held = await this.heldPort(key, want);
+    if (this.desired.get(key)?.uid !== want.uid || this.stopped) return;
+    if (held) {
+      this.tasks.set(key, { uid: want.uid, phase: 'done', graceSeconds });
+      const message = `host port ${held.port} is in use on node ${this.nodeName} by ${held.by}`;
+      this.log.warn({ task: key, uid: want.uid, port: held.port, by: held.by }, 'task not started: host port in use');
+      this.reporter.report(this.ref(want), { state: 'FAILED', reason: 'PortInUse', message, finishedAt: this.clock.date().toISOString() });
+      return;
+    }
     // Recorded as running before it starts: a quick command can exit (onExit) before start() resolves.
     const local: LocalTask = { uid: want.uid, phase: 'running', graceSeconds };
     this.tasks.set(key, local);
@@ -505,7 +612,11 @@ export class Agent {
       this.log.warn({ task: key, uid: want.uid, err: errorMessage(err) }, 'task failed to start');
       // A start that can never succeed here (image absent, policy) is ERROR, as Mesos reports it.
       const permanent = (err as { code?: string }).code === 'ImageNotPresent' || (err as { code?: string }).code === 'Policy';
-      this.reporter.report(this.ref(want), { state: permanent ? 'ERROR' : 'FAILED', reason: permanent ? String((err as { code?: string }).code) : 'StartFailed', message: errorMessage(err), finishedAt: this.clock.date().toISOString() });
+      // A bind failure (docker publishes ports itself): a port taken since the probe; probe again to stop advertising it.
+      const portInUse = !permanent && isPortInUseError(err);
+      if (portInUse) await this.heldAfterBindFailure(key, want);
+      const reason = permanent ? String((err as { code?: string }).code) : portInUse ? 'PortInUse' : 'StartFailed';
+      this.reporter.report(this.ref(want), { state: permanent ? 'ERROR' : 'FAILED', reason, message: errorMessage(err), finishedAt: this.clock.date().toISOString() });
       return;
     }
     const startedAt = this.clock.date().toISOString();

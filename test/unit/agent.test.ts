@@ -382,3 +382,124 @@ describe('task status writes', () => {
     abort.abort();
   });
 });
+
+describe('host ports in use by another process (issue 16)', () => {
+  /** Ports the fake probe says are held, per protocol. */
+  let heldTcp: Set<number>;
+  let heldUdp: Set<number>;
+  let probes: string[];
+  const probe = async (port: number, protocol: 'tcp' | 'udp') => {
+    probes.push(`${protocol}/${port}`);
+    return !(protocol === 'udp' ? heldUdp : heldTcp).has(port);
+  };
+  beforeEach(() => {
+    heldTcp = new Set();
+    heldUdp = new Set();
+    probes = [];
+  });
+
+  async function startPortAgent(o: { sweepBatch?: number } = {}): Promise<Agent> {
+    const a = new Agent({
+      store, prefix: P, nodeName: 'n1', capacity: { ...capacity, ports: [[31000, 31002]] }, runtime, leaseTtlSeconds: 5, logger: log, clock,
+      portProbe: probe, portProbeIntervalMs: 1000, portSweepBatch: o.sweepBatch ?? 0,
+    });
+    agents.push(a);
+    await a.start();
+    return a;
+  }
+
+  function bindWithPorts(name: string, ports: Array<{ hostPort: number; protocol?: 'tcp' | 'udp' }>): Promise<number | undefined> {
+    const t = task(name);
+    t.spec.ports = ports.map((p) => ({ protocol: 'tcp' as const, ...p }));
+    const value = encodeObject(t);
+    return store.txn([], [
+      { op: 'put', key: objectKey(P, TASKS, 'default', name), value },
+      { op: 'put', key: assignmentKey(P, 'n1', 'default', name), value },
+    ]);
+  }
+
+  async function advertised(): Promise<number[][] | undefined> {
+    const kv = await store.get(objectKey(P, NODES, undefined, 'n1'));
+    return kv && decodeKeyValue<Node>(kv).status?.capacity?.ports;
+  }
+
+  it('does not start a task on a host port another process holds: FAILED, PortInUse, and the port is no longer advertised', async () => {
+    heldTcp.add(31000);
+    const a = await startPortAgent();
+    expect(await advertised()).toEqual([[31000, 31002]]);
+    await bindWithPorts('web', [{ hostPort: 31000 }]);
+    await until('FAILED', async () => (await state('web')) === 'FAILED');
+    const t = decodeKeyValue<Task>((await store.get(objectKey(P, TASKS, 'default', 'web')))!);
+    expect(t.status).toMatchObject({ state: 'FAILED', reason: 'PortInUse', message: 'host port 31000 is in use on node n1 by another process' });
+    expect(runtime.calls).toEqual([]); // never started
+    expect(a.portsInUse()).toEqual([31000]);
+    await until('31000 not advertised', async () => JSON.stringify(await advertised()) === JSON.stringify([[31001, 31002]]));
+  });
+
+  it('advertises the port again once the other process let go of it (the periodic re-probe)', async () => {
+    heldTcp.add(31001);
+    const a = await startPortAgent();
+    await bindWithPorts('web', [{ hostPort: 31001 }]);
+    await until('FAILED', async () => (await state('web')) === 'FAILED');
+    await until('carved out', async () => JSON.stringify(await advertised()) === JSON.stringify([[31000, 31000], [31002, 31002]]));
+    await clock.stepAsync(1000);
+    expect(a.portsInUse()).toEqual([31001]); // still held: still out
+    heldTcp.delete(31001);
+    await clock.stepAsync(1000);
+    expect(a.portsInUse()).toEqual([]);
+    await until('advertised again', async () => JSON.stringify(await advertised()) === JSON.stringify([[31000, 31002]]));
+  });
+
+  it('starts a task whose ports are free, probing each (udp ports over both protocols)', async () => {
+    await startPortAgent();
+    await bindWithPorts('web', [{ hostPort: 31000 }, { hostPort: 31002, protocol: 'udp' }]);
+    await until('RUNNING', async () => (await state('web')) === 'RUNNING');
+    expect(probes).toEqual(['tcp/31000', 'tcp/31002', 'udp/31002']);
+  });
+
+  it('a udp port held over udp only is in use too', async () => {
+    heldUdp.add(31002);
+    await startPortAgent();
+    await bindWithPorts('dns', [{ hostPort: 31002, protocol: 'udp' }]);
+    await until('FAILED', async () => (await state('dns')) === 'FAILED');
+    const t = decodeKeyValue<Task>((await store.get(objectKey(P, TASKS, 'default', 'dns')))!);
+    expect(t.status).toMatchObject({ reason: 'PortInUse', message: 'host port 31002 is in use on node n1 by another process' });
+  });
+
+  it('the sweep finds a held port no task asked for, skipping the ports of its own tasks', async () => {
+    const a = await startPortAgent({ sweepBatch: 3 });
+    await bindWithPorts('web', [{ hostPort: 31000 }]);
+    await until('RUNNING', async () => (await state('web')) === 'RUNNING');
+    heldTcp.add(31000); // the agent's own task holds it
+    heldTcp.add(31002); // something else
+    probes = [];
+    await clock.stepAsync(1000);
+    expect(probes).toEqual(['tcp/31001', 'tcp/31002']);
+    expect(a.portsInUse()).toEqual([31002]);
+    await until('31002 not advertised', async () => JSON.stringify(await advertised()) === JSON.stringify([[31000, 31001]]));
+  });
+
+  it('a runtime start failing to bind (docker: address already in use) is PortInUse and the port is carved out', async () => {
+    const a = await startPortAgent();
+    runtime.failStart.set('default/web', 'driver failed programming external connectivity: listen tcp4 0.0.0.0:31001: bind: address already in use');
+    // Taken between the probe and the start: the agent's probe after the failure sees it.
+    const realStart = runtime.start.bind(runtime);
+    jest.spyOn(runtime, 'start').mockImplementation((t, onExit) => {
+      heldTcp.add(31001);
+      return realStart(t, onExit);
+    });
+    await bindWithPorts('web', [{ hostPort: 31001 }]);
+    await until('FAILED', async () => (await state('web')) === 'FAILED');
+    const t = decodeKeyValue<Task>((await store.get(objectKey(P, TASKS, 'default', 'web')))!);
+    expect(t.status).toMatchObject({ state: 'FAILED', reason: 'PortInUse' });
+    expect(a.portsInUse()).toEqual([31001]);
+  });
+
+  it('probes nothing for a runtime that binds nothing (no probe given, fake runtime)', async () => {
+    const a = await startAgent();
+    await bind('web');
+    await until('RUNNING', async () => (await state('web')) === 'RUNNING');
+    expect(a.portsInUse()).toEqual([]);
+    expect((a as unknown as { ports?: unknown }).ports).toBeUndefined(); // no watch, so no probe timer
+  });
+});
