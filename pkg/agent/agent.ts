@@ -23,7 +23,7 @@ import { realClock, type Clock } from '../util/clock';
 import { EventRecorder } from '../client/events';
 import { AssignmentWatch, type Assignment } from './assignments';
 import { HealthMonitor, defaultProber } from './health';
-import { perAgentLeases, type AgentLease, type LeaseProvider } from './leases';
+import { NodeHeartbeat, perAgentLeases, type AgentLease, type LeaseProvider } from './leases';
 import { bindProbe, isPortInUseError, PortWatch, type PortProbe, type PortProtocol } from './ports';
 import { StatusReporter, taskRefKey, type TaskRef } from './status';
 import { AGENT_VERSION } from './version';
@@ -60,6 +60,12 @@ export interface AgentOptions {
   clock?: Clock;
   /** Where leases come from. @default one lease per agent (Store.lease) */
   leases?: LeaseProvider;
+  /**
+   * How often Node.status.lastHeartbeatTime is refreshed while the lease lives (./leases.ts
+   * NodeHeartbeat); 0: never (only at registration). @default 0; startAgent (shoal-agent, shoal
+   * dev) sets DEFAULT_HEARTBEAT_INTERVAL_SECONDS (30); hosts of hollow agents leave it off
+   */
+  heartbeatIntervalSeconds?: number;
   /**
    * How host ports are probed before a task starts on them and while none of the agent's tasks
    * hold them (see ./ports.ts); ports held by another process are not advertised. `false`: no
@@ -206,6 +212,7 @@ export class Agent {
     await this.adopt();
     await this.register();
     await this.assignments.start();
+    this.startHeartbeat();
     if (!this.stopped) this.ports?.start();
   }
 
@@ -242,6 +249,16 @@ export class Agent {
     this.lease = undefined;
     void this.assignments.stop().catch(() => undefined);
     this.log.warn('agent crashed (simulated): lease released, not revoked');
+  }
+
+  /** Refreshes Node.status.lastHeartbeatTime every heartbeatIntervalSeconds while registered (see NodeHeartbeat). */
+  private startHeartbeat(): void {
+    const seconds = this.o.heartbeatIntervalSeconds ?? 0;
+    if (seconds <= 0 || this.stopped) return;
+    new NodeHeartbeat({
+      store: this.o.store, nodeKey: objectKey(this.prefix, NODES, undefined, this.nodeName), leaseKey: agentLeaseKey(this.prefix, this.nodeName),
+      leaseRevision: () => this.registration, intervalSeconds: seconds, clock: this.clock, signal: this.abort.signal, logger: this.log,
+    }).start();
   }
 
   // ---- registration ----------------------------------------------------------------------
@@ -363,7 +380,8 @@ export class Agent {
       runtimes: this.o.runtimes ?? [this.runtime.name],
       agentVersion: AGENT_VERSION,
       conditions: [...(prev?.conditions ?? []).filter((c) => c.type !== 'Ready'), ready],
-      // The time of registration; liveness afterwards is the lease key, not this field.
+      // The time of registration, then refreshed every heartbeatIntervalSeconds while the lease
+      // lives (NodeHeartbeat); liveness itself is the lease key, renewed without Node writes.
       lastHeartbeatTime: now,
     };
     if (this.o.address !== undefined) status.address = this.o.address;

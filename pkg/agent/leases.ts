@@ -5,9 +5,11 @@
  * the binder and node lifecycle see per-agent keys, but keep-alive costs one stream per process.
  */
 import type { Logger } from 'pino';
+import type { Node } from '../api/types.generated';
 import { LeaseLostError } from '../store/errors';
 import type { Lease, Store } from '../store/types';
-import { errorMessage } from '../util/backoff';
+import { errorMessage, sleepUnlessAborted } from '../util/backoff';
+import type { Clock } from '../util/clock';
 
 /** A lease as an agent holds it. */
 export interface AgentLease extends Lease {
@@ -97,5 +99,78 @@ export class SharedLease {
         this.logger.error({ err: errorMessage(e) }, 'lease holder threw on lease loss');
       }
     }
+  }
+}
+
+/** How often an agent refreshes its Node's status.lastHeartbeatTime. */
+export const DEFAULT_HEARTBEAT_INTERVAL_SECONDS = 30;
+/** Node write conflicts (other writers) retried at once within one beat. */
+const HEARTBEAT_CONFLICT_RETRIES = 3;
+
+export interface NodeHeartbeatOptions {
+  store: Store;
+  /** The Node's key. */
+  nodeKey: string;
+  /** The agent's lease key. */
+  leaseKey: string;
+  /**
+   * Mod revision of the lease key of the agent's live registration; 0 while it has none (then
+   * nothing is written). A renewal keeps that key; a lease that was not renewed in time expired
+   * and took the key with it, so the write's compare fails.
+   */
+  leaseRevision: () => number;
+  intervalSeconds: number;
+  clock: Clock;
+  /** Aborted when the agent stops: the loop ends. */
+  signal: AbortSignal;
+  logger: Logger;
+}
+
+/**
+ * Node.status.lastHeartbeatTime: when the agent was last heard from, at a low rate. Liveness is
+ * the lease (renewed every TTL/3, no Node write per renewal); every `intervalSeconds` this
+ * writes the time to the Node in one txn that also compares the agent's lease key, so the time
+ * only moves while the lease is alive in etcd, i.e. while its renewals succeed. The first beat
+ * comes after a random part of the interval (agents started together do not write together).
+ */
+export class NodeHeartbeat {
+  constructor(private readonly o: NodeHeartbeatOptions) {}
+
+  /** Runs the loop in the background until the signal aborts; a failed beat is logged and skipped. */
+  start(): void {
+    void this.loop();
+  }
+
+  private async loop(): Promise<void> {
+    const intervalMs = this.o.intervalSeconds * 1000;
+    let delay = intervalMs * (0.5 + Math.random() / 2);
+    while (await sleepUnlessAborted(delay, this.o.signal, this.o.clock)) {
+      delay = intervalMs;
+      try {
+        await this.beat();
+      } catch (err) {
+        this.o.logger.debug({ err: errorMessage(err) }, 'heartbeat not written; next one in an interval');
+      }
+    }
+  }
+
+  /**
+   * Writes now as lastHeartbeatTime; true when written. False without a live registration, when
+   * the lease key changed (lease lost: the agent re-registers, which writes the Node anyway), or
+   * when the Node is gone.
+   */
+  async beat(): Promise<boolean> {
+    for (let round = 0; round <= HEARTBEAT_CONFLICT_RETRIES; round++) {
+      const leaseRevision = this.o.leaseRevision();
+      if (leaseRevision === 0 || this.o.signal.aborted) return false;
+      const [kv, leaseKv] = await this.o.store.getMany([this.o.nodeKey, this.o.leaseKey]);
+      if (!kv || leaseKv?.modRevision !== leaseRevision) return false;
+      const node = JSON.parse(kv.value) as Node;
+      const { resourceVersion: _rv, ...metadata } = node.metadata;
+      const value = JSON.stringify({ ...node, metadata, status: { ...node.status, lastHeartbeatTime: this.o.clock.date().toISOString() } });
+      const compares = [{ key: this.o.nodeKey, modRevision: kv.modRevision }, { key: this.o.leaseKey, modRevision: leaseRevision }];
+      if ((await this.o.store.txn(compares, [{ op: 'put', key: this.o.nodeKey, value }])) !== undefined) return true;
+    }
+    return false;
   }
 }

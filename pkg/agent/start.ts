@@ -13,6 +13,7 @@ import type { Store } from '../store/types';
 import { Agent } from './agent';
 import { machineCapacity } from './config';
 import { AgentHttpServer } from './http';
+import { DEFAULT_HEARTBEAT_INTERVAL_SECONDS } from './leases';
 
 export interface StartAgentOptions {
   /** A store shared with the caller (who closes it). Give this or etcdEndpoints. */
@@ -47,6 +48,8 @@ export interface StartAgentOptions {
   token?: string;
   /** @default 10 */
   leaseTtlSeconds?: number;
+  /** How often Node.status.lastHeartbeatTime is refreshed while the lease lives; 0: only at registration. @default 30 */
+  heartbeatIntervalSeconds?: number;
   logger: Logger;
 }
 
@@ -96,6 +99,7 @@ export async function startAgent(o: StartAgentOptions): Promise<AgentHandle> {
         agent = new Agent({
           store, prefix: o.prefix, nodeName: o.nodeName, capacity, attributes: o.attributes, runtime, runtimes: o.runtimes,
           hostname: o.hostname, address, leaseTtlSeconds: o.leaseTtlSeconds, logger: log,
+          heartbeatIntervalSeconds: o.heartbeatIntervalSeconds ?? DEFAULT_HEARTBEAT_INTERVAL_SECONDS,
         });
         return agent;
       },

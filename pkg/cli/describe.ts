@@ -436,12 +436,32 @@ function describeNode(w: DescribeWriter, node: Node, now: number): void {
   w.field('Status', nodeStatus(node)).field('Unschedulable', node.spec?.unschedulable ?? false);
   w.field('Address', st.address).field('Hostname', st.hostname).field('Agent Version', st.agentVersion);
   w.field('Runtimes', st.runtimes?.length ? st.runtimes.join(', ') : undefined);
-  w.field('Last Heartbeat', timestamp(st.lastHeartbeatTime, now));
+  w.field('Last Heartbeat', lastHeartbeat(node, now));
   w.section('Capacity');
   w.field('cpus', cap?.cpus, 2).field('mem', cap?.mem !== undefined ? `${cap.mem} MiB` : undefined, 2);
   w.field('disk', cap?.disk !== undefined ? `${cap.disk} MiB` : undefined, 2);
   w.field('ports', cap?.ports?.length ? cap.ports.map((r) => `${r[0]}-${r[1]}`).join(', ') : undefined, 2);
   w.field('Attributes', formatMap(st.attributes, '\n').split('\n'));
+}
+
+/**
+ * How often an agent refreshes Node.status.lastHeartbeatTime while its lease lives (the agent's
+ * DEFAULT_HEARTBEAT_INTERVAL_SECONDS; the lease itself is renewed every TTL/3 without Node writes).
+ */
+const HEARTBEAT_REFRESH_SECONDS = 30;
+
+/**
+ * When the agent was last heard from. A Ready node whose time has not moved for three refresh
+ * periods says why: its agent does not refresh it (an older agent, a host of hollow agents), and
+ * Ready (the lease) is what tells liveness.
+ */
+function lastHeartbeat(node: Node, now: number): string | undefined {
+  const ts = node.status?.lastHeartbeatTime;
+  const at = ts ? Date.parse(ts) : NaN;
+  if (!ts || Number.isNaN(at)) return timestamp(ts, now);
+  const ready = node.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
+  if (!ready || now - at <= 3 * HEARTBEAT_REFRESH_SECONDS * 1000) return timestamp(ts, now);
+  return `${ts} (${age(ts, now)} ago; not refreshed every ${HEARTBEAT_REFRESH_SECONDS}s by this agent: Ready, from its lease, tells it is alive)`;
 }
 
 function describeFramework(w: DescribeWriter, f: Framework, now: number): void {

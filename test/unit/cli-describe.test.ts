@@ -1,5 +1,5 @@
 import { lookupKind } from '../../pkg/api/kinds';
-import type { Event, Task } from '../../pkg/api/types.generated';
+import type { Event, Node, Task } from '../../pkg/api/types.generated';
 import { DescribeWriter, describeObject, eventIsAbout } from '../../pkg/cli/describe';
 
 const NOW = Date.parse('2024-05-01T12:00:00Z');
@@ -63,5 +63,37 @@ describe('describe task', () => {
     expect(eventIsAbout(ev({ kind: 'App' }), task)).toBe(false);
     expect(eventIsAbout(ev({ namespace: 'prod' }), task)).toBe(false);
     expect(eventIsAbout(ev({ uid: 'old-uid' }), { ...task, metadata: { ...task.metadata, uid: 'new-uid' } })).toBe(false);
+  });
+});
+
+describe('describe node', () => {
+  const node = (heartbeat: string | undefined, ready: 'True' | 'False') => ({
+    apiVersion: 'shoal/v1', kind: 'Node',
+    metadata: { name: 'dev-agent-1', creationTimestamp: ago(3600), generation: 1 },
+    spec: { unschedulable: false },
+    status: {
+      capacity: { cpus: 2, mem: 1024, disk: 0, ports: [[31000, 31999]] }, hostname: 'dev-agent-1', runtimes: ['process'], agentVersion: '0.1.0',
+      ...(heartbeat ? { lastHeartbeatTime: heartbeat } : {}),
+      conditions: [{ type: 'Ready', status: ready, reason: ready === 'True' ? 'AgentRegistered' : 'LeaseExpired', lastTransitionTime: ago(3600) }],
+    },
+  }) as unknown as Node;
+  const describeNode = (n: Node) => describeObject(lookupKind('nodes')!, n, [], NOW);
+
+  it('showsWhenTheAgentWasLastHeardFrom', () => {
+    // The agent refreshes the time every 30 s while its lease lives: 12 s ago is current.
+    expect(describeNode(node(ago(12), 'True'))).toMatch(/^Last Heartbeat: +2024-05-01T11:59:48\.000Z \(12s ago\)$/m);
+  });
+
+  it('saysWhyAReadyNodesHeartbeatDoesNotMove', () => {
+    expect(describeNode(node(ago(600), 'True'))).toMatch(/^Last Heartbeat: +\S+ \(10m ago; not refreshed every 30s by this agent: Ready, from its lease, tells it is alive\)$/m);
+  });
+
+  it('showsTheLastTimeOfALostNodeAsItIs', () => {
+    expect(describeNode(node(ago(600), 'False'))).toMatch(/^Last Heartbeat: +\S+ \(10m ago\)$/m);
+    expect(describeNode(node(ago(600), 'False'))).toMatch(/^Status: +NotReady$/m);
+  });
+
+  it('showsNoneWithoutAHeartbeat', () => {
+    expect(describeNode(node(undefined, 'True'))).toMatch(/^Last Heartbeat: +<none>$/m);
   });
 });
