@@ -15,6 +15,7 @@ import type { PendingStatus, TaskPlacement } from '../api/types.generated';
 import { removePorts, subtract } from '../api/resources';
 import { checkOffers, placeMany, REASONS, type Demand, type OfferView, type Placed, type Placement, type Reason, type Strategy } from '../scheduler/feasibility';
 import { PendingSummary } from '../scheduler/pending';
+import type { Random } from '../scheduler/random';
 import type { LaunchFailureReason, LaunchRequest, LaunchResult, LaunchTemplate, Offer } from '../scheduler/types';
 import type { AgentView, Framework, SchedulerDriver, TaskStatusUpdate } from './framework';
 
@@ -61,6 +62,8 @@ export interface PendingWorkFrameworkOptions {
   logger: Logger;
   /** @default 'SPREAD' */
   strategy?: Strategy;
+  /** Draws dynamic host ports (see placeMany's `random`). @default one sequence for the process */
+  random?: Random;
 }
 
 /** Filter on declined offers while work waits that they cannot run: the work is retried on them soon. */
@@ -224,7 +227,7 @@ export class PendingWorkFramework implements Framework {
       if (w.gang) {
         // All of it on all of the round's offers (no window, no per-round cap), or nothing:
         // what a gang that does not fit would have taken stays in `left` for the next work.
-        placement = placeMany(new Array<Demand>(w.count).fill(w.demand), left, this.placedOf(w.key), { strategy: this.strategy });
+        placement = placeMany(new Array<Demand>(w.count).fill(w.demand), left, this.placedOf(w.key), { strategy: this.strategy, random: this.o.random });
         looked = left.length;
         if (placement.unplaced.length) {
           this.log.debug({ owner: w.key, gang: w.count, fit: placement.launches.length }, 'gang waits: not all of it fits the offers');
@@ -356,7 +359,7 @@ export class PendingWorkFramework implements Framework {
 
   /** placeMany on this owner's window of the offers, or on all of them when the window cannot take every instance. */
   private place(demands: Demand[], offers: Offer[], placed: Placed[]): { placement: Placement; looked: number } {
-    const options = { strategy: this.strategy };
+    const options = { strategy: this.strategy, random: this.o.random };
     const size = windowSize(offers.length, demands.length);
     if (size >= offers.length) return { placement: placeMany(demands, offers, placed, options), looked: offers.length };
     const start = this.cursor % offers.length;

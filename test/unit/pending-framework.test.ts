@@ -152,7 +152,8 @@ function setup(o: { strategy?: Strategy; register?: boolean } = {}) {
   const clock = new FakeClock(T0);
   const driver = new FakeDriver(calls, clock);
   const owner = new FakeOwner(calls);
-  const fw = new PendingWorkFramework({ id: 'apps', role: '*', owner, logger: silentLogger(), strategy: o.strategy });
+  // random 0: dynamic host ports are the lowest free ones, so launches are exact.
+  const fw = new PendingWorkFramework({ id: 'apps', role: '*', owner, logger: silentLogger(), strategy: o.strategy, random: () => 0 });
   if (o.register !== false) fw.registered(driver);
   const works = new Map<string, Work>();
   return {
