@@ -305,6 +305,16 @@ export class Agent {
       this.registeredLease = lease;
       this.registrations++;
       const msg = this.registrations === 1 ? 'registered' : 're-registered';
+      // Back after losing the lease (a partition, a slow etcd): node lifecycle may have marked our
+      // tasks UNREACHABLE meanwhile. Those still running say so again; LOST ones (expunged) are
+      // refused by the registry, and the reporter has them stopped.
+      if (this.registrations > 1) {
+        for (const [key, t] of this.tasks) {
+          if (t.phase !== 'running' || t.adopted) continue;
+          const [namespace, name] = splitKey(key);
+          this.reporter.report({ namespace, name, uid: t.uid }, { state: 'RUNNING' });
+        }
+      }
       this.log.info({ lease: lease.id, leaseRevision: revision, nodeObject: action, ttlSeconds: this.o.leaseTtlSeconds ?? DEFAULT_LEASE_TTL_SECONDS }, msg);
     } catch (err) {
       if (this.lease === lease) this.lease = undefined;

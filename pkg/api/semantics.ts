@@ -96,6 +96,10 @@ function appCauses(spec: AppSpec): FieldCause[] {
         causes.push({ field: `${at}.portIndex`, message: `is ${p.portIndex ?? 0} but spec.ports has ${ports.length} port(s)` });
       }
     });
+  const u = spec.unreachableStrategy;
+  if (u && u.expungeAfterSeconds < u.inactiveAfterSeconds) {
+    causes.push({ field: 'spec.unreachableStrategy.expungeAfterSeconds', message: `must be at least inactiveAfterSeconds (${u.inactiveAfterSeconds}), as in Marathon` });
+  }
   probeCauses(spec.healthChecks ?? [], 'healthChecks');
   probeCauses(spec.readinessChecks ?? [], 'readinessChecks');
   return causes;

@@ -160,6 +160,7 @@ export interface AppSpec {
     maximumOverCapacity: number;
   };
   backoff: Backoff;
+  unreachableStrategy: UnreachableStrategy;
   killSelection: 'YoungestFirst' | 'OldestFirst';
   /**
    * Seconds between SIGTERM and SIGKILL (Mesos' default 3).
@@ -289,6 +290,22 @@ export interface Backoff {
   seconds: number;
   factor: number;
   maxLaunchDelaySeconds: number;
+}
+/**
+ * What happens to a task whose agent stopped renewing its lease (Marathon's unreachableStrategy; Mesos' TASK_UNREACHABLE). Shoal's defaults replace at once and keep the original for 10 minutes (Marathon's are 300 s and 600 s).
+ *
+ * This interface was referenced by `ShoalObjects`'s JSON-Schema
+ * via the `definition` "UnreachableStrategy".
+ */
+export interface UnreachableStrategy {
+  /**
+   * Unreachable this long: a replacement is launched (the original is kept, and if it comes back the surplus is killed by killSelection).
+   */
+  inactiveAfterSeconds: number;
+  /**
+   * Unreachable this long: the task is LOST, and killed if its agent ever comes back.
+   */
+  expungeAfterSeconds: number;
 }
 /**
  * This interface was referenced by `ShoalObjects`'s JSON-Schema
@@ -812,6 +829,7 @@ export interface TaskSpec {
   healthChecks: HealthCheck[];
   readinessChecks: ReadinessCheck[];
   taskKillGracePeriodSeconds: number;
+  unreachableStrategy?: UnreachableStrategy;
 }
 /**
  * Why the task is on its agent: recorded by the framework that placed it, written by the binder.
@@ -892,6 +910,10 @@ export interface TaskStatus {
   stagedAt?: string;
   startedAt?: string;
   finishedAt?: string;
+  /**
+   * Set by node lifecycle with state UNREACHABLE: when its agent was found lost.
+   */
+  unreachableSince?: string;
   observedGeneration?: number;
   conditions?: Conditions;
 }

@@ -1,8 +1,11 @@
 /**
  * Node lifecycle: an agent whose lease key is gone is lost. Its Node gets Ready=Unknown and an
- * event; after a grace period (default 0 s, Marathon's) its non-terminal tasks become LOST and
- * their assignment keys are deleted, in fenced transactions, so their frameworks replace them
- * and an agent that comes back finds no assignment and stops what it still runs.
+ * event; after a grace period (default 0 s) its non-terminal tasks change, in fenced transactions:
+ * - a task with an unreachableStrategy (an App's) becomes UNREACHABLE, its assignment kept: its
+ *   App replaces it after inactiveAfterSeconds, and if the agent comes back the agent reports it
+ *   RUNNING again; once expungeAfterSeconds have passed it becomes LOST as below;
+ * - any other task becomes LOST and its assignment key is deleted, so its framework replaces it
+ *   and an agent that comes back finds no assignment and stops what it still runs.
  */
 import { lookupKind } from '../api/kinds';
 import type { Node, Task } from '../api/types.generated';
@@ -65,7 +68,8 @@ export class NodeLifecycleController {
       this.queue.addAfter(name, wait);
       return;
     }
-    await this.markTasksLost(name);
+    const next = await this.markTasks(name);
+    if (next !== undefined) this.queue.addAfter(name, Math.max(0, next - this.clock.now()) + 1);
   }
 
   private async markNotReady(node: Node): Promise<void> {
@@ -83,29 +87,63 @@ export class NodeLifecycleController {
     await this.o.events.record({ kind: 'Node', name: node.metadata.name, uid: node.metadata.uid }, 'Warning', 'NodeNotReady', `agent ${node.metadata.name} stopped renewing its lease`);
   }
 
-  private async markTasksLost(node: string): Promise<void> {
-    const tasks = this.o.informers.tasks.byIndex(TASKS_BY_NODE, node).filter((t) => !isTerminal(t));
-    const writes = tasks.map((task) => {
+  /**
+   * The lost agent's tasks: UNREACHABLE (those with an unreachableStrategy, until expunged) or
+   * LOST. Returns when the next UNREACHABLE task is to be expunged (sync again then).
+   */
+  private async markTasks(node: string): Promise<number | undefined> {
+    const now = this.clock.now();
+    const decided = this.o.informers.tasks.byIndex(TASKS_BY_NODE, node).filter((t) => !isTerminal(t)).map((task) => ({ task, ...decide(task, now) }));
+    const changes = decided.filter((d) => d.next !== undefined);
+    const writes = changes.map(({ task, next }) => {
       const ns = task.metadata.namespace ?? 'default';
       const key = objectKey(this.o.prefix, TASKS, ns, task.metadata.name);
-      return { task, key, value: encodeObject(this.lost(task, node)), assignment: assignmentKey(this.o.prefix, node, ns, task.metadata.name) };
+      const lost = next === 'LOST';
+      return { task, key, lost, value: encodeObject(lost ? this.lost(task, node) : this.unreachable(task, node)), assignment: assignmentKey(this.o.prefix, node, ns, task.metadata.name) };
     });
-    // Per task: a compare and a put of the Task, a delete of its assignment.
+    // Per task: a compare and a put of the Task, and for LOST a delete of its assignment.
     const cost = (w: (typeof writes)[number]) => ({ ops: 2, compares: 1, bytes: 2 * w.key.length + w.value.length + w.assignment.length });
     for (const batch of chunkTxn(writes, cost, FENCED)) {
       const compares = batch.map((w) => ({ key: w.key, modRevision: Number(w.task.metadata.resourceVersion) }));
-      const ops = batch.flatMap((w) => [{ op: 'put' as const, key: w.key, value: w.value }, { op: 'delete' as const, key: w.assignment }]);
+      const ops = batch.flatMap((w) => [{ op: 'put' as const, key: w.key, value: w.value }, ...(w.lost ? [{ op: 'delete' as const, key: w.assignment }] : [])]);
       if (!(await fencedTxn(this.o, compares, ops))) throw new Error(`tasks on ${node} changed; retrying`);
-      for (const { task: t } of batch) this.o.logger.warn({ task: nameKey(t.metadata.namespace, t.metadata.name), node }, 'task lost with its agent');
+      for (const w of batch) this.o.logger.warn({ task: nameKey(w.task.metadata.namespace, w.task.metadata.name), node, state: w.lost ? 'LOST' : 'UNREACHABLE' }, w.lost ? 'task lost with its agent' : 'task unreachable with its agent');
     }
-    if (tasks.length) await this.o.events.record({ kind: 'Node', name: node }, 'Warning', 'TasksLost', `${tasks.length} task(s) on ${node} marked LOST`);
+    const lost = writes.filter((w) => w.lost).length;
+    const unreachable = writes.length - lost;
+    if (lost) await this.o.events.record({ kind: 'Node', name: node }, 'Warning', 'TasksLost', `${lost} task(s) on ${node} marked LOST`);
+    if (unreachable) await this.o.events.record({ kind: 'Node', name: node }, 'Warning', 'TasksUnreachable', `${unreachable} task(s) on ${node} marked UNREACHABLE (kept until their expungeAfterSeconds)`);
+    const expunges = decided.map((d) => d.expungeAt).filter((at): at is number => at !== undefined && at > now);
+    return expunges.length ? Math.min(...expunges) : undefined;
   }
 
   private lost(task: Task, node: string): Task {
     const next = structuredClone(task);
-    next.status = { ...next.status, state: 'LOST', reason: 'AgentLost', message: `agent ${node} was lost`, finishedAt: this.clock.date().toISOString() };
+    const was = task.status?.state === 'UNREACHABLE' ? ' (unreachable past its expungeAfterSeconds)' : '';
+    next.status = { ...next.status, state: 'LOST', reason: 'AgentLost', message: `agent ${node} was lost${was}`, finishedAt: this.clock.date().toISOString() };
     return next;
   }
+
+  private unreachable(task: Task, node: string): Task {
+    const next = structuredClone(task);
+    next.status = { ...next.status, state: 'UNREACHABLE', reason: 'AgentUnreachable', message: `agent ${node} stopped renewing its lease`, unreachableSince: this.clock.date().toISOString() };
+    return next;
+  }
+}
+
+/**
+ * What a non-terminal task of a lost agent becomes now: UNREACHABLE (with a strategy, not yet
+ * so), LOST (without one, or past its expunge time), or nothing new; and when it is expunged.
+ */
+export function decide(task: Task, now: number): { next?: 'UNREACHABLE' | 'LOST'; expungeAt?: number } {
+  const strategy = task.spec?.unreachableStrategy;
+  if (!strategy) return { next: 'LOST' };
+  if (task.status?.state !== 'UNREACHABLE') {
+    return strategy.expungeAfterSeconds <= 0 ? { next: 'LOST' } : { next: 'UNREACHABLE', expungeAt: now + strategy.expungeAfterSeconds * 1000 };
+  }
+  const since = Date.parse(task.status.unreachableSince ?? '') || now;
+  const expungeAt = since + strategy.expungeAfterSeconds * 1000;
+  return now >= expungeAt ? { next: 'LOST' } : { expungeAt };
 }
 
 /** A write refused by the fence ends the term: the next leader converges the node, nothing to retry here. */

@@ -16,6 +16,7 @@ const RC: ReadinessCheck = { name: 'ready', protocol: 'HTTP', path: '/ready', in
 interface AppOpts {
   instances?: number; generation?: number; min?: number; over?: number; checks?: boolean; readiness?: boolean;
   killSelection?: App['spec']['killSelection']; backoff?: App['spec']['backoff']; deleting?: boolean; restartedAt?: string; cmd?: string;
+  unreachable?: App['spec']['unreachableStrategy'];
 }
 function app(o: AppOpts = {}): App {
   return {
@@ -27,6 +28,7 @@ function app(o: AppOpts = {}): App {
       healthChecks: o.checks ? [HC] : [], readinessChecks: o.readiness ? [RC] : [],
       upgradeStrategy: { minimumHealthCapacity: o.min ?? 1, maximumOverCapacity: o.over ?? 1 },
       backoff: o.backoff ?? { seconds: 1, factor: 1.15, maxLaunchDelaySeconds: 300 },
+      unreachableStrategy: o.unreachable ?? { inactiveAfterSeconds: 0, expungeAfterSeconds: 600 },
       killSelection: o.killSelection ?? 'YoungestFirst', taskKillGracePeriodSeconds: 3,
       progressDeadlineSeconds: 600, revisionHistoryLimit: 10,
     },
@@ -356,5 +358,34 @@ describe('backoffUntil', () => {
       failures = { count: failures.count + 1, lastFailureAt: now, lastState: 'ERROR' };
     }
     expect(launches).toBe(3); // at 0 s, ~10 s, ~30 s; the next at ~70 s
+  });
+});
+
+describe('unreachable tasks (Marathon unreachableStrategy)', () => {
+  const unreachable = (a: App, name: string, sinceSecondsBeforeT0: number): Task => {
+    const t = task(a, name, { hash: configHash(a) });
+    return { ...t, status: { ...t.status, state: 'UNREACHABLE', unreachableSince: new Date(T0 - sinceSecondsBeforeT0 * 1000).toISOString() } };
+  };
+  const plan = (a: App, tasks: Task[]) => reconcileApp({ app: a, configHash: configHash(a), tasks, killing: new Set(), now: T0, failures: { count: 0 }, inflight: 0 });
+
+  it('countsAnUnreachableTaskUntilInactiveAfterSecondsThenReplacesItWithoutKillingIt', () => {
+    const a = app({ instances: 2, unreachable: { inactiveAfterSeconds: 60, expungeAfterSeconds: 600 } });
+    const young = plan(a, [task(a, 'ok', { hash: configHash(a) }), unreachable(a, 'away', 10)]);
+    expect({ launch: young.launch, kill: young.kill, wakeAt: young.wakeAt }).toEqual({ launch: 0, kill: [], wakeAt: T0 + 50_000 });
+    const old = plan(a, [task(a, 'ok', { hash: configHash(a) }), unreachable(a, 'away', 60)]);
+    expect({ launch: old.launch, kill: old.kill, wakeAt: old.wakeAt }).toEqual({ launch: 1, kill: [], wakeAt: undefined });
+  });
+
+  it('replacesAtOnceWithTheDefaultStrategy', () => {
+    const a = app({ instances: 1 });
+    expect(plan(a, [unreachable(a, 'away', 0)])).toMatchObject({ launch: 1, kill: [] });
+  });
+
+  it('killsTheReplacementWhenTheOriginalComesBack', () => {
+    // The original is RUNNING again (its agent returned before expunge); YoungestFirst kills the replacement.
+    const a = app({ instances: 1 });
+    const back = task(a, 'original', { hash: configHash(a), created: 0 });
+    const replacement = task(a, 'replacement', { hash: configHash(a), created: 30 });
+    expect(plan(a, [back, replacement])).toMatchObject({ launch: 0, kill: [{ task: 'replacement', reason: 'ScaleDown' }] });
   });
 });

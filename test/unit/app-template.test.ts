@@ -195,6 +195,7 @@ describe('taskTemplate', () => {
       healthChecks: a.spec.healthChecks,
       readinessChecks: [],
       taskKillGracePeriodSeconds: 7,
+      unreachableStrategy: { inactiveAfterSeconds: 0, expungeAfterSeconds: 600 },
     });
     expect(tpl.spec).not.toHaveProperty('runtime');
     expect(tpl.spec).not.toHaveProperty('container');

@@ -114,3 +114,30 @@ describe('NodeLifecycleController', () => {
     await informers.stop();
   });
 });
+
+describe('NodeLifecycleController: unreachable tasks', () => {
+  it('keepsAnAppsTaskUnreachableWithItsAssignmentThenLosesItAfterExpunge', async () => {
+    const { store, ctl, informers, clock } = await cluster(false);
+    const withStrategy = { ...task('u', 'n1', 'RUNNING'), spec: { ...task('u', 'n1', 'RUNNING').spec, unreachableStrategy: { inactiveAfterSeconds: 0, expungeAfterSeconds: 60 } } };
+    await store.create(`${P}/registry/tasks/default/u`, JSON.stringify(withStrategy));
+    await store.create(assignmentKey(P, 'n1', 'default', 'u'), '{}');
+    await settle();
+    await ctl.sync('n1');
+    await settle();
+    await ctl.sync('n1');
+    const u = decodeKeyValue<Task>((await store.get(`${P}/registry/tasks/default/u`))!);
+    expect(u.status).toMatchObject({ state: 'UNREACHABLE', reason: 'AgentUnreachable', unreachableSince: new Date(T0).toISOString() });
+    expect(await store.get(assignmentKey(P, 'n1', 'default', 'u'))).toBeDefined(); // kept: the agent may come back
+    expect(await stateOf(store, 'a')).toBe('LOST'); // no strategy: lost at once, as before
+    clock.step(59_000);
+    await settle();
+    await ctl.sync('n1');
+    expect(await stateOf(store, 'u')).toBe('UNREACHABLE');
+    clock.step(1_000);
+    await settle();
+    await ctl.sync('n1');
+    expect(await stateOf(store, 'u')).toBe('LOST');
+    expect(await store.get(assignmentKey(P, 'n1', 'default', 'u'))).toBeUndefined();
+    await informers.stop();
+  });
+});

@@ -187,6 +187,7 @@ export class AppController implements PendingWorkOwner {
     this.queueLaunches(appKey, app, hash, plan, now);
     await this.kill(app, tasks, plan.kill);
     if (plan.delayUntil !== undefined) this.queue.addAfter(appKey, plan.delayUntil - now + 1);
+    if (plan.wakeAt !== undefined) this.queue.addAfter(appKey, plan.wakeAt - now + 1);
 
     if (app.metadata.deletionTimestamp) {
       if (plan.deployment.done) await this.finishDeletion(appKey, app, tasks);

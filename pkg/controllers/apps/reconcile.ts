@@ -53,6 +53,8 @@ export interface AppPlan {
   kill: Array<{ task: string; reason: KillReason }>;
   /** Backoff: no launch before this epoch ms. */
   delayUntil?: number;
+  /** When an UNREACHABLE task becomes inactive (it is then replaced): sync again at this epoch ms. */
+  wakeAt?: number;
   deployment: { targetVersion: number; step: DeploymentStep; progress: { updated: number; total: number }; done: boolean };
   counts: AppCounts;
 }
@@ -168,7 +170,11 @@ function asSeen(task: Task, killing: ReadonlySet<string>): Task {
 export function reconcileApp(input: AppReconcileInput): AppPlan {
   const { app } = input;
   const isCurrent: IsCurrent = (t) => isCurrentConfig(t, app, input.configHash);
-  const live = input.tasks.filter((t) => !isTerminal(t)).map((t) => asSeen(t, input.killing));
+  // An UNREACHABLE task counts as running until its App's inactiveAfterSeconds pass; then it is
+  // inactive: not counted (a replacement launches), not killed (its agent is away). If it comes
+  // back (RUNNING again) before it is expunged, it counts again and the surplus is killed.
+  const inactive = new Set(input.tasks.filter((t) => inactiveSince(t, app) <= input.now).map((t) => t.metadata.name));
+  const live = input.tasks.filter((t) => !isTerminal(t) && !inactive.has(t.metadata.name)).map((t) => asSeen(t, input.killing));
   const counts = countTasks(app, live, isCurrent);
   if (app.metadata.deletionTimestamp) return deletionPlan(app, live, isCurrent, counts);
 
@@ -187,7 +193,17 @@ export function reconcileApp(input: AppReconcileInput): AppPlan {
     counts,
   };
   if (delayed) plan.delayUntil = delayUntil;
+  const becomesInactive = input.tasks.map((t) => inactiveSince(t, app)).filter((at) => at > input.now && Number.isFinite(at));
+  if (becomesInactive.length) plan.wakeAt = Math.min(...becomesInactive);
   return plan;
+}
+
+/** When an UNREACHABLE task stops counting (epoch ms); Infinity for any other task. */
+export function inactiveSince(task: Task, app: App): number {
+  if (task.status?.state !== 'UNREACHABLE') return Infinity;
+  const since = Date.parse(task.status.unreachableSince ?? '');
+  if (!Number.isFinite(since)) return -Infinity; // unknown since when: inactive now
+  return since + (app.spec.unreachableStrategy?.inactiveAfterSeconds ?? 0) * 1000;
 }
 
 /** How many RUNNING-but-unhealthy tasks may be killed now: the upgrade's share, less what is already dying. */

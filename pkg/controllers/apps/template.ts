@@ -98,6 +98,7 @@ export function taskTemplate(app: App, hash = configHash(app)): LaunchTemplate {
       healthChecks: s.healthChecks,
       readinessChecks: s.readinessChecks,
       taskKillGracePeriodSeconds: s.taskKillGracePeriodSeconds,
+      ...(s.unreachableStrategy ? { unreachableStrategy: s.unreachableStrategy } : {}),
     },
   };
 }
