@@ -312,6 +312,7 @@ export class Agent {
         for (const [key, t] of this.tasks) {
           if (t.phase !== 'running' || t.adopted) continue;
           const [namespace, name] = splitKey(key);
+          this.reporter.forget(key); // its cached base predates what node lifecycle wrote: read it again
           this.reporter.report({ namespace, name, uid: t.uid }, { state: 'RUNNING' });
         }
       }

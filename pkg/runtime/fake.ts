@@ -35,6 +35,12 @@ export class FakeRuntime implements Runtime {
     this.running.delete(`${namespace}/${name}`);
   }
 
+  /** @inheritdoc Records `remove ns/name`. */
+  async remove(namespace: string, name: string): Promise<void> {
+    if (this.running.has(`${namespace}/${name}`)) throw new Error(`fake runtime: ${namespace}/${name} still runs`);
+    this.calls.push(`remove ${namespace}/${name}`);
+  }
+
   /** @inheritdoc */
   async list(): Promise<RuntimeTaskRef[]> {
     return [...this.running].map(([key, { uid }]) => {

@@ -203,6 +203,31 @@ describe('Agent on the memory store', () => {
     expect(runtime.calls).toEqual(['start default/web']);
   });
 
+  it('says RUNNING again after re-registering, for a task node lifecycle marked UNREACHABLE meanwhile', async () => {
+    const a = await startAgent();
+    await bind('web');
+    await until('RUNNING', async () => (await state('web')) === 'RUNNING');
+    const kv = (await store.get(objectKey(P, TASKS, 'default', 'web')))!;
+    const t = decodeKeyValue<Task>(kv);
+    await store.update(kv.key, JSON.stringify({ ...t, status: { ...t.status, state: 'UNREACHABLE', unreachableSince: clock.date().toISOString() } }), kv.modRevision);
+    const old = a.leaseId;
+    store.expireLeases(clock.now() + 60_000);
+    await until('re-registered', () => a.leaseId !== undefined && a.leaseId !== old);
+    await until('RUNNING again', async () => (await state('web')) === 'RUNNING');
+    expect(runtime.calls).toEqual(['start default/web']); // never restarted
+  });
+
+  it('removes what an ended task left (its container or work dir) once it is unassigned', async () => {
+    await startAgent();
+    await bind('job');
+    await until('RUNNING', async () => (await state('job')) === 'RUNNING');
+    runtime.exit('default', 'job', 0);
+    await until('FINISHED', async () => (await state('job')) === 'FINISHED');
+    expect(runtime.calls).not.toContain('remove default/job'); // its logs are still wanted
+    await store.delete(assignmentKey(P, 'n1', 'default', 'job'));
+    await until('removed', async () => runtime.calls.includes('remove default/job'));
+  });
+
   it.each([
     ['stop()', (a: Agent) => void a.stop(), 'revoke'],
     ['crash()', (a: Agent) => a.crash(), 'release'],
