@@ -53,7 +53,9 @@ async function run(o: BenchOptions): Promise<Figures> {
     const tr = (tracker = await TaskTracker.start(etcd.store));
     const api = new Api(server.url, server.token);
     const all = () => [server.child, ...cms.values(), ...agents.values()].filter((c) => c.alive());
-    const live = (): TrackedTask[] => tr.ofApp(APP).filter((t) => !TERMINAL.has(t.state ?? ''));
+    // Tasks of the killed agent are UNREACHABLE (kept until expunged, replaced at once): not live,
+    // so not duplicates; a duplicate is a reachable task beyond the instances wanted.
+    const live = (): TrackedTask[] => tr.ofApp(APP).filter((t) => !TERMINAL.has(t.state ?? '') && t.state !== 'UNREACHABLE');
     const runningOn = (pred: (node: string) => boolean) => tr.ofApp(APP).filter((t) => t.state === 'RUNNING' && pred(t.node ?? ''));
 
     let wanted = n;
