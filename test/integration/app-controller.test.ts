@@ -182,9 +182,12 @@ describe('App controller', () => {
     const onVictim = before.filter((t) => t.spec.nodeName === 'node-0').map((t) => t.metadata.name);
     expect(onVictim.length).toBeGreaterThan(0);
     await victim.stop({ revoke: true });
-    const after = await c.until('6 RUNNING off node-0', async () => {
+    // Its tasks are UNREACHABLE (kept in case it returns); 6 run elsewhere, replacements included.
+    const after = await c.until('6 RUNNING off node-0, the lost agent\'s UNREACHABLE', async () => {
       const live = await c.live('web');
-      return live.length === 6 && live.every((t) => t.status.state === 'RUNNING' && t.spec.nodeName !== 'node-0') && live;
+      const here = live.filter((t) => t.spec.nodeName !== 'node-0');
+      const away = live.filter((t) => t.spec.nodeName === 'node-0');
+      return here.length === 6 && here.every((t) => t.status.state === 'RUNNING') && away.every((t) => t.status.state === 'UNREACHABLE') && here;
     });
     expect(after.map((t) => t.metadata.name)).not.toEqual(expect.arrayContaining(onVictim));
   }, 40_000);
