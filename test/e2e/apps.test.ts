@@ -77,7 +77,7 @@ beforeAll(async () => {
   const [apiPort, ePort] = ports;
   etcdPort = ePort!;
   env = { ...process.env, SHOAL_CONFIG: join(dir, 'config.yaml'), HOME: dir };
-  dev = spawn('node', [SHOAL, 'dev', '--data-dir', dir, '--api-port', String(apiPort), '--etcd-port', String(etcdPort), '--agents', '0'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  dev = spawn('node', [SHOAL, 'dev', '--data-dir', dir, '--api-port', String(apiPort), '--etcd-port', String(etcdPort), '--no-scheduler-api', '--agents', '0'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   capture(logs, 'dev', dev);
   await waitFor('config.yaml', async () => existsSync(join(dir, 'config.yaml')));
   for (let i = 0; i < 3; i++) {

@@ -79,7 +79,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'shoal-e2e-drf-'));
   const [apiPort, etcdPort, agentPort, hostPort] = await freePorts(4);
   env = { ...process.env, SHOAL_CONFIG: join(dir, 'config.yaml'), HOME: dir };
-  start('dev', [SHOAL_MAIN, 'dev', '--data-dir', dir, '--api-port', String(apiPort), '--etcd-port', String(etcdPort), '--agents', '0']);
+  start('dev', [SHOAL_MAIN, 'dev', '--data-dir', dir, '--api-port', String(apiPort), '--etcd-port', String(etcdPort), '--no-scheduler-api', '--agents', '0']);
   await waitFor('config.yaml', async () => existsSync(join(dir, 'config.yaml')));
   start('agent', [
     AGENT, '--etcd-endpoints', `http://127.0.0.1:${etcdPort}`, '--node-name', 'drf-0', '--hostname', 'drf-0',

@@ -192,7 +192,8 @@ describe('agent tasks', () => {
       expect(decodeKeyValue<Task>(kv).status.state).toBe('LOST');
     }
     expect((await getTask('live'))!.status.state).toBe('RUNNING');
-    expect(runtime.calls.sort()).toEqual(['stop default/lost-kept', 'stop default/lost-unassigned']); // `live` was not restarted
+    // `live` was not restarted; the unassigned task's leftovers are removed once it is stopped.
+    expect(runtime.calls.sort()).toEqual(['remove default/lost-unassigned', 'stop default/lost-kept', 'stop default/lost-unassigned']);
     expect(after.runningTasks()).toEqual(['default/live']);
   });
 
