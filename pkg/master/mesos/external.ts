@@ -10,6 +10,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
+import { TERMINAL_STATES } from '../../api/tasks';
 import type { Framework as FrameworkObject, Task } from '../../api/types.generated';
 import type { Store } from '../../store/types';
 import { fencedTxn } from '../../store/fenced';
@@ -110,6 +111,8 @@ export class ExternalFramework implements Framework {
   statusUpdate(_driver: SchedulerDriver, u: TaskStatusUpdate): void {
     const taskId = this.taskIdOf(u.taskName);
     if (taskId === undefined) return;
+    // Asked-about names are only needed for this answer (a Task, if any, carries its id).
+    if (u.source === 'reconcile' || TERMINAL_STATES.has(u.state) || u.state === 'DROPPED') this.asked.delete(u.taskName);
     const now = Date.now();
     if (u.source === 'reconcile') {
       // As Mesos: a reconciliation answer carries no uuid, and its reason is REASON_RECONCILIATION.
