@@ -19,6 +19,7 @@
 import { EventEmitter } from 'node:events';
 import * as http from 'node:http';
 import * as https from 'node:https';
+import { realClock, type Clock, type TimerHandle } from '../util/clock';
 
 // ---------------------------------------------------------------------------------------------
 // Protobuf messages as JSON (the subset a scheduler needs; unknown fields pass through).
@@ -282,6 +283,8 @@ export interface MesosSchedulerOptions {
   requestTimeoutMs?: number;
   /** @default 5 */
   maxRedirects?: number;
+  /** Time of the reconnection backoff and the heartbeat watchdog (tests step a FakeClock). @default the real clock */
+  clock?: Clock;
 }
 
 export interface SubscribedInfo {
@@ -368,6 +371,7 @@ type State = 'idle' | 'connecting' | 'subscribed' | 'backoff' | 'stopped';
 export class MesosScheduler extends EventEmitter<MesosSchedulerEvents> {
   private readonly masters: string[];
   private readonly o: MesosSchedulerOptions;
+  private readonly clock: Clock;
   private state: State = 'idle';
   private fwId: string | undefined;
   private sid: string | undefined;
@@ -376,8 +380,8 @@ export class MesosScheduler extends EventEmitter<MesosSchedulerEvents> {
   private attempt = 0;
   private generation = 0;
   private streamReq: http.ClientRequest | undefined;
-  private reconnectTimer: NodeJS.Timeout | undefined;
-  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private reconnectTimer: TimerHandle | undefined;
+  private heartbeatTimer: TimerHandle | undefined;
   private heartbeatMs: number | undefined;
   private subscribedOnce = false;
   /** TEARDOWN sent: the master ending the stream (or an ERROR saying it removed us) is expected. */
@@ -388,6 +392,7 @@ export class MesosScheduler extends EventEmitter<MesosSchedulerEvents> {
   constructor(options: MesosSchedulerOptions) {
     super();
     this.o = options;
+    this.clock = options.clock ?? realClock;
     const list = Array.isArray(options.master) ? options.master : [options.master];
     if (!list.length) throw new Error('MesosScheduler: no master');
     this.masters = list.map(schedulerUrl);
@@ -688,7 +693,7 @@ export class MesosScheduler extends EventEmitter<MesosSchedulerEvents> {
     this.attempt++;
     this.state = 'backoff';
     this.emit('disconnected', { reason, willReconnect: true, retryInMs: delay });
-    this.reconnectTimer = setTimeout(() => {
+    this.reconnectTimer = this.clock.setTimeout(() => {
       this.reconnectTimer = undefined;
       if (this.state !== 'backoff') return;
       this.state = 'connecting';
@@ -709,7 +714,7 @@ export class MesosScheduler extends EventEmitter<MesosSchedulerEvents> {
     this.state = 'stopped';
     this.generation++;
     this.clearWatchdog();
-    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.clock.clearTimeout(this.reconnectTimer);
     this.reconnectTimer = undefined;
     this.streamReq?.destroy();
     this.streamReq = undefined;
@@ -726,11 +731,11 @@ export class MesosScheduler extends EventEmitter<MesosSchedulerEvents> {
 
   private armWatchdog(gen: number, ms: number, reason: string): void {
     this.clearWatchdog();
-    this.heartbeatTimer = setTimeout(() => this.lost(gen, reason), ms);
+    this.heartbeatTimer = this.clock.setTimeout(() => this.lost(gen, reason), ms);
   }
 
   private clearWatchdog(): void {
-    if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
+    this.clock.clearTimeout(this.heartbeatTimer);
     this.heartbeatTimer = undefined;
   }
 

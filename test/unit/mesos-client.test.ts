@@ -9,6 +9,7 @@ import {
   MesosCallError, MesosScheduler, RecordIODecoder, resolveRedirect, scalarOf, schedulerUrl,
   type DisconnectedInfo, type MesosSchedulerError, type Offer, type SubscribedInfo, type TaskStatus,
 } from '../../pkg/client/mesos-scheduler';
+import { FakeClock } from '../../pkg/util/clock';
 
 /** The test's own RecordIO framing (not the library's encoder). */
 function frame(ev: unknown): Buffer {
@@ -78,15 +79,25 @@ function once<T>(s: MesosScheduler, ev: 'subscribed' | 'offers' | 'update' | 'di
   return new Promise((resolve) => s.once(ev as 'subscribed', ((x: unknown) => resolve(x as T)) as () => void));
 }
 
-async function until(what: string, fn: () => boolean, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
+/** One turn of the event loop: socket I/O of the fake master and the client gets through. */
+const tick = () => new Promise<void>((r) => setImmediate(r));
+
+/**
+ * Until `fn` holds, letting I/O run; nothing waits on the wall clock. With `advance`, when the
+ * loopback I/O has had its turns and `fn` still fails, the injected clock is stepped to its next
+ * timer (a reconnection backoff, a heartbeat watchdog).
+ */
+async function until(what: string, fn: () => boolean, o: { advance?: boolean } = {}): Promise<void> {
+  for (let turn = 0; !fn(); turn++) {
+    if (turn > 200_000) throw new Error(`not reached: ${what}`);
+    await tick();
+    const next = clock.nextAt();
+    if (o.advance && turn % 200 === 199 && next !== undefined) clock.step(next - clock.now());
   }
 }
 
 const info = { user: 'tester', name: 'unit', roles: ['batch'], failover_timeout: 60 };
+let clock: FakeClock;
 let masters: FakeMaster[] = [];
 let scheds: MesosScheduler[] = [];
 
@@ -96,10 +107,14 @@ async function master(): Promise<FakeMaster> {
   return m;
 }
 function scheduler(o: Partial<ConstructorParameters<typeof MesosScheduler>[0]> & { master: string | string[] }): MesosScheduler {
-  const s = new MesosScheduler({ frameworkInfo: info, backoff: { initialMs: 20, maxMs: 100 }, ...o });
+  const s = new MesosScheduler({ frameworkInfo: info, backoff: { initialMs: 20, maxMs: 100 }, clock, ...o });
   scheds.push(s);
   return s;
 }
+
+beforeEach(() => {
+  clock = new FakeClock();
+});
 
 afterEach(async () => {
   scheds.forEach((s) => s.stop());
@@ -195,7 +210,7 @@ describe('MesosScheduler', () => {
     // Uneven writes, flushed separately, so the client sees records cut in the middle.
     for (let i = 0; i < stream.length; i += 37) {
       m.write(stream.subarray(i, i + 37));
-      await new Promise((r) => setTimeout(r, 1));
+      await tick();
     }
     await until('all events', () => failures.length === 1);
     expect(heartbeats).toBe(1);
@@ -281,7 +296,7 @@ describe('MesosScheduler', () => {
     await until('subscribed', () => subs.length === 1);
     m.streamId = 'stream-2';
     m.streams[0].destroy(); // the connection breaks
-    await until('re-subscribed', () => subs.length === 2);
+    await until('re-subscribed', () => subs.length === 2, { advance: true });
     expect(drops).toHaveLength(1);
     expect(drops[0]).toMatchObject({ willReconnect: true });
     expect(drops[0].retryInMs).toBeGreaterThanOrEqual(10);
@@ -295,7 +310,7 @@ describe('MesosScheduler', () => {
 
     // A stream the master ends cleanly is a disconnection too.
     m.streams[1].end();
-    await until('re-subscribed again', () => subs.length === 3);
+    await until('re-subscribed again', () => subs.length === 3, { advance: true });
   });
 
   test('retries while the master is unreachable or answers 503, backing off', async () => {
@@ -313,9 +328,10 @@ describe('MesosScheduler', () => {
     const s = scheduler({ master: [`http://127.0.0.1:${deadPort}`, m.url] }); // the first master is unreachable
     const drops: DisconnectedInfo[] = [];
     s.on('disconnected', (d) => drops.push(d));
-    const subscribed = once(s, 'subscribed');
+    let subscribed = false;
+    s.once('subscribed', () => (subscribed = true));
     s.start();
-    await subscribed;
+    await until('subscribed after the refusals', () => subscribed, { advance: true });
     expect(drops.length).toBeGreaterThanOrEqual(3);
     expect(drops.map((d) => d.reason).join('|')).toMatch(/503/);
     expect(drops.every((d) => d.willReconnect)).toBe(true);
@@ -327,19 +343,26 @@ describe('MesosScheduler', () => {
     const s = scheduler({ master: m.url });
     const subs: number[] = [];
     const drops: DisconnectedInfo[] = [];
-    s.on('subscribed', () => subs.push(Date.now()));
+    let beats = 0;
+    s.on('subscribed', () => subs.push(clock.now()));
     s.on('disconnected', (d) => drops.push(d));
+    s.on('heartbeat', () => beats++);
     s.start();
     await until('subscribed', () => subs.length === 1);
-    // Heartbeats in time keep it.
-    for (let i = 0; i < 5; i++) {
-      await new Promise((r) => setTimeout(r, 100));
+    // Heartbeats in time keep it: 100 ms apart, each within the 200 ms watchdog.
+    for (let i = 1; i <= 5; i++) {
+      clock.step(100);
       m.write(frame({ type: 'HEARTBEAT' }));
+      await until(`heartbeat ${i}`, () => beats === i);
     }
     expect(drops).toHaveLength(0);
-    await until('re-subscribed after silence', () => subs.length === 2, 3000);
+    clock.step(199);
+    expect(drops).toHaveLength(0);
+    clock.step(1); // 200 ms of silence since the last heartbeat
+    expect(drops).toHaveLength(1);
     expect(drops[0].reason).toMatch(/missed heartbeats/);
-    expect(subs[1] - subs[0]).toBeGreaterThanOrEqual(500 + 200 - 50);
+    await until('re-subscribed after silence', () => subs.length === 2, { advance: true });
+    expect(subs[1] - subs[0]).toBeGreaterThanOrEqual(500 + 200 + 10); // + the backoff (10-20 ms)
     expect(m.subscribes[1].body.subscribe.framework_info.id).toEqual({ value: 'fw-1' });
   });
 
@@ -353,7 +376,7 @@ describe('MesosScheduler', () => {
     const err = once<MesosSchedulerError>(s, 'error');
     s.start();
     expect(await err).toMatchObject({ kind: 'subscribe', status: 401 });
-    await new Promise((r) => setTimeout(r, 100));
+    expect(clock.pending()).toBe(0); // no reconnection scheduled, ever
     expect(m.subscribes).toHaveLength(1);
 
     const m2 = await master();
@@ -366,7 +389,7 @@ describe('MesosScheduler', () => {
     m2.write(frame({ type: 'ERROR', error: { message: 'Framework failed over' } }));
     expect(await err2).toMatchObject({ kind: 'event', message: 'Framework failed over' });
     expect(await gone).toMatchObject({ willReconnect: false });
-    await new Promise((r) => setTimeout(r, 100));
+    expect(clock.pending()).toBe(0);
     expect(m2.subscribes).toHaveLength(1);
   });
 
@@ -388,7 +411,9 @@ describe('MesosScheduler', () => {
       });
     });
     await s.teardown();
-    await new Promise((r) => setTimeout(r, 150));
+    await until('the stream ended on the client', () => !s.subscribed);
+    for (let i = 0; i < 100; i++) await tick(); // a late ERROR or end of stream, if any, arrives
+    expect(clock.pending()).toBe(0); // no reconnection scheduled
     expect(errors).toEqual([]);
     expect(m.subscribes).toHaveLength(1);
     expect(s.frameworkId).toBeUndefined();

@@ -218,9 +218,8 @@ describe('dueTimes', () => {
   it('hugeDowntimeWithAPerMinuteCron: bounded work, capped count', () => {
     const since = ms('2016-01-01T00:00:30Z');
     const now = ms('2026-01-01T12:00:10Z');
-    const t0 = Date.now();
+    // Bounded: the default maxScan (10,000) stops the count (a lower bound), whatever the downtime.
     const d = dueTimes(minute, { since, now });
-    expect(Date.now() - t0).toBeLessThan(5000);
     expect(pretty(d)).toEqual({
       run: '2026-01-01T12:00:00Z', missed: 10001, missedCapped: true,
       firstMissed: '2016-01-01T00:01:00Z', lastMissed: '2026-01-01T11:59:00Z', next: '2026-01-01T12:01:00Z',
