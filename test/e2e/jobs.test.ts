@@ -8,7 +8,7 @@
  * SIGKILLed between two fire times and no time is run twice or skipped; a gang of 4 on room for 3
  * starts nothing and says why, then starts whole when a fourth agent joins. Needs `npm run build`.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,7 +19,8 @@ import { freePorts } from '../../pkg/util/net';
 import { runShoal, SHOAL_MAIN, type CliResult } from '../harness/cli';
 import { testEtcdEndpoint, uniquePrefix } from '../harness/etcd';
 import { dockerUnavailableReason } from '../harness/docker';
-import { capture, killProcessesUnder, stopProc } from '../harness/procs';
+import { killProcessesUnder, ProcGroup } from '../harness/procs';
+import { waitFor as waitUntil } from '../harness/wait';
 
 const DIST = join(__dirname, '../../dist/cmd');
 const BIN = { apiserver: join(DIST, 'apiserver/main.js'), cm: join(DIST, 'controller-manager/main.js'), agent: join(DIST, 'agent/main.js') };
@@ -30,8 +31,8 @@ let dir: string;
 let env: NodeJS.ProcessEnv;
 let etcd: string[];
 const metricsPorts = new Map<string, number>();
-const procs = new Map<string, ChildProcess>();
-const output = new Map<string, string>();
+const group = new ProcGroup(() => env);
+const { procs, output } = group;
 
 function shoal(...args: string[]): Promise<CliResult> {
   return runShoal(env, ...args);
@@ -43,27 +44,10 @@ async function ok(...args: string[]): Promise<string> {
   return r.stdout;
 }
 
-function start(name: string, bin: string, args: string[]): ChildProcess {
-  const proc = spawn('node', [bin, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  capture(output, name, proc);
-  procs.set(name, proc);
-  return proc;
-}
+const start = (name: string, bin: string, args: string[]) => group.start(name, bin, args);
 
-function tails(): string {
-  return [...output].map(([name, text]) => `--- ${name}:\n${text.slice(-2500)}`).join('\n');
-}
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last = '';
-  while (Date.now() < deadline) {
-    const v = await fn().catch((e: Error) => ((last = e.message), undefined));
-    if (v) return v;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  const runs = await shoal('get', 'jobruns', '-o', 'wide');
-  throw new Error(`timed out waiting for ${what} (${last})\n${runs.stdout}\n${tails()}`);
+function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 30_000): Promise<T> {
+  return waitUntil(what, fn, ms, async () => `${(await shoal('get', 'jobruns', '-o', 'wide')).stdout}\n${group.tails()}`);
 }
 
 async function runsOf(job: string): Promise<JobRun[]> {
@@ -135,7 +119,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  for (const proc of [...procs.values()].reverse()) await stopProc(proc);
+  await group.stopAll();
   if (dir) {
     killProcessesUnder(dir);
     rmSync(dir, { recursive: true, force: true });
@@ -151,7 +135,7 @@ afterEach(async () => {
 
 /** The controller-manager that leads now. */
 function leader(): string {
-  const leading = [...procs.keys()].filter((n) => n.startsWith('cm-') && procs.get(n)!.exitCode === null && procs.get(n)!.signalCode === null && output.get(n)!.includes('controllers started'));
+  const leading = [...procs.keys()].filter((n) => n.startsWith('cm-') && group.alive(n) && output.get(n)!.includes('controllers started'));
   return leading[leading.length - 1]!;
 }
 

@@ -7,7 +7,7 @@
  * mid-run: the framework reconnects to the new leader, reconciles, and finishes with no task
  * launched twice. Needs `npm run build` (which builds examples/ too).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +16,8 @@ import type { Task } from '../../pkg/api/types.generated';
 import { freePorts } from '../../pkg/util/net';
 import { runShoal, SHOAL_MAIN } from '../harness/cli';
 import { testEtcdEndpoint, uniquePrefix } from '../harness/etcd';
-import { capture, killProcessesUnder, stopProc } from '../harness/procs';
+import { killProcessesUnder, ProcGroup } from '../harness/procs';
+import { waitFor as waitUntil } from '../harness/wait';
 
 const DIST = join(__dirname, '../../dist');
 const BIN = {
@@ -30,34 +31,15 @@ let dir: string;
 let env: NodeJS.ProcessEnv;
 let etcd: string[];
 const apiPorts = new Map<string, number>();
-const procs = new Map<string, ChildProcess>();
-const output = new Map<string, string>();
+const group = new ProcGroup(() => env);
+const { procs, output } = group;
 
-function start(name: string, bin: string, args: string[]): ChildProcess {
-  const proc = spawn('node', [bin, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  capture(output, name, proc);
-  procs.set(name, proc);
-  return proc;
-}
+const start = (name: string, bin: string, args: string[]) => group.start(name, bin, args);
+const tails = () => group.tails(3000);
+const alive = (name: string) => group.alive(name);
 
-function tails(): string {
-  return [...output].map(([name, text]) => `--- ${name}:\n${text.slice(-3000)}`).join('\n');
-}
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last = '';
-  while (Date.now() < deadline) {
-    const v = await fn().catch((e: Error) => ((last = e.message), undefined));
-    if (v) return v;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what} (${last})\n${tails()}`);
-}
-
-function alive(name: string): boolean {
-  const p = procs.get(name);
-  return Boolean(p) && p!.exitCode === null && p!.signalCode === null;
+function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 30_000): Promise<T> {
+  return waitUntil(what, fn, ms, async () => tails());
 }
 
 /** The controller-manager that leads now (the last one to have started its controllers and still alive). */
@@ -138,7 +120,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (process.env.SHOAL_E2E_DUMP) process.stderr.write(`${[...output].map(([n, t]) => `--- ${n}:\n${n.startsWith('batch') ? t : t.slice(-1500)}`).join('\n')}\n`);
-  for (const proc of [...procs.values()].reverse()) await stopProc(proc);
+  await group.stopAll();
   if (dir) {
     killProcessesUnder(dir);
     rmSync(dir, { recursive: true, force: true });

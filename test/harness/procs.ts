@@ -1,5 +1,5 @@
 /** Child processes of end-to-end tests: their output, stopping them, and what they leave behind. */
-import { execFile, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readlinkSync } from 'node:fs';
 import { promisify } from 'node:util';
 
@@ -50,4 +50,36 @@ export function killProcessesUnder(dir: string): number {
     }
   }
   return killed;
+}
+
+/** The component processes of one end-to-end test, by name: started with one env, output kept, stopped together. */
+export class ProcGroup {
+  readonly procs = new Map<string, ChildProcess>();
+  readonly output = new Map<string, string>();
+
+  /** `env()`: read at each start (tests set it in beforeAll). */
+  constructor(private readonly env: () => NodeJS.ProcessEnv) {}
+
+  /** `node bin ...args`, its output captured under `name`. */
+  start(name: string, bin: string, args: string[]): ChildProcess {
+    const proc = spawn('node', [bin, ...args], { env: this.env(), stdio: ['ignore', 'pipe', 'pipe'] });
+    capture(this.output, name, proc);
+    this.procs.set(name, proc);
+    return proc;
+  }
+
+  alive(name: string): boolean {
+    const p = this.procs.get(name);
+    return p !== undefined && p.exitCode === null && p.signalCode === null;
+  }
+
+  /** The end of each process's output, for a failure message. */
+  tails(chars = 2500): string {
+    return [...this.output].map(([name, text]) => `--- ${name}:\n${text.slice(-chars)}`).join('\n');
+  }
+
+  /** SIGTERM to each, the last started first; resolves once all exited. */
+  async stopAll(): Promise<void> {
+    for (const proc of [...this.procs.values()].reverse()) await stopProc(proc);
+  }
 }

@@ -28,3 +28,15 @@ export async function eventually(check: () => void | Promise<void>, timeoutMs = 
     }
   }
 }
+
+/**
+ * As {@link until} for end-to-end checks through a CLI or HTTP: a check that throws (a command
+ * failing while components start) counts as not yet, and its last error is in the timeout message.
+ */
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 30_000, explain?: () => Promise<string>): Promise<T> {
+  let lastError = '';
+  return until(what, () => fn().catch((e: Error) => ((lastError = e.message), undefined)), ms, {
+    everyMs: 200,
+    explain: async () => `${lastError}\n${explain ? await explain() : ''}`,
+  });
+}
