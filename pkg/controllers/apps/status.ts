@@ -139,12 +139,15 @@ export function countsAsFailure(state: string | undefined): boolean {
   return state === 'FAILED' || state === 'FINISHED' || state === 'ERROR';
 }
 
-/** The newest failure among `tasks` (by finishedAt), as App status records it. */
-export function lastFailureOf(tasks: ReadonlyArray<Task>): TaskFailure | undefined {
+/**
+ * The newest failure among `tasks` (by finishedAt), as App status records it. `states`: what
+ * counts as a failure (an App's task that FINISHED failed; a Job's succeeded).
+ */
+export function lastFailureOf(tasks: ReadonlyArray<Task>, states: ReadonlySet<string> = FAILURE_STATES): TaskFailure | undefined {
   let newest: Task | undefined;
   let newestAt = -Infinity;
   for (const t of tasks) {
-    if (!FAILURE_STATES.has(t.status?.state ?? '')) continue;
+    if (!states.has(t.status?.state ?? '')) continue;
     const at = Date.parse(t.status.finishedAt ?? '') || Date.parse(t.metadata.creationTimestamp ?? '') || 0;
     if (at > newestAt || (at === newestAt && newest && t.metadata.name > newest.metadata.name)) {
       newest = t;

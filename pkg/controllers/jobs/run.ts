@@ -18,7 +18,7 @@
 import type { JobRun, JobRunStatus, Task, TaskFailure } from '../../api/types.generated';
 import { isFinishedPhase } from '../../api/jobs';
 import { isTerminal } from '../../api/tasks';
-import { failureMessage } from '../apps/status';
+import { failureMessage, lastFailureOf } from '../apps/status';
 
 /** Annotation on a gang task: the attempt (1, 2, ...) it belongs to. */
 export const ATTEMPT_ANNOTATION = 'shoal.dev/attempt';
@@ -63,7 +63,7 @@ export function planRun(input: RunInput): RunPlan {
   const ended = tasks.filter(isTerminal);
   const succeeded = ended.filter((t) => t.status?.state === SUCCEEDED).length;
   const failedTasks = ended.filter((t) => t.status?.state !== SUCCEEDED);
-  const lastFailure = lastRunFailure(tasks);
+  const lastFailure = lastFailureOf(tasks, JOB_FAILURE_STATES);
   const lastFailedAt = failedTasks.length ? Math.max(...failedTasks.map(finishedAt)) : undefined;
   const startTime = prev.startTime ?? earliest(tasks.map((t) => t.status?.startedAt));
   const base: JobRunStatus = {
@@ -185,26 +185,8 @@ function failureSummary(f: TaskFailure): string {
   return failureMessage(f);
 }
 
-/** The newest task of the run that ended FAILED, ERROR or LOST (a job task FINISHED succeeded). */
-export function lastRunFailure(tasks: ReadonlyArray<Task>): TaskFailure | undefined {
-  let newest: Task | undefined;
-  for (const t of tasks) {
-    const state = t.status?.state;
-    if (state !== 'FAILED' && state !== 'ERROR' && state !== 'LOST') continue;
-    if (!newest || finishedAt(t) > finishedAt(newest)) newest = t;
-  }
-  if (!newest) return undefined;
-  const st = newest.status;
-  return {
-    task: newest.metadata.name,
-    ...(newest.spec?.nodeName ? { node: newest.spec.nodeName } : {}),
-    state: st.state as TaskFailure['state'],
-    ...(st.reason ? { reason: st.reason } : {}),
-    ...(st.message ? { message: st.message } : {}),
-    ...(st.exitCode !== undefined ? { exitCode: st.exitCode } : {}),
-    ...(st.finishedAt ? { at: st.finishedAt } : {}),
-  };
-}
+/** What a job task's failure is: it ended FAILED, ERROR or LOST (FINISHED succeeded; KILLED counts against retries but has no exit to report). */
+const JOB_FAILURE_STATES: ReadonlySet<string> = new Set(['FAILED', 'ERROR', 'LOST']);
 
 function finishedAt(t: Task): number {
   return Date.parse(t.status?.finishedAt ?? '') || Date.parse(t.metadata.creationTimestamp ?? '') || 0;
