@@ -243,18 +243,28 @@ function lastFailure(f: NonNullable<App['status']['lastFailure']>, now: number):
   return [head, ...(f.message ? f.message.split('\n') : [])];
 }
 
+/**
+ * A listed section's items, or undefined once the field says why there are none to show: the
+ * listing failed (its message; describe still succeeds) or it is empty.
+ */
+function listedOrSaid<T>(w: DescribeWriter, label: string, items: T[] | string): T[] | undefined {
+  if (typeof items === 'string') {
+    w.field(label, items);
+    return undefined;
+  }
+  if (!items.length) {
+    w.field(label, NONE);
+    return undefined;
+  }
+  return items;
+}
+
 /** An App's tasks as a table: NAME, NODE, STATE, HEALTH, PORTS, VERSION (the App generation it runs), AGE. */
 function describeAppTasks(w: DescribeWriter, tasks: Task[] | string, now: number): void {
-  if (typeof tasks === 'string') {
-    w.field('Tasks', tasks);
-    return;
-  }
-  if (!tasks.length) {
-    w.field('Tasks', NONE);
-    return;
-  }
+  const listed = listedOrSaid(w, 'Tasks', tasks);
+  if (!listed) return;
   w.section('Tasks');
-  const sorted = [...tasks].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+  const sorted = [...listed].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
   const rows = sorted.map((t) => {
     const healthy = t.status?.healthy;
     const version = t.metadata.ownerReferences?.[0]?.version;
@@ -337,16 +347,10 @@ function newestFirst<T extends { metadata: ObjectMeta }>(items: T[]): T[] {
 
 /** A Job's recent runs as a table, then why its newest active run is pending (if it is). */
 function describeRecentRuns(w: DescribeWriter, runs: JobRun[] | string, now: number): void {
-  if (typeof runs === 'string') {
-    w.field('Recent Runs', runs);
-    return;
-  }
-  if (!runs.length) {
-    w.field('Recent Runs', NONE);
-    return;
-  }
-  const sorted = newestFirst(runs);
-  w.section(`Recent Runs${runs.length > RECENT_RUNS ? ` (newest ${RECENT_RUNS} of ${runs.length})` : ''}`);
+  const listed = listedOrSaid(w, 'Recent Runs', runs);
+  if (!listed) return;
+  const sorted = newestFirst(listed);
+  w.section(`Recent Runs${listed.length > RECENT_RUNS ? ` (newest ${RECENT_RUNS} of ${listed.length})` : ''}`);
   const rows = sorted.slice(0, RECENT_RUNS).map((r) => [
     r.metadata.name, r.status?.phase ?? 'Pending', r.spec?.trigger ?? NONE, relativeTime(r.status?.startTime, now), runDuration(r, now),
   ]);
@@ -572,16 +576,10 @@ function describeConditions(w: DescribeWriter, conditions: Condition[] | undefin
 }
 
 function describeEvents(w: DescribeWriter, events: Event[] | string, now: number): void {
-  if (typeof events === 'string') {
-    w.field('Events', events); // why they could not be listed; describe still succeeds
-    return;
-  }
-  if (!events.length) {
-    w.field('Events', NONE);
-    return;
-  }
+  const listed = listedOrSaid(w, 'Events', events);
+  if (!listed) return;
   w.section('Events');
-  const sorted = [...events].sort((a, b) => (Date.parse(eventTime(a) ?? '') || 0) - (Date.parse(eventTime(b) ?? '') || 0));
+  const sorted = [...listed].sort((a, b) => (Date.parse(eventTime(a) ?? '') || 0) - (Date.parse(eventTime(b) ?? '') || 0));
   const rows = sorted.map((e) => [
     e.type ?? '', e.reason ?? '', countedAge(e, now), e.source?.component ?? '', (e.message ?? '').replace(/\s+/g, ' '),
   ]);
