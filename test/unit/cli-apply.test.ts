@@ -190,6 +190,22 @@ describe('apply: created, configured, unchanged', () => {
     expect(client.writes().filter((c) => c.verb === 'replace')).toHaveLength(3);
   });
 
+  it('retriesAConflictInTheDryRunTooInsteadOfReportingIt', async () => {
+    // A controller writing status between apply's read and its dry run is not the manifest's fault.
+    const client = new FakeClient();
+    const stored = defaulted(WEB);
+    stored.metadata.namespace = 'default';
+    client.seed(apps, stored);
+    let conflicts = 1;
+    client.beforeWrite = (call) => {
+      if (call.verb === 'replace' && call.dryRun && conflicts-- > 0) client.seed(apps, client.objects.get('apps/default/web')!);
+    };
+    const { d, out } = deps(client);
+    await applyManifests(parseManifests(WEB.replace('instances: 2', 'instances: 3'), 'web.yaml'), [], d);
+    expect(out).toEqual(['app/web configured']);
+    expect(client.calls.filter((c) => c.verb === 'replace').map((c) => Boolean(c.dryRun))).toEqual([true, true, false]);
+  });
+
   it('givesUpAfterMaxConflictRetriesPausingBetweenThem', async () => {
     const client = new FakeClient();
     const stored = defaulted(WEB);

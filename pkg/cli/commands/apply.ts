@@ -154,16 +154,17 @@ export function serverErrorLines(p: PlannedObject, err: ApiError): string[] {
   return [causeLine(p.doc, p.ref, { field: '', message: err.message })];
 }
 
-/** Server-side dry run of every object (create or replace, as apply would); returns the problems. */
-export async function dryRunAll(client: ResourceClient, planned: PlannedObject[]): Promise<string[]> {
+/**
+ * Server-side dry run of every object (create or replace, as apply would); returns the problems.
+ * A controller writing an object's status between the read and the dry run is retried as the
+ * real write is, so it is not reported as a problem of the manifest.
+ */
+export async function dryRunAll(client: ResourceClient, planned: PlannedObject[], pause: (ms: number) => Promise<void> = sleep): Promise<string[]> {
   const errors: string[] = [];
   const jobs = new Set(planned.filter((p) => p.kind.kind === 'Job').map((p) => jobKey(p.namespace, p.object.metadata.name)));
   for (const p of planned) {
     try {
-      const current = await getOrUndefined(client, p);
-      const name = p.object.metadata.name;
-      if (!current) await client.create(p.kind, p.namespace, p.object, { dryRun: true });
-      else if (needsUpdate(p.object, current)) await client.replace(p.kind, p.namespace, name, updateBody(p.object, current), { dryRun: true });
+      await applyOne(client, p, pause, { dryRun: true });
     } catch (err) {
       if (!isObjectError(err)) throw err;
       const rest = withoutParentsApplied(p, err, jobs);
@@ -229,15 +230,19 @@ export function orderForApply(planned: PlannedObject[]): { ordered: PlannedObjec
   return { ordered, errors };
 }
 
-/** Creates, replaces or leaves one object; re-reads and retries when a write loses a race (409). */
-export async function applyOne(client: ResourceClient, p: PlannedObject, pause: (ms: number) => Promise<void> = sleep): Promise<ApplyResult> {
+/**
+ * Creates, replaces or leaves one object (or, with dryRun, asks the server whether it would);
+ * re-reads and retries when a write loses a race (409): a controller writing status meanwhile.
+ */
+export async function applyOne(client: ResourceClient, p: PlannedObject, pause: (ms: number) => Promise<void> = sleep, opts: { dryRun?: boolean } = {}): Promise<ApplyResult> {
   const name = p.object.metadata.name;
+  const write = opts.dryRun ? { dryRun: true } : undefined;
   for (let attempt = 0; ; attempt++) {
     const current = await getOrUndefined(client, p);
     if (current && !needsUpdate(p.object, current)) return 'unchanged';
     try {
-      if (!current) await client.create(p.kind, p.namespace, p.object);
-      else await client.replace(p.kind, p.namespace, name, updateBody(p.object, current));
+      if (!current) await client.create(p.kind, p.namespace, p.object, write);
+      else await client.replace(p.kind, p.namespace, name, updateBody(p.object, current), write);
       return current ? 'configured' : 'created';
     } catch (err) {
       const raced = err instanceof ApiError && err.code === 409;
