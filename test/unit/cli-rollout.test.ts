@@ -201,14 +201,30 @@ describe('shoal rollout', () => {
     expect(same.out).toBe('app "web" skipped rollback (current spec already matches revision 3)\n');
   });
 
-  it('undoReportsAConcurrentChangeAndANoHistory', async () => {
-    const conflict: Route = (m, p) => {
+  it('undoRetriesAStatusWriteButReportsAConcurrentSpecChangeAndANoHistory', async () => {
+    const conflict = new Response(JSON.stringify({ kind: 'Status', code: 409, reason: 'Conflict', message: 'app "web" was modified' }), { status: 409 });
+    // The controller wrote status between the read and the PUT: same generation, read again.
+    let puts = 0;
+    const statusWrite: Route = (m, p) => {
       if (p === `${APP_PATH}/revisions`) return ok({ items: REVISIONS });
       if (p === APP_PATH && m === 'GET') return ok(current);
-      if (p === APP_PATH && m === 'PUT') return new Response(JSON.stringify({ kind: 'Status', code: 409, reason: 'Conflict', message: 'app "web" was modified' }), { status: 409 });
+      if (p === APP_PATH && m === 'PUT') return puts++ === 0 ? conflict.clone() : ok(current);
       return undefined;
     };
-    expect(await run(['rollout', 'undo', 'app', 'web'], conflict)).toMatchObject({ code: 1, err: 'error: app "web" changed while rolling back; nothing was applied: app "web" was modified\n' });
+    const retried = await run(['rollout', 'undo', 'app', 'web'], statusWrite);
+    expect(retried).toMatchObject({ code: 0, out: 'app "web" rolled back (to revision 2)\n' });
+    expect(retried.requests.filter((q) => q.method === 'PUT')).toHaveLength(2);
+    // Someone changed the spec meanwhile (a new generation): nothing is applied.
+    let gets = 0;
+    const specChange: Route = (m, p) => {
+      if (p === `${APP_PATH}/revisions`) return ok({ items: REVISIONS });
+      if (p === APP_PATH && m === 'GET') return ok(gets++ === 0 ? current : app(4, running(3), { cmd: 'v4' }));
+      if (p === APP_PATH && m === 'PUT') return conflict.clone();
+      return undefined;
+    };
+    const refused = await run(['rollout', 'undo', 'app', 'web'], specChange);
+    expect(refused).toMatchObject({ code: 1, err: 'error: app "web" changed while rolling back (generation 3 → 4); nothing was applied\n' });
+    expect(refused.requests.filter((q) => q.method === 'PUT')).toHaveLength(1);
     const lonely: Route = (m, p) => (p === `${APP_PATH}/revisions` ? ok({ items: [REVISIONS[2]] }) : p === APP_PATH ? ok(app(1)) : undefined);
     expect(await run(['rollout', 'undo', 'app', 'web'], lonely)).toMatchObject({ code: 1, err: 'error: app "web" has no previous revision to roll back to\n' });
   });

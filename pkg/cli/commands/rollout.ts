@@ -13,6 +13,7 @@ import { sleep, type ResourceClient } from '../client';
 import { contextOf, type CommandContext } from '../context';
 import { ApiError, CliError } from '../errors';
 import type { CliIO } from '../io';
+import { MAX_CONFLICT_RETRIES } from './apply';
 import { changeSummary, historyRows, parseDuration, rolloutState, undoTarget } from '../rollout';
 import { age, formatTable } from '../table';
 
@@ -96,31 +97,39 @@ export async function runRolloutHistory(ctx: CommandContext, kindArg: string, na
 
 /**
  * Puts an older stored spec back, as a PUT compared on the App's resourceVersion: a concurrent
- * change makes it fail whole (409) instead of mixing. The rollback is a new generation.
+ * change of the spec makes it fail whole (409) instead of mixing. A concurrent status write by the
+ * App controller (same generation) is not a change the user made: read again and retry. The
+ * rollback is a new generation.
  */
 export async function runRolloutUndo(ctx: CommandContext, kindArg: string, nameArg: string | undefined, toRevision?: string): Promise<void> {
   const { kind, name } = appRef('undo', kindArg, nameArg);
   const client = ctx.client();
   const namespace = ctx.namespace();
-  const app = (await client.get(kind, namespace, name)) as App;
   const to = toRevision === undefined ? undefined : parseCount('--to-revision', toRevision);
   if (to === 0) throw new CliError('--to-revision must be 1 or more (omit it for the previous revision)');
-  const target = undoTarget(name, app.metadata.generation ?? 1, await revisionsOf(client, namespace, name), to);
-  if (changeSummary(app.spec, target.spec) === '<none>') {
-    ctx.out(`app "${name}" skipped rollback (current spec already matches revision ${target.generation})`);
-    return;
-  }
-  const { status: _status, ...rest } = app;
-  const body = { ...rest, spec: target.spec } as unknown as ShoalObject;
-  try {
-    await client.replace(kind, namespace, name, body);
-  } catch (err) {
-    if (err instanceof ApiError && err.code === 409) {
-      throw new CliError(`app "${name}" changed while rolling back; nothing was applied: ${err.message}`);
+  let generation: number | undefined;
+  for (let attempt = 0; ; attempt++) {
+    const app = (await client.get(kind, namespace, name)) as App;
+    if (generation !== undefined && app.metadata.generation !== generation) {
+      throw new CliError(`app "${name}" changed while rolling back (generation ${generation} → ${app.metadata.generation}); nothing was applied`);
     }
-    throw err;
+    generation = app.metadata.generation ?? 1;
+    const target = undoTarget(name, generation, await revisionsOf(client, namespace, name), to);
+    if (changeSummary(app.spec, target.spec) === '<none>') {
+      ctx.out(`app "${name}" skipped rollback (current spec already matches revision ${target.generation})`);
+      return;
+    }
+    const { status: _status, ...rest } = app;
+    const body = { ...rest, spec: target.spec } as unknown as ShoalObject;
+    try {
+      await client.replace(kind, namespace, name, body);
+      ctx.out(`app "${name}" rolled back (to revision ${target.generation})`);
+      return;
+    } catch (err) {
+      if (!(err instanceof ApiError && err.code === 409)) throw err;
+      if (attempt >= MAX_CONFLICT_RETRIES) throw new CliError(`app "${name}" kept changing while rolling back; nothing was applied: ${err.message}`);
+    }
   }
-  ctx.out(`app "${name}" rolled back (to revision ${target.generation})`);
 }
 
 /** Sets spec.restartedAt to now: a new version, so a rolling upgrade replaces every task. */
