@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages Shoal needs, from Debian's archive, when missing:
-# etcd (server and etcdctl), Docker's engine, busybox-static (for local images).
+# etcd (server and etcdctl), Docker's engine, busybox-static (for local images), openssl
+# (the certificates of `shoal dev` and the tests).
 # Idempotent and quiet; run as root (or with sudo available) on a fresh machine.
 set -euo pipefail
 
@@ -9,6 +10,7 @@ declare -A want=(
   [etcdctl]=etcd-client
   [dockerd]=docker.io
   [busybox]=busybox-static
+  [openssl]=openssl
 )
 
 missing=()
