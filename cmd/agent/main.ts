@@ -3,7 +3,7 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Command, Option } from 'commander';
-import { checkNodeName, defaultNodeName, parseAmount, parseAttributes, parsePort, parsePortRanges, parseSeconds, startAgent } from '../../pkg/agent';
+import { checkNodeName, defaultNodeName, parseAmount, parseAttributes, parsePort, parsePortRanges, parseSeconds, parseUidRange, startAgent } from '../../pkg/agent';
 import { flag } from '../../pkg/util/flags';
 import { runDaemon, type Daemon } from '../../pkg/util/daemon';
 import { createLogger } from '../../pkg/util/log';
@@ -29,7 +29,10 @@ const opts = new Command('shoal-agent')
   .option('--advertise-address <host:port>', 'address the apiserver reaches this agent at (default: <hostname>:<listen>)')
   .addOption(new Option('--lease-ttl <seconds>', 'lease TTL: how soon a dead agent is noticed').default(10).argParser(flag(parseSeconds)))
   .option('--pull', 'docker: pull images that are not present locally (needs a registry)')
-  .option('--allow-root', 'docker: let containers run as root when the image or task asks')
+  .option('--allow-root', 'docker: let containers run as root when the image or task asks; process: allow --task-user root')
+  .option('--task-user <user>', 'process runtime: run every task as this user (name, uid or uid:gid); by default an agent running as root gives each task a uid of its own from --task-uids')
+  .option('--task-uids <from-to>', 'process runtime: the uids tasks get one each of (default 1879048192-1879113727)', flag(parseUidRange))
+  .option('--cgroup-parent <path>', 'process runtime: the cgroup task cgroups go under (cpu, memory and pids limits)', '/shoal')
   .option('--revoke-lease-on-exit', 'on SIGINT/SIGTERM revoke the lease, so the node is lost at once (decommissioning); by default a restart within the TTL loses nothing')
   .parse()
   .opts();
@@ -44,6 +47,9 @@ async function main(): Promise<Daemon> {
     runtime: opts.runtime,
     pull: Boolean(opts.pull),
     allowRoot: Boolean(opts.allowRoot),
+    taskUser: opts.taskUser,
+    taskUids: opts.taskUids,
+    cgroupParent: opts.cgroupParent,
     capacity: { cpus: opts.cpus, mem: opts.mem, disk: opts.disk, ports: opts.ports },
     attributes: opts.attributes,
     hostname: opts.hostname,

@@ -12,7 +12,7 @@ import { lookupKind } from '../api/kinds';
 import type { Condition, Node, NodeStatus, TaskStatus } from '../api/types.generated';
 import { admit, compileValidators, formatCauses } from '../api/validation';
 import { createRuntime, UNKNOWN_EXIT_CODE } from '../runtime';
-import type { Runtime, StartedTask } from '../runtime/types';
+import type { ExitDetail, Runtime, StartedTask } from '../runtime/types';
 import type { Resources } from '../api/resources';
 import { AlreadyExistsError, ConflictError, NotFoundError } from '../store/errors';
 import { DEFAULT_PREFIX, agentLeaseKey, assignmentPrefix, encodeObject, objectKey } from '../store/objects';
@@ -471,7 +471,7 @@ export class Agent {
         for (const ref of await this.runtime.list()) {
           const key = taskRefKey(ref);
           this.tasks.set(key, { uid: ref.uid, phase: 'running', graceSeconds: DEFAULT_GRACE_SECONDS, adopted: true });
-          await this.runtime.adopt?.(ref, (code) => this.onExit(key, ref.uid, code));
+          await this.runtime.adopt?.(ref, (code, detail) => this.onExit(key, ref.uid, code, detail));
         }
         if (this.tasks.size > 0) this.log.info({ tasks: this.runningTasks() }, 'adopted running tasks');
         return;
@@ -602,7 +602,7 @@ export class Agent {
     }
     // A task that ended while no agent watched it is known to the runtime, not listed as running:
     // take its recorded exit instead of starting it a second time.
-    if (await this.runtime.adopt?.(this.ref(want), (code) => this.onExit(key, want.uid, code))) {
+    if (await this.runtime.adopt?.(this.ref(want), (code, detail) => this.onExit(key, want.uid, code, detail))) {
       this.tasks.set(key, { uid: want.uid, phase: 'running', graceSeconds, adopted: true });
       return;
     }
@@ -635,7 +635,7 @@ export class Agent {
     let started: StartedTask;
     local.startingAt = this.clock.date().toISOString();
     try {
-      started = await this.runtime.start({ ...this.ref(want), spec: want.spec, owner: want.owner }, (code) => this.onExit(key, want.uid, code));
+      started = await this.runtime.start({ ...this.ref(want), spec: want.spec, owner: want.owner }, (code, detail) => this.onExit(key, want.uid, code, detail));
     } catch (err) {
       local.phase = 'done';
       this.log.warn({ task: key, uid: want.uid, err: errorMessage(err) }, 'task failed to start');
@@ -660,8 +660,8 @@ export class Agent {
     if (this.runtime.name !== 'hollow' && !this.stopped) this.health.start(this.ref(want), want.spec, startedAtMs);
   }
 
-  /** The runtime says a task ended by itself. */
-  private onExit(key: string, uid: string, code: number): void {
+  /** The runtime says a task ended by itself (and why, when it knows: an OOM kill). */
+  private onExit(key: string, uid: string, code: number, detail?: ExitDetail): void {
     const local = this.tasks.get(key);
     if (!local || local.uid !== uid || local.phase !== 'running') return;
     local.phase = 'done';
@@ -675,6 +675,7 @@ export class Agent {
       status.exitCode = code;
       if (code !== 0) status.message = `exited with code ${code}`;
     }
+    if (code !== 0 && detail) Object.assign(status, { reason: detail.reason, message: code === UNKNOWN_EXIT_CODE ? detail.message : `${detail.message} (exit code ${code})` });
     // A quick command can exit before start() returns, so before RUNNING (and its startedAt) is
     // reported: it did run, and a job's run start and schedule lag need the time.
     this.reporter.report({ namespace, name, uid }, status, local.startingAt ? { startedAt: local.startingAt } : {});

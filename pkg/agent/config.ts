@@ -7,6 +7,7 @@ import * as os from 'node:os';
 import { parsePortRanges, type PortRange, type Resources } from '../api/resources';
 
 export { parsePortRanges };
+export { parseUidRange } from '../runtime/task-users';
 
 const MIB = 1024 * 1024;
 const ATTRIBUTE_KEY = /^[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?$/;

@@ -31,8 +31,14 @@ export interface StartAgentOptions {
   runtimes?: string[];
   /** Docker: pull images that are not present. */
   pull?: boolean;
-  /** Docker: let containers run as root when the image or task asks. */
+  /** Docker: let containers run as root when the image or task asks; process: allow `taskUser` root. */
   allowRoot?: boolean;
+  /** Process runtime: run every task as this user (name, uid or uid:gid). @default a uid of its own per task (agent as root) */
+  taskUser?: string;
+  /** Process runtime: the range per-task uids come from. @default DEFAULT_TASK_UIDS */
+  taskUids?: [number, number];
+  /** Process runtime: where task cgroups go; false: none. @default '/shoal' */
+  cgroupParent?: string | false;
   /** What is offered; cpus, mem and disk left out are the machine's (all CPUs, all memory, free disk of dataDir). */
   capacity: { cpus?: number; mem?: number; disk?: number; ports: PortRange[] };
   attributes?: Record<string, string>;
@@ -79,7 +85,7 @@ export async function startAgent(o: StartAgentOptions): Promise<AgentHandle> {
   const log = o.logger;
   fs.mkdirSync(o.dataDir, { recursive: true });
   const runtime = typeof o.runtime === 'string'
-    ? await resolveRuntime(o.runtime, { dataDir: o.dataDir, node: { hostname: o.taskHost ?? o.hostname, nodeName: o.nodeName }, logger: log, pull: o.pull, allowRoot: o.allowRoot })
+    ? await resolveRuntime(o.runtime, { dataDir: o.dataDir, node: { hostname: o.taskHost ?? o.hostname, nodeName: o.nodeName }, logger: log, pull: o.pull, allowRoot: o.allowRoot, taskUser: o.taskUser, taskUids: o.taskUids, cgroupParent: o.cgroupParent })
     : o.runtime;
   const needMachine = o.capacity.cpus === undefined || o.capacity.mem === undefined || o.capacity.disk === undefined;
   const machine = needMachine ? machineCapacity(o.dataDir, o.capacity.ports) : undefined;

@@ -27,8 +27,14 @@ export interface RuntimeContext {
   logger: Logger;
   /** Docker: pull images that are not present (needs a registry). @default false */
   pull?: boolean;
-  /** Docker: let containers run as root. @default false */
+  /** Docker: let containers run as root; process: allow a `taskUser` that is root. @default false */
   allowRoot?: boolean;
+  /** Process: every task's user (name, uid or uid:gid). @default a uid of its own per task (agent as root) */
+  taskUser?: string;
+  /** Process: the range per-task uids come from. */
+  taskUids?: [number, number];
+  /** Process: where task cgroups go; false: none. @default '/shoal' */
+  cgroupParent?: string | false;
 }
 
 /** `auto`: docker when its daemon answers, else process. Other names as createRuntime. */
@@ -47,7 +53,9 @@ export async function resolveRuntime(name: string, ctx: RuntimeContext): Promise
 /** Makes the runtime called `name`. Throws UnsupportedRuntimeError for names it cannot run. */
 export function createRuntime(name: string, ctx?: RuntimeContext): Runtime {
   if (name === 'hollow') return new HollowRuntime();
-  if (name === 'process' && ctx) return new ProcessRuntime({ dataDir: ctx.dataDir, node: ctx.node, logger: ctx.logger });
+  if (name === 'process' && ctx) {
+    return new ProcessRuntime({ dataDir: ctx.dataDir, node: ctx.node, logger: ctx.logger, allowRoot: ctx.allowRoot, taskUser: ctx.taskUser, taskUids: ctx.taskUids, cgroupParent: ctx.cgroupParent });
+  }
   if (name === 'docker' && ctx) return new DockerRuntime({ node: ctx.node, logger: ctx.logger, pull: ctx.pull, allowRoot: ctx.allowRoot });
   if (name === 'process' || name === 'docker') throw new UnsupportedRuntimeError(name, `runtime ${name} needs the agent's context: pass a RuntimeContext`);
   throw new UnsupportedRuntimeError(name);

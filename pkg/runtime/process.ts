@@ -1,18 +1,41 @@
 /**
  * The process runtime (a Mesos command task without a container): runs a task's `cmd` with
- * `/bin/sh -c` in a session and process group of its own, in a work directory per task,
- * `<dataDir>/tasks/<namespace>/<name>-<uid8>/`, with an environment made only of taskEnv() plus
- * a minimal PATH and HOME (nothing of the agent's own environment).
+ * `/bin/sh -c` in a session and process group of its own, as an unprivileged user, in a cgroup
+ * with the task's cpu, memory and pids limits, in a work directory of its own, with an
+ * environment made only of taskEnv() plus PATH, HOME, USER and LOGNAME (nothing of the agent's).
  *
- * Work directory: `stdout`, `stderr` (the task's output, appended to through file descriptors
- * the task owns, so it keeps writing while no agent runs), `task.json` (a TaskRecord: what a
- * restarted agent needs to adopt, stop, exec in and read logs of the task) and `exitcode`.
+ * Directories (the agent's are traversable by tasks, never listable or readable):
+ *
+ *     <dataDir>/                          0711, the agent's
+ *       tasks/<namespace>/                0711, the agent's
+ *         <name>-<uid8>/                  0711, the agent's: what the task must not touch
+ *           task.json                     0600, a TaskRecord (what a restarted agent needs to
+ *                                         adopt, stop, exec in and read logs of the task)
+ *           stdout, stderr                0600, the task's output, appended to through file
+ *                                         descriptors the agent opens and the task inherits
+ *           exitcode                      0600, written by the wrapper through an inherited fd
+ *           work/                         0700, the task's user: its cwd and HOME
+ *
+ * Records live beside the work dir, not in it: a task owns its work dir and could replace any
+ * file there (a symlink `stdout` → /etc/shadow would have the agent serve that file as logs).
+ * Records of agents from before work/ existed are adopted as they are (their cwd is the dir).
+ *
+ * Who runs it: see task-users.ts (a uid of its own per task by default; root only with
+ * `--task-user root --allow-root`). Limits: see cgroups.ts; without usable cgroups the agent warns
+ * once at start and tasks run unlimited.
  *
  * Exit codes survive the agent. A process the agent did not spawn (adopted after a restart)
  * cannot be waited for, so every task runs under a wrapper shell, the leader of its group:
  *
- *     trap : HUP INT TERM; /bin/sh -c "$cmd"; code=$?; echo "$code" > exitcode; exit "$code"
+ *     trap : HUP INT TERM; read go; exec </dev/null; /bin/sh -c "$cmd" 3>&-; code=$?; echo "$code" >&3; exit "$code"
  *
+ * - `read go` holds the wrapper until the agent has put its pid in the task's cgroup: nothing
+ *   of the task runs (or forks) outside its limits. The agent writes `go` on the wrapper's stdin
+ *   pipe after that and after task.json; an agent that dies before leaves EOF: the wrapper exits
+ *   125 without running anything.
+ * - fd 3 is `exitcode`, opened by the agent: the task's user cannot open that file, and the
+ *   command does not inherit the fd. (A task can still lie about its own exit code, as it can
+ *   by exiting with any code; it cannot make the agent read anything else.)
  * - The user's command runs in its own `/bin/sh -c`, as asked, so its shell semantics are
  *   untouched; the wrapper's traps are handlers (not ignores), which exec() resets to the
  *   default in children: the command still dies of SIGTERM/SIGINT/SIGHUP as usual.
@@ -24,25 +47,31 @@
  * - Only SIGKILL of the wrapper itself (a group SIGKILL, an OOM kill, a reboot) leaves no
  *   `exitcode`; an adopted task that ends that way is reported with UNKNOWN_EXIT_CODE. A task the
  *   agent spawned itself has its code from the child's 'exit' event (a signal → 128+n).
+ * - When the kernel OOM-killed a process of the task's cgroup, the exit is reported with an
+ *   ExitDetail saying so (reason OOMKilled).
  *
  * Identity: a pid alone is not proof; the kernel recycles them. task.json records the process's
  * start time (`/proc/<pid>/stat` field 22) and the boot id, so a recycled pid (or a dir from
  * before a reboot) is never adopted, signalled or reported running. A zombie counts as ended.
  *
- * When a task ends by itself, what is left of its group (children it put in the background) is
- * SIGKILLed: a finished task leaves nothing behind that would hold its ports.
+ * When a task ends by itself, what is left of its group and of its cgroup (children it put in
+ * the background, even in a session of their own) is SIGKILLed: a finished task leaves nothing
+ * behind that would hold its ports, and its cgroup is removed.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, closeSync, constants as fsConstants, existsSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, realpathSync, statSync, type Stats } from 'node:fs';
 import * as fs from 'node:fs/promises';
-import { constants as osConstants } from 'node:os';
+import { constants as osConstants, userInfo } from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { nameKey } from '../api/keys';
 import { settlesWithin } from '../util/async';
+import { cgroupPopulated, createTaskCgroup, joinCgroup, killCgroup, limitsFor, oomKills, prepareParent, probeHost, removeCgroup, taskCgroupName, type CgroupHost, type CgroupLimits } from './cgroups';
+import { DEFAULT_PIDS_LIMIT } from './docker-spec';
 import { taskEnv, type NodeContext } from './env';
-import type { ExecResult, LogOptions, Runtime, RuntimeTask, RuntimeTaskRef, StartedTask } from './types';
+import { ancestorsOf, parsePasswdLine, pickUid, resolveTaskUser, untraversable, type PasswdEntry, type TaskIdentity, type TaskUserPolicy } from './task-users';
+import type { ExecResult, ExitDetail, ExitHandler, LogOptions, Runtime, RuntimeTask, RuntimeTaskRef, StartedTask } from './types';
 
 /** The PATH a task gets unless its spec sets one. */
 export const PROCESS_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -52,10 +81,24 @@ export const UNKNOWN_EXIT_CODE = -1;
 export const EXEC_TIMEOUT_EXIT_CODE = 124;
 
 const SHELL = '/bin/sh';
-/** $1: the task's cmd, $2: where its exit code goes. See the header for why it looks like this. */
-const WRAPPER = 'trap : HUP INT TERM\n/bin/sh -c "$1"\ncode=$?\necho "$code" > "$2"\nexit "$code"';
+/** $1: the task's cmd; fd 3: its exitcode file. See the header for why it looks like this. */
+const WRAPPER = 'trap : HUP INT TERM\nread -r go && [ "$go" = go ] || exit 125\nexec </dev/null\n/bin/sh -c "$1" 3>&-\ncode=$?\necho "$code" >&3\nexit "$code"';
+/** exec()'s gate: the same wait for the cgroup, then the command itself. */
+const EXEC_WRAPPER = 'read -r go && [ "$go" = go ] || exit 125\nexec </dev/null\nexec /bin/sh -c "$1"';
+const GO = 'go\n';
+/** util-linux's setpriv, to set no_new_privs (no gain through setuid binaries), as Docker's no-new-privileges. */
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
 const RECORD = 'task.json';
 const EXIT_CODE = 'exitcode';
+/** The task's own directory inside its record dir. */
+const WORK = 'work';
+/** The agent's directories: tasks may pass through them to their work dir, never list them. */
+const AGENT_DIR_MODE = 0o711;
+const WORK_DIR_MODE = 0o700;
+/** How long a task's cgroup may stay busy (its last processes dying) before its removal is left to remove(). */
+const CGROUP_REMOVE_WAIT_MS = 5000;
+/** Where task cgroups go in the hierarchy by default (Docker uses /docker, the kubelet /kubepods). */
+export const DEFAULT_CGROUP_PARENT = '/shoal';
 const DEFAULT_POLL_MS = 1000;
 const GROUP_POLL_MS = 50;
 /** How long a SIGKILLed group may take to vanish before stop() gives up waiting (and says so). */
@@ -76,6 +119,16 @@ export interface ProcessRuntimeOptions {
   logger: Logger;
   /** How often adopted tasks (no child handle) are checked for their exit. @default 1000 */
   pollIntervalMs?: number;
+  /** `--task-user`: run every task as this user (name, uid or uid:gid). @default a uid of its own per task (agent as root) */
+  taskUser?: string;
+  /** `--task-uids`: where per-task uids come from. @default DEFAULT_TASK_UIDS */
+  taskUids?: [number, number];
+  /** `--allow-root`: a task user that is root is refused without it. @default false */
+  allowRoot?: boolean;
+  /** Where task cgroups are made; false: no cgroups (no limits). @default DEFAULT_CGROUP_PARENT */
+  cgroupParent?: string | false;
+  /** Processes per task. @default DEFAULT_PIDS_LIMIT */
+  pidsLimit?: number;
 }
 
 /** What `task.json` holds. */
@@ -93,6 +146,14 @@ export interface TaskRecord {
   cmd: string;
   /** The task's environment, for exec() after an agent restart (the file is mode 0600). */
   env: Record<string, string>;
+  /** Its cwd and HOME; absent in records from before work/ existed (then it is the record's dir). */
+  workDir?: string;
+  /** Who it runs as; absent: the agent's own user. */
+  user?: TaskIdentity;
+  /** Its cgroup dirs; absent: it runs without limits. */
+  cgroups?: string[];
+  /** What its cgroup limits it to. */
+  limits?: CgroupLimits;
 }
 
 /** What inspect() knows of a task. */
@@ -101,7 +162,12 @@ export interface ProcessTaskInfo {
   name: string;
   uid: string;
   pid: number;
+  /** The record dir (task.json, stdout, stderr, exitcode). */
   dir: string;
+  /** The task's own dir: its cwd and HOME. */
+  workDir: string;
+  /** The uid it runs as. */
+  user?: number;
   startedAt: string;
   running: boolean;
   /** Once ended, when the task recorded it; absent when it is unknown (see UNKNOWN_EXIT_CODE). */
@@ -133,11 +199,20 @@ export class TaskAlreadyRanError extends Error {
   }
 }
 
+/** A start that cannot succeed on this node as it is set up (an untraversable data dir, a full uid range): ERROR, not retried here. */
+export class ProcessPolicyError extends Error {
+  readonly code = 'Policy';
+  constructor(message: string) {
+    super(message);
+    this.name = 'ProcessPolicyError';
+  }
+}
+
 /** A task this runtime watches: started here, or adopted. */
 interface Tracked {
   record: TaskRecord;
   dir: string;
-  onExit: (code: number) => void;
+  onExit: ExitHandler;
   /** Set when this runtime spawned it (the wrapper's exit code); adopted tasks are polled instead. */
   exited?: Promise<number>;
   /** Set by stop(): no onExit from then on. */
@@ -161,9 +236,24 @@ export class ProcessRuntime implements Runtime {
   private readonly polled = new Set<Tracked>();
   private poller?: NodeJS.Timeout;
 
+  private readonly policy: TaskUserPolicy;
+  /** The host's cgroups when tasks get limits; undefined: they run without (the agent warned at start). */
+  private readonly cgroupHost?: CgroupHost;
+  private readonly cgroupParent: string;
+  /** Dynamic uids picked by starts in flight, before their task.json holds them. */
+  private readonly reserved = new Set<number>();
+
+  /** Throws when the task user flags cannot work (an unknown user, root without allowRoot). */
   constructor(private readonly o: ProcessRuntimeOptions) {
     this.root = path.join(o.dataDir, 'tasks');
     this.log = o.logger.child({ runtime: 'process' });
+    const users = resolveTaskUser({ taskUser: o.taskUser, taskUids: o.taskUids, allowRoot: o.allowRoot ?? false, agent: agentIdentity(), lookup: lookupUser });
+    this.policy = users.policy;
+    if (users.warning) this.log.warn({ policy: this.policy }, users.warning);
+    else this.log.info({ policy: this.policy }, 'process tasks run as a uid of their own each');
+    this.prepareAgentDirs();
+    this.cgroupParent = o.cgroupParent || DEFAULT_CGROUP_PARENT;
+    this.cgroupHost = this.setUpCgroups();
   }
 
   /**
@@ -171,23 +261,50 @@ export class ProcessRuntime implements Runtime {
    * task has no cmd or cannot be spawned. Idempotent: a task (same uid) that already runs here,
    * e.g. since before an agent restart, is adopted instead of started twice.
    */
-  async start(task: RuntimeTask, onExit: (code: number) => void): Promise<StartedTask> {
+  async start(task: RuntimeTask, onExit: ExitHandler): Promise<StartedTask> {
     const cmd = task.spec.cmd;
     if (!cmd) throw new Error(`task ${task.namespace}/${task.name} has no cmd; the process runtime cannot run container images`);
     if (!safeRef(task)) throw new Error(`task ${task.namespace}/${task.name}: namespace and name must be plain path segments`);
     const existing = await this.attach(task, onExit);
     if (existing) return existing;
-    const dir = this.workDir(task);
-    await fs.mkdir(dir, { recursive: true, mode: 0o700 });
-    const env = { PATH: PROCESS_PATH, HOME: dir, ...taskEnv(task, this.o.node) };
-    const { child, exited, identity } = await spawnWrapped(cmd, dir, env);
-    const record: TaskRecord = { namespace: task.namespace, name: task.name, uid: task.uid, pid: child.pid!, startedAt: new Date().toISOString(), ...identity, cmd, env };
+    const who = await this.identityFor(task);
+    try {
+      return await this.launch(task, cmd, who, onExit);
+    } finally {
+      if (who.switch) this.reserved.delete(who.identity.uid); // held by task.json from now on (or free again)
+    }
+  }
+
+  private async launch(task: RuntimeTask, cmd: string, who: Who, onExit: ExitHandler): Promise<StartedTask> {
+    const dir = this.recordDir(task);
+    const work = await this.prepareDirs(task, dir, who);
+    const limits = limitsFor(task.spec.resources, this.o.pidsLimit ?? DEFAULT_PIDS_LIMIT);
+    const cgroups = this.cgroupOf(task, dir, limits);
+    const env = { PATH: PROCESS_PATH, HOME: work, USER: who.identity.name, LOGNAME: who.identity.name, ...taskEnv(task, this.o.node) };
+    let spawned: Spawned;
+    try {
+      spawned = await spawnWrapped(cmd, dir, work, env, who.switch ? who.identity : undefined);
+    } catch (err) {
+      removeCgroup(cgroups);
+      throw err;
+    }
+    const { child, exited, identity } = spawned;
+    const record: TaskRecord = { namespace: task.namespace, name: task.name, uid: task.uid, pid: child.pid!, startedAt: new Date().toISOString(), ...identity, cmd, env, workDir: work };
+    if (who.switch) record.user = who.identity;
+    if (cgroups) Object.assign(record, { cgroups, limits });
     const t: Tracked = { record, dir, onExit, exited, done: false };
     this.tasks.set(keyOf(task), t);
     void exited.then((code) => this.finish(t, code));
     child.unref(); // the agent may exit; the task stays
+    try {
+      if (cgroups) joinCgroup(cgroups, record.pid);
+    } catch (err) {
+      await this.abandon(t);
+      throw new Error(`task ${keyOf(task)}: cannot put it in its cgroup: ${(err as Error).message}`);
+    }
     await this.persist(t);
-    this.log.info({ task: keyOf(task), uid: task.uid, pid: record.pid, dir }, 'process started');
+    child.stdin!.end(GO); // the wrapper runs the command from here on (see the module comment)
+    this.log.info({ task: keyOf(task), uid: task.uid, pid: record.pid, dir, user: record.user?.uid, cgroup: cgroups !== undefined }, 'process started');
     return { pid: record.pid };
   }
 
@@ -218,7 +335,7 @@ export class ProcessRuntime implements Runtime {
    * it recorded, or UNKNOWN_EXIT_CODE), or at the next poll if it has already ended. Resolves
    * false when this node has no trace of that task (same namespace, name and uid).
    */
-  async adopt(ref: RuntimeTaskRef, onExit: (code: number) => void): Promise<boolean> {
+  async adopt(ref: RuntimeTaskRef, onExit: ExitHandler): Promise<boolean> {
     const key = keyOf(ref);
     const current = this.tasks.get(key);
     if (current && current.record.uid === ref.uid && !current.done) {
@@ -241,7 +358,8 @@ export class ProcessRuntime implements Runtime {
     if (!found) return undefined;
     const { record: r, dir } = found;
     const running = isAlive(r);
-    const info: ProcessTaskInfo = { namespace: r.namespace, name: r.name, uid: r.uid, pid: r.pid, dir, startedAt: r.startedAt, running };
+    const info: ProcessTaskInfo = { namespace: r.namespace, name: r.name, uid: r.uid, pid: r.pid, dir, workDir: r.workDir ?? dir, startedAt: r.startedAt, running };
+    if (r.user) info.user = r.user.uid;
     const code = running ? undefined : readExitCode(dir);
     if (code !== undefined) info.exitCode = code;
     return info;
@@ -266,17 +384,19 @@ export class ProcessRuntime implements Runtime {
     const found = await this.find(namespace, name);
     if (!found) throw new TaskNotFoundError(namespace, name);
     if (!isAlive(found.record)) throw new Error(`task ${namespace}/${name} is not running`);
-    return runShell(command, found.dir, found.record.env, timeoutSeconds * 1000);
+    const r = found.record;
+    return runShell(command, { cwd: r.workDir ?? found.dir, env: r.env, user: r.user, cgroups: r.cgroups }, timeoutSeconds * 1000);
   }
 
   /** Deletes the work dirs of a task that no longer runs (garbage collection). Rejects while it runs. */
   async remove(namespace: string, name: string): Promise<void> {
     if (!safeRef({ namespace, name })) return;
     const dirs = await this.dirsOf(namespace, name);
-    for (const dir of dirs) {
-      const record = await readRecord(dir);
+    const records = await Promise.all(dirs.map((dir) => readRecord(dir)));
+    for (const record of records) {
       if (record && isAlive(record)) throw new Error(`task ${namespace}/${name} still runs (pid ${record.pid}); stop it before removing it`);
     }
+    await Promise.all(records.map((record) => record && this.discardCgroup({ record })));
     await Promise.all(dirs.map((dir) => fs.rm(dir, { recursive: true, force: true })));
     const t = this.tasks.get(nameKey(namespace, name));
     if (t?.done) this.forget(t);
@@ -296,7 +416,7 @@ export class ProcessRuntime implements Runtime {
   // ---- start ------------------------------------------------------------------------------
 
   /** The pid of the same task if it already runs here (then watched with `onExit`); undefined to start it. */
-  private async attach(task: RuntimeTask, onExit: (code: number) => void): Promise<StartedTask | undefined> {
+  private async attach(task: RuntimeTask, onExit: ExitHandler): Promise<StartedTask | undefined> {
     const found = await this.find(task.namespace, task.name);
     if (!found) return undefined;
     const alive = isAlive(found.record);
@@ -316,14 +436,100 @@ export class ProcessRuntime implements Runtime {
       await fs.writeFile(tmp, JSON.stringify(t.record, null, 2), { mode: 0o600 });
       await fs.rename(tmp, path.join(t.dir, RECORD));
     } catch (err) {
-      t.done = true;
-      this.forget(t);
-      signalGroup(t.record.pid, 'SIGKILL');
+      await this.abandon(t);
       throw new Error(`task ${keyOf(t.record)}: cannot write ${RECORD}: ${(err as Error).message}`);
     }
   }
 
-  private workDir(ref: RuntimeTaskRef): string {
+  /** A start that failed after the spawn: the wrapper, still at its gate, is killed with its cgroup. */
+  private async abandon(t: Tracked): Promise<void> {
+    t.done = true;
+    this.forget(t);
+    signalGroup(t.record.pid, 'SIGKILL');
+    await this.discardCgroup(t);
+  }
+
+  /** Who the task runs as: the policy's user, or a free uid of the range (reserved until its task.json holds it). */
+  private async identityFor(task: RuntimeTask): Promise<Who> {
+    const p = this.policy;
+    if (p.kind === 'fixed') return { identity: p.identity, switch: p.switch };
+    const used = new Set<number>(this.reserved);
+    for (const { record } of await this.scan()) if (record.user) used.add(record.user.uid);
+    for (const t of this.tasks.values()) if (t.record.user) used.add(t.record.user.uid);
+    const uid = pickUid(p.range, used);
+    if (uid === undefined) throw new ProcessPolicyError(`task ${keyOf(task)} cannot start: every uid of ${p.range[0]}-${p.range[1]} (--task-uids) belongs to a task whose work dir is still here`);
+    this.reserved.add(uid);
+    return { identity: { uid, gid: uid, name: String(uid) }, switch: true };
+  }
+
+  /**
+   * The record dir (the agent's, 0711) and the work dir (the task's, 0700), which the task's user
+   * must be able to reach: every directory above it must let that user through.
+   */
+  private async prepareDirs(task: RuntimeTask, dir: string, who: Who): Promise<string> {
+    const work = path.join(dir, WORK);
+    await fs.mkdir(work, { recursive: true, mode: WORK_DIR_MODE });
+    for (const d of [path.dirname(dir), dir]) await fs.chmod(d, AGENT_DIR_MODE);
+    if (who.switch) await fs.chown(work, who.identity.uid, who.identity.gid);
+    await fs.chmod(work, WORK_DIR_MODE);
+    if (!who.switch) return work;
+    const real = await fs.realpath(dir);
+    const stats = await Promise.all(ancestorsOf(real).map(async (p) => ({ path: p, ...pick(await fs.stat(p)) })));
+    const blocked = untraversable(stats, who.identity.uid, who.identity.gid);
+    if (blocked) throw new ProcessPolicyError(`task ${keyOf(task)} cannot start: its user (uid ${who.identity.uid}) cannot reach its work dir ${work} because ${blockedText(blocked)}`);
+    return work;
+  }
+
+  /** The task's cgroup with its limits, when the host has cgroups; a cgroup that cannot be made fails the start. */
+  private cgroupOf(task: RuntimeTask, dir: string, limits: ReturnType<typeof limitsFor>): string[] | undefined {
+    if (!this.cgroupHost) return undefined;
+    try {
+      return createTaskCgroup(this.cgroupHost, this.cgroupParent, taskCgroupName(task.namespace, path.basename(dir)), limits);
+    } catch (err) {
+      throw new Error(`task ${keyOf(task)} cannot start: its cgroup (cpu, memory and pids limits) cannot be made: ${(err as Error).message}`);
+    }
+  }
+
+  /** The data dir and tasks/: traversable by tasks (0711) when they run as other users; a warning when a parent is not. */
+  private prepareAgentDirs(): void {
+    mkdirSync(this.root, { recursive: true, mode: AGENT_DIR_MODE });
+    const sample = this.policy.kind === 'fixed' ? (this.policy.switch ? this.policy.identity : undefined) : { uid: this.policy.range[0], gid: this.policy.range[0] };
+    if (!sample) return;
+    const own = process.getuid?.();
+    for (const d of [this.o.dataDir, this.root]) if (statSync(d).uid === own) chmodSync(d, AGENT_DIR_MODE);
+    const stats = ancestorsOf(realpathOr(this.root)).map((p) => ({ path: p, ...pick(statSync(p)) }));
+    const blocked = untraversable(stats, sample.uid, sample.gid);
+    if (blocked) this.log.warn({ dir: blocked.path }, `process tasks cannot start: their users cannot reach the data dir because ${blockedText(blocked)}`);
+  }
+
+  /** The host's cgroups with `<parent>` ready, or undefined and one warning. */
+  private setUpCgroups(): CgroupHost | undefined {
+    const noLimits = 'process tasks run without cpu, memory and pids limits';
+    if (this.o.cgroupParent === false) {
+      this.log.warn(`cgroups are turned off: ${noLimits}`);
+      return undefined;
+    }
+    const { host, problem } = probeHost();
+    let why = problem;
+    if (host) {
+      try {
+        prepareParent(host, this.cgroupParent);
+      } catch (err) {
+        why = `cannot set up the cgroup ${this.cgroupParent}: ${(err as Error).message}`;
+      }
+    }
+    if (!host || why) {
+      this.log.warn({ why }, `no usable cgroups: ${noLimits}`);
+      return undefined;
+    }
+    const controllers = host.version === 2 ? host.controllers : (Object.keys(host.roots) as string[]);
+    const missing = ['cpu', 'memory', 'pids'].filter((c) => !controllers.includes(c));
+    if (missing.length) this.log.warn({ version: host.version, missing }, `cgroup controllers missing: process tasks run without ${missing.join(', ')} limits`);
+    this.log.info({ version: host.version, parent: this.cgroupParent, controllers }, 'process tasks get cgroup limits');
+    return host;
+  }
+
+  private recordDir(ref: RuntimeTaskRef): string {
     const uid8 = ref.uid.replace(/[^A-Za-z0-9]/g, '').slice(0, 8) || 'nouid';
     return path.join(this.root, ref.namespace, `${ref.name}-${uid8}`);
   }
@@ -337,15 +543,22 @@ export class ProcessRuntime implements Runtime {
     if (t.stopping) return; // stop() reports nothing and forgets the task itself
     this.forget(t);
     signalGroup(t.record.pid, 'SIGKILL'); // background leftovers of a finished task
-    this.log.info({ task: keyOf(t.record), uid: t.record.uid, exitCode: code }, 'process exited');
+    const detail = exitDetail(t.record);
+    void this.discardCgroup(t); // and those that left its group
+    this.log.info({ task: keyOf(t.record), uid: t.record.uid, exitCode: code, reason: detail?.reason }, 'process exited');
     try {
-      t.onExit(code);
+      t.onExit(code, detail);
     } catch (err) {
       this.log.warn({ task: keyOf(t.record), err: (err as Error).message }, 'onExit threw');
     }
   }
 
   private async terminate(t: Tracked, graceSeconds: number): Promise<void> {
+    await this.terminateGroup(t, graceSeconds);
+    await this.discardCgroup(t);
+  }
+
+  private async terminateGroup(t: Tracked, graceSeconds: number): Promise<void> {
     const pgid = t.record.pid;
     const task = keyOf(t.record);
     if (!groupAlive(pgid)) return this.reaped(t);
@@ -359,6 +572,21 @@ export class ProcessRuntime implements Runtime {
     if (gone) this.log.info({ task, pid: pgid, graceSeconds }, 'process group killed (SIGKILL after the grace period)');
     else this.log.warn({ task, pid: pgid }, 'process group still present after SIGKILL; giving up waiting');
     return this.reaped(t);
+  }
+
+  /**
+   * SIGKILLs what is left in the task's cgroup (processes that left its group) and removes the
+   * cgroup once empty; one that stays busy is left for remove() (and said so).
+   */
+  private async discardCgroup(t: { record: TaskRecord }): Promise<void> {
+    const dirs = t.record.cgroups;
+    if (!dirs) return;
+    const emptied = () => {
+      killCgroup(dirs);
+      return !cgroupPopulated(dirs);
+    };
+    if ((await waitFor(emptied, CGROUP_REMOVE_WAIT_MS)) && (await waitFor(() => removeCgroup(dirs), CGROUP_REMOVE_WAIT_MS))) return;
+    this.log.warn({ task: keyOf(t.record), cgroups: dirs }, 'task cgroup still busy; it is removed with the task');
   }
 
   /** Waits (bounded) for our own child's 'exit': once reaped, its pid is gone, not a zombie. */
@@ -471,34 +699,53 @@ interface Spawned {
   identity: Pick<TaskRecord, 'startTime' | 'bootId'>;
 }
 
-/** Spawns the wrapper detached (setsid: new session and group) with its output appended to the work dir's files. */
-async function spawnWrapped(cmd: string, dir: string, env: Record<string, string>): Promise<Spawned> {
-  const out = await fs.open(path.join(dir, 'stdout'), 'a', 0o600);
+/** Spawns the wrapper detached (setsid: new session and group), as `user`, output and exit code going to the record dir's files. */
+async function spawnWrapped(cmd: string, dir: string, cwd: string, env: Record<string, string>, user: TaskIdentity | undefined): Promise<Spawned> {
+  const files = await Promise.all([fs.open(path.join(dir, 'stdout'), 'a', 0o600), fs.open(path.join(dir, 'stderr'), 'a', 0o600), fs.open(path.join(dir, EXIT_CODE), 'w', 0o600)]);
   try {
-    const err = await fs.open(path.join(dir, 'stderr'), 'a', 0o600);
-    try {
-      const child = spawn(SHELL, ['-c', WRAPPER, 'shoal-task', cmd, path.join(dir, EXIT_CODE)], { cwd: dir, env, detached: true, stdio: ['ignore', out.fd, err.fd] });
-      // Read now: the pid cannot have been reaped (and so recycled) before the event loop turns.
-      const identity = child.pid ? procIdentity(child.pid) : {};
-      const exited = new Promise<number>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signalExitCode(signal))));
-      await new Promise<void>((resolve, reject) => {
-        child.once('spawn', resolve);
-        child.once('error', reject);
-      });
-      child.on('error', () => undefined); // we signal with process.kill; nothing else can fail later
-      return { child, exited, identity };
-    } finally {
-      await err.close(); // the child has its own copies
-    }
+    const [prog, ...args] = commandLine(WRAPPER, 'shoal-task', cmd);
+    const child = spawn(prog, args, { cwd, env, detached: true, stdio: ['pipe', files[0].fd, files[1].fd, files[2].fd], ...idsOf(user) });
+    child.stdin!.on('error', () => undefined); // EPIPE: the wrapper died at its gate; its exit says so
+    // Read now: the pid cannot have been reaped (and so recycled) before the event loop turns.
+    const identity = child.pid ? procIdentity(child.pid) : {};
+    const exited = new Promise<number>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signalExitCode(signal))));
+    await new Promise<void>((resolve, reject) => {
+      child.once('spawn', resolve);
+      child.once('error', reject);
+    });
+    child.on('error', () => undefined); // we signal with process.kill; nothing else can fail later
+    return { child, exited, identity };
   } finally {
-    await out.close();
+    await Promise.all(files.map((f) => f.close())); // the child has its own copies
   }
 }
 
-/** `/bin/sh -c command` in its own group, output captured, the group SIGKILLed at the timeout. */
-function runShell(command: string, cwd: string, env: Record<string, string>, timeoutMs: number): Promise<ExecResult> {
+/** `sh -c script name arg` under setpriv --no-new-privs where the host has it. */
+function commandLine(script: string, name: string, arg: string): string[] {
+  const sh = [SHELL, '-c', script, name, arg];
+  return SETPRIV ? [SETPRIV, '--no-new-privs', '--', ...sh] : sh;
+}
+
+function idsOf(user: TaskIdentity | undefined): { uid?: number; gid?: number } {
+  return user ? { uid: user.uid, gid: user.gid } : {};
+}
+
+interface ShellContext {
+  cwd: string;
+  env: Record<string, string>;
+  user?: TaskIdentity;
+  cgroups?: string[];
+}
+
+/**
+ * `/bin/sh -c command` as the task's user, in its cgroup (joined before the command runs), in a
+ * group of its own, output captured, the group SIGKILLed at the timeout.
+ */
+function runShell(command: string, ctx: ShellContext, timeoutMs: number): Promise<ExecResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(SHELL, ['-c', command], { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const [prog, ...args] = commandLine(EXEC_WRAPPER, 'shoal-exec', command);
+    const child = spawn(prog, args, { cwd: ctx.cwd, env: ctx.env, detached: true, stdio: ['pipe', 'pipe', 'pipe'], ...idsOf(ctx.user) });
+    child.stdin!.on('error', () => undefined);
     const chunks: Buffer[] = [];
     let kept = 0;
     const collect = (chunk: Buffer) => {
@@ -509,6 +756,7 @@ function runShell(command: string, cwd: string, env: Record<string, string>, tim
     child.stderr!.on('data', collect);
     let timedOut = false;
     let exitCode = UNKNOWN_EXIT_CODE;
+    let failed: Error | undefined;
     const kill = () => child.pid !== undefined && signalGroup(child.pid, 'SIGKILL');
     const timer = timeoutMs > 0 ? setTimeout(() => ((timedOut = true), kill()), timeoutMs).unref() : undefined;
     child.once('error', (err) => (clearTimeout(timer), reject(err)));
@@ -516,9 +764,18 @@ function runShell(command: string, cwd: string, env: Record<string, string>, tim
     child.once('exit', (code, signal) => ((exitCode = code ?? signalExitCode(signal)), kill()));
     child.once('close', () => {
       clearTimeout(timer);
+      if (failed) return reject(failed);
       const output = Buffer.concat(chunks).toString('utf8');
       resolve(timedOut ? { exitCode: EXEC_TIMEOUT_EXIT_CODE, output, timedOut } : { exitCode, output, timedOut });
     });
+    if (child.pid === undefined) return; // 'error' follows
+    try {
+      if (ctx.cgroups) joinCgroup(ctx.cgroups, child.pid);
+      child.stdin!.end(GO);
+    } catch (err) {
+      failed = new Error(`cannot put the command in the task's cgroup: ${(err as Error).message}`);
+      kill();
+    }
   });
 }
 
@@ -633,14 +890,26 @@ async function readRecord(dir: string): Promise<TaskRecord | undefined> {
   }
 }
 
-/** The code the wrapper recorded, if it could. */
+/** The code the wrapper recorded, if it could (the first bytes only: a task could make the file big through its wrapper's fd). */
 function readExitCode(dir: string): number | undefined {
+  let fd: number | undefined;
   try {
-    const text = readFileSync(path.join(dir, EXIT_CODE), 'utf8').trim();
+    fd = openSync(path.join(dir, EXIT_CODE), fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
+    const buf = Buffer.alloc(16);
+    const text = buf.subarray(0, readSync(fd, buf, 0, buf.length, 0)).toString('utf8').trim();
     return /^\d+$/.test(text) ? Number(text) : undefined;
   } catch {
     return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
+}
+
+/** Why a task ended, when its cgroup tells more than its code: the kernel's OOM killer. */
+function exitDetail(r: TaskRecord): ExitDetail | undefined {
+  if (!r.cgroups || oomKills(r.cgroups) === 0) return undefined;
+  const mib = r.limits?.memoryBytes !== undefined ? ` of ${Math.round(r.limits.memoryBytes / (1024 * 1024))} MiB` : '';
+  return { reason: 'OOMKilled', message: `out of memory: the kernel's OOM killer ended a process of the task, which reached its memory limit${mib}` };
 }
 
 async function subdirs(dir: string): Promise<string[]> {
@@ -721,4 +990,53 @@ function refOf(r: TaskRecord): RuntimeTaskRef {
 /** Namespace and name become path segments: never `..`, never a `/` (logs and exec come from HTTP). */
 function safeRef(ref: { namespace: string; name: string }): boolean {
   return SAFE_SEGMENT.test(ref.namespace) && SAFE_SEGMENT.test(ref.name);
+}
+
+// ---- users --------------------------------------------------------------------------------
+
+/** Who a task runs as; `switch`: the agent changes to that user when it spawns the task. */
+interface Who {
+  identity: TaskIdentity;
+  switch: boolean;
+}
+
+function agentIdentity(): TaskIdentity {
+  const uid = process.getuid?.() ?? 0;
+  let name = String(uid);
+  try {
+    name = userInfo().username;
+  } catch {
+    // no passwd entry for the agent's uid
+  }
+  return { uid, gid: process.getgid?.() ?? uid, name };
+}
+
+/** A user by name or uid, through NSS (`getent passwd`), else /etc/passwd. */
+function lookupUser(nameOrUid: string): PasswdEntry | undefined {
+  try {
+    return parsePasswdLine(execFileSync('getent', ['passwd', nameOrUid], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 5000 }));
+  } catch {
+    try {
+      const lines = readFileSync('/etc/passwd', 'utf8').split('\n').map(parsePasswdLine);
+      return lines.find((e) => e !== undefined && (e.name === nameOrUid || String(e.uid) === nameOrUid));
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+function pick(st: Stats): { uid: number; gid: number; mode: number } {
+  return { uid: st.uid, gid: st.gid, mode: st.mode };
+}
+
+function blockedText(d: { path: string; uid: number; mode: number }): string {
+  return `${d.path} (owner uid ${d.uid}, mode ${(d.mode & 0o7777).toString(8).padStart(4, '0')}) does not let it through: chmod o+x ${d.path}, or use a --data-dir whose parent directories do`;
+}
+
+function realpathOr(p: string): string {
+  try {
+    return realpathSync(p);
+  } catch {
+    return path.resolve(p);
+  }
 }

@@ -27,6 +27,17 @@ export interface RuntimeTaskRef {
   uid: string;
 }
 
+/** Why a task ended, when the runtime knows more than its exit code (Docker's OOMKilled). */
+export interface ExitDetail {
+  /** A constant for TaskStatus.reason: `OOMKilled`. */
+  reason: string;
+  /** One sentence for TaskStatus.message. */
+  message: string;
+}
+
+/** Called once when a task ends by itself: its exit code, and why when the runtime knows. */
+export type ExitHandler = (code: number, detail?: ExitDetail) => void;
+
 /** Runs tasks on this machine. Implementations must not throw from onExit or from timers. */
 export interface Runtime {
   /** `hollow`, `docker`, `process`. */
@@ -35,7 +46,7 @@ export interface Runtime {
    * Starts a task; resolves once it runs (or rejects when it cannot start). `onExit` is called
    * once if the task ends by itself, never after stop().
    */
-  start(task: RuntimeTask, onExit: (code: number) => void): Promise<StartedTask>;
+  start(task: RuntimeTask, onExit: ExitHandler): Promise<StartedTask>;
   /** Stops a task: a graceful signal, then a kill after `graceSeconds`. Stopping an unknown task does nothing. */
   stop(namespace: string, name: string, graceSeconds: number): Promise<void>;
   /** Every task this runtime runs now, including ones started before the agent restarted. */
@@ -44,7 +55,7 @@ export interface Runtime {
    * Attaches exit detection to a task started by an earlier agent process: true when the runtime
    * knows the task (running, or ended while no agent watched: its exit comes through onExit).
    */
-  adopt?(ref: RuntimeTaskRef, onExit: (code: number) => void): Promise<boolean>;
+  adopt?(ref: RuntimeTaskRef, onExit: ExitHandler): Promise<boolean>;
   /** The task's output: the last `tail` lines, and with `follow` what comes after. */
   logs?(namespace: string, name: string, o: LogOptions): NodeJS.ReadableStream | Promise<NodeJS.ReadableStream>;
   /** Runs a command in the task's context (COMMAND health checks). */

@@ -55,7 +55,13 @@ function exits(): { codes: number[]; onExit: (code: number) => void } {
   return { codes, onExit: (code) => codes.push(code) };
 }
 
+/** The task's own dir (its cwd and HOME). */
 async function workDir(rt: ProcessRuntime, t: RuntimeTask): Promise<string> {
+  return (await rt.inspect(t.namespace, t.name))!.workDir;
+}
+
+/** The agent's dir of the task (task.json, stdout, stderr), which holds its work dir. */
+async function recordDir(rt: ProcessRuntime, t: RuntimeTask): Promise<string> {
   return (await rt.inspect(t.namespace, t.name))!.dir;
 }
 
@@ -101,17 +107,19 @@ describe('ProcessRuntime', () => {
       expect(pid).toBeGreaterThan(1);
       await until('exit', async () => e.codes.length > 0);
       const dir = await workDir(rt, t);
-      expect(dir).toBe(path.join(dataDir, 'tasks', 'default', `${t.name}-${t.uid.slice(0, 8)}`));
+      const records = await recordDir(rt, t);
+      expect(records).toBe(path.join(dataDir, 'tasks', 'default', `${t.name}-${t.uid.slice(0, 8)}`));
+      expect(dir).toBe(path.join(records, 'work'));
       const env = Object.fromEntries((await fs.readFile(path.join(dir, 'env.out'), 'utf8')).trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
       expect(env).toMatchObject({ PORT0: '31234', PORT_HTTP: '31234', HOST: 'host-test', SHOAL_TASK_ID: t.name, SHOAL_APP_ID: 'web', GREETING: 'hi', HOME: dir });
       expect(env.PATH).toBe('/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin');
       expect(env.SHOAL_TEST_SECRET).toBeUndefined();
-      const allowed = ['PORT0', 'PORT_HTTP', 'PORT', 'PORTS', 'HOST', 'SHOAL_NODE', 'SHOAL_NAMESPACE', 'SHOAL_TASK_ID', 'SHOAL_APP_ID', 'GREETING', 'HOME', 'PATH', 'PWD'];
+      const allowed = ['PORT0', 'PORT_HTTP', 'PORT', 'PORTS', 'HOST', 'SHOAL_NODE', 'SHOAL_NAMESPACE', 'SHOAL_TASK_ID', 'SHOAL_APP_ID', 'GREETING', 'HOME', 'PATH', 'PWD', 'USER', 'LOGNAME'];
       expect(Object.keys(env).filter((k) => !allowed.includes(k))).toEqual([]);
       expect((await fs.readFile(path.join(dir, 'pwd.out'), 'utf8')).trim()).toBe(await fs.realpath(dir));
-      expect(await fs.readFile(path.join(dir, 'stdout'), 'utf8')).toBe('out\n');
-      expect(await fs.readFile(path.join(dir, 'stderr'), 'utf8')).toBe('err\n');
-      const record = JSON.parse(await fs.readFile(path.join(dir, 'task.json'), 'utf8'));
+      expect(await fs.readFile(path.join(records, 'stdout'), 'utf8')).toBe('out\n');
+      expect(await fs.readFile(path.join(records, 'stderr'), 'utf8')).toBe('err\n');
+      const record = JSON.parse(await fs.readFile(path.join(records, 'task.json'), 'utf8'));
       expect(record).toMatchObject({ namespace: 'default', name: t.name, uid: t.uid, pid });
     } finally {
       delete process.env.SHOAL_TEST_SECRET;
@@ -156,7 +164,7 @@ describe('ProcessRuntime', () => {
     expect(Date.now() - begun).toBeLessThan(2000); // TERM sufficed: no wait for the grace period
     expect(alive(pid)).toBe(false);
     expect(alive(childPid)).toBe(false);
-    expect(await fs.readFile(path.join(dir, 'stdout'), 'utf8')).toContain('got-term');
+    expect(await fs.readFile(path.join(await recordDir(rt, t), 'stdout'), 'utf8')).toContain('got-term');
     await sleep(200);
     expect(e.codes).toEqual([]);
     await rt.stop(t.namespace, t.name, 5); // stopping again, or an unknown task, does nothing
@@ -232,7 +240,7 @@ describe('ProcessRuntime', () => {
     const rt = runtime();
     const live = task('sleep 100');
     const pid = await run(rt, live, () => undefined);
-    const liveDir = await workDir(rt, live);
+    const liveDir = await recordDir(rt, live);
     const record = JSON.parse(await fs.readFile(path.join(liveDir, 'task.json'), 'utf8'));
     // A stale dir whose pid now belongs to another process (this test's own, alive).
     const ghost = path.join(dataDir, 'tasks', 'default', 'ghost-abcdef12');
@@ -252,7 +260,7 @@ describe('ProcessRuntime', () => {
     const t = task('for i in 1 2 3 4 5; do echo line$i; done; echo err1 >&2; while [ ! -f go ]; do sleep 0.05; done; echo late; exit 0');
     await rt.start(t, e.onExit);
     const dir = await workDir(rt, t);
-    await until('output', async () => (await fs.readFile(path.join(dir, 'stderr'), 'utf8')).includes('err1'));
+    await until('output', async () => (await fs.readFile(path.join(await recordDir(rt, t), 'stderr'), 'utf8')).includes('err1'));
     expect(await readStream(rt.logs(t.namespace, t.name, { tail: 2, stream: 'stdout' }))).toBe('line4\nline5\n');
     expect(await readStream(rt.logs(t.namespace, t.name, { stream: 'stderr' }))).toBe('err1\n');
     expect(await readStream(rt.logs(t.namespace, t.name, { tail: 1 }))).toBe('line5\nerr1\n');
@@ -270,8 +278,7 @@ describe('ProcessRuntime', () => {
     const rt = runtime();
     const t = task('i=0; while true; do i=$((i+1)); echo "line $i"; done');
     await rt.start(t, () => undefined);
-    const dir = await workDir(rt, t);
-    await until('output', async () => (await fs.stat(path.join(dir, 'stdout'))).size > 0);
+    await until('output', async () => (await fs.stat(path.join(await recordDir(rt, t), 'stdout'))).size > 0);
     for (let n = 0; n < 20; n++) expect(await readStream(rt.logs(t.namespace, t.name, { tail: 1, stream: 'stdout' }))).toMatch(/^line \d+\n$/);
     expect((await readStream(rt.logs(t.namespace, t.name, { tail: 3, stream: 'stdout' }))).split('\n')).toHaveLength(4);
   });
