@@ -16,7 +16,10 @@ const opts = new Command('shoal-apiserver')
   .option('--etcd-prefix <prefix>', 'etcd key prefix', '/shoal')
   .option('--listen <host>', 'address to listen on', '127.0.0.1')
   .addOption(new Option('--port <port>', 'port to listen on').default(7070).argParser(integer(0, 65535)))
-  .addOption(new Option('--max-inflight <n>', 'non-watch requests served at once before 429').default(100).argParser(integer(1)))
+  .addOption(new Option('--max-inflight <n>', 'non-watch requests served at once before 429 (each user gets a fair share when busy)').default(100).argParser(integer(1)))
+  .addOption(new Option('--max-watches <n>', 'open watches of this apiserver before 429').default(2000).argParser(integer(1)))
+  .addOption(new Option('--max-watches-per-user <n>', 'open watches of one user before 429').default(100).argParser(integer(1)))
+  .addOption(new Option('--request-body-timeout <seconds>', 'time to send a request body before 408').default(10).argParser(integer(1, 3600)))
   .parse()
   .opts();
 
@@ -31,6 +34,9 @@ async function main(): Promise<Daemon> {
     port: opts.port,
     host: opts.listen,
     maxInflight: opts.maxInflight,
+    maxWatches: opts.maxWatches,
+    maxWatchesPerUser: opts.maxWatchesPerUser,
+    requestBodyTimeoutMs: opts.requestBodyTimeout * 1000,
     processMetrics: true,
   });
   log.info({ etcd: opts.etcdEndpoints }, 'apiserver started');

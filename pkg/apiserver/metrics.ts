@@ -10,6 +10,7 @@ export class ApiMetrics {
   readonly requests: Counter<'verb' | 'resource' | 'code'>;
   readonly inflight: Gauge;
   readonly rejected: Counter;
+  readonly limited: Counter<'limit'>;
   readonly watches: Gauge;
   readonly etcdDuration: Histogram<'operation'>;
 
@@ -29,7 +30,13 @@ export class ApiMetrics {
       registers: [registry],
     });
     this.inflight = new Gauge({ name: 'shoal_apiserver_inflight_requests', help: 'Non-watch requests being served.', registers: [registry] });
-    this.rejected = new Counter({ name: 'shoal_apiserver_rejected_requests_total', help: 'Requests answered 429 because --max-inflight requests were being served.', registers: [registry] });
+    this.rejected = new Counter({ name: 'shoal_apiserver_rejected_requests_total', help: 'Requests answered 429 for want of an in-flight slot (--max-inflight, or the user\'s fair share of it).', registers: [registry] });
+    this.limited = new Counter({
+      name: 'shoal_apiserver_limited_requests_total',
+      help: 'Requests refused by a fairness limit: max-inflight, inflight-fair-share, request-bodies-per-user, max-watches, max-watches-per-user (429), request-body-timeout (408).',
+      labelNames: ['limit'],
+      registers: [registry],
+    });
     this.watches = new Gauge({ name: 'shoal_apiserver_watches', help: 'Open watch streams.', registers: [registry] });
     this.etcdDuration = new Histogram({
       name: 'shoal_etcd_request_duration_seconds',

@@ -7,14 +7,17 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import * as http from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { KINDS, kindByPlural, type KindInfo, type Verb } from '../api/kinds';
+import { API_VERSION, KINDS, kindByPlural, type KindInfo, type Verb } from '../api/kinds';
 import { parseSelector, SelectorError } from '../api/labels';
 import { compileValidators, type ShoalObject } from '../api/validation';
 import { DEFAULT_PREFIX, kindPrefix } from '../store/objects';
 import type { Store } from '../store/types';
+import type { Task } from '../api/types.generated';
 import { createLogger, type Logger } from '../util/log';
 import { AuthenticationError, authorize, type TokenAuthenticator, type User } from './auth';
+import { allocationsByNode, emptyAllocation, type NodeAllocation } from './allocation';
 import { ApiError } from './errors';
+import { decideInflight, decideWatch, defaultHeadroom, UserCounts, type Decision } from './fairness';
 import { ApiMetrics } from './metrics';
 import { MAX_IDEMPOTENCY_KEY, Registry, type Now, type ObjectRef } from './registry';
 import { serveWatch } from './watch';
@@ -34,8 +37,19 @@ export interface ApiServerOptions {
    * @default 100
    */
   maxInflight?: number;
-  /** Open watch streams before answering 429. @default 2000 */
+  /** Open watch streams of the whole server before answering 429. @default 2000 */
   maxWatches?: number;
+  /** Open watch streams of one user before answering that user 429. @default 100 */
+  maxWatchesPerUser?: number;
+  /**
+   * Time a client has to send its whole request body once its headers arrived; then 408 and the
+   * connection is closed. The body is read before an in-flight slot is taken. @default 10000
+   */
+  requestBodyTimeoutMs?: number;
+  /** Time a client has to send its request headers (Node's headersTimeout). @default 20000 */
+  headersTimeoutMs?: number;
+  /** Output a watch client may leave unread (after the initial list) before it is disconnected. @default 1 MiB */
+  maxWatchBufferBytes?: number;
   /** Largest request body. @default 1 MiB */
   bodyLimitBytes?: number;
   /** Quiet time before a watch stream gets a BOOKMARK line. @default 15000 */
@@ -68,12 +82,20 @@ export class ApiServer {
   private readonly registry: Registry;
   private readonly log: Logger;
   private readonly o: Required<Omit<ApiServerOptions, 'logger' | 'metrics' | 'now' | 'agentToken'>> & Pick<ApiServerOptions, 'agentToken'>;
-  private inflight = 0;
-  private watches = 0;
+  /** Non-long-running requests being served (their bodies read), per user. */
+  private readonly inflight = new UserCounts();
+  /** Requests whose bodies are being received, per user. */
+  private readonly bodyReads = new UserCounts();
+  private readonly watches = new UserCounts();
+  private readonly json: express.RequestHandler;
   private server?: Server;
 
   constructor(opts: ApiServerOptions) {
-    this.o = { prefix: DEFAULT_PREFIX, maxInflight: 100, maxWatches: 2000, bodyLimitBytes: 1 << 20, bookmarkMs: 15000, ...opts };
+    this.o = {
+      prefix: DEFAULT_PREFIX, maxInflight: 100, maxWatches: 2000, maxWatchesPerUser: 100, bodyLimitBytes: 1 << 20, bookmarkMs: 15000,
+      requestBodyTimeoutMs: 10_000, headersTimeoutMs: 20_000, maxWatchBufferBytes: 1 << 20, ...opts,
+    };
+    this.json = express.json({ limit: this.o.bodyLimitBytes, type: JSON_TYPES, strict: true });
     this.log = opts.logger ?? createLogger('apiserver');
     this.metrics = opts.metrics ?? new ApiMetrics();
     this.registry = new Registry(opts.store, this.o.prefix, opts.now);
@@ -86,15 +108,28 @@ export class ApiServer {
     // A deep accept queue (the kernel caps it at net.core.somaxconn): under a burst of new
     // connections Node's default of 511 overflows, the kernel drops SYNs, and clients retry only
     // after 1, 3, 7 s — timing out instead of reading the 429 the server would have answered.
-    const server = http.createServer((req, res) => this.shed(req, res) || this.app(req, res)).listen({ port, host, backlog: 4096 });
+    const server = http.createServer(this.timeouts(), (req, res) => this.shed(req, res) || this.app(req, res)).listen({ port, host, backlog: 4096 });
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('listening', resolve);
       server.once('error', reject);
     });
-    server.requestTimeout = 0; // watches are long-lived
-    server.headersTimeout = 30_000;
     return (server.address() as AddressInfo).port;
+  }
+
+  /**
+   * Node's own limits on receiving a request. requestTimeout covers receiving the request only
+   * (not the response), so watches and followed logs, whose requests are complete at once, are not
+   * cut by it; it backs up the body deadline of readBody (which runs only once express has the
+   * request). Node checks them every connectionsCheckingInterval.
+   */
+  private timeouts(): http.ServerOptions {
+    const headersTimeout = this.o.headersTimeoutMs;
+    return {
+      headersTimeout,
+      requestTimeout: headersTimeout + this.o.requestBodyTimeoutMs + 1000,
+      connectionsCheckingInterval: Math.min(5000, Math.max(50, Math.floor(headersTimeout / 4))),
+    };
   }
 
   /** Stops accepting connections and ends open ones (watch streams included). */
@@ -118,9 +153,14 @@ export class ApiServer {
     app.get('/metrics', (_req, res, next) => {
       this.metrics.registry.metrics().then((text) => res.type(this.metrics.registry.contentType).send(text), next);
     });
+    // Order matters: authenticate on the headers, read the body under a deadline, and only then
+    // take an in-flight slot, so a client that never finishes its body holds no slot.
     app.use('/api', (req, res, next) => this.admitRequest(req, res, next));
-    app.use('/api', express.json({ limit: this.o.bodyLimitBytes, type: JSON_TYPES, strict: true }));
+    app.use('/api', (req, res, next) => this.readBody(req, res, next));
+    app.use('/api', (req, res, next) => this.takeSlot(req, res, next));
     const h = (fn: (req: Request, res: Response) => Promise<void>) => (req: Request, res: Response, next: NextFunction) => fn(req, res).catch(next);
+    app.all('/api/v1/nodeallocations', h((req, res) => this.nodeAllocations(req, res, undefined)));
+    app.all('/api/v1/nodeallocations/:name', h((req, res) => this.nodeAllocations(req, res, (req.params as { name: string }).name)));
     app.get('/api/v1/namespaces/:ns/tasks/:name/log', h((req, res) => this.taskLog(req, res, this.target(req, true, 'tasks'))));
     app.all('/api/v1/namespaces/:ns/apps/:name/revisions', h((req, res) => this.appRevisions(req, res, this.target(req, true, 'apps'))));
     app.all('/api/v1/namespaces/:ns/jobs/:name/run', h((req, res) => this.runJob(req, res, this.target(req, true, 'jobs'))));
@@ -151,34 +191,25 @@ export class ApiServer {
   }
 
   /**
-   * Overload protection ahead of express: while --max-inflight requests are being served, any
+   * Overload protection ahead of express: while every one of --max-inflight slots is taken, any
    * other API request (watches and followed logs excepted) gets its 429 here, for a few
    * microseconds of CPU instead of express's routing, error handling and logging. Under a flood
-   * that difference decides whether excess requests are rejected or time out unread.
+   * that difference decides whether excess requests are rejected or time out unread. (Who gets a
+   * slot when some are free is decided per user, in takeSlot.)
    */
   private shed(req: http.IncomingMessage, res: http.ServerResponse): boolean {
-    if (this.inflight < this.o.maxInflight || !req.url?.startsWith('/api/') || isLongRunning(req.method, req.url)) return false;
+    if (this.inflight.total < this.o.maxInflight || !req.url?.startsWith('/api/') || isLongRunning(req.method, req.url)) return false;
     this.metrics.rejected.inc();
+    this.metrics.limited.inc({ limit: 'max-inflight' });
     this.metrics.requests.inc({ verb: req.method?.toLowerCase() ?? 'other', resource: 'other', code: '429' });
-    const body = JSON.stringify(new ApiError('TooManyRequests', `too many requests in flight (${this.inflight}); retry after 1 second`, { retryAfterSeconds: 1 }).toStatus());
+    const body = JSON.stringify(new ApiError('TooManyRequests', `too many requests in flight (${this.inflight.total}, --max-inflight=${this.o.maxInflight}); retry after 1 second`, { retryAfterSeconds: 1 }).toStatus());
     res.writeHead(429, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body), 'Retry-After': '1' });
     res.end(body);
     return true;
   }
 
-  /** In-flight accounting, then authentication; before any body is read. */
+  /** Authentication and header checks; before any body is read. */
   private admitRequest(req: Request, res: Response, next: NextFunction): void {
-    if (!isLongRunning(req.method, req.originalUrl)) {
-      this.inflight++;
-      this.metrics.inflight.set(this.inflight);
-      let done = false;
-      res.once('close', () => {
-        if (done) return;
-        done = true;
-        this.inflight--;
-        this.metrics.inflight.set(this.inflight);
-      });
-    }
     try {
       (res.locals.shoal as Locals).user = this.o.authenticator.authenticate(req.get('authorization'));
     } catch (err) {
@@ -192,6 +223,72 @@ export class ApiServer {
       throw new ApiError('UnsupportedMediaType', `Content-Type must be ${JSON_TYPES.join(' or ')}, not ${req.get('content-type') ?? 'none'}`);
     }
     next();
+  }
+
+  /**
+   * Reads a JSON body under the --request-body-timeout deadline, without holding an in-flight
+   * slot. A client still sending when it passes gets 408 and its connection is closed (Node reads
+   * and drops the rest). A user may have at most --max-inflight bodies arriving at once, so one
+   * user's stalled uploads (up to the body limit each) cannot grow the process without bound.
+   */
+  private readBody(req: Request, res: Response, next: NextFunction): void {
+    if (!hasBody(req)) {
+      void this.json(req, res, next);
+      return;
+    }
+    const user = (res.locals.shoal as Locals).user!.name;
+    if (this.bodyReads.usage(user).mine >= this.o.maxInflight) {
+      this.refuse(1, { admit: false, limit: 'request-bodies-per-user', message: `user "${user}" has ${this.o.maxInflight} request bodies arriving at once (as many as --max-inflight); retry after 1 second` });
+    }
+    const release = this.bodyReads.take(user);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      release();
+      this.metrics.limited.inc({ limit: 'request-body-timeout' });
+      const seconds = this.o.requestBodyTimeoutMs / 1000;
+      res.set('Connection', 'close');
+      res.status(408).json({
+        kind: 'Status', apiVersion: API_VERSION, status: 'Failure', code: 408, reason: 'RequestTimeout',
+        message: `the request body did not arrive within ${seconds} seconds (--request-body-timeout); the connection is closed`,
+      });
+    }, this.o.requestBodyTimeoutMs);
+    res.once('close', () => {
+      clearTimeout(timer);
+      release();
+    });
+    void this.json(req, res, (err?: unknown) => {
+      clearTimeout(timer);
+      release();
+      if (!timedOut) next(err);
+    });
+  }
+
+  /**
+   * Takes an in-flight slot for the user once its body is read, as the fairness rules allow
+   * (fairness.ts: decideInflight), and gives it back when the response ends.
+   */
+  private takeSlot(req: Request, res: Response, next: NextFunction): void {
+    if (isLongRunning(req.method, req.originalUrl)) return next();
+    const user = (res.locals.shoal as Locals).user!.name;
+    const decision = decideInflight(user, this.inflight.usage(user), { capacity: this.o.maxInflight, headroom: defaultHeadroom(this.o.maxInflight) });
+    if (!decision.admit) {
+      this.metrics.rejected.inc();
+      this.refuse(1, decision);
+    }
+    const release = this.inflight.take(user);
+    this.metrics.inflight.set(this.inflight.total);
+    res.once('close', () => {
+      release();
+      this.metrics.inflight.set(this.inflight.total);
+    });
+    next();
+  }
+
+  /** Answers 429 for a limit (counted by limit in shoal_apiserver_limited_requests_total). */
+  private refuse(retryAfterSeconds: number, d: Decision & { admit: false }): never {
+    this.metrics.limited.inc({ limit: d.limit });
+    throw new ApiError('TooManyRequests', d.message, { retryAfterSeconds });
   }
 
   private target(req: Request, namespacedPath: boolean, fixedPlural?: string): Target {
@@ -326,6 +423,41 @@ export class ApiServer {
     await proxyLog(req, res, { address, path, token: this.o.agentToken, what: `agent of node "${nodeName}" at ${address}` });
   }
 
+  /**
+   * GET /api/v1/nodeallocations[/{node}]: what live tasks hold on each node (allocation.ts says
+   * why this is a server-side sum). Authorized as reading nodes: any authenticated user.
+   */
+  private async nodeAllocations(req: Request, res: Response, name: string | undefined): Promise<void> {
+    if (req.method !== 'GET') throw new ApiError('MethodNotAllowed', `${req.method} is not allowed on nodeallocations: they are computed from tasks`);
+    const nodes = kindByPlural('nodes')!;
+    const l = res.locals.shoal as Locals;
+    l.verb = name === undefined ? 'list' : 'get';
+    l.resource = 'nodeallocations';
+    authorize(l.user!, l.verb, nodes, undefined);
+    if (name !== undefined) {
+      if (name.length > 63 || !NAME.test(name)) throw new ApiError('BadRequest', `invalid name "${name}" in the path: must be a DNS-1123 label`);
+      await this.registry.get({ kind: nodes, namespace: undefined, name }); // 404 for a node that does not exist
+    }
+    const { items, resourceVersion } = await this.readAllocations();
+    if (name !== undefined) {
+      res.json(items.find((a) => a.metadata.name === name) ?? emptyAllocation(name, resourceVersion));
+      return;
+    }
+    res.json({ apiVersion: API_VERSION, kind: 'NodeAllocationList', metadata: { resourceVersion }, items });
+  }
+
+  private allocationsRead?: Promise<{ items: NodeAllocation[]; resourceVersion: string }>;
+
+  /** All tasks read once and summed per node; requests arriving while a read runs share it. */
+  private readAllocations(): Promise<{ items: NodeAllocation[]; resourceVersion: string }> {
+    this.allocationsRead ??= this.registry.list(kindByPlural('tasks')!, undefined, parseSelector(undefined))
+      .then((list) => ({ items: allocationsByNode(list.items as Task[], list.resourceVersion), resourceVersion: list.resourceVersion }))
+      .finally(() => {
+        this.allocationsRead = undefined;
+      });
+    return this.allocationsRead;
+  }
+
   private body(req: Request): unknown {
     if (req.body === undefined) throw new ApiError('BadRequest', 'request body is empty');
     return req.body;
@@ -335,10 +467,17 @@ export class ApiServer {
     const rvText = str(req.query.resourceVersion);
     const rv = rvText === undefined || rvText === '' ? undefined : Number(rvText);
     if (rv !== undefined && (!Number.isSafeInteger(rv) || rv < 0)) throw new ApiError('BadRequest', `resourceVersion "${rvText}" is not a revision number`);
-    if (this.watches >= this.o.maxWatches) {
-      res.set('Retry-After', '5');
-      throw new ApiError('TooManyRequests', `too many open watches (${this.watches}); retry later`, { retryAfterSeconds: 5 });
-    }
+    const user = (res.locals.shoal as Locals).user!.name;
+    const decision = decideWatch(user, this.watches.usage(user), { maxWatches: this.o.maxWatches, maxWatchesPerUser: this.o.maxWatchesPerUser });
+    if (!decision.admit) this.refuse(5, decision);
+    // Counted from now (not from the first byte), so a burst of opens cannot pass the check together.
+    const taken = this.watches.take(user);
+    const release = () => {
+      taken();
+      this.metrics.watches.set(this.watches.total);
+    };
+    this.metrics.watches.set(this.watches.total);
+    res.once('close', release);
     const start = process.hrtime.bigint();
     await serveWatch(req, res, {
       store: this.o.store,
@@ -348,18 +487,16 @@ export class ApiServer {
       resourceVersion: rv,
       logger: this.log,
       bookmarkMs: this.o.bookmarkMs,
-      maxBufferedBytes: 16 << 20,
+      maxBufferedBytes: this.o.maxWatchBufferBytes,
       onOpen: () => {
-        this.watches++;
-        this.metrics.watches.set(this.watches);
         const labels = { verb: 'watch', resource: t.kind.plural, code: '200' };
         this.metrics.requestDuration.observe(labels, Number(process.hrtime.bigint() - start) / 1e9);
         this.metrics.requests.inc(labels);
       },
-      onClose: () => {
-        this.watches--;
-        this.metrics.watches.set(this.watches);
-      },
+      onClose: release,
+    }).catch((err: unknown) => {
+      release();
+      throw err;
     });
   }
 

@@ -24,6 +24,12 @@ export interface StartApiServerOptions {
   host?: string;
   /** Non-watch requests served at once before 429. @default 100 */
   maxInflight?: number;
+  /** Open watches of the whole server before 429. @default 2000 */
+  maxWatches?: number;
+  /** Open watches of one user before 429. @default 100 */
+  maxWatchesPerUser?: number;
+  /** Time to send a request body before 408. @default 10000 */
+  requestBodyTimeoutMs?: number;
   /** Also export process metrics (CPU, memory, GC, event-loop lag) on /metrics. @default false */
   processMetrics?: boolean;
 }
@@ -54,6 +60,9 @@ export async function startApiServer(o: StartApiServerOptions): Promise<ApiServe
     store, authenticator: o.authenticator, logger: o.logger, metrics,
     ...(o.prefix !== undefined && { prefix: o.prefix }),
     ...(o.maxInflight !== undefined && { maxInflight: o.maxInflight }),
+    ...(o.maxWatches !== undefined && { maxWatches: o.maxWatches }),
+    ...(o.maxWatchesPerUser !== undefined && { maxWatchesPerUser: o.maxWatchesPerUser }),
+    ...(o.requestBodyTimeoutMs !== undefined && { requestBodyTimeoutMs: o.requestBodyTimeoutMs }),
     ...(o.agentToken !== undefined && { agentToken: o.agentToken }),
   });
   const host = o.host ?? '127.0.0.1';

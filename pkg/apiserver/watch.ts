@@ -25,14 +25,37 @@ export interface WatchStreamOptions {
   logger: Logger;
   /** Quiet time after which a BOOKMARK line is sent. */
   bookmarkMs: number;
-  /** A client that lets this much output pile up is disconnected. */
+  /** A client that lets this much output pile up (after the initial burst) is disconnected. */
   maxBufferedBytes: number;
+  /** Called once the stream's headers are sent. */
   onOpen(): void;
+  /** Called once when an opened stream ends (never without onOpen before it). */
   onClose(): void;
 }
 
-/** Streams a watch to `res` until the client goes away or the watch fails. */
-export async function serveWatch(req: Request, res: Response, o: WatchStreamOptions): Promise<void> {
+/**
+ * Streams a watch to `res` until the client goes away or the watch fails. Memory per stream is
+ * bounded: the initial ADDED burst is written, then the etcd watch starts (from the list's
+ * revision, so nothing is missed) only once the client has read it down to `maxBufferedBytes`;
+ * after that a client that lets more than `maxBufferedBytes` pile up is disconnected.
+ */
+export async function serveWatch(_req: Request, res: Response, o: WatchStreamOptions): Promise<void> {
+  let closed = false;
+  let opened = false;
+  let watch: Watch | undefined;
+  let bookmarks: NodeJS.Timeout | undefined;
+  const close = () => {
+    if (closed) return;
+    closed = true;
+    clearInterval(bookmarks);
+    void watch?.cancel();
+    if (opened) o.onClose();
+    res.end();
+  };
+  // Registered before the first await: a client that leaves during the initial list must not
+  // leave an etcd watch (and its count) behind.
+  res.once('close', close);
+
   let revision = o.resourceVersion ?? 0;
   const initial: ShoalObject[] = [];
   if (!revision) {
@@ -40,38 +63,34 @@ export async function serveWatch(req: Request, res: Response, o: WatchStreamOpti
     revision = list.revision;
     for (const kv of list.items) initial.push(decodeKeyValue(kv));
   }
+  if (closed || res.destroyed) return;
 
   res.status(200).set({ 'Content-Type': 'application/x-ndjson', 'Cache-Control': 'no-cache', 'X-Accel-Buffering': 'no' });
   res.flushHeaders();
+  opened = true;
   o.onOpen();
 
-  let closed = false;
-  let watch: Watch | undefined;
   let lastSend = Date.now();
-  const close = () => {
-    if (closed) return;
-    closed = true;
-    clearInterval(bookmarks);
-    void watch?.cancel();
-    o.onClose();
-    res.end();
-  };
+  let live = false;
   const send = (type: WatchEventType, object: unknown) => {
     if (closed) return;
     res.write(JSON.stringify({ type, object }) + '\n');
     lastSend = Date.now();
-    if (res.writableLength > o.maxBufferedBytes) {
-      o.logger.warn({ buffered: res.writableLength }, 'watch client too slow; closing its stream');
+    if (live && res.writableLength > o.maxBufferedBytes) {
+      o.logger.warn({ buffered: res.writableLength, limit: o.maxBufferedBytes }, 'watch client too slow; closing its stream');
       close();
     }
   };
-  const bookmarks = setInterval(() => {
+  bookmarks = setInterval(() => {
     if (Date.now() - lastSend >= o.bookmarkMs) send('BOOKMARK', { metadata: { resourceVersion: String(revision) } });
   }, Math.max(50, Math.floor(o.bookmarkMs / 2)));
-  req.on('close', close);
 
   const wanted = (obj: ShoalObject | undefined) => !!obj && (o.name === undefined || obj.metadata.name === o.name) && matchesSelector(o.selector, obj.metadata.labels);
   for (const obj of initial) if (wanted(obj)) send('ADDED', obj);
+  initial.length = 0;
+  if (res.writableLength > o.maxBufferedBytes) await drained(res);
+  if (closed) return;
+  live = true;
 
   const onEvents = (events: WatchEvent[]) => {
     for (const ev of events) {
@@ -95,6 +114,19 @@ export async function serveWatch(req: Request, res: Response, o: WatchStreamOpti
     return;
   }
   if (closed) void watch.cancel();
+}
+
+/** Resolves when `res` has written out what it buffered, or is gone. */
+function drained(res: Response): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.once('drain', done);
+    res.once('close', done);
+  });
 }
 
 /**

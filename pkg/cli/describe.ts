@@ -10,6 +10,7 @@ import type {
   App, Condition, Constraint, Container, Event, Framework, HealthCheck, Job, JobRun, Node, ObjectMeta, PendingStatus, Port, ReadinessCheck, Resources, Task,
 } from '../api/types.generated';
 import type { ShoalObject } from '../api/validation';
+import type { NodeAllocation } from '../apiserver/allocation';
 import { isTerminal } from '../api/tasks';
 import {
   eventTime, formatMap, MESOS_TASK_ID_ANNOTATION, nodeStatus, relativeTime, runCompletions, runDuration, secondsDuration, taskPorts,
@@ -92,6 +93,8 @@ export interface DescribeExtras {
   runs?: JobRun[] | string;
   /** The cluster's nodes (a Framework's allocation shares), or why they could not be listed. */
   nodes?: Node[] | string;
+  /** What a Node's live tasks hold (the server's sum; absent: nothing), or why it could not be read. */
+  allocation?: NodeAllocation | string;
 }
 
 /** Recent runs `describe job` lists. */
@@ -106,7 +109,7 @@ export function describeObject(kind: KindInfo, obj: ShoalObject, events: Event[]
     case 'Job': describeJob(w, obj, now, extras.runs ?? []); break;
     case 'JobRun': describeJobRun(w, obj, now); break;
     case 'Task': describeTask(w, obj, now); break;
-    case 'Node': describeNode(w, obj, now); break;
+    case 'Node': describeNode(w, obj, now, extras.allocation); break;
     case 'Event': describeEvent(w, obj); break;
     case 'Framework': describeFramework(w, obj, now); break;
   }
@@ -434,7 +437,7 @@ function placement(p: NonNullable<Task['spec']['placement']>): string {
   return `${p.feasible ?? '?'} of ${p.offers ?? '?'} offered agent(s) could run it; ranked first by ${p.strategy ?? '?'}${r ? ` (groupLoad ${r.groupLoad}, appTasks ${r.appTasks}, free ${r.free})` : ''}`;
 }
 
-function describeNode(w: DescribeWriter, node: Node, now: number): void {
+function describeNode(w: DescribeWriter, node: Node, now: number, allocation: NodeAllocation | string | undefined): void {
   const st = node.status ?? {};
   const cap = st.capacity;
   w.field('Status', nodeStatus(node)).field('Unschedulable', node.spec?.unschedulable ?? false);
@@ -445,7 +448,25 @@ function describeNode(w: DescribeWriter, node: Node, now: number): void {
   w.field('cpus', cap?.cpus, 2).field('mem', cap?.mem !== undefined ? `${cap.mem} MiB` : undefined, 2);
   w.field('disk', cap?.disk !== undefined ? `${cap.disk} MiB` : undefined, 2);
   w.field('ports', cap?.ports?.length ? cap.ports.map((r) => `${r[0]}-${r[1]}`).join(', ') : undefined, 2);
+  describeNodeAllocation(w, node, allocation);
   w.field('Attributes', formatMap(st.attributes, '\n').split('\n'));
+}
+
+/**
+ * Allocated: what the node's live tasks hold, as `kubectl describe node` shows (there from the
+ * pods on the node; here from the apiserver's sum, which any user who may read nodes may read).
+ */
+function describeNodeAllocation(w: DescribeWriter, node: Node, allocation: NodeAllocation | string | undefined): void {
+  if (typeof allocation === 'string') {
+    w.field('Allocated', allocation);
+    return;
+  }
+  const a = allocation?.allocated ?? { cpus: 0, mem: 0, disk: 0, ports: [] };
+  const cap = node.status?.capacity;
+  const of = (used: number, total: number | undefined, unit = '') => `${round(used)}${unit}${total ? ` (${Math.round((used / total) * 100)}% of ${total}${unit})` : ''}`;
+  w.section(`Allocated (${allocation?.tasks ?? 0} live task(s))`);
+  w.field('cpus', of(a.cpus, cap?.cpus), 2).field('mem', of(a.mem, cap?.mem, ' MiB'), 2).field('disk', of(a.disk, cap?.disk, ' MiB'), 2);
+  w.field('ports', a.ports.length ? a.ports.join(', ') : NONE, 2);
 }
 
 /**

@@ -1,6 +1,7 @@
 /**
  * `shoal describe KIND [NAME]`: the object in words, with the events about it (listed in its
- * namespace, or in all namespaces for cluster-scoped kinds, and filtered here).
+ * namespace, or for cluster-scoped kinds in `default`, where components record them, and
+ * filtered here).
  */
 import type { Command } from 'commander';
 import { APP_LABEL } from '../../api/apps';
@@ -15,6 +16,7 @@ import { describeObject, eventIsAbout } from '../describe';
 import { ApiError, messageOf } from '../errors';
 import type { CliIO } from '../io';
 import { emptyListMessage, FRAMEWORK_TASK_LABEL } from '../printers';
+import { nodeAllocations } from './get';
 
 /** Events about `obj`, or why they could not be listed (describe still shows the object). */
 export async function eventsAbout(client: ResourceClient, kind: KindInfo, objs: ShoalObject[]): Promise<Map<ShoalObject, Event[] | string>> {
@@ -22,7 +24,9 @@ export async function eventsAbout(client: ResourceClient, kind: KindInfo, objs: 
   const result = new Map<ShoalObject, Event[] | string>();
   let events: Event[] | string;
   try {
-    const namespace = kind.namespaced ? objs[0]?.metadata.namespace : undefined;
+    // Events about nodes and frameworks are recorded in `default` (as Kubernetes does for nodes):
+    // reading them there needs no read access to every namespace.
+    const namespace = kind.namespaced ? objs[0]?.metadata.namespace : 'default';
     events = (await client.list(eventKind, namespace)).items as Event[];
   } catch (err) {
     if (!(err instanceof ApiError)) throw err;
@@ -44,9 +48,11 @@ export async function runDescribe(ctx: CommandContext, kind: KindInfo, name: str
     // A Framework is cluster-scoped: its tasks are listed in every namespace.
     : kind.kind === 'Framework' ? await labelled<Task>(client, 'tasks', FRAMEWORK_TASK_LABEL, objs) : new Map<ShoalObject, Task[] | string>();
   const nodes = kind.kind === 'Framework' ? await listNodes(client) : undefined;
+  const allocations = kind.kind === 'Node' ? await nodeAllocations(client) : undefined;
+  const allocationOf = (o: ShoalObject) => (typeof allocations === 'string' ? allocations : allocations?.find((a) => a.metadata.name === o.metadata.name));
   const runs = kind.kind === 'Job' ? await labelled<JobRun>(client, 'jobruns', JOB_LABEL, objs) : new Map<ShoalObject, JobRun[] | string>();
   const now = ctx.io.now();
-  ctx.out(objs.map((o) => describeObject(kind, o, events.get(o) ?? [], now, { tasks: tasks.get(o), runs: runs.get(o), nodes })).join('\n\n\n'));
+  ctx.out(objs.map((o) => describeObject(kind, o, events.get(o) ?? [], now, { tasks: tasks.get(o), runs: runs.get(o), nodes, allocation: allocationOf(o) })).join('\n\n\n'));
 }
 
 /**

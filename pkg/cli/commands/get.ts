@@ -6,9 +6,11 @@ import type { Command } from 'commander';
 import { lookupKind, type KindInfo } from '../../api/kinds';
 import type { ShoalObject } from '../../api/validation';
 import type { Task } from '../../api/types.generated';
+import { allocationsByNode, type NodeAllocation } from '../../apiserver/allocation';
+import type { ResourceClient } from '../client';
 import { parseKindArgs, parseOutput, type KindRef, type OutputFormat } from '../args';
 import { contextOf, type CommandContext } from '../context';
-import { CliError } from '../errors';
+import { ApiError, CliError, messageOf } from '../errors';
 import type { CliIO } from '../io';
 import {
   addTaskColumns, emptyListMessage, formatList, formatObject, isObjectFormat, sortForDisplay, tableHeader, tableNeedsTasks, tableRow, type TableOptions,
@@ -60,6 +62,33 @@ class ObjectStream {
   }
 }
 
+/**
+ * The server-side sums of what live tasks hold per node (`GET /api/v1/nodeallocations`, readable
+ * by anyone who may read nodes), not a list of every task, which needs task read in every
+ * namespace. Not a registered kind: it is computed, never written. An apiserver without it (404,
+ * older) falls back to summing the tasks this user can list across namespaces. Errors are
+ * returned as text for the caller to show instead of the allocation.
+ */
+export async function nodeAllocations(client: ResourceClient): Promise<NodeAllocation[] | string> {
+  try {
+    return (await client.list(NODE_ALLOCATIONS, undefined)).items as unknown as NodeAllocation[];
+  } catch (err) {
+    if (!(err instanceof ApiError)) throw err;
+    if (err.code !== 404) return `<unable to read allocation: ${messageOf(err)}>`;
+  }
+  try {
+    return allocationsByNode((await client.list(lookupKind('tasks')!, undefined)).items as Task[]);
+  } catch (err) {
+    if (!(err instanceof ApiError)) throw err;
+    return `<unable to read allocation: ${messageOf(err)}>`;
+  }
+}
+
+/** The computed `nodeallocations` resource, addressed like a cluster-scoped kind (not in KINDS: never written). */
+const NODE_ALLOCATIONS: KindInfo = {
+  kind: 'NodeAllocation', plural: 'nodeallocations', singular: 'nodeallocation', shortNames: [], namespaced: false, schema: '', verbs: ['get', 'list'],
+};
+
 function checkGetArgs(ref: KindRef, opts: GetOptions): void {
   if (ref.name && opts.allNamespaces && ref.kind.namespaced) {
     throw new CliError('a resource cannot be retrieved by name across all namespaces (drop -A)');
@@ -76,7 +105,11 @@ export async function runGet(ctx: CommandContext, ref: KindRef, opts: GetOptions
   const namespace = ctx.namespaceFor(kind, allNamespaces);
   const client = ctx.client();
   const table: TableOptions = { wide: format === 'wide', allNamespaces, now: ctx.io.now() };
-  if (tableNeedsTasks(kind) && !isObjectFormat(format)) {
+  if (kind.kind === 'Node' && !isObjectFormat(format)) {
+    const allocations = await nodeAllocations(client);
+    // A user who may not see them still gets the nodes, with ALLOCATED <none>.
+    if (typeof allocations !== 'string') table.allocated = new Map(allocations.map((a) => [a.metadata.name, a.allocated]));
+  } else if (tableNeedsTasks(kind) && !isObjectFormat(format)) {
     const tasks = await client.list(lookupKind('tasks')!, undefined);
     addTaskColumns(kind, table, tasks.items as Task[]);
   }
