@@ -36,7 +36,7 @@ export interface WatchStreamOptions {
 /**
  * Streams a watch to `res` until the client goes away or the watch fails. Memory per stream is
  * bounded: the initial ADDED burst is written, then the etcd watch starts (from the list's
- * revision, so nothing is missed) only once the client has read it down to `maxBufferedBytes`;
+ * revision, so nothing is missed) only once the client has read it (the response drained);
  * after that a client that lets more than `maxBufferedBytes` pile up is disconnected.
  */
 export async function serveWatch(_req: Request, res: Response, o: WatchStreamOptions): Promise<void> {
@@ -88,7 +88,9 @@ export async function serveWatch(_req: Request, res: Response, o: WatchStreamOpt
   const wanted = (obj: ShoalObject | undefined) => !!obj && (o.name === undefined || obj.metadata.name === o.name) && matchesSelector(o.selector, obj.metadata.labels);
   for (const obj of initial) if (wanted(obj)) send('ADDED', obj);
   initial.length = 0;
-  if (res.writableLength > o.maxBufferedBytes) await drained(res);
+  // A write refused (needs drain): wait until the socket took it all. Without that, what is left
+  // is below the socket's high-water mark and on its way to the kernel.
+  if (res.writableNeedDrain) await drained(res);
   if (closed) return;
   live = true;
 
@@ -116,7 +118,7 @@ export async function serveWatch(_req: Request, res: Response, o: WatchStreamOpt
   if (closed) void watch.cancel();
 }
 
-/** Resolves when `res` has written out what it buffered, or is gone. */
+/** Resolves when `res` has handed what it buffered to the kernel, or is gone. */
 function drained(res: Response): Promise<void> {
   return new Promise<void>((resolve) => {
     const done = () => {

@@ -179,6 +179,56 @@ describe('watches per user', () => {
     for (const w of [...mine, admins, again]) w.close();
   });
 
+  it('givesTheCountBackWhenTheClientLeavesDuringTheInitialList', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let watches = 0;
+    const slow = new Proxy(store, {
+      get(target, p) {
+        if (p === 'list') return async (key: string) => gate.then(() => target.list(key));
+        if (p === 'watch') return (...a: Parameters<Store['watch']>) => (watches++, target.watch(...a));
+        const v = (target as any)[p];
+        return typeof v === 'function' ? v.bind(target) : v;
+      },
+    }) as Store;
+    const port = await serve({ store: slow, maxWatchesPerUser: 1 });
+    const ctl = new AbortController();
+    const pending = fetch(`http://127.0.0.1:${port}${APPS}?watch=true`, { headers: { authorization: `Bearer ${TOKENS.viewer}` }, signal: ctl.signal }).catch(() => undefined);
+    await sleep(100);
+    ctl.abort();
+    await pending;
+    await sleep(100);
+    release();
+    await sleep(200);
+    expect(watches).toBe(0); // no etcd watch was left behind for the client that left
+    const again = await openWatch(port, TOKENS.viewer);
+    expect(again.status).toBe(200);
+    again.close();
+  });
+
+  it('sendsAnInitialListLargerThanTheBufferLimitToAReadingClient', async () => {
+    const port = await serve({ maxWatchBufferBytes: 2048 });
+    // 60 apps: more than the socket's 16 KiB high-water mark, so the server waits for a drain.
+    for (let i = 0; i < 60; i++) expect((await call(port, 'POST', '/api/v1/namespaces/burst/apps', TOKENS.admin, app(`b${i}`))).status).toBe(201);
+    const res = await fetch(`http://127.0.0.1:${port}/api/v1/namespaces/burst/apps?watch=true`, { headers: { authorization: `Bearer ${TOKENS.admin}` } });
+    const reader = res.body!.getReader();
+    let text = '';
+    while ((text.match(/"ADDED"/g) ?? []).length < 60) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error('the stream ended during the initial list');
+      text += Buffer.from(value).toString();
+    }
+    expect(text.length).toBeGreaterThan(16384);
+    // Still open and following changes.
+    expect((await call(port, 'POST', '/api/v1/namespaces/burst/apps', TOKENS.admin, app('later'))).status).toBe(201);
+    while (!text.includes('"name":"later"')) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error('the stream ended after the initial list');
+      text += Buffer.from(value).toString();
+    }
+    await reader.cancel();
+  });
+
   it('refusesOverTheServerCapWithItsOwnMessage', async () => {
     const port = await serve({ maxWatches: 2 });
     const a = await openWatch(port, TOKENS.admin);
