@@ -81,7 +81,7 @@ export interface ObjectMeta {
   finalizers?: string[];
 }
 /**
- * Key/value pairs used by label selectors. Keys: optional DNS prefix and '/', then at most 63 of [A-Za-z0-9_.-]; values: at most 63 of the same, or empty.
+ * Key/value pairs used by label selectors, at most 64 (an App or Job: 60). Keys: optional DNS prefix and '/', then at most 63 of [A-Za-z0-9_.-]; values: at most 63 of the same, or empty.
  *
  * This interface was referenced by `ShoalObjects`'s JSON-Schema
  * via the `definition` "Labels".
@@ -90,6 +90,8 @@ export interface Labels {
   [k: string]: string;
 }
 /**
+ * Annotations and agent attributes: at most 256 keys of at most 253 characters; values of at most 65,536 characters (annotations: 256 KiB in all, checked in admission).
+ *
  * This interface was referenced by `ShoalObjects`'s JSON-Schema
  * via the `definition` "StringMap".
  */
@@ -189,10 +191,14 @@ export interface Container {
   image: string;
   /**
    * Overrides the image's entrypoint.
+   *
+   * @maxItems 1024
    */
   command?: string[];
   /**
    * Arguments to the entrypoint.
+   *
+   * @maxItems 1024
    */
   args?: string[];
   env?: EnvMap;
@@ -202,7 +208,7 @@ export interface Container {
   user?: string;
 }
 /**
- * Environment variables, name to value.
+ * Environment variables, name to value: at most 1024, names of at most 256 characters, values of at most 65,536 (256 KiB in all, checked in admission).
  *
  * This interface was referenced by `ShoalObjects`'s JSON-Schema
  * via the `definition` "EnvMap".
@@ -274,6 +280,9 @@ export interface ReadinessCheck {
   portName?: Name;
   intervalSeconds: number;
   timeoutSeconds: number;
+  /**
+   * @maxItems 500
+   */
   httpStatusCodesForReady: number[];
   /**
    * Keep the last response (status, content type, body) in the task's status.readinessCheckResults.
@@ -825,8 +834,19 @@ export interface TaskSpec {
   container?: Container;
   env?: EnvMap;
   resources: Resources;
+  /**
+   * At most 1024 (a Mesos framework's task may take a range of ports; an App at most 64).
+   *
+   * @maxItems 1024
+   */
   ports: TaskPort[];
+  /**
+   * @maxItems 16
+   */
   healthChecks: HealthCheck[];
+  /**
+   * @maxItems 16
+   */
   readinessChecks: ReadinessCheck[];
   taskKillGracePeriodSeconds: number;
   unreachableStrategy?: UnreachableStrategy;
@@ -901,6 +921,9 @@ export interface TaskStatus {
    * @maxItems 16
    */
   readinessCheckResults?: ReadinessCheckResult[];
+  /**
+   * @maxItems 1024
+   */
   hostPorts?: number[];
   containerId?: string;
   pid?: number;

@@ -14,14 +14,19 @@ import taskSchema from '../../schemas/task.json';
 import nodeSchema from '../../schemas/node.json';
 import eventSchema from '../../schemas/event.json';
 import { API_VERSION, KINDS, type KindInfo } from './kinds';
+import { objectSizeCause, totalSizeCauses } from './limits';
 import { applyConditionalDefaults, semanticCauses } from './semantics';
 import type { FieldCause, ShoalObject } from './objects';
 
 export type { FieldCause, ShoalObject } from './objects';
 
+/**
+ * `tooLarge`: the object as a whole is over its encoded size limit (the apiserver answers 413;
+ * every other refusal is a 400 or 422).
+ */
 export type AdmitResult =
   | { ok: true; object: ShoalObject; kind: KindInfo }
-  | { ok: false; causes: FieldCause[]; kind?: KindInfo };
+  | { ok: false; causes: FieldCause[]; kind?: KindInfo; tooLarge?: boolean };
 
 /** Nesting deeper than this is refused before any other processing. */
 export const MAX_OBJECT_DEPTH = 32;
@@ -127,6 +132,12 @@ function causeOf(e: ErrorObject): FieldCause {
       return { field: at, message: FORMATS[String(p.format)]?.message ?? `must match format ${String(p.format)}` };
     case 'propertyNames':
       return { field: joinField(at, String(p.propertyName)), message: 'invalid key' };
+    case 'maxLength':
+      return { field: at, message: `is ${typeof e.data === 'string' ? [...e.data].length : '?'} characters long: at most ${String(p.limit)}` };
+    case 'maxItems':
+      return { field: at, message: `has ${Array.isArray(e.data) ? e.data.length : '?'} items: at most ${String(p.limit)}` };
+    case 'maxProperties':
+      return { field: at, message: `has ${e.data && typeof e.data === 'object' ? Object.keys(e.data).length : '?'} entries: at most ${String(p.limit)}` };
     default:
       return { field: at, message: e.message ?? 'is invalid' };
   }
@@ -194,6 +205,10 @@ export function admit(input: unknown): AdmitResult {
   const validate = validatorFor(kind.kind);
   if (!validate(object)) return { ok: false, causes: causesOf(validate.errors ?? []), kind };
   applyConditionalDefaults(object);
+  const totals = totalSizeCauses(object);
+  if (totals.length) return { ok: false, causes: totals, kind };
+  const size = objectSizeCause(object);
+  if (size) return { ok: false, causes: [size], kind, tooLarge: true };
   const semantic = semanticCauses(object, kind);
   if (semantic.length) return { ok: false, causes: semantic, kind };
   return { ok: true, object, kind };

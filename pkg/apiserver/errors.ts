@@ -5,7 +5,7 @@
 import { API_VERSION } from '../api/kinds';
 import type { FieldCause } from '../api/validation';
 import { formatCauses } from '../api/validation';
-import { AlreadyExistsError, CompactedError, ConflictError, NotFoundError, UnavailableError } from '../store/errors';
+import { AlreadyExistsError, asRequestTooLarge, CompactedError, ConflictError, NotFoundError, UnavailableError } from '../store/errors';
 
 export type StatusReason =
   | 'BadRequest' | 'Unauthorized' | 'Forbidden' | 'NotFound' | 'MethodNotAllowed' | 'AlreadyExists'
@@ -56,8 +56,22 @@ export function invalid(kind: string | undefined, name: string | undefined, caus
   return new ApiError(structural ? 'BadRequest' : 'Invalid', `${what} is invalid: ${formatCauses(causes)}`, { kind, name, causes });
 }
 
-/** Converts a typed store error into an ApiError; anything else is rethrown as is. */
+/** 413 naming the object (and the limit, in the causes): it is over its encoded size limit. */
+export function tooLarge(kind: string | undefined, name: string | undefined, causes: FieldCause[]): ApiError {
+  const what = kind ? `${kind}${name ? ` "${name}"` : ''}` : 'object';
+  return new ApiError('RequestEntityTooLarge', `${what} is too large: ${formatCauses(causes)}`, { kind, name, causes });
+}
+
+/**
+ * Converts a typed store error into an ApiError; anything else is rethrown as is. etcd refusing
+ * a request for its size is checked first (the store reports gRPC's RESOURCE_EXHAUSTED as
+ * unavailable): admission keeps objects well under etcd's limit, so this is the backstop.
+ */
 export function fromStoreError(err: unknown, kind: string, name: string): never {
+  const big = asRequestTooLarge(err);
+  if (big) {
+    throw new ApiError('RequestEntityTooLarge', `${kind.toLowerCase()}${name ? ` "${name}"` : ''} is too large for etcd (${big.message}); make it smaller`, { kind, name });
+  }
   if (err instanceof NotFoundError) throw new ApiError('NotFound', `${kind.toLowerCase()} "${name}" not found`, { kind, name });
   if (err instanceof AlreadyExistsError) throw new ApiError('AlreadyExists', `${kind.toLowerCase()} "${name}" already exists`, { kind, name });
   if (err instanceof ConflictError) {

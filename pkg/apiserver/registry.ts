@@ -13,7 +13,7 @@ import { matchesSelector, type Selector } from '../api/labels';
 import { AlreadyExistsError, ConflictError, NotFoundError } from '../store/errors';
 import { assignmentKey, decodeKeyValue, encodeObject, kindPrefix, objectKey, prefixEnd } from '../store/objects';
 import type { Store, TxnCompare, TxnOp } from '../store/types';
-import { ApiError, fromStoreError, invalid } from './errors';
+import { ApiError, fromStoreError, invalid, tooLarge } from './errors';
 import { jsonEqual } from '../util/json';
 import { mergePatch } from './merge-patch';
 
@@ -80,7 +80,10 @@ export class Registry {
       ? { ...b, metadata: { ...b.metadata, namespace: namespace ?? DEFAULT_NAMESPACE } }
       : body;
     const r = admit(withNs);
-    if (!r.ok) throw invalid(kind.kind, urlName ?? (typeof b?.metadata?.name === 'string' ? b.metadata.name : undefined), r.causes);
+    if (!r.ok) {
+      const name = urlName ?? (typeof b?.metadata?.name === 'string' ? b.metadata.name : undefined);
+      throw r.tooLarge ? tooLarge(kind.kind, name, r.causes) : invalid(kind.kind, name, r.causes);
+    }
     return r.object;
   }
 

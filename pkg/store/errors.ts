@@ -55,3 +55,34 @@ export class LeaseLostError extends StoreError {
     super(`lease ${leaseId} lost: ${reason}`);
   }
 }
+
+/**
+ * etcd refused a request for its size: over --max-request-bytes (INVALID_ARGUMENT "etcdserver:
+ * request is too large") or over its gRPC receive limit (RESOURCE_EXHAUSTED "received message
+ * larger than max"). Sending it again fails the same way.
+ */
+export class RequestTooLargeError extends StoreError {
+  constructor(message: string, cause?: unknown) {
+    super(message);
+    this.cause = cause;
+  }
+}
+
+/**
+ * By message, not by gRPC code: RESOURCE_EXHAUSTED also means "database space exceeded" and
+ * "too many requests", which are not the request's fault.
+ */
+const TOO_LARGE = /request is too large|message larger than max/i;
+
+/**
+ * The error as a RequestTooLargeError when it (or its cause) is etcd's or gRPC's "too large";
+ * otherwise undefined. The etcd store wraps foreign errors in StoreError or, for gRPC's
+ * RESOURCE_EXHAUSTED (which etcd3 counts as recoverable), UnavailableError: both are recognised.
+ */
+export function asRequestTooLarge(err: unknown): RequestTooLargeError | undefined {
+  if (err instanceof RequestTooLargeError) return err;
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
+    if (TOO_LARGE.test(e.message)) return new RequestTooLargeError(e.message, err);
+  }
+  return undefined;
+}
