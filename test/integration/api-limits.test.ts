@@ -51,10 +51,10 @@ const app = (name: string, spec: Record<string, unknown>, metadata: Record<strin
 const envOf = (count: number, size: number, p = 'V') => Object.fromEntries(Array.from({ length: count }, (_, i) => [`${p}${i}`, 'x'.repeat(size)]));
 
 /** The object with spec.cmd padded so that admission counts exactly `bytes` of it. */
-function sized<T extends { spec: { cmd: string } }>(obj: T, bytes: number): T {
-  const r = admit({ ...obj, metadata: { namespace: 'default', ...(obj as any).metadata } });
+function sized<T extends { metadata: object; spec: Record<string, unknown> }>(obj: T, bytes: number): T {
+  const r = admit({ ...obj, metadata: { namespace: 'default', ...obj.metadata } });
   if (!r.ok) throw new Error(JSON.stringify(r.causes));
-  return { ...obj, spec: { ...obj.spec, cmd: obj.spec.cmd + 'x'.repeat(bytes - countedObjectBytes(r.object)) } };
+  return { ...obj, spec: { ...obj.spec, cmd: String(obj.spec.cmd) + 'x'.repeat(bytes - countedObjectBytes(r.object)) } };
 }
 
 async function stored(plural: string, name: string): Promise<boolean> {
