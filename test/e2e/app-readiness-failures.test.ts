@@ -13,7 +13,7 @@
  * Needs `npm run build` (make test does it).
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -91,6 +91,7 @@ function applyFile(name: string, yaml: string): Promise<string> {
 beforeAll(async () => {
   if (!existsSync(SHOAL_MAIN)) throw new Error(`${SHOAL_MAIN} is missing: run \`npm run build\` (make test does)`);
   dir = mkdtempSync(join(tmpdir(), 'shoal-e2e-ready-'));
+  chmodSync(dir, 0o711); // agents' data dirs are inside: process tasks' users must get through
   const ports = await freePorts(2 + 2 * 9);
   const [apiPort, ePort] = ports;
   etcdPort = ePort!;

@@ -7,7 +7,7 @@
  * containers. Needs `npm run build` (make test does it).
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -73,6 +73,7 @@ function startAgent(name: string, args: string[]): void {
 beforeAll(async () => {
   if (!existsSync(SHOAL)) throw new Error(`${SHOAL} is missing: run \`npm run build\` (make test does)`);
   dir = mkdtempSync(join(tmpdir(), 'shoal-e2e-apps-'));
+  chmodSync(dir, 0o711); // agents' data dirs are inside: process tasks' users must get through
   const ports = await freePorts(2 + 3 + 3 * 8);
   const [apiPort, ePort] = ports;
   etcdPort = ePort!;

@@ -4,7 +4,7 @@
  * Needs `npm run build` (make test does it).
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -231,6 +231,7 @@ describe('stopping shoal dev with tasks running', () => {
   /** A dev cluster with one process agent running an App of one `sleep` marked `mark`; resolves once it runs. */
   async function devWithTask(mark: string, ...flags: string[]): Promise<{ proc: ChildProcess; env: NodeJS.ProcessEnv; log: () => string }> {
     const d = mkdtempSync(join(tmpdir(), 'shoal-e2e-stop-'));
+    chmodSync(d, 0o711); // agents' data dirs are inside: process tasks' users must get through
     const [apiPort, ePort] = await freePorts(2);
     const denv = { ...process.env, SHOAL_CONFIG: join(d, 'config.yaml'), HOME: d };
     const proc = spawn('node', [MAIN, 'dev', '--data-dir', d, '--api-port', String(apiPort), '--etcd-port', String(ePort), '--no-scheduler-api', '--agents', '1', '--runtime', 'process', ...flags], { env: denv, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -9,7 +9,7 @@
  * starts nothing and says why, then starts whole when a fourth agent joins. Needs `npm run build`.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -99,6 +99,7 @@ let dockerAgentPort: number;
 beforeAll(async () => {
   for (const bin of [SHOAL_MAIN, ...Object.values(BIN)]) if (!existsSync(bin)) throw new Error(`${bin} is missing: run \`npm run build\` (make test does)`);
   dir = mkdtempSync(join(tmpdir(), 'shoal-e2e-jobs-'));
+  chmodSync(dir, 0o711); // agents' data dirs are inside: process tasks' users must get through
   const [apiPort, mA, mB, a1, a2, a3, a4, a5] = await freePorts(8);
   spareAgentPort = a4!;
   dockerAgentPort = a5!;
@@ -196,7 +197,11 @@ it('retriesAFailingJobExactlyRetriesTimesAndFailsIt', async () => {
 
 it('runsADependencyGraphInOrderWithTheJoinOnceThoughAParentIsRetried', async () => {
   const at = new Date(Date.now() + 3000).toISOString();
-  const flag = join(dir, 'b-failed-once');
+  // Each task runs as a uid of its own: the flag goes where any of them may write.
+  const shared = join(dir, 'shared');
+  mkdirSync(shared, { mode: 0o1777 });
+  chmodSync(shared, 0o1777);
+  const flag = join(shared, 'b-failed-once');
   // B fails its first task, then succeeds: D must wait for the retry and still run once.
   await apply('dag', [
     job('d', { parents: ['b', 'c'], cmd: 'echo d' }),

@@ -8,7 +8,7 @@
  * launched twice. Needs `npm run build` (which builds examples/ too).
  */
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dump } from 'js-yaml';
@@ -99,6 +99,7 @@ beforeAll(async () => {
     if (!existsSync(bin)) throw new Error(`${bin} is missing: run \`npm run build\` (make test does)`);
   }
   dir = mkdtempSync(join(tmpdir(), 'shoal-e2e-mesos-'));
+  chmodSync(dir, 0o711); // agents' data dirs are inside: process tasks' users must get through
   const [apiPort, sA, sB, a1, a2, a3] = await freePorts(6);
   apiPorts.set('cm-a', sA!);
   apiPorts.set('cm-b', sB!);

@@ -7,7 +7,7 @@
  * starting": its binary never handed the agent to its HTTP server.) Needs `npm run build`.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -82,6 +82,7 @@ function lastLine(text: string): number {
 beforeAll(async () => {
   for (const bin of [SHOAL_MAIN, ...Object.values(BIN)]) if (!existsSync(bin)) throw new Error(`${bin} is missing: run \`npm run build\` (make test does)`);
   dir = mkdtempSync(join(tmpdir(), 'shoal-e2e-standalone-'));
+  chmodSync(dir, 0o711); // agents' data dirs are inside: process tasks' users must get through
   const [apiPort, mPort, aPort, hostPort] = await freePorts(4);
   [metricsPort, agentPort] = [mPort!, aPort!];
   const etcd = ['--etcd-endpoints', testEtcdEndpoint(), '--etcd-prefix', uniquePrefix().slice(0, -1)];

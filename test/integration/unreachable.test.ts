@@ -6,7 +6,7 @@
  * the expunge time and adopts the original, which is RUNNING again; the replacement, now
  * surplus, is killed (YoungestFirst). The original process never stopped.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry as Metrics } from 'prom-client';
@@ -31,6 +31,7 @@ let dataDir: string;
 beforeAll(() => {
   store = new EtcdStore({ endpoints: [testEtcdEndpoint()] });
   dataDir = mkdtempSync(join(tmpdir(), 'shoal-unreachable-'));
+  chmodSync(dataDir, 0o711); // the agents' data dirs are inside: their tasks' users must get through
 });
 afterAll(async () => {
   await store.close();
