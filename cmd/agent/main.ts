@@ -3,18 +3,18 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Command, Option } from 'commander';
+import { addEtcdFlags, etcdConnectionOf } from '../../pkg/store/flags';
 import { checkNodeName, defaultNodeName, parseAmount, parseAttributes, parsePort, parsePortRanges, parseSeconds, parseUidRange, startAgent } from '../../pkg/agent';
 import { flag } from '../../pkg/util/flags';
 import { runDaemon, type Daemon } from '../../pkg/util/daemon';
 import { createLogger } from '../../pkg/util/log';
+import { readPem } from '../../pkg/util/pki';
 import { readTokenFile } from '../../pkg/util/token';
 
 const amount = (name: string) => flag((v) => parseAmount(name, v));
 
-const opts = new Command('shoal-agent')
+const opts = addEtcdFlags(new Command('shoal-agent'))
   .description('The Shoal agent: registers this machine as a Node and runs the tasks assigned to it')
-  .option('--etcd-endpoints <urls>', 'comma-separated etcd client URLs', 'http://127.0.0.1:2379')
-  .option('--etcd-prefix <prefix>', 'etcd key prefix', '/shoal')
   .option('--node-name <name>', 'Node name (default: this host name)', flag(checkNodeName))
   .option('--cpus <n>', 'CPUs offered (default: all)', amount('--cpus'))
   .option('--mem <MiB>', 'memory offered (default: all)', amount('--mem'))
@@ -24,6 +24,8 @@ const opts = new Command('shoal-agent')
   .addOption(new Option('--runtime <name>', 'task runtime').choices(['docker', 'process', 'hollow', 'auto']).default('auto'))
   .option('--data-dir <dir>', 'agent state directory', path.join(os.homedir(), '.shoal', 'agent'))
   .addOption(new Option('--listen <port>', 'HTTP port (logs endpoint)').default(5051).argParser(flag(parsePort)))
+  .option('--tls-cert-file <file>', 'serve the HTTP endpoint (logs) over HTTPS with this certificate (PEM; CN = the node name, signed by the CA of the apiserver\'s --agent-ca-file; see `shoal node add`)')
+  .option('--tls-private-key-file <file>', 'private key of --tls-cert-file (PEM)')
   .option('--log-token-file <file>', 'file holding the cluster-internal agent token the apiserver sends for logs (the apiserver\'s --agent-token-file); without one, logs are not served')
   .option('--hostname <name>', 'hostname advertised in Node.status.hostname (what `hostname` constraints match) and given to tasks as HOST', os.hostname())
   .option('--advertise-address <host:port>', 'address the apiserver reaches this agent at (default: <hostname>:<listen>)')
@@ -37,10 +39,15 @@ const opts = new Command('shoal-agent')
   .parse()
   .opts();
 
+function agentTls(): { cert: Buffer; key: Buffer } | undefined {
+  if (Boolean(opts.tlsCertFile) !== Boolean(opts.tlsPrivateKeyFile)) throw new Error('--tls-cert-file and --tls-private-key-file go together');
+  return opts.tlsCertFile ? { cert: readPem(opts.tlsCertFile, '--tls-cert-file'), key: readPem(opts.tlsPrivateKeyFile, '--tls-private-key-file') } : undefined;
+}
+
 async function main(): Promise<Daemon> {
   const log = createLogger('agent');
   const agent = await startAgent({
-    etcdEndpoints: String(opts.etcdEndpoints).split(','),
+    etcd: etcdConnectionOf(opts),
     prefix: opts.etcdPrefix,
     nodeName: opts.nodeName ?? checkNodeName(defaultNodeName()),
     dataDir: opts.dataDir,
@@ -53,7 +60,7 @@ async function main(): Promise<Daemon> {
     capacity: { cpus: opts.cpus, mem: opts.mem, disk: opts.disk, ports: opts.ports },
     attributes: opts.attributes,
     hostname: opts.hostname,
-    listen: { port: opts.listen },
+    listen: { port: opts.listen, tls: agentTls() },
     advertiseAddress: opts.advertiseAddress,
     token: opts.logTokenFile ? readTokenFile(opts.logTokenFile, '--log-token-file') : undefined,
     leaseTtlSeconds: opts.leaseTtl,

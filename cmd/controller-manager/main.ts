@@ -2,6 +2,7 @@
 /** shoal-controller-manager: flags, one start call and signals; run two or more, one leads. */
 import { hostname } from 'node:os';
 import { Command, Option } from 'commander';
+import { addEtcdFlags, etcdConnectionOf } from '../../pkg/store/flags';
 import { startControllerManager } from '../../pkg/controllers/start';
 import { flag, integer } from '../../pkg/util/flags';
 import { runDaemon, type Daemon } from '../../pkg/util/daemon';
@@ -15,10 +16,8 @@ const hostPort = flag((v: string): { host: string; port: number } => {
   return { host: m[1] ?? m[2], port };
 });
 
-const opts = new Command('shoal-controller-manager')
+const opts = addEtcdFlags(new Command('shoal-controller-manager'))
   .description('The Shoal controller-manager: allocator, offer loop, frameworks, node lifecycle (leader-elected)')
-  .option('--etcd-endpoints <urls>', 'comma-separated etcd client URLs', 'http://127.0.0.1:2379')
-  .option('--etcd-prefix <prefix>', 'etcd key prefix', '/shoal')
   .option('--identity <id>', 'name in the leader key', `${hostname()}-${process.pid}`)
   .addOption(new Option('--metrics-port <port>', 'serve /metrics on 127.0.0.1 at this port (0: off)').default(10252).argParser(integer(0, 65535)))
   .addOption(new Option('--leader-lease <seconds>', 'leader lease TTL').default(5).argParser(integer(1)))
@@ -36,7 +35,7 @@ async function main(): Promise<Daemon> {
   if (opts.schedulerApiTokenFile && !opts.schedulerApiListen) throw new Error('--scheduler-api-token-file needs --scheduler-api-listen');
   const log = createLogger('controller-manager');
   const cm = await startControllerManager({
-    etcdEndpoints: String(opts.etcdEndpoints).split(','),
+    etcd: etcdConnectionOf(opts),
     prefix: opts.etcdPrefix,
     identity: opts.identity,
     logger: log,

@@ -10,6 +10,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import * as http from 'node:http';
+import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { LogOptions, Runtime } from '../runtime/types';
@@ -26,6 +27,8 @@ export interface AgentHttpServerOptions {
   port: number;
   /** @default all interfaces */
   host?: string;
+  /** Serve HTTPS with this certificate (its CN the node name, signed by the CA the apiserver's --agent-ca-file names). */
+  tls?: { cert: Buffer; key: Buffer };
   /** The shared agent token; undefined or empty: logs are refused with 503. */
   token?: string;
   logger: Logger;
@@ -46,7 +49,7 @@ export class AgentHttpServer {
   private readonly tokenDigest?: Buffer;
 
   private constructor(
-    private readonly server: http.Server,
+    private readonly server: http.Server | https.Server,
     /** The port it listens on. */
     readonly port: number,
     readonly source: LogSource,
@@ -63,7 +66,7 @@ export class AgentHttpServer {
    * agent is attached: the request handler is installed in the same tick as the bind resolves.
    */
   static async listen(o: AgentHttpServerOptions): Promise<AgentHttpServer> {
-    const server = http.createServer();
+    const server = o.tls ? https.createServer({ cert: o.tls.cert, key: o.tls.key }) : http.createServer();
     server.requestTimeout = 0; // followed logs are long-lived
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

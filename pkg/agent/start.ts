@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { PortRange } from '../api/resources';
 import { resolveRuntime } from '../runtime';
 import type { Runtime } from '../runtime/types';
-import { EtcdStore } from '../store/etcd';
+import { EtcdStore, type EtcdConnection } from '../store/etcd';
 import type { Store } from '../store/types';
 import { Agent } from './agent';
 import { machineCapacity } from './config';
@@ -16,10 +16,10 @@ import { AgentHttpServer } from './http';
 import { DEFAULT_HEARTBEAT_INTERVAL_SECONDS } from './leases';
 
 export interface StartAgentOptions {
-  /** A store shared with the caller (who closes it). Give this or etcdEndpoints. */
+  /** A store shared with the caller (who closes it). Give this or etcd. */
   store?: Store;
   /** etcd client URLs: the agent opens a connection of its own and closes it at stop. */
-  etcdEndpoints?: string[];
+  etcd?: EtcdConnection;
   /** etcd key prefix. @default '/shoal' */
   prefix?: string;
   nodeName: string;
@@ -47,7 +47,8 @@ export interface StartAgentOptions {
   /** The host tasks are told they run on (HOST). @default hostname */
   taskHost?: string;
   /** The HTTP endpoint: port (0: a free one) and interface. @default all interfaces */
-  listen: { port: number; host?: string };
+  /** The HTTP endpoint (logs); HTTPS with `tls`. */
+  listen: { port: number; host?: string; tls?: { cert: Buffer; key: Buffer } };
   /** host:port the apiserver reaches the agent at. @default `<listen.host>:<bound port>` when listening on one interface, else `<hostname>:<bound port>` */
   advertiseAddress?: string;
   /** The cluster-internal agent token for logs; without one, logs are refused (503). */
@@ -81,7 +82,7 @@ export interface AgentHandle {
 
 /** Binds the HTTP endpoint, builds the agent on it and starts it; resolves once it listens (see AgentHandle.ready). */
 export async function startAgent(o: StartAgentOptions): Promise<AgentHandle> {
-  if (Boolean(o.store) === Boolean(o.etcdEndpoints)) throw new Error('startAgent: give store or etcdEndpoints, not both or neither');
+  if (Boolean(o.store) === Boolean(o.etcd)) throw new Error('startAgent: give store or etcd, not both or neither');
   const log = o.logger;
   fs.mkdirSync(o.dataDir, { recursive: true });
   const runtime = typeof o.runtime === 'string'
@@ -91,14 +92,14 @@ export async function startAgent(o: StartAgentOptions): Promise<AgentHandle> {
   const machine = needMachine ? machineCapacity(o.dataDir, o.capacity.ports) : undefined;
   const capacity = { cpus: o.capacity.cpus ?? machine!.cpus, mem: o.capacity.mem ?? machine!.mem, disk: o.capacity.disk ?? machine!.disk, ports: o.capacity.ports };
   if (!o.token) log.warn('no agent token (--log-token-file): the logs endpoint answers 503');
-  const ownStore = o.etcdEndpoints ? new EtcdStore({ endpoints: o.etcdEndpoints }) : undefined;
+  const ownStore = o.etcd ? new EtcdStore(o.etcd) : undefined;
   const store = (o.store ?? ownStore)!;
   let agent!: Agent;
   let address!: string;
   let http: AgentHttpServer;
   try {
     http = await AgentHttpServer.listen({
-      port: o.listen.port, host: o.listen.host, token: o.token, logger: log,
+      port: o.listen.port, host: o.listen.host, tls: o.listen.tls, token: o.token, logger: log,
       source: (port) => {
         const host = o.listen.host && !['0.0.0.0', '::'].includes(o.listen.host) ? o.listen.host : o.hostname;
         address = o.advertiseAddress ?? `${host.includes(':') ? `[${host}]` : host}:${port}`;
@@ -115,7 +116,7 @@ export async function startAgent(o: StartAgentOptions): Promise<AgentHandle> {
     await ownStore?.close();
     throw err;
   }
-  log.info({ node: o.nodeName, port: http.port, address, runtime: runtime.name }, 'agent listening');
+  log.info({ node: o.nodeName, port: http.port, address, tls: Boolean(o.listen.tls), runtime: runtime.name }, 'agent listening');
   const ready = agent.start();
   let stopping: Promise<void> | undefined;
   return {

@@ -5,8 +5,10 @@
  */
 import express, { type NextFunction, type Request, type Response } from 'express';
 import * as http from 'node:http';
+import * as https from 'node:https';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { API_VERSION, KINDS, kindByPlural, type KindInfo, type Verb } from '../api/kinds';
 import { parseSelector, SelectorError } from '../api/labels';
 import { compileValidators, type ShoalObject } from '../api/validation';
@@ -57,6 +59,11 @@ export interface ApiServerOptions {
   now?: Now;
   /** Cluster-internal token sent to agents (their --log-token-file) when proxying task logs. */
   agentToken?: string;
+  /**
+   * CA of the agents' serving certificates: logs are then read from agents over HTTPS only, and
+   * an agent's certificate must be signed by it and name the node (CN) the task ran on.
+   */
+  agentCa?: Buffer;
 }
 
 const NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -76,12 +83,19 @@ interface Locals {
   user?: User;
 }
 
+/** The apiserver's serving certificate and key (PEM), and the CA of client certificates when they are required. */
+export interface ApiServerTls {
+  cert: Buffer;
+  key: Buffer;
+  clientCa?: Buffer;
+}
+
 export class ApiServer {
   readonly app: express.Express;
   readonly metrics: ApiMetrics;
   private readonly registry: Registry;
   private readonly log: Logger;
-  private readonly o: Required<Omit<ApiServerOptions, 'logger' | 'metrics' | 'now' | 'agentToken'>> & Pick<ApiServerOptions, 'agentToken'>;
+  private readonly o: Required<Omit<ApiServerOptions, 'logger' | 'metrics' | 'now' | 'agentToken' | 'agentCa'>> & Pick<ApiServerOptions, 'agentToken' | 'agentCa'>;
   /** Non-long-running requests being served (their bodies read), per user. */
   private readonly inflight = new UserCounts();
   /** Requests whose bodies are being received, per user. */
@@ -103,12 +117,19 @@ export class ApiServer {
     compileValidators(); // not in the first request's time
   }
 
-  /** Listens on host:port (port 0 picks a free one) and returns the port. */
-  async listen(port: number, host = '127.0.0.1'): Promise<number> {
+  /**
+   * Listens on host:port (port 0 picks a free one) and returns the port: HTTPS with `tls`, plain
+   * HTTP without. With `tls.clientCa` every client must present a certificate that CA signed
+   * (mutual TLS; tokens still say who the user is).
+   */
+  async listen(port: number, host = '127.0.0.1', tls?: ApiServerTls): Promise<number> {
     // A deep accept queue (the kernel caps it at net.core.somaxconn): under a burst of new
     // connections Node's default of 511 overflows, the kernel drops SYNs, and clients retry only
     // after 1, 3, 7 s — timing out instead of reading the 429 the server would have answered.
-    const server = http.createServer(this.timeouts(), (req, res) => this.shed(req, res) || this.app(req, res)).listen({ port, host, backlog: 4096 });
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse) => this.shed(req, res) || this.app(req, res);
+    const server = (tls
+      ? https.createServer({ ...this.timeouts(), cert: tls.cert, key: tls.key, ...(tls.clientCa && { ca: tls.clientCa, requestCert: true, rejectUnauthorized: true }) }, handler)
+      : http.createServer(this.timeouts(), handler)).listen({ port, host, backlog: 4096 });
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('listening', resolve);
@@ -420,7 +441,7 @@ export class ApiServer {
     if (!this.o.agentToken) throw new ApiError('ServiceUnavailable', 'this apiserver has no agent token (--agent-token-file): it cannot read task logs');
     const qs = query.toString();
     const path = `/v1/tasks/${encodeURIComponent(t.namespace!)}/${encodeURIComponent(t.name!)}/log${qs ? `?${qs}` : ''}`;
-    await proxyLog(req, res, { address, path, token: this.o.agentToken, what: `agent of node "${nodeName}" at ${address}` });
+    await proxyLog(req, res, { address, path, token: this.o.agentToken, what: `agent of node "${nodeName}" at ${address}`, ...(this.o.agentCa && { tls: { ca: this.o.agentCa, node: nodeName } }) });
   }
 
   /**
@@ -531,9 +552,25 @@ interface ProxyTarget {
   token: string;
   /** For messages: `agent of node "n1" at host:5051`. */
   what: string;
+  /** HTTPS: the CA the agent's certificate must chain to, and the node it must name (CN). */
+  tls?: { ca: Buffer; node: string };
 }
 
 const AGENT_CONNECT_TIMEOUT_MS = 5000;
+
+/**
+ * An agent's certificate must be valid for the address dialled (as any TLS server's) and name,
+ * as its CN, the node whose task is asked for: an agent that rewrote another Node's address to
+ * its own still cannot answer for that node.
+ */
+export function agentIdentity(node: string): (host: string, cert: PeerCertificate) => Error | undefined {
+  return (host, cert) => {
+    const err = checkServerIdentity(host, cert);
+    if (err) return err;
+    if (cert.subject?.CN !== node) return new Error(`the certificate names agent "${cert.subject?.CN ?? ''}", not node "${node}"`);
+    return undefined;
+  };
+}
 
 /**
  * Streams an agent's log response to the client. Errors before the agent answered become
@@ -542,8 +579,10 @@ const AGENT_CONNECT_TIMEOUT_MS = 5000;
  */
 function proxyLog(req: Request, res: Response, t: ProxyTarget): Promise<void> {
   return new Promise<void>((resolve, reject) => {
-    const url = new URL(`http://${t.address}${t.path}`);
-    const upstream = http.get(url, { headers: { Authorization: `Bearer ${t.token}`, Accept: 'text/plain' } });
+    const headers = { Authorization: `Bearer ${t.token}`, Accept: 'text/plain' };
+    const upstream = t.tls
+      ? https.get(new URL(`https://${t.address}${t.path}`), { headers, ca: t.tls.ca, checkServerIdentity: agentIdentity(t.tls.node) })
+      : http.get(new URL(`http://${t.address}${t.path}`), { headers });
     let answered = false;
     const connectTimer = setTimeout(() => upstream.destroy(Object.assign(new Error('connection timed out'), { code: 'ETIMEDOUT' })), AGENT_CONNECT_TIMEOUT_MS);
     res.once('close', () => {

@@ -3,20 +3,20 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import { EtcdStore } from '../store/etcd';
+import { EtcdStore, type EtcdConnection } from '../store/etcd';
 import type { Store } from '../store/types';
 import { TokenAuthenticator } from '../client/tokens';
 import { SchedulerApiServer } from '../master/mesos/server';
 import { ControllerManager } from './manager';
 
 export interface StartControllerManagerOptions {
-  /** A store shared with the caller (who closes it); leader election uses it too. Give this or etcdEndpoints. */
+  /** A store shared with the caller (who closes it); leader election uses it too. Give this or etcd. */
   store?: Store;
   /**
    * etcd client URLs: it opens two connections of its own, one for leader election (renewals
    * never queue behind watch traffic), and closes them at stop.
    */
-  etcdEndpoints?: string[];
+  etcd?: EtcdConnection;
   /** etcd key prefix. @default '/shoal' */
   prefix?: string;
   /** Name in the leader key. */
@@ -70,10 +70,10 @@ export interface ControllerManagerHandle {
  * cannot be bound is logged, not fatal: several controller-managers may share a machine.
  */
 export async function startControllerManager(o: StartControllerManagerOptions): Promise<ControllerManagerHandle> {
-  if (Boolean(o.store) === Boolean(o.etcdEndpoints)) throw new Error('startControllerManager: give store or etcdEndpoints, not both or neither');
+  if (Boolean(o.store) === Boolean(o.etcd)) throw new Error('startControllerManager: give store or etcd, not both or neither');
   const registry = o.registry ?? new Registry();
   if (o.processMetrics) collectDefaultMetrics({ register: registry });
-  const own = o.etcdEndpoints ? [new EtcdStore({ endpoints: o.etcdEndpoints }), new EtcdStore({ endpoints: o.etcdEndpoints })] : [];
+  const own = o.etcd ? [new EtcdStore(o.etcd), new EtcdStore(o.etcd)] : [];
   const [store, leaderStore] = o.store ? [o.store, undefined] : own;
   const api = o.schedulerApi && new SchedulerApiServer({
     identity: o.identity, logger: o.logger, store: store!, prefix: o.prefix,

@@ -33,11 +33,25 @@ export interface StoreMetrics {
   observe(operation: string, seconds: number): void;
 }
 
-/** How to connect to etcd. */
-export interface EtcdStoreOptions {
-  /** Client URLs, e.g. ['http://127.0.0.1:2379']. */
+/** TLS towards etcd: the CA that signed its certificate, and a client certificate when etcd asks for one. */
+export interface EtcdTls {
+  ca: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
+}
+
+/** Where etcd is and who this component is to it (the flags --etcd-endpoints, --etcd-cacert, ...). */
+export interface EtcdConnection {
+  /** Client URLs, e.g. ['https://127.0.0.1:2379']. */
   endpoints: string[];
+  /** With https:// endpoints. */
+  tls?: EtcdTls;
+  /** An etcd user (etcd's auth enabled): each component has its own, with its own role. */
   auth?: { username: string; password: string };
+}
+
+/** How to connect to etcd. */
+export interface EtcdStoreOptions extends EtcdConnection {
   dialTimeoutMs?: number;
   /** Deadline of each request (watches excluded). Default 10 s. */
   requestTimeoutMs?: number;
@@ -337,6 +351,7 @@ function connect(options: EtcdStoreOptions): Etcd3 {
   return new Etcd3({
     hosts: options.endpoints,
     auth: options.auth,
+    ...(options.tls && { credentials: { rootCertificate: options.tls.ca, certChain: options.tls.cert, privateKey: options.tls.key } }),
     dialTimeout: options.dialTimeoutMs,
     // gRPC's default receive limit is 4 MiB, but etcd sends a lagging watcher its whole backlog
     // (up to 1,000 revisions) in one response. Over the limit, grpc-js ends the stream with

@@ -264,12 +264,16 @@ export function writeTokenFile(file: string): string {
   return token;
 }
 
-/** `dist/cmd/apiserver/main.js` on a free port; resolves once /readyz answers 200. */
+/**
+ * `dist/cmd/apiserver/main.js` on a free port; resolves once /readyz answers 200. Plain HTTP
+ * (--insecure-http) on loopback: the bench measures the apiserver and etcd, as its earlier
+ * figures did, not TLS handshakes.
+ */
 export async function startApiServer(etcd: BenchEtcd, dir: string, opts: { nodeArgs?: string[]; logLevel?: string; args?: string[] } = {}): Promise<ApiServerChild> {
   const tokenFile = path.join(dir, 'tokens.yaml');
   const token = writeTokenFile(tokenFile);
   const port = await freePort();
-  const child = spawnNode('apiserver', builtScript('dist/cmd/apiserver/main.js'), ['--token-file', tokenFile, '--etcd-endpoints', etcd.endpoint, '--port', String(port), ...(opts.args ?? [])], dir, {
+  const child = spawnNode('apiserver', builtScript('dist/cmd/apiserver/main.js'), ['--token-file', tokenFile, '--etcd-endpoints', etcd.endpoint, '--port', String(port), '--insecure-http', ...(opts.args ?? [])], dir, {
     nodeArgs: opts.nodeArgs,
     env: opts.logLevel ? { SHOAL_LOG_LEVEL: opts.logLevel } : undefined,
   });

@@ -38,7 +38,7 @@ beforeAll(async () => {
   prefix = uniquePrefix().slice(0, -1);
   dataDir = mkdtempSync(join(tmpdir(), 'shoal-start-'));
   api = await startApiServer({
-    etcdEndpoints: [testEtcdEndpoint()], prefix, port: 0, logger: log, agentToken: AGENT_TOKEN,
+    etcd: { endpoints: [testEtcdEndpoint()] }, prefix, port: 0, logger: log, agentToken: AGENT_TOKEN,
     authenticator: new TokenAuthenticator([{ name: 'admin', token: ADMIN, roles: [{ namespace: '*', role: 'admin' }] }]),
   });
   cm = await startControllerManager({ store: api.store, prefix, identity: 'start-test', logger: log, registry: api.metrics.registry, metricsPort: 0 });
@@ -96,9 +96,9 @@ it('rejectsAPortInUseWithoutLeavingAConnectionOpen', async () => {
   await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
   const port = (blocker.address() as net.AddressInfo).port;
   try {
-    await expect(startApiServer({ etcdEndpoints: [testEtcdEndpoint()], prefix, port, logger: log, authenticator: new TokenAuthenticator([]) })).rejects.toMatchObject({ code: 'EADDRINUSE' });
+    await expect(startApiServer({ etcd: { endpoints: [testEtcdEndpoint()] }, prefix, port, logger: log, authenticator: new TokenAuthenticator([]) })).rejects.toMatchObject({ code: 'EADDRINUSE' });
     await expect(startAgent({
-      etcdEndpoints: [testEtcdEndpoint()], prefix, nodeName: 'start-2', dataDir, runtime: 'hollow', capacity: { cpus: 1, mem: 1, disk: 0, ports: [] },
+      etcd: { endpoints: [testEtcdEndpoint()] }, prefix, nodeName: 'start-2', dataDir, runtime: 'hollow', capacity: { cpus: 1, mem: 1, disk: 0, ports: [] },
       hostname: 'start-2', listen: { port, host: '127.0.0.1' }, logger: log,
     })).rejects.toMatchObject({ code: 'EADDRINUSE' });
   } finally {
