@@ -94,6 +94,15 @@ export function decideWatch(user: string, u: Usage, l: WatchLimits): Decision {
 }
 
 /**
+ * May `user` start receiving one more request body? At most `maxPerUser` at once (bodies are
+ * buffered up to the body limit each until parsed, so this bounds what one user's stalled uploads hold).
+ */
+export function decideBodyRead(user: string, u: Usage, maxPerUser: number): Decision {
+  if (u.mine < maxPerUser) return { admit: true };
+  return { admit: false, limit: 'request-bodies-per-user', message: `user "${user}" has ${u.mine} request bodies arriving at once (as many as --max-inflight); retry after 1 second` };
+}
+
+/**
  * Counts per user and in total, with exactly one take/release pair. A user's entry disappears at
  * zero, so the map holds only users who hold something (its size is `users` of {@link Usage}).
  */

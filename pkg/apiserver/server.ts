@@ -19,7 +19,7 @@ import { createLogger, type Logger } from '../util/log';
 import { AuthenticationError, authorize, type TokenAuthenticator, type User } from './auth';
 import { allocationsByNode, emptyAllocation, type NodeAllocation } from './allocation';
 import { ApiError } from './errors';
-import { decideInflight, decideWatch, defaultHeadroom, UserCounts, type Decision } from './fairness';
+import { decideBodyRead, decideInflight, decideWatch, defaultHeadroom, UserCounts, type Decision } from './fairness';
 import { ApiMetrics } from './metrics';
 import { MAX_IDEMPOTENCY_KEY, Registry, type Now, type ObjectRef } from './registry';
 import { serveWatch } from './watch';
@@ -258,9 +258,8 @@ export class ApiServer {
       return;
     }
     const user = (res.locals.shoal as Locals).user!.name;
-    if (this.bodyReads.usage(user).mine >= this.o.maxInflight) {
-      this.refuse(1, { admit: false, limit: 'request-bodies-per-user', message: `user "${user}" has ${this.o.maxInflight} request bodies arriving at once (as many as --max-inflight); retry after 1 second` });
-    }
+    const decision = decideBodyRead(user, this.bodyReads.usage(user), this.o.maxInflight);
+    if (!decision.admit) this.refuse(1, decision);
     const release = this.bodyReads.take(user);
     let timedOut = false;
     const timer = setTimeout(() => {

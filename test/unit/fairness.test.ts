@@ -1,5 +1,5 @@
 import { allocationsByNode } from '../../pkg/apiserver/allocation';
-import { decideInflight, decideWatch, defaultHeadroom, fairShare, UserCounts, type Usage } from '../../pkg/apiserver/fairness';
+import { decideBodyRead, decideInflight, decideWatch, defaultHeadroom, fairShare, UserCounts, type Usage } from '../../pkg/apiserver/fairness';
 import type { Task } from '../../pkg/api/types.generated';
 
 describe('decideInflight', () => {
@@ -57,6 +57,12 @@ describe('decideWatch', () => {
 
   it('namesTheLimitInTheMessage', () => {
     expect(decideWatch('viewer', { mine: 100, total: 100, users: 1 }, limits)).toMatchObject({ message: expect.stringContaining('--max-watches-per-user=100') });
+  });
+});
+
+describe('decideBodyRead', () => {
+  it.each<[number, boolean]>([[0, true], [99, true], [100, false]])('a user with %i bodies arriving may start another: %s', (mine, admit) => {
+    expect(decideBodyRead('u', { mine, total: mine, users: 1 }, 100).admit).toBe(admit);
   });
 });
 
