@@ -26,7 +26,7 @@ else
     >"$dir/dev.log" 2>&1 &
   echo $! >"$dir/dev.pid"
   for _ in $(seq 1 100); do
-    [ -f "$dir/config.yaml" ] && curl -fsS "http://127.0.0.1:$api_port/readyz" >/dev/null 2>&1 && break
+    [ -f "$dir/config.yaml" ] && [ -f "$dir/pki/ca.crt" ] && curl -fsS --cacert "$dir/pki/ca.crt" "https://127.0.0.1:$api_port/readyz" >/dev/null 2>&1 && break
     kill -0 "$(cat "$dir/dev.pid")" 2>/dev/null || { echo "shoal dev exited; its log:"; tail -20 "$dir/dev.log"; exit 1; }
     sleep 0.2
   done

@@ -2,9 +2,11 @@
  * A small HTTP client for the Shoal API on the global fetch: bearer token, JSON bodies, Status
  * errors as ApiError, network failures as one-line CliErrors, and a resumable watch.
  */
+import { Agent, fetch as undiciFetch } from 'undici';
 import type { AppRevision } from '../api/apps';
 import type { KindInfo } from '../api/kinds';
 import type { FieldCause, ShoalObject } from '../api/validation';
+import type { ServerTrust } from './config';
 import { ApiError, CliError, messageOf } from './errors';
 import { ndjsonLines, WatchTracker, type WatchEvent } from './watch';
 
@@ -83,6 +85,8 @@ export interface HttpClientOptions {
   fetch?: typeof fetch;
   /** Subscribes to SIGINT; watches end cleanly when it fires. */
   onInterrupt?: (handler: () => void) => () => void;
+  /** How to trust an https server (else the system's CAs). */
+  tls?: ServerTrust;
   /** Per-request timeout (not for watches); default 30 s. */
   timeoutMs?: number;
   /** Waits between retries (429) and watch reconnects; injectable so tests do not sleep. */
@@ -100,6 +104,12 @@ interface SendOptions {
 const MAX_RETRIES_429 = 3;
 const MAX_RETRY_AFTER_MS = 5000;
 
+/**
+ * undici's fetch (the one Node ships, as a package): the dispatcher that carries the CA comes
+ * from the same package, so the two always agree on its interface and on their error codes.
+ */
+export const undiciHttpFetch: typeof fetch = (input, init) => undiciFetch(input as string, init as never) as unknown as Promise<Response>;
+
 /** {@link ResourceClient} over HTTP. */
 export class HttpClient implements ResourceClient {
   private readonly fetch: typeof fetch;
@@ -107,7 +117,10 @@ export class HttpClient implements ResourceClient {
   private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
 
   constructor(private readonly opts: HttpClientOptions) {
-    this.fetch = opts.fetch ?? ((input, init) => fetch(input, init));
+    const base = opts.fetch ?? undiciHttpFetch;
+    // Node's fetch takes its TLS settings from an undici dispatcher (no `ca` option of its own).
+    const dispatcher = opts.tls && new Agent({ connect: { ...(opts.tls.ca && { ca: opts.tls.ca }), rejectUnauthorized: !opts.tls.insecureSkipVerify } });
+    this.fetch = dispatcher ? (input, init) => base(input, { ...init, dispatcher } as RequestInit) : base;
     this.timeoutMs = opts.timeoutMs ?? 30_000;
     this.sleep = opts.sleep ?? sleep;
   }
@@ -251,7 +264,8 @@ export class HttpClient implements ResourceClient {
         throw new CliError(`request to ${this.opts.server} timed out after ${Math.round(this.timeoutMs / 1000)}s`);
       }
       if (init.signal?.aborted) throw err;
-      throw new CliError(`cannot reach server ${this.opts.server}: ${networkReason(err)}`);
+      const hint = this.opts.server.startsWith('http://') && /connection (reset|closed)/.test(networkReason(err)) ? ' (does it serve HTTPS? try https://)' : '';
+      throw new CliError(`cannot reach server ${this.opts.server}: ${networkReason(err)}${hint}`);
     }
   }
 }
@@ -310,6 +324,8 @@ function statusToError(status: Record<string, unknown>, code: number, fallback: 
   return new ApiError(typeof status.code === 'number' ? status.code : code, String(status.reason ?? 'Unknown'), message, causes);
 }
 
+const UNTRUSTED = 'the server\'s certificate is not signed by a CA this client trusts (set certificate-authority in the config file, or pass --certificate-authority)';
+
 const NETWORK_REASONS: Record<string, string> = {
   ECONNREFUSED: 'connection refused',
   ECONNRESET: 'connection reset',
@@ -320,14 +336,24 @@ const NETWORK_REASONS: Record<string, string> = {
   ENETUNREACH: 'network unreachable',
   UND_ERR_SOCKET: 'connection closed by server',
   UND_ERR_CONNECT_TIMEOUT: 'connection timed out',
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: UNTRUSTED,
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: UNTRUSTED,
+  SELF_SIGNED_CERT_IN_CHAIN: UNTRUSTED,
+  DEPTH_ZERO_SELF_SIGNED_CERT: UNTRUSTED,
+  ERR_TLS_CERT_ALTNAME_INVALID: 'the server\'s certificate is not valid for this host name',
+  CERT_HAS_EXPIRED: 'the server\'s certificate has expired',
 };
 
 /** Explains a fetch failure in a few words; Node puts the errno in `cause` (or in an AggregateError). */
 export function networkReason(err: unknown): string {
   const cause = (err as { cause?: unknown })?.cause ?? err;
   const first = cause instanceof AggregateError ? cause.errors[0] : undefined;
-  const code = (cause as { code?: string })?.code ?? (first as { code?: string } | undefined)?.code;
-  if (code && NETWORK_REASONS[code]) return NETWORK_REASONS[code];
+  // The errno may sit deeper (a dispatcher's error wrapping the socket's): the first known code wins.
+  for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const inner = e instanceof AggregateError ? e.errors[0] : e;
+    const code = (inner as { code?: string })?.code;
+    if (code && NETWORK_REASONS[code]) return NETWORK_REASONS[code];
+  }
   return messageOf(first ?? cause);
 }
 

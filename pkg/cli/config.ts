@@ -3,7 +3,7 @@
  * kubectl-like precedence: flags, then environment, then the config file that `shoal dev` writes.
  */
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { ManifestError, parseManifests } from '../api/manifest';
 import { CliError, messageOf } from './errors';
 
@@ -12,13 +12,24 @@ export interface ConfigFlags {
   server?: string;
   token?: string;
   config?: string;
+  /** --certificate-authority: a CA file that verifies the server's certificate. */
+  certificateAuthority?: string;
+  /** --insecure-skip-tls-verify: do not check the server's certificate at all. */
+  insecureSkipTlsVerify?: boolean;
 }
 
-/** The config file: YAML `{server, token, namespace?}`; unknown keys are ignored for forward compatibility. */
+/**
+ * The config file: YAML `{server, token, namespace?, certificate-authority?, insecure-skip-tls-verify?}`
+ * (kubectl's names); unknown keys are ignored for forward compatibility.
+ */
 export interface ConfigFile {
   server?: string;
   token?: string;
   namespace?: string;
+  /** `certificate-authority`: the CA file (a relative path is relative to the config file). */
+  certificateAuthority?: string;
+  /** `insecure-skip-tls-verify` */
+  insecureSkipTlsVerify?: boolean;
 }
 
 /** The settings in effect; `server` may still be missing (checked by {@link requireServer}). */
@@ -44,16 +55,39 @@ export function resolveConfig(flags: ConfigFlags, env: Record<string, string | u
     server: server === undefined ? undefined : normalizeServer(server, given === undefined ? path : undefined),
     token: nonEmpty(flags.token) ?? nonEmpty(env.SHOAL_TOKEN) ?? file?.token,
     namespace: file?.namespace,
+    // A CA or skip from a flag wins over the file's; a flag's CA path is relative to the working directory.
+    certificateAuthority: nonEmpty(flags.certificateAuthority) ?? file?.certificateAuthority,
+    insecureSkipTlsVerify: flags.insecureSkipTlsVerify || (!nonEmpty(flags.certificateAuthority) && file?.insecureSkipTlsVerify) || undefined,
     configFile: file ? path : undefined,
   };
 }
 
-/** The server URL and token, or the error that tells the user how to configure one. */
-export function requireServer(config: ResolvedConfig): { server: string; token?: string } {
+/** How the CLI trusts an https server: a CA of its own, or (asked for) not at all. */
+export interface ServerTrust {
+  ca?: Buffer;
+  insecureSkipVerify?: boolean;
+}
+
+/** The server URL, token and TLS trust, or the error that tells the user how to configure one. */
+export function requireServer(config: ResolvedConfig): { server: string; token?: string; tls?: ServerTrust } {
   if (!config.server) {
     throw new CliError('no server configured: run `shoal dev` or pass --server / set SHOAL_SERVER');
   }
-  return { server: config.server, token: config.token };
+  const out: { server: string; token?: string; tls?: ServerTrust } = { server: config.server, token: config.token };
+  if (config.insecureSkipTlsVerify) out.tls = { insecureSkipVerify: true };
+  else if (config.certificateAuthority) out.tls = { ca: readCa(config.certificateAuthority) };
+  return out;
+}
+
+function readCa(file: string): Buffer {
+  let pem: Buffer;
+  try {
+    pem = readFileSync(file);
+  } catch (err) {
+    throw new CliError(`certificate-authority ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : messageOf(err)}`);
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new CliError(`certificate-authority ${file}: not a PEM certificate`);
+  return pem;
 }
 
 /**
@@ -95,6 +129,16 @@ function checkConfig(value: unknown, path: string): ConfigFile {
     // A token of digits would parse as a number and lose precision, so it must be quoted.
     if (typeof v !== 'string') throw new CliError(`invalid config file ${path}: ${key} must be a string`);
     out[key] = v;
+  }
+  const ca = (value as Record<string, unknown>)['certificate-authority'];
+  if (ca !== undefined && ca !== null) {
+    if (typeof ca !== 'string' || !ca) throw new CliError(`invalid config file ${path}: certificate-authority must be a file path`);
+    out.certificateAuthority = isAbsolute(ca) ? ca : resolve(dirname(path), ca);
+  }
+  const skip = (value as Record<string, unknown>)['insecure-skip-tls-verify'];
+  if (skip !== undefined && skip !== null) {
+    if (typeof skip !== 'boolean') throw new CliError(`invalid config file ${path}: insecure-skip-tls-verify must be true or false`);
+    out.insecureSkipTlsVerify = skip;
   }
   return out;
 }

@@ -14,6 +14,8 @@ export interface GlobalFlags {
   token?: string;
   config?: string;
   namespace?: string;
+  certificateAuthority?: string;
+  insecureSkipTlsVerify?: boolean;
 }
 
 /** Per-invocation state shared by commands. */
@@ -41,7 +43,12 @@ export class CommandContext {
 
   /** The API client; throws the "no server configured" error when there is no server. */
   client(): ResourceClient {
-    this.http ??= new HttpClient({ ...requireServer(this.config()), fetch: this.io.fetch, onInterrupt: this.io.onInterrupt });
+    if (!this.http) {
+      const server = requireServer(this.config());
+      if (server.tls?.insecureSkipVerify) this.err('warning: insecure-skip-tls-verify: the server\'s certificate is not checked, so anyone on the network path can read your token');
+      else if (server.server.startsWith('http://') && !isLoopback(server.server)) this.err(`warning: ${server.server} is plain HTTP: your token crosses the network in clear`);
+      this.http = new HttpClient({ ...server, fetch: this.io.fetch, onInterrupt: this.io.onInterrupt });
+    }
     return this.http;
   }
 
@@ -59,5 +66,14 @@ export class CommandContext {
 /** Builds the context for an action from its command (global flags via optsWithGlobals). */
 export function contextOf(io: CliIO, command: Command): CommandContext {
   const o = command.optsWithGlobals<GlobalFlags>();
-  return new CommandContext(io, { server: o.server, token: o.token, config: o.config, namespace: o.namespace });
+  return new CommandContext(io, {
+    server: o.server, token: o.token, config: o.config, namespace: o.namespace,
+    certificateAuthority: o.certificateAuthority, insecureSkipTlsVerify: o.insecureSkipTlsVerify,
+  });
+}
+
+/** Whether a server URL names this machine (plain HTTP there exposes nothing on the network). */
+function isLoopback(server: string): boolean {
+  const host = new URL(server).hostname;
+  return host === 'localhost' || host === '[::1]' || /^127\./.test(host);
 }

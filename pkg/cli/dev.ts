@@ -5,7 +5,7 @@
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { defaultDevAgentCpus, startDevCluster } from '../devcluster/cluster';
+import { defaultDevAgentCpus, devAgentFlags, startDevCluster } from '../devcluster/cluster';
 import { createLogger } from '../util/log';
 import { CliError } from './errors';
 
@@ -102,5 +102,34 @@ See docs/operations.md.`)
         process.once('SIGINT', () => stop('SIGINT'));
         process.once('SIGTERM', () => stop('SIGTERM'));
       });
+    });
+  registerNodeAdd(program);
+}
+
+/** Quotes an argument for a POSIX shell when it needs it. */
+function shellWord(arg: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * `shoal node add NAME`: the certificate and etcd credentials for a new standalone agent of the
+ * dev cluster in --data-dir, printed as the shoal-agent command line that joins it.
+ */
+function registerNodeAdd(program: Command): void {
+  const node = program.commands.find((c) => c.name() === 'node') ?? program.command('node').description('Add a node (agent) to a cluster');
+  node.command('add')
+    .description('Make the certificate (CN = NAME) and etcd credentials a new shoal-agent needs to join the dev cluster, and print its command line')
+    .argument('<name>', 'the node name (the agent\'s --node-name)')
+    .option('--data-dir <dir>', 'the dev cluster\'s data dir (default ~/.shoal/dev)')
+    .option('--host <host>', 'a name or IP address the apiserver reaches the agent at (repeatable; default 127.0.0.1)', (v: string, prev: string[] = []) => [...prev, v])
+    .action((name: string, o: { dataDir?: string; host?: string[] }) => {
+      const dataDir = resolve(o.dataDir ?? join(homedir(), '.shoal', 'dev'));
+      let flags: string[];
+      try {
+        flags = devAgentFlags(dataDir, name, o.host ?? ['127.0.0.1']);
+      } catch (err) {
+        throw new CliError((err as Error).message);
+      }
+      process.stdout.write(`shoal-agent ${flags.map(shellWord).join(' ')}\n`);
     });
 }

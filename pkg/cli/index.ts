@@ -27,6 +27,8 @@ export function buildProgram(io: CliIO, extra?: (program: Command) => void): Com
     .option('--server <url>', 'apiserver URL (env SHOAL_SERVER)')
     .option('--token <token>', 'bearer token (env SHOAL_TOKEN)')
     .option('--config <file>', 'config file (env SHOAL_CONFIG; default ~/.shoal/config.yaml)')
+    .option('--certificate-authority <file>', 'CA certificate that verifies the apiserver (default: the config file\'s certificate-authority)')
+    .option('--insecure-skip-tls-verify', 'do not verify the apiserver\'s certificate (your token can then be read by anyone on the network path)')
     .option('-n, --namespace <namespace>', 'namespace (default: the config file\'s, else "default")')
     .exitOverride()
     .configureOutput({

@@ -3,6 +3,7 @@
  * tests with captured output, a fake fetch and a fixed clock.
  */
 import { homedir } from 'node:os';
+import { undiciHttpFetch } from './client';
 
 /** The CLI's window on the process: output streams, stdin, environment, network and clock. */
 export interface CliIO {
@@ -34,7 +35,7 @@ export function eprintln(io: CliIO, line: string): void {
   io.stderr(`${line}\n`);
 }
 
-/** The real process: stdio, env, home directory, global fetch, wall clock, SIGINT. */
+/** The real process: stdio, env, home directory, fetch (undici's), wall clock, SIGINT. */
 export function nodeIO(): CliIO {
   return {
     stdout: (text) => void process.stdout.write(text),
@@ -42,7 +43,7 @@ export function nodeIO(): CliIO {
     readStdin,
     env: process.env,
     homeDir: homedir(),
-    fetch: (input, init) => fetch(input, init),
+    fetch: undiciHttpFetch,
     now: () => Date.now(),
     onInterrupt(handler) {
       process.on('SIGINT', handler);

@@ -3,19 +3,22 @@
  * the controller-manager and N agents in this process, each started by the same function its
  * binary calls — plus the files a CLI needs (config.yaml with server and token).
  */
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { dump } from 'js-yaml';
+import { checkNodeName } from '../agent/config';
 import { startAgent, type AgentHandle } from '../agent/start';
 import { TokenAuthenticator } from '../apiserver/auth';
 import { startApiServer, type ApiServerHandle } from '../apiserver/start';
 import { startControllerManager, type ControllerManagerHandle } from '../controllers/start';
-import type { Store } from '../store/types';
+import type { EtcdConnection } from '../store/etcd';
 import { DEFAULT_PREFIX } from '../store/objects';
 import type { Logger } from '../util/log';
+import { ensureCa, issueCertificate, type CaFiles, type CertFiles } from '../util/pki';
 import { startEtcd, type EtcdProcess } from './etcd';
+import { ensureEtcdAuth, passwordOf, type ComponentUser } from './etcd-auth';
 
 /** Options of a dev cluster. */
 export interface DevClusterOptions {
@@ -53,8 +56,11 @@ export interface DevClusterOptions {
 export type DevRuntime = 'process' | 'docker' | 'auto';
 
 export interface DevCluster {
+  /** `https://127.0.0.1:<port>` */
   server: string;
   token: string;
+  /** The cluster CA (what verifies the apiserver's, etcd's and the agents' certificates). */
+  caFile: string;
   configPath: string;
   etcdEndpoint: string;
   /** `http://127.0.0.1:P` of the Mesos scheduler API, when served. */
@@ -96,15 +102,16 @@ export function defaultDevAgentCpus(): number {
  * than one agent), an equal slice of its memory and its own host port range (31000-31999,
  * 32000-32999, ...), so their tasks never collide.
  */
-async function startAgents(store: Store, o: DevClusterOptions, agentToken: string): Promise<AgentHandle[]> {
+async function startAgents(sec: DevSecurity, o: DevClusterOptions, agentToken: string): Promise<AgentHandle[]> {
   const n = o.agents ?? 0;
   const agents: AgentHandle[] = [];
+  if (n > 0) mkdirSync(agentsRoot(o.dataDir), { recursive: true, mode: 0o711 });
   for (let i = 0; i < n; i++) {
     const nodeName = `dev-agent-${i + 1}`;
     const runtimes = Array.isArray(o.runtime) ? o.runtime : [o.runtime ?? 'auto'];
     const agent = await startAgent({
-      store, prefix: DEFAULT_PREFIX, nodeName,
-      dataDir: join(o.dataDir, 'agents', nodeName),
+      etcd: sec.etcd('shoal-agent'), prefix: DEFAULT_PREFIX, nodeName,
+      dataDir: join(agentsRoot(o.dataDir), nodeName),
       runtime: runtimes[i % runtimes.length] ?? 'auto',
       capacity: {
         cpus: o.agentCpus ?? defaultDevAgentCpus(),
@@ -117,7 +124,7 @@ async function startAgents(store: Store, o: DevClusterOptions, agentToken: strin
       // them; its tasks and its logs endpoint (a free port) are on the loopback interface.
       hostname: nodeName,
       taskHost: '127.0.0.1',
-      listen: { port: 0, host: '127.0.0.1' },
+      listen: { port: 0, host: '127.0.0.1', tls: sec.agentTls(nodeName) },
       token: agentToken,
       logger: o.logger.child({ component: 'agent', node: nodeName }),
     });
@@ -125,6 +132,27 @@ async function startAgents(store: Store, o: DevClusterOptions, agentToken: strin
     await agent.ready;
   }
   return agents;
+}
+
+/**
+ * Where the dev agents keep their state and their tasks' work dirs: `<dataDir>/agents`, unless
+ * this runs as root and a directory above dataDir does not let other users through (the default
+ * ~/.shoal/dev under a 0700 /root): process tasks run as users of their own and could not reach
+ * their work dirs, so the agents live in /var/lib/shoal/dev/<hash of dataDir>/ instead.
+ */
+export function agentsRoot(dataDir: string): string {
+  const inside = join(dataDir, 'agents');
+  if (process.getuid?.() !== 0) return inside;
+  for (let dir = dirname(resolve(dataDir)); ; dir = dirname(dir)) {
+    let mode: number;
+    try {
+      mode = statSync(dir).mode;
+    } catch {
+      mode = 0o755;
+    }
+    if ((mode & 0o001) === 0) return join('/var/lib/shoal/dev', createHash('sha256').update(resolve(dataDir)).digest('hex').slice(0, 12), 'agents');
+    if (dir === dirname(dir)) return inside;
+  }
 }
 
 /** Kill grace of the tasks stopped with the dev cluster (TaskSpec's default; their specs are not at hand). */
@@ -151,22 +179,101 @@ async function stopAgentTasks(a: AgentHandle, logger: Logger): Promise<void> {
   }));
 }
 
+/** The certificates of a dev cluster, in `<dataDir>/pki` (made once, kept across restarts). */
+interface DevPki {
+  dir: string;
+  ca: CaFiles;
+  etcd: CertFiles;
+  apiserver: CertFiles;
+}
+
+/** Everything on the loopback interface: one CA; etcd's and the apiserver's certificates name 127.0.0.1 and localhost. */
+function devPki(dataDir: string): DevPki {
+  const dir = join(dataDir, 'pki');
+  const ca = ensureCa(dir, 'shoal-dev-ca');
+  const hosts = ['127.0.0.1', 'localhost'];
+  return {
+    dir, ca,
+    etcd: issueCertificate(ca, dir, 'etcd', { commonName: 'etcd', hosts }),
+    apiserver: issueCertificate(ca, dir, 'apiserver', { commonName: 'shoal-apiserver', hosts }),
+  };
+}
+
+/** How each component of a dev cluster proves who it is: its etcd user, its certificate. */
+interface DevSecurity {
+  caPem: Buffer;
+  apiserverTls: { cert: Buffer; key: Buffer };
+  etcd(user: ComponentUser): EtcdConnection;
+  /** An agent's serving certificate: CN its node name, valid for 127.0.0.1 (where dev agents listen). */
+  agentTls(node: string): { cert: Buffer; key: Buffer };
+}
+
+/** etcd users and roles (auth on), and the connection and certificates of each component. */
+async function devSecurity(pki: DevPki, endpoint: string, dataDir: string): Promise<DevSecurity> {
+  const caPem = readFileSync(pki.ca.cert);
+  const users = await ensureEtcdAuth({ endpoint, ca: caPem, dir: join(pki.dir, 'etcd-users'), prefix: DEFAULT_PREFIX });
+  const pem = (c: CertFiles) => ({ cert: readFileSync(c.cert), key: readFileSync(c.key) });
+  return {
+    caPem,
+    apiserverTls: pem(pki.apiserver),
+    etcd: (user) => ({ endpoints: [endpoint], tls: { ca: caPem }, auth: { username: users[user].username, password: users[user].password } }),
+    agentTls: (node) => pem(issueCertificate(pki.ca, join(pki.dir, 'agents'), node, { commonName: node, hosts: ['127.0.0.1'] })),
+  };
+}
+
+/**
+ * The flags a standalone `shoal-agent` needs to join the dev cluster in dataDir as `node` (what
+ * `shoal node add` prints): etcd's endpoint, CA and the agents' etcd user, a serving certificate
+ * naming the node (made now, for `hosts`), the log token. Throws when dataDir holds no dev cluster.
+ */
+export function devAgentFlags(dataDir: string, node: string, hosts: string[] = ['127.0.0.1']): string[] {
+  checkNodeName(node);
+  const pkiDir = join(dataDir, 'pki');
+  const endpointFile = join(dataDir, 'etcd-endpoint');
+  if (!existsSync(join(pkiDir, 'ca.key')) || !existsSync(endpointFile)) throw new Error(`no dev cluster in ${dataDir}: start one with \`shoal dev --data-dir ${dataDir}\` first`);
+  const ca = ensureCa(pkiDir, 'shoal-dev-ca');
+  const cert = issueCertificate(ca, join(pkiDir, 'agents'), node, { commonName: node, hosts });
+  const password = passwordOf(join(pkiDir, 'etcd-users'), 'shoal-agent');
+  return [
+    '--node-name', node,
+    '--etcd-endpoints', readFileSync(endpointFile, 'utf8').trim(), '--etcd-cacert', ca.cert,
+    '--etcd-user', password.username, '--etcd-password-file', password.passwordFile,
+    '--tls-cert-file', cert.cert, '--tls-private-key-file', cert.key,
+    '--log-token-file', ensureAgentToken(dataDir).tokenFile,
+  ];
+}
+
 /** Starts etcd, the apiserver, the controller-manager and the agents; resolves once the apiserver answers and every agent registered. */
 export async function startDevCluster(o: DevClusterOptions): Promise<DevCluster> {
-  mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
+  // 0711: task users (uids of their own) must get through to their work dirs under agents/; what
+  // is secret in here is 0600 (tokens, config) or in 0700 directories (pki/, etcd/).
+  mkdirSync(o.dataDir, { recursive: true, mode: 0o711 });
+  if ((statSync(o.dataDir).mode & 0o711) !== 0o711 && statSync(o.dataDir).uid === process.getuid?.()) chmodSync(o.dataDir, 0o711);
   const { token, tokenFile } = ensureAdminToken(o.dataDir);
   const agentToken = ensureAgentToken(o.dataDir).token;
   const etcdLog = o.logger.child({ component: 'etcd' });
+  const pki = devPki(o.dataDir);
   const etcd: EtcdProcess = await startEtcd({
     dataDir: join(o.dataDir, 'etcd'),
     clientPort: o.etcdPort ?? 23790,
     log: (line) => etcdLog.debug(line),
+    tls: { cert: pki.etcd.cert, key: pki.etcd.key, ca: pki.ca.cert },
   });
+  writeFileSync(join(o.dataDir, 'etcd-endpoint'), `${etcd.endpoint}\n`, { mode: 0o644 });
+  let sec: DevSecurity;
+  try {
+    sec = await devSecurity(pki, etcd.endpoint, o.dataDir);
+  } catch (err) {
+    await etcd.stop();
+    throw err;
+  }
   const apiPort = o.apiPort ?? 7070;
   let api: ApiServerHandle;
   try {
     api = await startApiServer({
-      etcdEndpoints: [etcd.endpoint],
+      etcd: sec.etcd('shoal-apiserver'),
+      tls: sec.apiserverTls,
+      agentCa: sec.caPem,
       prefix: DEFAULT_PREFIX,
       authenticator: TokenAuthenticator.fromFile(tokenFile),
       agentToken,
@@ -178,15 +285,15 @@ export async function startDevCluster(o: DevClusterOptions): Promise<DevCluster>
     const code = (err as NodeJS.ErrnoException).code;
     throw new Error(code === 'EADDRINUSE' ? `API port ${apiPort} is in use; pick another with --api-port` : String(err));
   }
-  // One etcd connection for the whole process (the apiserver's, observed by its metrics); in dev
-  // the controller-manager's metrics join the apiserver's /metrics.
+  // Each component connects to etcd as its own etcd user; in dev the controller-manager's metrics
+  // join the apiserver's /metrics.
   // The scheduler API authenticates frameworks with the same token file: the dev admin (namespace
   // "*") may register frameworks with any role.
   const schedulerApiPort = o.schedulerApiPort === undefined ? 5050 : o.schedulerApiPort;
   let cm: ControllerManagerHandle;
   try {
     cm = await startControllerManager({
-      store: api.store, prefix: DEFAULT_PREFIX, identity: 'dev', logger: o.logger.child({ component: 'controller-manager' }), registry: api.metrics.registry,
+      etcd: sec.etcd('shoal-controller-manager'), prefix: DEFAULT_PREFIX, identity: 'dev', logger: o.logger.child({ component: 'controller-manager' }), registry: api.metrics.registry,
       schedulerApi: schedulerApiPort === null ? undefined : { port: schedulerApiPort, host: '127.0.0.1', tokenFile },
     });
   } catch (err) {
@@ -195,10 +302,10 @@ export async function startDevCluster(o: DevClusterOptions): Promise<DevCluster>
     const code = (err as NodeJS.ErrnoException).code;
     throw new Error(code === 'EADDRINUSE' ? `scheduler API port ${schedulerApiPort} is in use; pick another with --scheduler-api-port` : String(err));
   }
-  const agents = await startAgents(api.store, o, agentToken);
-  const server = `http://127.0.0.1:${api.port}`;
+  const agents = await startAgents(sec, o, agentToken);
+  const server = `https://127.0.0.1:${api.port}`;
   const schedulerApi = cm.schedulerApiPort === undefined ? undefined : `http://127.0.0.1:${cm.schedulerApiPort}`;
-  const config = dump({ server, token, ...(schedulerApi ? { schedulerApi } : {}) });
+  const config = dump({ server, token, 'certificate-authority': pki.ca.cert, ...(schedulerApi ? { schedulerApi } : {}) });
   const configPath = join(o.dataDir, 'config.yaml');
   writeFileSync(configPath, config, { mode: 0o600 });
   if (o.userConfigPath) {
@@ -208,6 +315,7 @@ export async function startDevCluster(o: DevClusterOptions): Promise<DevCluster>
   return {
     server,
     token,
+    caFile: pki.ca.cert,
     configPath,
     etcdEndpoint: etcd.endpoint,
     schedulerApi,

@@ -5,6 +5,7 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as https from 'node:https';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { settlesWithin, sleep } from '../util/async';
@@ -23,11 +24,13 @@ export interface StartEtcdOptions {
   quotaBackendBytes?: number;
   /** Receives each line etcd prints (it logs JSON lines to stderr). */
   log?: (line: string) => void;
+  /** Serve clients over TLS with this certificate (files, PEM); `ca` is what clients verify it with. */
+  tls?: { cert: string; key: string; ca: string };
 }
 
 /** A running etcd. */
 export interface EtcdProcess {
-  /** Client URL, e.g. http://127.0.0.1:2379. */
+  /** Client URL, e.g. http://127.0.0.1:2379 (https:// with tls). */
   endpoint: string;
   clientPort: number;
   pid: number;
@@ -95,7 +98,7 @@ async function choosePorts(opts: StartEtcdOptions): Promise<Ports> {
 class PortInUseError extends Error {}
 
 function etcdArgs(opts: StartEtcdOptions, host: string, ports: Ports): string[] {
-  const clientUrl = `http://${host}:${ports.client}`;
+  const clientUrl = `${opts.tls ? 'https' : 'http'}://${host}:${ports.client}`;
   const peerUrl = `http://${host}:${ports.peer}`;
   return [
     '--name=shoal',
@@ -112,6 +115,9 @@ function etcdArgs(opts: StartEtcdOptions, host: string, ports: Ports): string[] 
     // 3.4's default logger (capnslog) is deprecated and prints a warning about it.
     '--logger=zap',
     '--log-outputs=stderr',
+    // Server TLS only: components prove who they are with their etcd user's password (a
+    // --trusted-ca-file would make etcd 3.4 demand client certificates from every client).
+    ...(opts.tls ? [`--cert-file=${opts.tls.cert}`, `--key-file=${opts.tls.key}`] : []),
   ];
 }
 
@@ -121,9 +127,10 @@ async function launch(bin: string, opts: StartEtcdOptions, ports: Ports): Promis
   const exited = trackChild(child);
   const output = captureOutput(child, opts.log);
   const stop = stopper(child, exited);
-  const endpoint = `http://${host}:${ports.client}`;
+  const endpoint = `${opts.tls ? 'https' : 'http'}://${host}:${ports.client}`;
+  const ca = opts.tls ? fs.readFileSync(opts.tls.ca) : undefined;
   try {
-    await waitHealthy(endpoint, exited, output.serving);
+    await waitHealthy(endpoint, exited, output.serving, ca);
   } catch (err) {
     await stop();
     const tail = output.tail();
@@ -160,26 +167,27 @@ const SERVING_CLIENTS = /"msg":"serving client traffic/;
  * moment by another process, took the port first, this one fails to bind and exits, and the other
  * answers the health check.
  */
-async function waitHealthy(endpoint: string, exited: Promise<string>, serving: () => boolean): Promise<void> {
+async function waitHealthy(endpoint: string, exited: Promise<string>, serving: () => boolean, ca?: Buffer): Promise<void> {
   let exitReason: string | undefined;
   void exited.then((reason) => (exitReason = reason));
   const deadline = Date.now() + HEALTH_TIMEOUT_MS;
   while (Date.now() < deadline) {
     if (exitReason) throw new Error(`etcd ${exitReason} before becoming healthy`);
-    if (serving() && (await isHealthy(endpoint)) && !exitReason) return;
+    if (serving() && (await isHealthy(endpoint, ca)) && !exitReason) return;
     await sleep(100);
   }
   throw new Error(`etcd at ${endpoint} was not healthy within ${HEALTH_TIMEOUT_MS / 1000} s`);
 }
 
-function isHealthy(endpoint: string): Promise<boolean> {
+function isHealthy(endpoint: string, ca?: Buffer): Promise<boolean> {
   return new Promise((resolve) => {
-    const req = http.get(`${endpoint}/health`, { timeout: 1000 }, (res) => {
+    const onResponse = (res: http.IncomingMessage) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => (body += chunk));
       res.on('end', () => resolve(res.statusCode === 200 && parseHealth(body)));
-    });
+    };
+    const req = ca ? https.get(`${endpoint}/health`, { timeout: 1000, ca }, onResponse) : http.get(`${endpoint}/health`, { timeout: 1000 }, onResponse);
     req.on('timeout', () => req.destroy());
     req.on('error', () => resolve(false));
   });

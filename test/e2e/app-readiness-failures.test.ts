@@ -23,6 +23,8 @@ import { freePorts } from '../../pkg/util/net';
 import { runShoal, SHOAL_MAIN, type CliResult } from '../harness/cli';
 import { dockerUnavailableReason } from '../harness/docker';
 import { capture, killProcessesUnder, processesWith, stopProc } from '../harness/procs';
+import { devAgentFlags } from '../../pkg/devcluster/cluster';
+import { devEtcdConnection } from '../harness/dev';
 
 const run = promisify(execFile);
 const ROOT = join(__dirname, '../..');
@@ -74,7 +76,7 @@ async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>
 
 function startAgent(name: string, runtime: 'process' | 'docker', listen: number, hostPorts: number[]): void {
   const proc = spawn('node', [AGENT,
-    '--etcd-endpoints', `http://127.0.0.1:${etcdPort}`, '--node-name', name, '--hostname', `host-${name}`,
+    ...devAgentFlags(dir, name), '--hostname', `host-${name}`,
     '--runtime', runtime, '--data-dir', join(dir, name), '--listen', String(listen),
     '--cpus', '2', '--mem', '2048', '--ports', hostPorts.map((p) => `${p}-${p}`).join(','), '--lease-ttl', '3',
   ], { env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -210,7 +212,7 @@ if (noDocker) console.warn(`missing-image e2e test SKIPPED: no Docker daemon (${
     await waitFor('the docker agent Ready', async () => new RegExp(`${DOCKER_NODE}\\s+Ready`).test(await ok('get', 'nodes')));
 
     // Every Task ever created for the App, seen in etcd (terminal ones are garbage-collected beyond 5).
-    const store = new EtcdStore({ endpoints: [`http://127.0.0.1:${etcdPort}`] });
+    const store = new EtcdStore(devEtcdConnection(dir));
     const created = new Map<string, number>();
     const watch = await store.watch('/shoal/registry/tasks/default/nope-', {
       afterRevision: 0,

@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import { freePorts } from '../../pkg/util/net';
 import { runShoal, SHOAL_MAIN, type CliResult } from '../harness/cli';
 import { capture, killProcessesUnder, processesWith, stopProc } from '../harness/procs';
+import { devEtcdctlFlags } from '../harness/dev';
 
 const run = promisify(execFile);
 const MAIN = SHOAL_MAIN;
@@ -20,6 +21,7 @@ let dir: string;
 let dev: ChildProcess;
 let devLog = '';
 let etcdPort: number;
+let apiPort: number;
 let schedulerApiPort: number;
 let env: NodeJS.ProcessEnv;
 
@@ -28,13 +30,13 @@ function shoal(...args: string[]): Promise<CliResult> {
 }
 
 async function etcdKeys(): Promise<string> {
-  const { stdout } = await run('etcdctl', ['--endpoints', `http://127.0.0.1:${etcdPort}`, 'get', '--prefix', '/shoal/registry/'], { env: { ...process.env, ETCDCTL_API: '3' } });
+  const { stdout } = await run('etcdctl', [...devEtcdctlFlags(dir), 'get', '--prefix', '/shoal/registry/'], { env: { ...process.env, ETCDCTL_API: '3' } });
   return stdout;
 }
 
 /** Keys only, registry and history: what an App leaves behind. */
 async function appKeys(): Promise<string> {
-  const { stdout } = await run('etcdctl', ['--endpoints', `http://127.0.0.1:${etcdPort}`, 'get', '--prefix', '--keys-only', '/shoal/'], { env: { ...process.env, ETCDCTL_API: '3' } });
+  const { stdout } = await run('etcdctl', [...devEtcdctlFlags(dir), 'get', '--prefix', '--keys-only', '/shoal/'], { env: { ...process.env, ETCDCTL_API: '3' } });
   return stdout;
 }
 
@@ -50,7 +52,8 @@ async function waitFor(what: string, ok: () => boolean | Promise<boolean>, ms = 
 beforeAll(async () => {
   if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run \`npm run build\` (make test does)`);
   dir = mkdtempSync(join(tmpdir(), 'shoal-e2e-'));
-  const [apiPort, ePort, sPort] = await freePorts(3);
+  const [aPort, ePort, sPort] = await freePorts(3);
+  apiPort = aPort;
   etcdPort = ePort;
   schedulerApiPort = sPort;
   env = { ...process.env, SHOAL_CONFIG: join(dir, 'config.yaml'), HOME: dir };
@@ -68,8 +71,11 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-it('writesAConfigWithServerTokenAndSchedulerApi', () => {
-  expect(readFileSync(join(dir, 'config.yaml'), 'utf8')).toMatch(new RegExp(`^server: http://127\\.0\\.0\\.1:\\d+\ntoken: [0-9a-f]{48}\nschedulerApi: http://127\\.0\\.0\\.1:${schedulerApiPort}\n$`));
+it('writesAConfigWithAnHttpsServerTheCaTokenAndSchedulerApi', () => {
+  expect(readFileSync(join(dir, 'config.yaml'), 'utf8')).toBe(
+    `server: https://127.0.0.1:${apiPort}\ntoken: ${/token: ([0-9a-f]{48})\n/.exec(readFileSync(join(dir, 'config.yaml'), 'utf8'))?.[1]}\n` +
+    `certificate-authority: ${join(dir, 'pki', 'ca.crt')}\nschedulerApi: http://127.0.0.1:${schedulerApiPort}\n`,
+  );
 });
 
 it('servesTheMesosSchedulerApi', async () => {
@@ -177,7 +183,7 @@ describe('bad manifests through apply', () => {
     ['an unknown apiVersion', 'apiVersion: apps/v1\nkind: App\nmetadata:\n  name: x\nspec:\n  cmd: x\n', /^error: FILE:1: .*apiVersion: unsupported "apps\/v1"/],
     ['a missing name', 'apiVersion: shoal/v1\nkind: App\nmetadata: {}\nspec:\n  cmd: x\n', /^error: FILE:3: .*metadata.name: is required$/],
     ['a name that is not a DNS-1123 label', head.replace('name: x', 'name: My_App') + 'spec:\n  cmd: x\n', /^error: FILE:4: .*metadata.name: must be a DNS-1123 label/],
-    ['a 5 MB manifest', head + 'spec:\n  cmd: ' + 'x'.repeat(5 << 20) + '\n', /^error: FILE:6: app\/x: spec.cmd: must NOT have more than 65536 characters$/],
+    ['a 5 MB manifest', head + 'spec:\n  cmd: ' + 'x'.repeat(5 << 20) + '\n', /^error: FILE:6: app\/x: spec.cmd: is 5242880 characters long: at most 65536$/],
   ];
   it.each(cases)('rejects %s, writing nothing', async (_name, text, message) => {
     const file = join(dir, 'bad-input.yaml');
@@ -209,8 +215,8 @@ it('stopsEtcdAndTheApiOnSigint', async () => {
   expect(await new Promise((r) => dev.once('exit', (code) => r(code)))).toBe(0);
   const res = await shoal('get', 'apps');
   expect(res.code).toBe(1);
-  expect(res.stderr).toMatch(/^error: cannot reach server http:\/\/127\.0\.0\.1:\d+/);
-  await expect(run('etcdctl', ['--endpoints', `http://127.0.0.1:${etcdPort}`, '--dial-timeout', '1s', 'get', 'x'], { env: { ...process.env, ETCDCTL_API: '3' } })).rejects.toThrow();
+  expect(res.stderr).toMatch(/^error: cannot reach server https:\/\/127\.0\.0\.1:\d+/);
+  await expect(run('etcdctl', [...devEtcdctlFlags(dir), '--dial-timeout', '1s', 'get', 'x'], { env: { ...process.env, ETCDCTL_API: '3' } })).rejects.toThrow();
 });
 
 /**

@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import type { Task } from '../../pkg/api/types.generated';
 import { freePorts } from '../../pkg/util/net';
 import { runShoal, SHOAL_MAIN, type CliResult } from '../harness/cli';
+import { devAgentFlags } from '../../pkg/devcluster/cluster';
 
 const AGENT = join(__dirname, '../../dist/cmd/agent/main.js');
 const CPUS = 9;
@@ -82,7 +83,7 @@ beforeAll(async () => {
   start('dev', [SHOAL_MAIN, 'dev', '--data-dir', dir, '--api-port', String(apiPort), '--etcd-port', String(etcdPort), '--no-scheduler-api', '--agents', '0']);
   await waitFor('config.yaml', async () => existsSync(join(dir, 'config.yaml')));
   start('agent', [
-    AGENT, '--etcd-endpoints', `http://127.0.0.1:${etcdPort}`, '--node-name', 'drf-0', '--hostname', 'drf-0',
+    AGENT, ...devAgentFlags(dir, 'drf-0'), '--hostname', 'drf-0',
     '--runtime', 'hollow', '--data-dir', join(dir, 'agent'), '--listen', String(agentPort),
     '--cpus', String(CPUS), '--mem', String(MEM), '--ports', `${hostPort}-${hostPort}`,
   ]);

@@ -18,6 +18,7 @@ import type { Job, JobRun, Task } from '../../pkg/api/types.generated';
 import { freePorts } from '../../pkg/util/net';
 import { runShoal, SHOAL_MAIN, type CliResult } from '../harness/cli';
 import { testEtcdEndpoint, uniquePrefix } from '../harness/etcd';
+import { TestPki } from '../harness/pki';
 import { dockerUnavailableReason } from '../harness/docker';
 import { killProcessesUnder, ProcGroup } from '../harness/procs';
 import { waitFor as waitUntil } from '../harness/wait';
@@ -30,6 +31,7 @@ const AGENT_TOKEN = 'agent-token-0123456789abcdef';
 let dir: string;
 let env: NodeJS.ProcessEnv;
 let etcd: string[];
+let pki: TestPki;
 const metricsPorts = new Map<string, number>();
 const group = new ProcGroup(() => env);
 const { procs, output } = group;
@@ -90,6 +92,7 @@ function startAgent(i: number, port: number): void {
   start(`agent-${i}`, BIN.agent, [
     ...etcd, '--node-name', `jobs-${i}`, '--hostname', '127.0.0.1', '--runtime', 'process', '--data-dir', join(dir, `agent-${i}`),
     '--listen', String(port), '--log-token-file', join(dir, 'agent-token'), '--cpus', '1', '--mem', '512', '--lease-ttl', '3',
+    ...pki.agentFlags(`jobs-${i}`),
   ]);
 }
 
@@ -106,9 +109,10 @@ beforeAll(async () => {
   etcd = ['--etcd-endpoints', testEtcdEndpoint(), '--etcd-prefix', uniquePrefix().slice(0, -1)];
   writeFileSync(join(dir, 'tokens.yaml'), dump({ users: [{ name: 'admin', token: ADMIN, roles: [{ namespace: '*', role: 'admin' }] }] }), { mode: 0o600 });
   writeFileSync(join(dir, 'agent-token'), `${AGENT_TOKEN}\n`, { mode: 0o600 });
-  writeFileSync(join(dir, 'config.yaml'), dump({ server: `http://127.0.0.1:${apiPort}`, token: ADMIN }), { mode: 0o600 });
+  pki = new TestPki(dir);
+  writeFileSync(join(dir, 'config.yaml'), dump({ ...pki.cliConfig(apiPort!), token: ADMIN }), { mode: 0o600 });
   env = { ...process.env, SHOAL_CONFIG: join(dir, 'config.yaml'), HOME: dir };
-  start('apiserver', BIN.apiserver, [...etcd, '--token-file', join(dir, 'tokens.yaml'), '--agent-token-file', join(dir, 'agent-token'), '--port', String(apiPort)]);
+  start('apiserver', BIN.apiserver, [...etcd, '--token-file', join(dir, 'tokens.yaml'), '--agent-token-file', join(dir, 'agent-token'), '--port', String(apiPort), ...pki.apiserverFlags()]);
   const cmArgs = ['--leader-lease', '2', '--allocation-interval', '200'];
   start('cm-a', BIN.cm, [...etcd, '--identity', 'cm-a', '--metrics-port', String(mA), ...cmArgs]);
   metricsPorts.set('cm-a', mA!);
@@ -269,6 +273,7 @@ const noDocker = dockerUnavailableReason();
   start('docker-agent', BIN.agent, [
     ...etcd, '--node-name', 'jobs-docker', '--hostname', '127.0.0.1', '--runtime', 'docker', '--data-dir', join(dir, 'docker-agent'),
     '--listen', String(dockerAgentPort), '--log-token-file', join(dir, 'agent-token'), '--cpus', '1', '--mem', '512', '--lease-ttl', '3',
+    ...pki.agentFlags('jobs-docker'),
   ]);
   await apply('boxed', [job('boxed', { container: { image: 'shoal/busybox:latest', command: ['/bin/busybox', 'sh', '-c', 'echo boxed; exit 0'] }, completions: 2, parallelism: 2 })]);
   const run = await waitFor('the container run succeeded', async () => (await runsOf('boxed')).find((r) => r.status?.phase === 'Succeeded'), 60_000);

@@ -16,6 +16,7 @@ import type { Task } from '../../pkg/api/types.generated';
 import { freePorts } from '../../pkg/util/net';
 import { runShoal, SHOAL_MAIN } from '../harness/cli';
 import { testEtcdEndpoint, uniquePrefix } from '../harness/etcd';
+import { TestPki } from '../harness/pki';
 import { killProcessesUnder, ProcGroup } from '../harness/procs';
 import { waitFor as waitUntil } from '../harness/wait';
 
@@ -106,15 +107,17 @@ beforeAll(async () => {
   etcd = ['--etcd-endpoints', testEtcdEndpoint(), '--etcd-prefix', uniquePrefix().slice(0, -1)];
   writeFileSync(join(dir, 'tokens.yaml'), dump({ users: [{ name: 'admin', token: ADMIN, roles: [{ namespace: '*', role: 'admin' }] }] }), { mode: 0o600 });
   writeFileSync(join(dir, 'agent-token'), `${AGENT_TOKEN}\n`, { mode: 0o600 });
-  writeFileSync(join(dir, 'config.yaml'), dump({ server: `http://127.0.0.1:${apiPort}`, token: ADMIN }), { mode: 0o600 });
+  const pki = new TestPki(dir);
+  writeFileSync(join(dir, 'config.yaml'), dump({ ...pki.cliConfig(apiPort!), token: ADMIN }), { mode: 0o600 });
   env = { ...process.env, SHOAL_CONFIG: join(dir, 'config.yaml'), HOME: dir };
-  start('apiserver', BIN.apiserver, [...etcd, '--token-file', join(dir, 'tokens.yaml'), '--agent-token-file', join(dir, 'agent-token'), '--port', String(apiPort)]);
+  start('apiserver', BIN.apiserver, [...etcd, '--token-file', join(dir, 'tokens.yaml'), '--agent-token-file', join(dir, 'agent-token'), '--port', String(apiPort), ...pki.apiserverFlags()]);
   startCm('cm-a');
   await waitFor('cm-a leading', async () => output.get('cm-a')!.includes('controllers started'));
   startCm('cm-b');
   [a1, a2, a3].forEach((port, i) => start(`agent-${i + 1}`, BIN.agent, [
     ...etcd, '--node-name', `mesos-${i + 1}`, '--hostname', '127.0.0.1', '--runtime', 'process', '--data-dir', join(dir, `agent-${i + 1}`),
     '--listen', String(port), '--log-token-file', join(dir, 'agent-token'), '--cpus', '1', '--mem', '512', '--lease-ttl', '3',
+    ...pki.agentFlags(`mesos-${i + 1}`),
   ]));
   await waitFor('three Ready nodes', async () => ((await runShoal(env, 'get', 'nodes')).stdout.match(/\sReady\s/g) ?? []).length === 3);
 }, 60_000);

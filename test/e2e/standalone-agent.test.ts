@@ -7,15 +7,17 @@
  * starting": its binary never handed the agent to its HTTP server.) Needs `npm run build`.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { dump } from 'js-yaml';
+import { Agent } from 'undici';
 import type { Task } from '../../pkg/api/types.generated';
 import { freePorts } from '../../pkg/util/net';
 import { runShoal, SHOAL_MAIN, type CliResult } from '../harness/cli';
 import { testEtcdEndpoint, uniquePrefix } from '../harness/etcd';
+import { TestPki } from '../harness/pki';
 
 const run = promisify(execFile);
 const DIST = join(__dirname, '../../dist/cmd');
@@ -30,6 +32,7 @@ let dir: string;
 let env: NodeJS.ProcessEnv;
 let agentPort: number;
 let metricsPort: number;
+let pki: TestPki;
 const procs = new Map<string, ChildProcess>();
 const output = new Map<string, string>();
 
@@ -88,13 +91,15 @@ beforeAll(async () => {
   const etcd = ['--etcd-endpoints', testEtcdEndpoint(), '--etcd-prefix', uniquePrefix().slice(0, -1)];
   writeFileSync(join(dir, 'tokens.yaml'), dump({ users: [{ name: 'admin', token: ADMIN, roles: [{ namespace: '*', role: 'admin' }] }] }), { mode: 0o600 });
   writeFileSync(join(dir, 'agent-token'), `${AGENT_TOKEN}\n`, { mode: 0o600 });
-  writeFileSync(join(dir, 'config.yaml'), dump({ server: `http://127.0.0.1:${apiPort}`, token: ADMIN }), { mode: 0o600 });
+  pki = new TestPki(dir);
+  writeFileSync(join(dir, 'config.yaml'), dump({ ...pki.cliConfig(apiPort!), token: ADMIN }), { mode: 0o600 });
   env = { ...process.env, SHOAL_CONFIG: join(dir, 'config.yaml'), HOME: dir };
-  start('apiserver', BIN.apiserver, [...etcd, '--token-file', join(dir, 'tokens.yaml'), '--agent-token-file', join(dir, 'agent-token'), '--port', String(apiPort)]);
+  start('apiserver', BIN.apiserver, [...etcd, '--token-file', join(dir, 'tokens.yaml'), '--agent-token-file', join(dir, 'agent-token'), '--port', String(apiPort), ...pki.apiserverFlags()]);
   start('controller-manager', BIN.cm, [...etcd, '--identity', 'e2e', '--metrics-port', String(metricsPort)]);
   start('agent', BIN.agent, [
     ...etcd, '--node-name', NODE, '--hostname', '127.0.0.1', '--runtime', 'process', '--data-dir', join(dir, 'agent'),
     '--listen', String(agentPort), '--log-token-file', join(dir, 'agent-token'), '--cpus', '1', '--mem', '512', '--ports', `${hostPort}-${hostPort}`, '--lease-ttl', '3',
+    ...pki.agentFlags(NODE),
   ]);
   await waitFor('the agent\'s Node Ready', async () => /^standalone-1\s+Ready\s/m.test((await shoal('get', 'nodes')).stdout));
 }, 60_000);
@@ -127,7 +132,8 @@ it('readsAndFollowsATasksOutputThroughTheApiserverFromAStandaloneAgent', async (
   const name = task.metadata.name;
 
   // The agent itself, asked with the agent token: it knows the task (no "the agent is starting").
-  const direct = await fetch(`http://127.0.0.1:${agentPort}/v1/tasks/default/${name}/log?tail=1`, { headers: { authorization: `Bearer ${AGENT_TOKEN}` } });
+  const dispatcher = new Agent({ connect: { ca: readFileSync(pki.ca.cert) } });
+  const direct = await fetch(`https://127.0.0.1:${agentPort}/v1/tasks/default/${name}/log?tail=1`, { headers: { authorization: `Bearer ${AGENT_TOKEN}` }, dispatcher } as RequestInit);
   expect({ status: direct.status, body: await direct.text() }).toMatchObject({ status: 200, body: expect.stringMatching(/^line \d+\n$/) });
 
   // `shoal logs TASK`: everything so far, from line 1.

@@ -7,7 +7,7 @@ import { fakeIO } from './cli-fakes';
 
 const NOW = Date.parse('2024-05-01T12:00:00Z');
 const ago = (s: number) => new Date(NOW - s * 1000).toISOString();
-const SERVER = { SHOAL_SERVER: 'http://api.test:6443', SHOAL_TOKEN: 'tok' };
+const SERVER = { SHOAL_SERVER: 'https://api.test:6443', SHOAL_TOKEN: 'tok' };
 
 type Route = (method: string, path: string, body?: string, signal?: AbortSignal) => Response | undefined;
 
@@ -43,6 +43,16 @@ describe('shoal get', () => {
     const r = await run(['get', 'apps'], (m, p) => (p === '/api/v1/namespaces/default/apps' ? list('App', [web]) : undefined));
     expect(r).toMatchObject({ code: 0, err: '' });
     expect(r.out).toBe('NAME   READY   UP-TO-DATE   AVAILABLE   AGE\nweb    1/2     0            1           5m\n');
+  });
+
+  it('warnsWhenTheTokenWouldCrossTheNetworkInClear', async () => {
+    const route: Route = (m, p) => (p === '/api/v1/namespaces/default/apps' ? list('App', [web]) : undefined);
+    const remote = await run(['get', 'apps'], route, { SHOAL_SERVER: 'http://api.test:6443', SHOAL_TOKEN: 't' });
+    expect(remote).toMatchObject({ code: 0, err: 'warning: http://api.test:6443 is plain HTTP: your token crosses the network in clear\n' });
+    const loopback = await run(['get', 'apps'], route, { SHOAL_SERVER: 'http://127.0.0.1:6443', SHOAL_TOKEN: 't' });
+    expect(loopback).toMatchObject({ code: 0, err: '' });
+    const skipping = await run(['--insecure-skip-tls-verify', 'get', 'apps'], route);
+    expect(skipping).toMatchObject({ code: 0, err: expect.stringMatching(/^warning: insecure-skip-tls-verify: the server's certificate is not checked/) });
   });
 
   it('saysNoResourcesFoundOnStderrAndSucceeds', async () => {
@@ -195,7 +205,7 @@ describe('errors', () => {
     const r = await run(['get', 'apps'], () => {
       throw new Error('boom\n    at somewhere (file.js:1:1)');
     });
-    expect(r).toMatchObject({ code: 1, err: 'error: cannot reach server http://api.test:6443: boom at somewhere (file.js:1:1)\n' });
+    expect(r).toMatchObject({ code: 1, err: 'error: cannot reach server https://api.test:6443: boom at somewhere (file.js:1:1)\n' });
   });
 
   it.each([

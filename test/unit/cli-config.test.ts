@@ -104,3 +104,39 @@ describe('bad config files', () => {
     expect(resolveConfig({}, {}, home).server).toBe('http://x:1');
   });
 });
+
+describe('TLS trust', () => {
+  const PEM = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+
+  it('readsTheCaNamedInTheFileRelativeToTheFile', () => {
+    writeFileSync(join(home, '.shoal', 'ca.crt'), PEM);
+    homeConfig('server: https://x:1\ntoken: t\ncertificate-authority: ca.crt\n');
+    const config = resolveConfig({}, {}, home);
+    expect(config.certificateAuthority).toBe(join(home, '.shoal', 'ca.crt'));
+    expect(requireServer(config).tls).toEqual({ ca: Buffer.from(PEM) });
+  });
+
+  it('letsFlagsOverrideTheFilesCaOrSkipVerification', () => {
+    const flagCa = file('other.crt', PEM);
+    homeConfig('server: https://x:1\ncertificate-authority: /nope/ca.crt\ninsecure-skip-tls-verify: true\n');
+    expect(requireServer(resolveConfig({ certificateAuthority: flagCa }, {}, home)).tls).toEqual({ ca: Buffer.from(PEM) });
+    expect(requireServer(resolveConfig({ insecureSkipTlsVerify: true }, {}, home)).tls).toEqual({ insecureSkipVerify: true });
+    expect(requireServer(resolveConfig({}, {}, home)).tls).toEqual({ insecureSkipVerify: true });
+  });
+
+  it('namesAMissingOrBrokenCaFileAndWrongTypes', () => {
+    homeConfig('server: https://x:1\ncertificate-authority: /nope/ca.crt\n');
+    expect(errorOf(() => requireServer(resolveConfig({}, {}, home)))).toBe('certificate-authority /nope/ca.crt: no such file');
+    const notPem = file('junk.crt', 'hello');
+    expect(errorOf(() => requireServer(resolveConfig({ certificateAuthority: notPem }, {}, home)))).toBe(`certificate-authority ${notPem}: not a PEM certificate`);
+    homeConfig('server: https://x:1\ninsecure-skip-tls-verify: "yes"\n');
+    expect(errorOf(() => resolveConfig({}, {}, home))).toBe(`invalid config file ${join(home, '.shoal', 'config.yaml')}: insecure-skip-tls-verify must be true or false`);
+    homeConfig('server: https://x:1\ncertificate-authority: 3\n');
+    expect(errorOf(() => resolveConfig({}, {}, home))).toMatch(/certificate-authority must be a file path$/);
+  });
+
+  it('trustsTheSystemCasWhenNothingIsSaid', () => {
+    homeConfig('server: https://x:1\n');
+    expect(requireServer(resolveConfig({}, {}, home)).tls).toBeUndefined();
+  });
+});

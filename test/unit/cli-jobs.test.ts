@@ -20,7 +20,7 @@ import { fakeIO, FakeClient } from './cli-fakes';
 
 const NOW = Date.parse('2024-05-01T12:00:00Z');
 const ago = (s: number) => new Date(NOW - s * 1000).toISOString();
-const SERVER = { SHOAL_SERVER: 'http://api.test:6443', SHOAL_TOKEN: 'tok' };
+const SERVER = { SHOAL_SERVER: 'https://api.test:6443', SHOAL_TOKEN: 'tok' };
 const K = (n: string) => lookupKind(n)!;
 
 function job(name: string, spec: Partial<Job['spec']> = {}, status: Job['status'] = {}): Job {

@@ -3,7 +3,7 @@ import { LineBuffer, parseLogsTarget, pickInstance, tasksOfApp } from '../../pkg
 import type { ShoalObject } from '../../pkg/api/validation';
 import { fakeIO } from './cli-fakes';
 
-const SERVER = { SHOAL_SERVER: 'http://api.test:6443', SHOAL_TOKEN: 'tok' };
+const SERVER = { SHOAL_SERVER: 'https://api.test:6443', SHOAL_TOKEN: 'tok' };
 
 type Route = (path: string, signal?: AbortSignal) => Response | undefined;
 

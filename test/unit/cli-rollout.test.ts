@@ -10,7 +10,7 @@ import { fakeIO } from './cli-fakes';
 
 const NOW = Date.parse('2024-05-01T12:00:00Z');
 const ago = (s: number) => new Date(NOW - s * 1000).toISOString();
-const SERVER = { SHOAL_SERVER: 'http://api.test:6443', SHOAL_TOKEN: 'tok' };
+const SERVER = { SHOAL_SERVER: 'https://api.test:6443', SHOAL_TOKEN: 'tok' };
 
 function app(generation: number, status: Record<string, unknown> = {}, spec: Record<string, unknown> = {}): App {
   return {

@@ -1,0 +1,118 @@
+/**
+ * `shoal dev` is secure by default: its own CA, etcd serving TLS with auth on and one etcd user
+ * per component, the apiserver on HTTPS (plain HTTP refused), the agents' endpoints on HTTPS with
+ * certificates naming their node, and a CLI config that trusts the CA. A dev cluster restarted on
+ * the same data directory (auth already on) comes back with the same credentials.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect } from 'node:tls';
+import { Etcd3 } from 'etcd3';
+import { agentIdentity } from '../../pkg/apiserver/server';
+import { HttpClient } from '../../pkg/cli/client';
+import { requireServer, resolveConfig } from '../../pkg/cli/config';
+import { CliError } from '../../pkg/cli/errors';
+import { kindByPlural } from '../../pkg/api/kinds';
+import { startDevCluster, type DevCluster } from '../../pkg/devcluster/cluster';
+import { ensureCa, issueCertificate } from '../../pkg/util/pki';
+import { silentLogger } from '../../pkg/util/log';
+import { freePorts } from '../../pkg/util/net';
+
+const NODES = kindByPlural('nodes')!;
+let dir: string;
+let cluster: DevCluster | undefined;
+let apiPort: number;
+let etcdPort: number;
+
+async function start(): Promise<DevCluster> {
+  cluster = await startDevCluster({ dataDir: dir, apiPort, etcdPort, schedulerApiPort: null, agents: 1, runtime: 'process', logger: silentLogger() });
+  return cluster;
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'shoal-dev-tls-'));
+  [apiPort, etcdPort] = (await freePorts(2)) as [number, number];
+  await start();
+}, 60_000);
+
+afterAll(async () => {
+  await cluster?.stop();
+  rmSync(dir, { recursive: true, force: true });
+}, 30_000);
+
+function cliClient(flags: { certificateAuthority?: string; insecureSkipTlsVerify?: boolean; server?: string } = {}): HttpClient {
+  return new HttpClient(requireServer(resolveConfig({ config: cluster!.configPath, ...flags }, {}, dir)));
+}
+
+it('servesTheApiOverHttpsThatTheWrittenConfigTrusts', async () => {
+  expect(cluster!.server).toBe(`https://127.0.0.1:${apiPort}`);
+  const config = resolveConfig({ config: cluster!.configPath }, {}, dir);
+  expect(config).toMatchObject({ server: cluster!.server, certificateAuthority: join(dir, 'pki', 'ca.crt') });
+  const nodes = await cliClient().list(NODES, undefined);
+  expect(nodes.items.map((n) => n.metadata.name)).toEqual(['dev-agent-1']);
+});
+
+it('refusesPlainHttpAndClientsThatDoNotTrustTheCa', async () => {
+  await expect(fetch(`http://127.0.0.1:${apiPort}/readyz`)).rejects.toThrow();
+  await expect(fetch(`https://127.0.0.1:${apiPort}/readyz`)).rejects.toThrow();
+  const untrusting = new HttpClient({ server: cluster!.server, token: cluster!.token });
+  await expect(untrusting.list(NODES, undefined)).rejects.toThrow(new CliError(`cannot reach server ${cluster!.server}: the server's certificate is not signed by a CA this client trusts (set certificate-authority in the config file, or pass --certificate-authority)`));
+  const plain = cliClient({ server: `http://127.0.0.1:${apiPort}` });
+  await expect(plain.list(NODES, undefined)).rejects.toThrow(/does it serve HTTPS\? try https:\/\//);
+});
+
+it('runsEtcdWithTlsAndAuthAndAUserPerComponentConfinedToShoalsPrefix', async () => {
+  const ca = readFileSync(join(dir, 'pki', 'ca.crt'));
+  const endpoint = `https://127.0.0.1:${etcdPort}`;
+  const anonymous = new Etcd3({ hosts: [endpoint], credentials: { rootCertificate: ca } });
+  await expect(anonymous.get('/shoal/registry/nodes/dev-agent-1').string()).rejects.toThrow(/user name is empty|permission denied/);
+  anonymous.close();
+  const password = (u: string) => readFileSync(join(dir, 'pki', 'etcd-users', `${u}.password`), 'utf8').trim();
+  for (const user of ['shoal-apiserver', 'shoal-controller-manager', 'shoal-agent']) {
+    const client = new Etcd3({ hosts: [endpoint], credentials: { rootCertificate: ca }, auth: { username: user, password: password(user) } });
+    try {
+      expect(await client.get('/shoal/registry/nodes/dev-agent-1').string()).toContain('"dev-agent-1"');
+      await expect(client.put('/elsewhere').value('x')).rejects.toThrow(/permission denied/);
+    } finally {
+      client.close();
+    }
+  }
+  const wrong = new Etcd3({ hosts: [endpoint], credentials: { rootCertificate: ca }, auth: { username: 'shoal-agent', password: 'guess' } });
+  await expect(wrong.get('/shoal/x').string()).rejects.toThrow(/authentication failed/);
+  wrong.close();
+  await expect(fetch(`http://127.0.0.1:${etcdPort}/health`)).rejects.toThrow();
+});
+
+it('servesEachAgentsEndpointOnHttpsWithACertificateNamingItsNode', async () => {
+  const node = (await cliClient().get(NODES, undefined, 'dev-agent-1')) as { status?: { address?: string } };
+  const [host, port] = node.status!.address!.split(':');
+  const cn = await new Promise<string>((resolve, reject) => {
+    const s = connect({ host, port: Number(port), ca: readFileSync(join(dir, 'pki', 'ca.crt')), checkServerIdentity: agentIdentity('dev-agent-1') }, () => {
+      resolve(String(s.getPeerCertificate().subject.CN));
+      s.end();
+    });
+    s.once('error', reject);
+  });
+  expect(cn).toBe('dev-agent-1');
+});
+
+it('comesBackOnTheSameDataDirWithAuthAlreadyOn', async () => {
+  await cluster!.stop();
+  cluster = undefined;
+  await start();
+  expect((await cliClient().list(NODES, undefined)).items).toHaveLength(1);
+}, 60_000);
+
+describe('agentIdentity', () => {
+  it('acceptsOnlyACertificateForTheHostThatNamesTheNode', async () => {
+    const pki = join(dir, 'other-pki');
+    const ca = ensureCa(pki);
+    const c = issueCertificate(ca, pki, 'n1', { commonName: 'n1', hosts: ['127.0.0.1'] });
+    const cert = new (await import('node:crypto')).X509Certificate(readFileSync(c.cert));
+    const peer = { subject: { CN: 'n1' }, subjectaltname: cert.subjectAltName, valid_to: cert.validTo } as never;
+    expect(agentIdentity('n1')('127.0.0.1', peer)).toBeUndefined();
+    expect(agentIdentity('n2')('127.0.0.1', peer)?.message).toBe('the certificate names agent "n1", not node "n2"');
+    expect(agentIdentity('n1')('10.0.0.9', peer)?.message).toMatch(/IP: 10\.0\.0\.9 is not in the cert's list/);
+  });
+});
