@@ -17,7 +17,7 @@ import type { Store } from '../store/types';
 import type { Task } from '../api/types.generated';
 import { createLogger, type Logger } from '../util/log';
 import { AuthenticationError, authorize, type TokenAuthenticator, type User } from './auth';
-import { allocationsByNode, emptyAllocation, type NodeAllocation } from './allocation';
+import { allocationsByNode, emptyAllocation, type NodeAllocation } from '../api/allocation';
 import { ApiError } from './errors';
 import { decideBodyRead, decideInflight, decideWatch, defaultHeadroom, UserCounts, type Decision } from './fairness';
 import { ApiMetrics } from './metrics';

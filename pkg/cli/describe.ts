@@ -10,7 +10,7 @@ import type {
   App, Condition, Constraint, Container, Event, Framework, HealthCheck, Job, JobRun, Node, ObjectMeta, PendingStatus, Port, ReadinessCheck, Resources, Task,
 } from '../api/types.generated';
 import type { ShoalObject } from '../api/validation';
-import type { NodeAllocation } from '../apiserver/allocation';
+import type { NodeAllocation } from '../api/allocation';
 import { isTerminal } from '../api/tasks';
 import {
   eventTime, formatMap, MESOS_TASK_ID_ANNOTATION, nodeStatus, relativeTime, runCompletions, runDuration, secondsDuration, taskPorts,

@@ -1,4 +1,4 @@
-import { allocationsByNode } from '../../pkg/apiserver/allocation';
+import { allocationsByNode } from '../../pkg/api/allocation';
 import { decideBodyRead, decideInflight, decideWatch, defaultHeadroom, fairShare, UserCounts, type Usage } from '../../pkg/apiserver/fairness';
 import type { Task } from '../../pkg/api/types.generated';
 

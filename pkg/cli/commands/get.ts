@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { lookupKind, type KindInfo } from '../../api/kinds';
 import type { ShoalObject } from '../../api/validation';
 import type { Task } from '../../api/types.generated';
-import { allocationsByNode, type NodeAllocation } from '../../apiserver/allocation';
+import { allocationsByNode, type NodeAllocation } from '../../api/allocation';
 import type { ResourceClient } from '../client';
 import { parseKindArgs, parseOutput, type KindRef, type OutputFormat } from '../args';
 import { contextOf, type CommandContext } from '../context';

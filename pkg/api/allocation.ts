@@ -11,8 +11,8 @@
  * rather than kept in Node.status by a controller: Node.status has one writer, the agent, and a
  * second writer would fight it; and the sums are never stale this way.
  */
-import { isTerminal } from '../api/tasks';
-import type { Task } from '../api/types.generated';
+import { isTerminal } from './tasks';
+import type { Task } from './types.generated';
 
 export const NODE_ALLOCATION_KIND = 'NodeAllocation';
 
