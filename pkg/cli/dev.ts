@@ -118,15 +118,15 @@ function shellWord(arg: string): string {
 function registerNodeAdd(program: Command): void {
   const node = program.commands.find((c) => c.name() === 'node') ?? program.command('node').description('Add a node (agent) to a cluster');
   node.command('add')
-    .description('Make the certificate (CN = NAME) and etcd credentials a new shoal-agent needs to join the dev cluster, and print its command line')
+    .description('Make the certificate (CN = NAME) and the etcd user (a role reaching only this node\'s keys) a new shoal-agent needs to join the running dev cluster, and print its command line')
     .argument('<name>', 'the node name (the agent\'s --node-name)')
     .option('--data-dir <dir>', 'the dev cluster\'s data dir (default ~/.shoal/dev)')
     .option('--host <host>', 'a name or IP address the apiserver reaches the agent at (repeatable; default 127.0.0.1)', (v: string, prev: string[] = []) => [...prev, v])
-    .action((name: string, o: { dataDir?: string; host?: string[] }) => {
+    .action(async (name: string, o: { dataDir?: string; host?: string[] }) => {
       const dataDir = resolve(o.dataDir ?? join(homedir(), '.shoal', 'dev'));
       let flags: string[];
       try {
-        flags = devAgentFlags(dataDir, name, o.host ?? ['127.0.0.1']);
+        flags = await devAgentFlags(dataDir, name, o.host ?? ['127.0.0.1']);
       } catch (err) {
         throw new CliError((err as Error).message);
       }

@@ -18,7 +18,7 @@ import { DEFAULT_PREFIX } from '../store/objects';
 import type { Logger } from '../util/log';
 import { ensureCa, issueCertificate, type CaFiles, type CertFiles } from '../util/pki';
 import { startEtcd, type EtcdProcess } from './etcd';
-import { ensureEtcdAuth, passwordOf, type ComponentUser } from './etcd-auth';
+import { ensureAgentUser, ensureEtcdAuth, type ComponentUser } from './etcd-auth';
 
 /** Options of a dev cluster. */
 export interface DevClusterOptions {
@@ -110,7 +110,7 @@ async function startAgents(sec: DevSecurity, o: DevClusterOptions, agentToken: s
     const nodeName = `dev-agent-${i + 1}`;
     const runtimes = Array.isArray(o.runtime) ? o.runtime : [o.runtime ?? 'auto'];
     const agent = await startAgent({
-      etcd: sec.etcd('shoal-agent'), prefix: DEFAULT_PREFIX, nodeName,
+      etcd: await sec.agentEtcd(nodeName), prefix: DEFAULT_PREFIX, nodeName,
       dataDir: join(agentsRoot(o.dataDir), nodeName),
       runtime: runtimes[i % runtimes.length] ?? 'auto',
       capacity: {
@@ -204,6 +204,8 @@ interface DevSecurity {
   caPem: Buffer;
   apiserverTls: { cert: Buffer; key: Buffer };
   etcd(user: ComponentUser): EtcdConnection;
+  /** The agent of `node`'s connection, as its own etcd user (made now when new). */
+  agentEtcd(node: string): Promise<EtcdConnection>;
   /** An agent's serving certificate: CN its node name, valid for 127.0.0.1 (where dev agents listen). */
   agentTls(node: string): { cert: Buffer; key: Buffer };
 }
@@ -211,32 +213,40 @@ interface DevSecurity {
 /** etcd users and roles (auth on), and the connection and certificates of each component. */
 async function devSecurity(pki: DevPki, endpoint: string, dataDir: string): Promise<DevSecurity> {
   const caPem = readFileSync(pki.ca.cert);
-  const users = await ensureEtcdAuth({ endpoint, ca: caPem, dir: join(pki.dir, 'etcd-users'), prefix: DEFAULT_PREFIX });
+  const auth = { endpoint, ca: caPem, dir: join(pki.dir, 'etcd-users'), prefix: DEFAULT_PREFIX };
+  const users = await ensureEtcdAuth(auth);
   const pem = (c: CertFiles) => ({ cert: readFileSync(c.cert), key: readFileSync(c.key) });
+  const connection = (c: { username: string; password: string }): EtcdConnection => ({ endpoints: [endpoint], tls: { ca: caPem }, auth: { username: c.username, password: c.password } });
   return {
     caPem,
     apiserverTls: pem(pki.apiserver),
-    etcd: (user) => ({ endpoints: [endpoint], tls: { ca: caPem }, auth: { username: users[user].username, password: users[user].password } }),
+    etcd: (user) => connection(users[user]),
+    agentEtcd: async (node) => connection(await ensureAgentUser(auth, node)),
     agentTls: (node) => pem(issueCertificate(pki.ca, join(pki.dir, 'agents'), node, { commonName: node, hosts: ['127.0.0.1'] })),
   };
 }
 
 /**
- * The flags a standalone `shoal-agent` needs to join the dev cluster in dataDir as `node` (what
- * `shoal node add` prints): etcd's endpoint, CA and the agents' etcd user, a serving certificate
- * naming the node (made now, for `hosts`), the log token. Throws when dataDir holds no dev cluster.
+ * The flags a standalone `shoal-agent` needs to join the running dev cluster in dataDir as `node`
+ * (what `shoal node add` prints): etcd's endpoint and CA, the node's own etcd user (made now, with
+ * a role that reaches only that node's keys), a serving certificate naming the node (made now, for
+ * `hosts`), the log token. Throws when dataDir holds no dev cluster or its etcd does not answer.
  */
-export function devAgentFlags(dataDir: string, node: string, hosts: string[] = ['127.0.0.1']): string[] {
+export async function devAgentFlags(dataDir: string, node: string, hosts: string[] = ['127.0.0.1']): Promise<string[]> {
   checkNodeName(node);
   const pkiDir = join(dataDir, 'pki');
   const endpointFile = join(dataDir, 'etcd-endpoint');
   if (!existsSync(join(pkiDir, 'ca.key')) || !existsSync(endpointFile)) throw new Error(`no dev cluster in ${dataDir}: start one with \`shoal dev --data-dir ${dataDir}\` first`);
   const ca = ensureCa(pkiDir, 'shoal-dev-ca');
   const cert = issueCertificate(ca, join(pkiDir, 'agents'), node, { commonName: node, hosts });
-  const password = passwordOf(join(pkiDir, 'etcd-users'), 'shoal-agent');
+  const endpoint = readFileSync(endpointFile, 'utf8').trim();
+  const auth = { endpoint, ca: readFileSync(ca.cert), dir: join(pkiDir, 'etcd-users'), prefix: DEFAULT_PREFIX };
+  const password = await ensureAgentUser(auth, node).catch((err: Error) => {
+    throw new Error(`cannot make the etcd user of node "${node}" (${err.message}): is \`shoal dev --data-dir ${dataDir}\` running?`);
+  });
   return [
     '--node-name', node,
-    '--etcd-endpoints', readFileSync(endpointFile, 'utf8').trim(), '--etcd-cacert', ca.cert,
+    '--etcd-endpoints', endpoint, '--etcd-cacert', ca.cert,
     '--etcd-user', password.username, '--etcd-password-file', password.passwordFile,
     '--tls-cert-file', cert.cert, '--tls-private-key-file', cert.key,
     '--log-token-file', ensureAgentToken(dataDir).tokenFile,

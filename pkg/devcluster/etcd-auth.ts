@@ -1,9 +1,13 @@
 /**
- * etcd's own authentication for a cluster: one etcd user per component (shoal-apiserver,
- * shoal-controller-manager, shoal-agent), each with a role of its own that grants only Shoal's key
- * prefix, and a root user kept for administration. Passwords are random, kept in files (0600)
- * next to the certificates, and what `shoal dev`, the tests and `shoal node add` hand to each
- * component (`--etcd-user`, `--etcd-password-file`).
+ * etcd's own authentication for a cluster: one etcd user per component, each with a role of its
+ * own, and a root user kept for administration.
+ * - shoal-apiserver, shoal-controller-manager: read-write on Shoal's prefix, nothing else.
+ * - each agent, `shoal-agent-<node>`: only what that agent needs (agentGrants): its lease key,
+ *   its Node, reading its own assignments, task status and events. etcd itself then refuses an
+ *   agent's write to another node's assignments or Node (its address), to any App or Job, and to
+ *   the leader key.
+ * Passwords are random, kept in files (0600) next to the certificates, and what `shoal dev`, the
+ * tests and `shoal node add` hand to each component (`--etcd-user`, `--etcd-password-file`).
  *
  * Idempotent: on a fresh etcd it creates users and roles and then enables auth; on an etcd with
  * auth on it logs in as root and adds what is missing (a new component user, a new grant).
@@ -14,7 +18,7 @@ import { join } from 'node:path';
 import { Etcd3, Range, type IOptions } from 'etcd3';
 
 /** The etcd users of Shoal's components. */
-export const COMPONENT_USERS = ['shoal-apiserver', 'shoal-controller-manager', 'shoal-agent'] as const;
+export const COMPONENT_USERS = ['shoal-apiserver', 'shoal-controller-manager'] as const;
 export type ComponentUser = (typeof COMPONENT_USERS)[number];
 
 export interface EtcdCredentials {
@@ -72,19 +76,75 @@ export async function ensureEtcdAuth(o: EnsureEtcdAuthOptions): Promise<Record<C
     const existingRoles = new Set((await client.getRoles()).map((r) => r.name));
     if (!existingUsers.has('root')) await client.user('root').create(root.password);
     await client.user('root').addRole('root');
-    const range = Range.prefix(`${o.prefix.replace(/\/+$/, '')}/`);
-    for (const user of COMPONENT_USERS) {
-      if (!existingRoles.has(user)) await client.role(user).create();
-      await client.role(user).grant({ permission: 'Readwrite', range });
-      if (!existingUsers.has(user)) await client.user(user).create(users[user].password);
-      else await client.user(user).setPassword(users[user].password);
-      await client.user(user).addRole(user);
-    }
+    const grants: Grant[] = [{ permission: 'Readwrite', prefix: `${trimmed(o.prefix)}/` }];
+    for (const user of COMPONENT_USERS) await ensureUser(client, users[user], grants, existingUsers, existingRoles);
     if (!enabled) await client.auth.authEnable();
   } finally {
     client.close();
   }
   return users;
+}
+
+/** One permission of a role: on one key, or on every key under a prefix. */
+export interface Grant {
+  permission: 'Read' | 'Write' | 'Readwrite';
+  key?: string;
+  prefix?: string;
+}
+
+const trimmed = (prefix: string) => prefix.replace(/\/+$/, '');
+
+/** The etcd user of the agent of `node`. */
+export function agentUser(node: string): string {
+  return `shoal-agent-${node}`;
+}
+
+/**
+ * What the agent of `node` may touch, and nothing more: its lease key and its Node (one key each:
+ * not another node's, so it cannot redirect the apiserver to itself), its own assignments (read
+ * only: only the controller-manager assigns), and task status and events, written under keys that
+ * do not name the node (so etcd cannot confine those to the node's own tasks: see
+ * docs/operations.md).
+ */
+export function agentGrants(prefix: string, node: string): Grant[] {
+  const p = trimmed(prefix);
+  return [
+    { permission: 'Readwrite', key: `${p}/leases/nodes/${node}` },
+    { permission: 'Readwrite', key: `${p}/registry/nodes/${node}` },
+    { permission: 'Read', prefix: `${p}/assignments/${node}/` },
+    { permission: 'Readwrite', prefix: `${p}/registry/tasks/` },
+    { permission: 'Readwrite', prefix: `${p}/registry/events/` },
+  ];
+}
+
+/** Creates (or updates) a user with a role of the same name holding exactly `grants` (and what it held before). */
+async function ensureUser(client: Etcd3, cred: EtcdCredentials, grants: Grant[], users: Set<string>, roles: Set<string>): Promise<void> {
+  const name = cred.username;
+  if (!roles.has(name)) await client.role(name).create();
+  for (const g of grants) {
+    await client.role(name).grant(g.prefix !== undefined ? { permission: g.permission, range: Range.prefix(g.prefix) } : { permission: g.permission, key: g.key! });
+  }
+  if (!users.has(name)) await client.user(name).create(cred.password);
+  else await client.user(name).setPassword(cred.password);
+  await client.user(name).addRole(name);
+}
+
+/**
+ * Makes (or keeps) the etcd user of the agent of `node` with its own role (agentGrants), as root.
+ * Auth must be on (ensureEtcdAuth ran). Returns its credentials.
+ */
+export async function ensureAgentUser(o: EnsureEtcdAuthOptions, node: string): Promise<EtcdCredentials> {
+  const cred = passwordOf(o.dir, agentUser(node));
+  const root = passwordOf(o.dir, 'root');
+  const client = new Etcd3({ hosts: [o.endpoint], credentials: { rootCertificate: o.ca }, dialTimeout: 5000, auth: { username: 'root', password: root.password } });
+  try {
+    const users = new Set((await client.getUsers().catch(rootLoginAdvice)).map((u) => u.name));
+    const roles = new Set((await client.getRoles()).map((r) => r.name));
+    await ensureUser(client, cred, agentGrants(o.prefix, node), users, roles);
+  } finally {
+    client.close();
+  }
+  return cred;
 }
 
 function rootLoginAdvice(err: unknown): never {

@@ -74,9 +74,9 @@ async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>
   throw new Error(`timed out waiting for ${what} (${String(last ?? '')})\n${summary.stdout}\n--- dev log tail:\n${(logs.get('dev') ?? '').slice(-3000)}`);
 }
 
-function startAgent(name: string, runtime: 'process' | 'docker', listen: number, hostPorts: number[]): void {
+async function startAgent(name: string, runtime: 'process' | 'docker', listen: number, hostPorts: number[]): Promise<void> {
   const proc = spawn('node', [AGENT,
-    ...devAgentFlags(dir, name), '--hostname', `host-${name}`,
+    ...await devAgentFlags(dir, name), '--hostname', `host-${name}`,
     '--runtime', runtime, '--data-dir', join(dir, name), '--listen', String(listen),
     '--cpus', '2', '--mem', '2048', '--ports', hostPorts.map((p) => `${p}-${p}`).join(','), '--lease-ttl', '3',
   ], { env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -103,7 +103,7 @@ beforeAll(async () => {
   await waitFor('config.yaml', async () => existsSync(join(dir, 'config.yaml')));
   for (let i = 0; i < 2; i++) {
     const mine = ports.slice(2 + i * 9, 2 + (i + 1) * 9);
-    startAgent(`agent-${i}`, 'process', mine[0]!, mine.slice(1));
+    await startAgent(`agent-${i}`, 'process', mine[0]!, mine.slice(1));
   }
   await waitFor('2 Ready nodes', async () => (await ok('get', 'nodes')).split('\n').filter((l) => /\sReady\s/.test(l)).length === 2);
 }, 60_000);
@@ -208,7 +208,7 @@ if (noDocker) console.warn(`missing-image e2e test SKIPPED: no Docker daemon (${
 (noDocker ? describe.skip : describe)(`an App whose image is missing on the Docker runtime${noDocker ? ` (skipped: ${noDocker})` : ''}`, () => {
   it('backsOffItsLaunchesAndDescribeNamesTheImage', async () => {
     const ports = await freePorts(3);
-    startAgent(DOCKER_NODE, 'docker', ports[0]!, ports.slice(1));
+    await startAgent(DOCKER_NODE, 'docker', ports[0]!, ports.slice(1));
     await waitFor('the docker agent Ready', async () => new RegExp(`${DOCKER_NODE}\\s+Ready`).test(await ok('get', 'nodes')));
 
     // Every Task ever created for the App, seen in etcd (terminal ones are garbage-collected beyond 5).

@@ -85,7 +85,7 @@ beforeAll(async () => {
   for (let i = 0; i < 3; i++) {
     const hostPorts = ports.slice(5 + i * 8, 5 + (i + 1) * 8).map((p) => `${p}-${p}`).join(',');
     startAgent(`agent-${i}`, [
-      ...devAgentFlags(dir, `agent-${i}`), '--hostname', `host-${i}`,
+      ...await devAgentFlags(dir, `agent-${i}`), '--hostname', `host-${i}`,
       '--runtime', 'process', '--data-dir', join(dir, `agent-${i}`), '--listen', String(ports[2 + i]),
       '--cpus', '2', '--mem', '2048', '--ports', hostPorts, '--lease-ttl', '3',
     ]);
@@ -292,7 +292,7 @@ const noDocker = dockerUnavailableReason();
   it('answersHttpOnItsHostPortAndLeavesNoContainer', async () => {
     const ports = await freePorts(4);
     startAgent('docker-agent', [
-      ...devAgentFlags(dir, 'docker-agent'), '--hostname', 'docker-host',
+      ...await devAgentFlags(dir, 'docker-agent'), '--hostname', 'docker-host',
       '--runtime', 'docker', '--data-dir', join(dir, 'docker-agent'), '--listen', String(ports[0]),
       '--cpus', '2', '--mem', '2048', '--ports', ports.slice(1).map((p) => `${p}-${p}`).join(','), '--lease-ttl', '3',
     ]);

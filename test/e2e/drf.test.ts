@@ -83,7 +83,7 @@ beforeAll(async () => {
   start('dev', [SHOAL_MAIN, 'dev', '--data-dir', dir, '--api-port', String(apiPort), '--etcd-port', String(etcdPort), '--no-scheduler-api', '--agents', '0']);
   await waitFor('config.yaml', async () => existsSync(join(dir, 'config.yaml')));
   start('agent', [
-    AGENT, ...devAgentFlags(dir, 'drf-0'), '--hostname', 'drf-0',
+    AGENT, ...await devAgentFlags(dir, 'drf-0'), '--hostname', 'drf-0',
     '--runtime', 'hollow', '--data-dir', join(dir, 'agent'), '--listen', String(agentPort),
     '--cpus', String(CPUS), '--mem', String(MEM), '--ports', `${hostPort}-${hostPort}`,
   ]);

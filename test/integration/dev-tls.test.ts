@@ -69,7 +69,7 @@ it('runsEtcdWithTlsAndAuthAndAUserPerComponentConfinedToShoalsPrefix', async () 
   await expect(anonymous.get('/shoal/registry/nodes/dev-agent-1').string()).rejects.toThrow(/user name is empty|permission denied/);
   anonymous.close();
   const password = (u: string) => readFileSync(join(dir, 'pki', 'etcd-users', `${u}.password`), 'utf8').trim();
-  for (const user of ['shoal-apiserver', 'shoal-controller-manager', 'shoal-agent']) {
+  for (const user of ['shoal-apiserver', 'shoal-controller-manager', 'shoal-agent-dev-agent-1']) {
     const client = new Etcd3({ hosts: [endpoint], credentials: { rootCertificate: ca }, auth: { username: user, password: password(user) } });
     try {
       expect(await client.get('/shoal/registry/nodes/dev-agent-1').string()).toContain('"dev-agent-1"');
@@ -78,10 +78,37 @@ it('runsEtcdWithTlsAndAuthAndAUserPerComponentConfinedToShoalsPrefix', async () 
       client.close();
     }
   }
-  const wrong = new Etcd3({ hosts: [endpoint], credentials: { rootCertificate: ca }, auth: { username: 'shoal-agent', password: 'guess' } });
+  const wrong = new Etcd3({ hosts: [endpoint], credentials: { rootCertificate: ca }, auth: { username: 'shoal-agent-dev-agent-1', password: 'guess' } });
   await expect(wrong.get('/shoal/x').string()).rejects.toThrow(/authentication failed/);
   wrong.close();
   await expect(fetch(`http://127.0.0.1:${etcdPort}/health`)).rejects.toThrow();
+});
+
+it('confinesAnAgentsEtcdUserToItsOwnNodesKeys', async () => {
+  const ca = readFileSync(join(dir, 'pki', 'ca.crt'));
+  const password = readFileSync(join(dir, 'pki', 'etcd-users', 'shoal-agent-dev-agent-1.password'), 'utf8').trim();
+  const agent = new Etcd3({ hosts: [`https://127.0.0.1:${etcdPort}`], credentials: { rootCertificate: ca }, auth: { username: 'shoal-agent-dev-agent-1', password } });
+  const denied = /permission denied/;
+  try {
+    // What it needs: its Node, its lease key, its assignments, task status.
+    expect(await agent.get('/shoal/registry/nodes/dev-agent-1').string()).toContain('"dev-agent-1"');
+    expect(await agent.get('/shoal/leases/nodes/dev-agent-1').string()).not.toBeNull();
+    await agent.getAll().prefix('/shoal/assignments/dev-agent-1/').keys();
+    await agent.getAll().prefix('/shoal/registry/tasks/').keys();
+    // Another node's assignments (forging work for it, or reading it), another Node (its address:
+    // where the apiserver would send the agent token), any App, the leader key: refused by etcd.
+    await expect(agent.put('/shoal/assignments/other-node/default/forged').value('{}')).rejects.toThrow(denied);
+    await expect(agent.put('/shoal/assignments/dev-agent-1/default/forged').value('{}')).rejects.toThrow(denied);
+    await expect(agent.getAll().prefix('/shoal/assignments/other-node/').keys()).rejects.toThrow(denied);
+    await expect(agent.put('/shoal/registry/nodes/other-node').value('{}')).rejects.toThrow(denied);
+    await expect(agent.put('/shoal/registry/nodes/dev-agent-10').value('{}')).rejects.toThrow(denied);
+    await expect(agent.put('/shoal/registry/apps/default/evil').value('{}')).rejects.toThrow(denied);
+    await expect(agent.get('/shoal/registry/apps/default/evil').string()).rejects.toThrow(denied);
+    await expect(agent.put('/shoal/leader/controller-manager').value('me')).rejects.toThrow(denied);
+    await expect(agent.put('/shoal/leases/nodes/other-node').value('x')).rejects.toThrow(denied);
+  } finally {
+    agent.close();
+  }
 });
 
 it('servesEachAgentsEndpointOnHttpsWithACertificateNamingItsNode', async () => {
