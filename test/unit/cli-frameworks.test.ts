@@ -15,7 +15,7 @@ import { runGet } from '../../pkg/cli/commands/get';
 import { CommandContext } from '../../pkg/cli/context';
 import { describeObject, frameworkAllocation } from '../../pkg/cli/describe';
 import { schedulerApiPort } from '../../pkg/cli/dev';
-import { CliError } from '../../pkg/cli/errors';
+import { ApiError, CliError } from '../../pkg/cli/errors';
 import {
   addTaskColumns, formatObject, secondsDuration, tableNeedsTasks, tableRows, tasksByFramework, type TableOptions,
 } from '../../pkg/cli/printers';
@@ -159,6 +159,19 @@ describe('get frameworks through a client', () => {
       [FW2, 'chronos', '*', 'disconnected'],
     ]);
     expect(c.calls).toContainEqual({ verb: 'list', key: 'frameworks/' });
+  });
+
+  it('listsThemWithTasksUnknownForAUserWhoMayNotListTasksEverywhere', async () => {
+    const c = seeded();
+    const list = c.list.bind(c);
+    c.list = async (kind, namespace, o) => {
+      if (kind.kind === 'Task') throw new ApiError(403, 'Forbidden', 'user "dev" cannot list tasks across all namespaces (needs role view)');
+      return list(kind, namespace, o);
+    };
+    const { io, ctx } = ctxWith(c);
+    await runGet(ctx, { kind: K('fw') }, {});
+    const lines = io.out.join('').trimEnd().split('\n');
+    expect(lines.slice(1).map((l) => l.split(/\s+/)[5])).toEqual(['<none>', '<none>']);
   });
 
   it('getsOneById', async () => {

@@ -110,8 +110,13 @@ export async function runGet(ctx: CommandContext, ref: KindRef, opts: GetOptions
     // A user who may not see them still gets the nodes, with ALLOCATED <none>.
     if (typeof allocations !== 'string') table.allocated = new Map(allocations.map((a) => [a.metadata.name, a.allocated]));
   } else if (tableNeedsTasks(kind) && !isObjectFormat(format)) {
-    const tasks = await client.list(lookupKind('tasks')!, undefined);
-    addTaskColumns(kind, table, tasks.items as Task[]);
+    // Frameworks are readable by any user, their tasks only with a cluster-wide role: without
+    // one, the frameworks are still listed, with TASKS <none>.
+    const tasks = await client.list(lookupKind('tasks')!, undefined).catch((err: unknown) => {
+      if (err instanceof ApiError && err.code === 403) return undefined;
+      throw err;
+    });
+    if (tasks) addTaskColumns(kind, table, tasks.items as Task[]);
   }
   let items: ShoalObject[];
   let resourceVersion: string | undefined;
