@@ -116,6 +116,35 @@ function describeType(v: unknown): string {
   return typeof v;
 }
 
+/**
+ * A client's value for a message: a string as it is, anything else as JSON, cut to `max`
+ * characters. Never throws (String() does, on `{"toString": 1}`).
+ */
+export function shown(v: unknown, max = 100): string {
+  let s: string;
+  if (typeof v === 'string') s = v;
+  else {
+    try {
+      s = JSON.stringify(v) ?? describeType(v);
+    } catch {
+      s = describeType(v);
+    }
+  }
+  return s.length > max ? `${s.slice(0, max)}…` : s;
+}
+
+/** Why a value is not one JSON (or YAML's CORE schema) can carry, or undefined. */
+function notJson(v: unknown): string | undefined {
+  if (typeof v === 'number') return Number.isFinite(v) ? undefined : `must be a finite number, not ${v}`;
+  // undefined: a property built as `cmd: spec.cmd` in code, absent once encoded (as ajv sees it).
+  if (v === null || v === undefined || typeof v === 'string' || typeof v === 'boolean') return undefined;
+  if (typeof v !== 'object') return `must be a JSON value, not ${typeof v}`;
+  if (Array.isArray(v)) return undefined;
+  const proto = Object.getPrototypeOf(v);
+  if (proto === null || Object.getPrototypeOf(proto) === null) return undefined; // a plain object, of any realm
+  return `must be a JSON value, not ${v instanceof Date ? 'a date (quote it to make it a string)' : (proto?.constructor?.name ?? 'an object')}`;
+}
+
 function causeOf(e: ErrorObject): FieldCause {
   const at = fieldPath(e.instancePath);
   const p = e.params as Record<string, unknown>;
@@ -160,13 +189,16 @@ function causesOf(errors: ErrorObject[]): FieldCause[] {
 }
 
 /**
- * Checks nesting depth and forbidden keys without recursion (a 5,000-deep body must not blow
- * the stack). Returns the first problem, or undefined.
+ * Checks nesting depth, forbidden keys and that every value is JSON (no NaN, Infinity, dates or
+ * class instances: what a JSON body cannot carry the apiserver could not store) without
+ * recursion (a 5,000-deep body must not blow the stack). Returns the first problem, or undefined.
  */
 export function structuralCause(value: unknown, maxDepth = MAX_OBJECT_DEPTH): FieldCause | undefined {
   const stack: Array<{ v: unknown; path: string; depth: number }> = [{ v: value, path: '', depth: 0 }];
   while (stack.length) {
     const { v, path, depth } = stack.pop()!;
+    const bad = notJson(v);
+    if (bad) return { field: path, message: bad };
     if (v === null || typeof v !== 'object') continue;
     if (depth >= maxDepth) return { field: path, message: `nested more than ${maxDepth} levels deep` };
     if (Array.isArray(v)) {
@@ -195,10 +227,10 @@ export function admit(input: unknown): AdmitResult {
   const { apiVersion, kind: kindName } = input as Record<string, unknown>;
   const causes: FieldCause[] = [];
   if (apiVersion === undefined) causes.push({ field: 'apiVersion', message: `is required (use "${API_VERSION}")` });
-  else if (apiVersion !== API_VERSION) causes.push({ field: 'apiVersion', message: `unsupported "${String(apiVersion)}" (use "${API_VERSION}")` });
+  else if (apiVersion !== API_VERSION) causes.push({ field: 'apiVersion', message: `unsupported "${shown(apiVersion)}" (use "${API_VERSION}")` });
   const kind = KINDS.find((k) => k.kind === kindName);
   if (kindName === undefined) causes.push({ field: 'kind', message: `is required (one of ${KINDS.map((k) => k.kind).join(', ')})` });
-  else if (!kind) causes.push({ field: 'kind', message: `unknown kind "${String(kindName)}" (one of ${KINDS.map((k) => k.kind).join(', ')})` });
+  else if (!kind) causes.push({ field: 'kind', message: `unknown kind "${shown(kindName)}" (one of ${KINDS.map((k) => k.kind).join(', ')})` });
   if (causes.length || !kind) return { ok: false, causes };
 
   const object = structuredClone(input) as ShoalObject;

@@ -8,7 +8,7 @@ import { APP_FINALIZER, appHistoryKey, appHistoryPrefix, type AppRevision } from
 import { manualRunName, newJobRun, parentCycle } from '../api/jobs';
 import { DEFAULT_NAMESPACE, kindByPlural, type KindInfo } from '../api/kinds';
 import type { Job, JobRun } from '../api/types.generated';
-import { admit, structuralCause, type ShoalObject } from '../api/validation';
+import { admit, shown, structuralCause, type ShoalObject } from '../api/validation';
 import { matchesSelector, type Selector } from '../api/labels';
 import { AlreadyExistsError, ConflictError, NotFoundError } from '../store/errors';
 import { assignmentKey, decodeKeyValue, encodeObject, kindPrefix, objectKey, prefixEnd } from '../store/objects';
@@ -68,13 +68,13 @@ export class Registry {
     if (structural) throw invalid(kind.kind, urlName, [structural], true);
     const b = body as { kind?: unknown; metadata?: { name?: unknown; namespace?: unknown } } | null;
     if (b && typeof b === 'object' && b.kind !== undefined && b.kind !== kind.kind) {
-      throw new ApiError('BadRequest', `body kind "${String(b.kind)}" does not match the URL's kind ${kind.kind}`);
+      throw new ApiError('BadRequest', `body kind "${shown(b.kind)}" does not match the URL's kind ${kind.kind}`);
     }
     if (kind.namespaced && b?.metadata?.namespace !== undefined && b.metadata.namespace !== namespace) {
-      throw new ApiError('BadRequest', `metadata.namespace "${String(b.metadata.namespace)}" does not match the URL's namespace "${namespace}"`);
+      throw new ApiError('BadRequest', `metadata.namespace "${shown(b.metadata.namespace)}" does not match the URL's namespace "${namespace}"`);
     }
     if (urlName !== undefined && b?.metadata?.name !== undefined && b.metadata.name !== urlName) {
-      throw new ApiError('BadRequest', `metadata.name "${String(b.metadata.name)}" does not match the URL's name "${urlName}"`);
+      throw new ApiError('BadRequest', `metadata.name "${shown(b.metadata.name)}" does not match the URL's name "${urlName}"`);
     }
     const withNs = kind.namespaced && b?.metadata && typeof b.metadata === 'object' && b.metadata.namespace === undefined
       ? { ...b, metadata: { ...b.metadata, namespace: namespace ?? DEFAULT_NAMESPACE } }
