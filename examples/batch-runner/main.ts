@@ -47,7 +47,7 @@ interface StateFile {
   lines: Record<string, { attempt: number; failures: number; status: LineStatus; agentId?: string; lastState?: string }>;
 }
 
-const USAGE = 'usage: batch-runner --master URL[,URL...] --commands FILE [--role R] [--cpus N] [--mem MB] [--retries N] [--failover-timeout S] [--token-file F | --principal P --secret S] [--state-file F] [--name N]';
+const USAGE = 'usage: batch-runner --master URL[,URL...] --commands FILE [--ca CA.crt] [--role R] [--cpus N] [--mem MB] [--retries N] [--failover-timeout S] [--token-file F | --principal P --secret S] [--state-file F] [--name N]';
 
 function fail(msg: string): never {
   process.stderr.write(`batch-runner: ${msg}\n${USAGE}\n`);
@@ -67,7 +67,7 @@ const { values: a } = parseArgs({
     cpus: { type: 'string' }, mem: { type: 'string' }, retries: { type: 'string' },
     'failover-timeout': { type: 'string' }, 'token-file': { type: 'string' },
     principal: { type: 'string' }, secret: { type: 'string' }, 'state-file': { type: 'string' },
-    name: { type: 'string' }, user: { type: 'string' }, help: { type: 'boolean' },
+    name: { type: 'string' }, user: { type: 'string' }, ca: { type: 'string' }, help: { type: 'boolean' },
   },
   strict: true,
 });
@@ -138,6 +138,15 @@ function say(msg: string): void {
 
 const taskId = (l: Line, attempt = l.attempt) => `cmd-${l.n}-${attempt}`;
 
+/** The CA that verifies an https:// master (shoal dev's: <data dir>/pki/ca.crt). */
+function readCa(file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    return fail(`--ca ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+  }
+}
+
 function parseTaskId(id: string): { n: number; attempt: number } | undefined {
   const m = /^cmd-(\d+)-(\d+)$/.exec(id);
   return m ? { n: Number(m[1]), attempt: Number(m[2]) } : undefined;
@@ -148,6 +157,7 @@ function parseTaskId(id: string): { n: number; attempt: number } | undefined {
 
 const scheduler = new MesosScheduler({
   master: a.master.split(',').map((m) => m.trim()).filter(Boolean),
+  ...(a.ca && { ca: readCa(a.ca) }),
   frameworkId,
   auth,
   frameworkInfo: {

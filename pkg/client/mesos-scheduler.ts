@@ -283,6 +283,8 @@ export interface MesosSchedulerOptions {
   requestTimeoutMs?: number;
   /** @default 5 */
   maxRedirects?: number;
+  /** CA certificate (PEM) that verifies an https:// master; default: the system's CAs. */
+  ca?: Buffer;
   /** Time of the reconnection backoff and the heartbeat watchdog (tests step a FakeClock). @default the real clock */
   clock?: Clock;
 }
@@ -387,11 +389,12 @@ export class MesosScheduler extends EventEmitter<MesosSchedulerEvents> {
   /** TEARDOWN sent: the master ending the stream (or an ERROR saying it removed us) is expected. */
   private tearingDown = false;
   private inflight = 0;
-  private readonly callAgents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
+  private readonly callAgents: { http: http.Agent; https: https.Agent };
 
   constructor(options: MesosSchedulerOptions) {
     super();
     this.o = options;
+    this.callAgents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true, ...(options.ca && { ca: options.ca }) }) };
     this.clock = options.clock ?? realClock;
     const list = Array.isArray(options.master) ? options.master : [options.master];
     if (!list.length) throw new Error('MesosScheduler: no master');
@@ -533,6 +536,7 @@ export class MesosScheduler extends EventEmitter<MesosSchedulerEvents> {
     const req = mod.request(target, {
       method: 'POST',
       agent: false, // its own connection: calls must use a different one
+      ...(this.o.ca && { ca: this.o.ca }),
       headers: {
         'Content-Type': 'application/json',
         Accept: 'application/json',

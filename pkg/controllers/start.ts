@@ -44,6 +44,8 @@ export interface StartControllerManagerOptions {
     port: number;
     /** @default '127.0.0.1' */
     host?: string;
+    /** Serve HTTPS with this certificate. */
+    tls?: { cert: Buffer; key: Buffer };
     /** Users and tokens (with frameworkRoles); without one, calls are not authenticated. */
     tokenFile?: string;
     /** @default 15 */
@@ -82,7 +84,7 @@ export async function startControllerManager(o: StartControllerManagerOptions): 
   });
   let schedulerApiPort: number | undefined;
   try {
-    schedulerApiPort = api ? await api.listen(o.schedulerApi!.port, o.schedulerApi!.host) : undefined;
+    schedulerApiPort = api ? await api.listen(o.schedulerApi!.port, o.schedulerApi!.host, o.schedulerApi!.tls) : undefined;
   } catch (err) {
     await Promise.all(own.map((s) => s.close()));
     throw err;

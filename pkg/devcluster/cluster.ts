@@ -63,7 +63,7 @@ export interface DevCluster {
   caFile: string;
   configPath: string;
   etcdEndpoint: string;
-  /** `http://127.0.0.1:P` of the Mesos scheduler API, when served. */
+  /** `https://127.0.0.1:P` of the Mesos scheduler API, when served. */
   schedulerApi?: string;
   stop(): Promise<void>;
 }
@@ -185,6 +185,7 @@ interface DevPki {
   ca: CaFiles;
   etcd: CertFiles;
   apiserver: CertFiles;
+  schedulerApi: CertFiles;
 }
 
 /** Everything on the loopback interface: one CA; etcd's and the apiserver's certificates name 127.0.0.1 and localhost. */
@@ -196,6 +197,7 @@ function devPki(dataDir: string): DevPki {
     dir, ca,
     etcd: issueCertificate(ca, dir, 'etcd', { commonName: 'etcd', hosts }),
     apiserver: issueCertificate(ca, dir, 'apiserver', { commonName: 'shoal-apiserver', hosts }),
+    schedulerApi: issueCertificate(ca, dir, 'scheduler-api', { commonName: 'shoal-scheduler-api', hosts }),
   };
 }
 
@@ -203,6 +205,7 @@ function devPki(dataDir: string): DevPki {
 interface DevSecurity {
   caPem: Buffer;
   apiserverTls: { cert: Buffer; key: Buffer };
+  schedulerApiTls: { cert: Buffer; key: Buffer };
   etcd(user: ComponentUser): EtcdConnection;
   /** The agent of `node`'s connection, as its own etcd user (made now when new). */
   agentEtcd(node: string): Promise<EtcdConnection>;
@@ -220,6 +223,7 @@ async function devSecurity(pki: DevPki, endpoint: string, dataDir: string): Prom
   return {
     caPem,
     apiserverTls: pem(pki.apiserver),
+    schedulerApiTls: pem(pki.schedulerApi),
     etcd: (user) => connection(users[user]),
     agentEtcd: async (node) => connection(await ensureAgentUser(auth, node)),
     agentTls: (node) => pem(issueCertificate(pki.ca, join(pki.dir, 'agents'), node, { commonName: node, hosts: ['127.0.0.1'] })),
@@ -304,7 +308,7 @@ export async function startDevCluster(o: DevClusterOptions): Promise<DevCluster>
   try {
     cm = await startControllerManager({
       etcd: sec.etcd('shoal-controller-manager'), prefix: DEFAULT_PREFIX, identity: 'dev', logger: o.logger.child({ component: 'controller-manager' }), registry: api.metrics.registry,
-      schedulerApi: schedulerApiPort === null ? undefined : { port: schedulerApiPort, host: '127.0.0.1', tokenFile },
+      schedulerApi: schedulerApiPort === null ? undefined : { port: schedulerApiPort, host: '127.0.0.1', tokenFile, tls: sec.schedulerApiTls },
     });
   } catch (err) {
     await api.stop();
@@ -314,7 +318,7 @@ export async function startDevCluster(o: DevClusterOptions): Promise<DevCluster>
   }
   const agents = await startAgents(sec, o, agentToken);
   const server = `https://127.0.0.1:${api.port}`;
-  const schedulerApi = cm.schedulerApiPort === undefined ? undefined : `http://127.0.0.1:${cm.schedulerApiPort}`;
+  const schedulerApi = cm.schedulerApiPort === undefined ? undefined : `https://127.0.0.1:${cm.schedulerApiPort}`;
   const config = dump({ server, token, 'certificate-authority': pki.ca.cert, ...(schedulerApi ? { schedulerApi } : {}) });
   const configPath = join(o.dataDir, 'config.yaml');
   writeFileSync(configPath, config, { mode: 0o600 });

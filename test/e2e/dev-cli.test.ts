@@ -12,6 +12,7 @@ import { freePorts } from '../../pkg/util/net';
 import { runShoal, SHOAL_MAIN, type CliResult } from '../harness/cli';
 import { capture, killProcessesUnder, processesWith, stopProc } from '../harness/procs';
 import { devEtcdctlFlags } from '../harness/dev';
+import { Agent } from 'undici';
 
 const run = promisify(execFile);
 const MAIN = SHOAL_MAIN;
@@ -74,12 +75,13 @@ afterAll(async () => {
 it('writesAConfigWithAnHttpsServerTheCaTokenAndSchedulerApi', () => {
   expect(readFileSync(join(dir, 'config.yaml'), 'utf8')).toBe(
     `server: https://127.0.0.1:${apiPort}\ntoken: ${/token: ([0-9a-f]{48})\n/.exec(readFileSync(join(dir, 'config.yaml'), 'utf8'))?.[1]}\n` +
-    `certificate-authority: ${join(dir, 'pki', 'ca.crt')}\nschedulerApi: http://127.0.0.1:${schedulerApiPort}\n`,
+    `certificate-authority: ${join(dir, 'pki', 'ca.crt')}\nschedulerApi: https://127.0.0.1:${schedulerApiPort}\n`,
   );
 });
 
 it('servesTheMesosSchedulerApi', async () => {
-  const res = await fetch(`http://127.0.0.1:${schedulerApiPort}/version`);
+  const dispatcher = new Agent({ connect: { ca: readFileSync(join(dir, 'pki', 'ca.crt')) } });
+  const res = await fetch(`https://127.0.0.1:${schedulerApiPort}/version`, { dispatcher } as RequestInit);
   expect(res.status).toBe(200);
   expect(await res.json()).toHaveProperty('version');
 });

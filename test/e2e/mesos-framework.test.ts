@@ -17,6 +17,7 @@ import { freePorts } from '../../pkg/util/net';
 import { runShoal, SHOAL_MAIN } from '../harness/cli';
 import { testEtcdEndpoint, uniquePrefix } from '../harness/etcd';
 import { TestPki } from '../harness/pki';
+import { issueCertificate } from '../../pkg/util/pki';
 import { killProcessesUnder, ProcGroup } from '../harness/procs';
 import { waitFor as waitUntil } from '../harness/wait';
 
@@ -32,6 +33,7 @@ let dir: string;
 let env: NodeJS.ProcessEnv;
 let etcd: string[];
 const apiPorts = new Map<string, number>();
+let pki: TestPki;
 const group = new ProcGroup(() => env);
 const { procs, output } = group;
 
@@ -51,8 +53,10 @@ function leader(): string | undefined {
 
 function startCm(name: string, port = apiPorts.get(name)!): void {
   apiPorts.set(name, port);
+  const cert = issueCertificate(pki.ca, join(dir, 'pki'), 'scheduler-api', { commonName: 'shoal-scheduler-api', hosts: ['127.0.0.1'] });
   start(name, BIN.cm, [...etcd, '--identity', name, '--leader-lease', '2', '--allocation-interval', '200',
-    '--scheduler-api-listen', `127.0.0.1:${port}`, '--scheduler-api-heartbeat', '1']);
+    '--scheduler-api-listen', `127.0.0.1:${port}`, '--scheduler-api-heartbeat', '1',
+    '--scheduler-api-tls-cert-file', cert.cert, '--scheduler-api-tls-private-key-file', cert.key]);
 }
 
 async function shoalTasks(): Promise<Task[]> {
@@ -71,7 +75,7 @@ function runner(name: string, commands: string[], masters: string[], skip = 0, c
   const file = join(dir, `${name}.txt`);
   writeFileSync(file, `${[...Array.from({ length: skip }, (_, i) => `# ${i}`), ...commands].join('\n')}\n`);
   const proc = start(name, BIN.runner, [
-    '--master', masters.join(','), '--commands', file, '--role', 'batch', '--cpus', cpus, '--mem', '16',
+    '--master', masters.join(','), '--ca', pki.ca.cert, '--commands', file, '--role', 'batch', '--cpus', cpus, '--mem', '16',
     '--retries', '2', '--failover-timeout', '60', '--name', name,
   ]);
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
@@ -107,7 +111,7 @@ beforeAll(async () => {
   etcd = ['--etcd-endpoints', testEtcdEndpoint(), '--etcd-prefix', uniquePrefix().slice(0, -1)];
   writeFileSync(join(dir, 'tokens.yaml'), dump({ users: [{ name: 'admin', token: ADMIN, roles: [{ namespace: '*', role: 'admin' }] }] }), { mode: 0o600 });
   writeFileSync(join(dir, 'agent-token'), `${AGENT_TOKEN}\n`, { mode: 0o600 });
-  const pki = new TestPki(dir);
+  pki = new TestPki(dir);
   writeFileSync(join(dir, 'config.yaml'), dump({ ...pki.cliConfig(apiPort!), token: ADMIN }), { mode: 0o600 });
   env = { ...process.env, SHOAL_CONFIG: join(dir, 'config.yaml'), HOME: dir };
   start('apiserver', BIN.apiserver, [...etcd, '--token-file', join(dir, 'tokens.yaml'), '--agent-token-file', join(dir, 'agent-token'), '--port', String(apiPort), ...pki.apiserverFlags()]);
@@ -133,13 +137,13 @@ afterAll(async () => {
 
 it('runs 20 commands to completion through a standby (307), each launched once, then tears down', async () => {
   const standby = leader() === 'cm-a' ? 'cm-b' : 'cm-a';
-  const url = (cm: string) => `http://127.0.0.1:${apiPorts.get(cm)}`;
+  const url = (cm: string) => `https://127.0.0.1:${apiPorts.get(cm)}`;
   const commands = Array.from({ length: 20 }, (_, i) => `echo line ${i + 1}; sleep 0.3`);
   // The standby first: SUBSCRIBE is redirected to the leader.
   const r = runner('batch-20', commands, [url(standby), url(leader()!)]);
   expect(await exitWithin(r.exited, 120_000, 'batch-20')).toBe(0);
   const out = output.get('batch-20')!;
-  expect(out).toMatch(new RegExp(`subscribed as framework \\S+ at http://127\\.0\\.0\\.1:${apiPorts.get(leader()!)}/api/v1/scheduler`));
+  expect(out).toMatch(new RegExp(`subscribed as framework \\S+ at https://127\\.0\\.0\\.1:${apiPorts.get(leader()!)}/api/v1/scheduler`));
   expect(out).toMatch(/all 20 commands finished; tearing down/);
   for (let n = 1; n <= 20; n++) expect(out).toMatch(new RegExp(` cmd-${n}-1 TASK_FINISHED`));
   const l = launches('batch-20');
@@ -155,7 +159,7 @@ it('runs 20 commands to completion through a standby (307), each launched once, 
 it('survives a SIGKILLed leader mid-run: reconnects, reconciles and finishes with no task launched twice', async () => {
   const first = leader()!;
   const other = first === 'cm-a' ? 'cm-b' : 'cm-a';
-  const url = (cm: string) => `http://127.0.0.1:${apiPorts.get(cm)}`;
+  const url = (cm: string) => `https://127.0.0.1:${apiPorts.get(cm)}`;
   const commands = Array.from({ length: 20 }, (_, i) => `sleep 2; echo long ${i + 1}`);
   // 0.25 cpus each: 12 fit on the 3 agents, so the other 8 are launched after the failover.
   const r = runner('batch-failover', commands, [url(first), url(other)], 100, '0.25');

@@ -7,6 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { lookupKind } from '../../api/kinds';
@@ -70,8 +71,10 @@ interface Session {
 }
 
 export class SchedulerApiServer {
-  private server?: Server;
+  private server?: Server | import("node:https").Server;
   private address?: string;
+  /** How clients reach this API (the standbys' 307 names the leader with it: every member serves alike). */
+  private scheme: 'http' | 'https' = 'http';
   private term?: SchedulerApiTerm;
   private readonly sessions = new Map<string, Session>();
   private readonly failoverTimers = new Map<string, ReturnType<Clock['setTimeout']>>();
@@ -84,9 +87,11 @@ export class SchedulerApiServer {
     this.prefix = o.prefix ?? '/shoal';
   }
 
-  /** Listens; resolves with the bound port. */
-  async listen(port: number, host = '127.0.0.1'): Promise<number> {
-    const server = createServer((req, res) => void this.handle(req, res));
+  /** Listens (HTTPS with `tls`); resolves with the bound port. */
+  async listen(port: number, host = '127.0.0.1', tls?: { cert: Buffer; key: Buffer }): Promise<number> {
+    const handler = (req: IncomingMessage, res: ServerResponse) => void this.handle(req, res);
+    const server = tls ? createHttpsServer({ cert: tls.cert, key: tls.key }, handler) : createServer(handler);
+    this.scheme = tls ? 'https' : 'http';
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(port, host, () => {
@@ -209,7 +214,7 @@ export class SchedulerApiServer {
     const kv = await this.o.store.get(schedulerLeaderKey(this.prefix)).catch(() => undefined);
     const leader = kv ? (JSON.parse(kv.value) as { identity: string; address: string }) : undefined;
     if (!leader || leader.identity === this.o.identity) return text(res, 503, 'No leading master (a leader election is under way); retry shortly');
-    res.writeHead(307, { location: `http://${leader.address}/api/v1/scheduler` }).end();
+    res.writeHead(307, { location: `${this.scheme}://${leader.address}/api/v1/scheduler` }).end();
   }
 
   /** The caller, or null once a 401 has been sent; undefined without an authenticator. */
