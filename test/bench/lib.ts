@@ -80,9 +80,13 @@ export async function cleanupAll(): Promise<void> {
 const liveChildren = new Set<ChildProcess>();
 process.on('exit', () => liveChildren.forEach((c) => c.kill('SIGKILL')));
 
-/** A temporary directory, removed at cleanup. */
+/**
+ * A temporary directory, removed at cleanup. 0711: agents keep their tasks' work dirs inside, and
+ * process tasks run as users of their own who must get through to them.
+ */
 export function tempDir(label: string): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `shoal-bench-${label}-`));
+  fs.chmodSync(dir, 0o711);
   onCleanup(`temp dir ${dir}`, () => {
     if (process.env.BENCH_KEEP) process.stderr.write(`bench: kept ${dir} (BENCH_KEEP)\n`);
     else fs.rmSync(dir, { recursive: true, force: true });
