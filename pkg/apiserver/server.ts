@@ -8,6 +8,7 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { API_VERSION, KINDS, kindByPlural, type KindInfo, type Verb } from '../api/kinds';
 import { parseSelector, SelectorError } from '../api/labels';
@@ -18,7 +19,8 @@ import type { Task } from '../api/types.generated';
 import { createLogger, type Logger } from '../util/log';
 import { AuthenticationError, authorize, type TokenAuthenticator, type User } from './auth';
 import { allocationsByNode, emptyAllocation, type NodeAllocation } from '../api/allocation';
-import { ApiError } from './errors';
+import { ApiError, unavailable } from './errors';
+import { UnavailableError } from '../store/errors';
 import { decideBodyRead, decideInflight, decideWatch, defaultHeadroom, UserCounts, type Decision } from './fairness';
 import { ApiMetrics } from './metrics';
 import { MAX_IDEMPOTENCY_KEY, Registry, type Now, type ObjectRef } from './registry';
@@ -130,6 +132,7 @@ export class ApiServer {
     const server = (tls
       ? https.createServer({ ...this.timeouts(), cert: tls.cert, key: tls.key, ...(tls.clientCa && { ca: tls.clientCa, requestCert: true, rejectUnauthorized: true }) }, handler)
       : http.createServer(this.timeouts(), handler)).listen({ port, host, backlog: 4096 });
+    server.on('clientError', clientErrorStatus);
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('listening', resolve);
@@ -555,6 +558,24 @@ interface ProxyTarget {
   tls?: { ca: Buffer; node: string };
 }
 
+/**
+ * A request Node's HTTP parser refuses (malformed, headers over 16 KiB, too slow) gets a Status
+ * body like every other answer, not Node's bare 400, then the connection is closed.
+ */
+function clientErrorStatus(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const [code, reason, message] = err.code === 'HPE_HEADER_OVERFLOW'
+    ? [431, 'RequestHeaderFieldsTooLarge', 'request headers (with the URL) are over the limit of 16 KiB']
+    : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [408, 'RequestTimeout', 'the request was not received in time']
+      : [400, 'BadRequest', `malformed HTTP request (${err.code ?? 'parse error'})`];
+  const body = JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code });
+  socket.end(`HTTP/1.1 ${code} ${http.STATUS_CODES[code]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+}
+
 const AGENT_CONNECT_TIMEOUT_MS = 5000;
 
 /**
@@ -637,6 +658,7 @@ function isLongRunning(method: string | undefined, url: string): boolean {
 function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
   if (err instanceof SelectorError) return new ApiError('BadRequest', err.message);
+  if (err instanceof UnavailableError) return unavailable(err); // a store call not through fromStoreError
   const e = err as { type?: string; status?: number; message?: string; limit?: number };
   switch (e?.type) {
     case 'entity.too.large':

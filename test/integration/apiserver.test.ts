@@ -4,6 +4,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startEtcd } from '../../pkg/devcluster/etcd';
@@ -445,5 +446,31 @@ describe('flags', () => {
     const r = spawnSync(process.execPath, [join(__dirname, `../../dist/cmd/${daemon}/main.js`), ...args], { encoding: 'utf8', timeout: 10_000 });
     expect(r.status).toBe(1);
     expect(r.stderr.trim()).toBe(message);
+  });
+});
+
+describe('requests the HTTP parser refuses', () => {
+  /** Writes raw bytes, returns what the server answered before closing. */
+  function raw(bytes: string): Promise<string> {
+    const { port } = new URL(base);
+    return new Promise((resolve, reject) => {
+      const sock = createConnection({ host: '127.0.0.1', port: Number(port) }, () => sock.write(bytes));
+      let got = '';
+      sock.on('data', (d) => (got += d));
+      sock.on('end', () => resolve(got));
+      sock.on('error', reject);
+    });
+  }
+
+  it('answersAMalformedRequestWithAStatusBody', async () => {
+    const answer = await raw('GET /api/v1/nodes HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n');
+    expect(answer).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    expect(JSON.parse(answer.split('\r\n\r\n')[1]!)).toMatchObject({ kind: 'Status', code: 400, reason: 'BadRequest', message: expect.stringMatching(/^malformed HTTP request/) });
+  });
+
+  it('answersHeadersOverTheLimitWith431AndAStatusBody', async () => {
+    const answer = await raw(`GET /api/v1/nodes?x=${'a'.repeat(20_000)} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    expect(answer).toMatch(/^HTTP\/1\.1 431 /);
+    expect(JSON.parse(answer.split('\r\n\r\n')[1]!)).toMatchObject({ kind: 'Status', code: 431, reason: 'RequestHeaderFieldsTooLarge' });
   });
 });
