@@ -434,6 +434,8 @@ describe('launchesFromAccept', () => {
     ['an https health check', () => launchesFromAccept(accept(task({ health_check: { type: 'HTTP', http: { port: 8080, scheme: 'https' } } })), offers(), opts()), 400, `${P}[0].health_check.http.scheme: https is not supported by Shoal (http only)`],
     ['a health check without timeout', () => launchesFromAccept(accept(task({ health_check: { type: 'COMMAND', command: { value: 'x' }, timeout_seconds: 0 } })), offers(), opts()), 400, `${P}[0].health_check.timeout_seconds: 0 (no timeout) is not supported by Shoal`],
     ['a health check without a type', () => launchesFromAccept(accept(task({ health_check: {} })), offers(), opts()), 400, `${P}[0].health_check.type: expecting COMMAND, HTTP or TCP, got none`],
+    ['more variables than a Task may hold', () => launchesFromAccept(accept(task({ command: { value: 'x', environment: { variables: Array.from({ length: 1100 }, (_, i) => ({ name: `V${i}`, value: 'v' })) } } })), offers(), opts()), 422, `${P}[0]: the task Shoal would run is invalid: spec.env: has 1100 entries: at most 1024`],
+    ['more labels than a Task may hold', () => launchesFromAccept(accept(task({ labels: { labels: Array.from({ length: 70 }, (_, i) => ({ key: `l${i}`, value: 'v' })) } })), offers(), opts()), 422, `${P}[0]: the task Shoal would run is invalid: metadata.labels: has 71 entries: at most 64`],
   ];
 
   it.each(refusals)('refuses %s', (_n, f, status, message) => {

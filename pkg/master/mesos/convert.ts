@@ -18,6 +18,8 @@ import {
   type Scalars,
 } from '../../api/resources';
 import type { HealthCheck as ShoalHealthCheck } from '../../api/types.generated';
+import { admit, formatCauses } from '../../api/validation';
+import { FRAMEWORK_LABEL } from '../../client/informers';
 import type { LaunchRequest, LaunchTemplate, Offer } from '../../scheduler/types';
 import type {
   AcceptCall,
@@ -667,14 +669,16 @@ function taskToLaunch(t: TaskInfo, path: string, ctx: CallCtx): LaunchRequest {
     if (json.length > 65536) throw taskInvalid(400, `${path}.labels: the labels Shoal cannot store as labels take more than 64 KiB`);
     annotations[LABELS_ANNOTATION] = json;
   }
-  return {
-    offerId,
-    namespace: o.namespace,
-    taskName,
-    resources: need,
-    ports,
-    task: { metadata: { ...(Object.keys(labels).length ? { labels } : {}), annotations }, spec },
-  };
+  const task = { metadata: { ...(Object.keys(labels).length ? { labels } : {}), annotations }, spec };
+  // The Task the binder will make of it must pass admission (sizes and counts included): refuse
+  // it here, naming the field, rather than let the launch fail later as BindFailed.
+  const probe = admit({
+    apiVersion: 'shoal/v1', kind: 'Task',
+    metadata: { ...task.metadata, labels: { ...labels, [FRAMEWORK_LABEL]: o.frameworkId }, name: taskName, namespace: o.namespace },
+    spec: { ...spec, nodeName: agent, resources: need },
+  });
+  if (!probe.ok) throw taskInvalid(422, `${path}: the task Shoal would run is invalid: ${formatCauses(probe.causes)}`);
+  return { offerId, namespace: o.namespace, taskName, resources: need, ports, task };
 }
 
 function killGraceSeconds(t: TaskInfo, path: string): number | undefined {
