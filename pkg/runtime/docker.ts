@@ -14,7 +14,7 @@ import { backoffDelay, errorMessage, sleepUnlessAborted } from '../util/backoff'
 import { DockerRuntimeError, ImageNotPresentError, dockerCall, isDockerError, toDockerError } from './docker-errors';
 import { DEFAULT_IMAGE, DEFAULT_PIDS_LIMIT, LABEL, containerName, createOptions, effectiveUser, imageOf, refFromLabels } from './docker-spec';
 import type { NodeContext } from './env';
-import { UNKNOWN_EXIT_CODE, type ExecResult, type LogOptions, type Runtime, type RuntimeTask, type RuntimeTaskRef, type StartedTask } from './types';
+import { UNKNOWN_EXIT_CODE, type ExecResult, type ExitDetail, type ExitHandler, type LogOptions, type Runtime, type RuntimeTask, type RuntimeTaskRef, type StartedTask } from './types';
 
 /** exec()'s exit code when the command ran out of time (GNU timeout's, as the process runtime). */
 export const EXEC_TIMEOUT_EXIT_CODE = 124;
@@ -56,7 +56,7 @@ export interface DockerTaskInfo extends DockerTaskRef {
 /** One exit watch: the container it waits for, who to tell, and how to cancel. */
 interface Watch {
   containerId: string;
-  onExit: (code: number) => void;
+  onExit: ExitHandler;
   abort: AbortController;
 }
 
@@ -86,7 +86,7 @@ export class DockerRuntime implements Runtime {
    * Rejects with ImageNotPresentError, PolicyError (root refused) or a DockerRuntimeError
    * carrying the daemon's reason.
    */
-  async start(task: RuntimeTask, onExit: (code: number) => void): Promise<StartedTask> {
+  async start(task: RuntimeTask, onExit: ExitHandler): Promise<StartedTask> {
     const image = imageOf(task.spec, this.o.defaultImage ?? DEFAULT_IMAGE);
     const imageInfo = await this.ensureImage(image);
     const user = effectiveUser(task.spec.container?.user, imageInfo.Config?.User, this.o.allowRoot ?? false, this.node.nodeName);
@@ -135,7 +135,7 @@ export class DockerRuntime implements Runtime {
    * this node has a container of that task (same uid), running or not; `onExit` is then called
    * once when it ends, at once with its recorded code if it already has. False: start it anew.
    */
-  async adopt(ref: RuntimeTaskRef, onExit: (code: number) => void): Promise<boolean> {
+  async adopt(ref: RuntimeTaskRef, onExit: ExitHandler): Promise<boolean> {
     const info = await this.find(containerName(ref.namespace, ref.name));
     if (!info || !this.isOurs(info) || info.Config.Labels?.[LABEL.uid] !== ref.uid) return false;
     this.watch(key(ref.namespace, ref.name), info.Id, onExit);
@@ -292,7 +292,7 @@ export class DockerRuntime implements Runtime {
   // ---- exit detection ----------------------------------------------------------------------
 
   /** Starts waiting for a container's exit, replacing any earlier watch of the task. */
-  private watch(k: string, containerId: string, onExit: (code: number) => void): void {
+  private watch(k: string, containerId: string, onExit: ExitHandler): void {
     this.unwatch(k);
     const w: Watch = { containerId, onExit, abort: new AbortController() };
     this.watches.set(k, w);
@@ -312,7 +312,7 @@ export class DockerRuntime implements Runtime {
       try {
         const wait = () => this.docker.getContainer(w.containerId).wait({ condition: 'not-running', abortSignal: w.abort.signal });
         const res = (await dockerCall(`wait for container ${w.containerId}`, wait)) as { StatusCode?: number };
-        return this.exited(k, w, typeof res?.StatusCode === 'number' ? res.StatusCode : UNKNOWN_EXIT_CODE);
+        return this.exited(k, w, typeof res?.StatusCode === 'number' ? res.StatusCode : UNKNOWN_EXIT_CODE, await this.oomDetail(w.containerId));
       } catch (err) {
         if (this.watches.get(k) !== w) return; // stopped or closed: the abort is expected
         // Removed behind the agent's back (docker rm -f): it ended, with no code left to read.
@@ -323,12 +323,24 @@ export class DockerRuntime implements Runtime {
     }
   }
 
-  private exited(k: string, w: Watch, code: number): void {
+  /** Docker's word that the kernel's OOM killer ended the container (State.OOMKilled); nothing when it cannot tell. */
+  private async oomDetail(containerId: string): Promise<ExitDetail | undefined> {
+    try {
+      const info = await this.docker.getContainer(containerId).inspect();
+      if (!info.State?.OOMKilled) return undefined;
+      const mib = info.HostConfig?.Memory ? ` of ${Math.round(info.HostConfig.Memory / (1024 * 1024))} MiB` : '';
+      return { reason: 'OOMKilled', message: `out of memory: the kernel's OOM killer ended the container, which reached its memory limit${mib}` };
+    } catch {
+      return undefined;
+    }
+  }
+
+  private exited(k: string, w: Watch, code: number, detail?: ExitDetail): void {
     if (this.watches.get(k) !== w) return;
     this.watches.delete(k);
-    this.log.info({ task: k, containerId: w.containerId, exitCode: code }, 'container exited');
+    this.log.info({ task: k, containerId: w.containerId, exitCode: code, ...(detail && { reason: detail.reason }) }, 'container exited');
     try {
-      w.onExit(code);
+      w.onExit(code, detail);
     } catch (err) {
       this.log.error({ task: k, err: errorMessage(err) }, 'onExit threw');
     }

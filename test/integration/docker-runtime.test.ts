@@ -173,6 +173,16 @@ describeDocker('DockerRuntime (real Docker)', () => {
     await r.stop(NS, t.name, 0);
   });
 
+  it('reportsAContainerTheKernelKilledForMemoryAsOOMKilled', async () => {
+    const r = rt();
+    const t = task({ cmd: 'dd if=/dev/zero of=/dev/null bs=256M count=1', resources: { cpus: 0.25, mem: 16, disk: 0 } });
+    const exits: Array<{ code: number; reason?: string; message?: string }> = [];
+    await r.start(t, (code, detail) => exits.push({ code, ...detail }));
+    await until('the exit is reported', async () => exits.length > 0, 15_000);
+    expect(exits).toEqual([{ code: 137, reason: 'OOMKilled', message: expect.stringMatching(/OOM killer ended the container, which reached its memory limit of 16 MiB$/) }]);
+    await r.remove(NS, t.name);
+  });
+
   it('kills a task that ignores SIGTERM once the grace period is over', async () => {
     const r = rt();
     const t = task({ cmd: 'trap "" TERM; echo trapped; while true; do sleep 0.2; done' });
