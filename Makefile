@@ -5,7 +5,7 @@ API_PORT ?= 7070
 ETCD_PORT ?= 23790
 SHOAL := node dist/cmd/shoal/main.js --config $(DEMO_DIR)/config.yaml
 
-.PHONY: all deps build typecheck layers gen-types test demo down bench clean
+.PHONY: all deps build typecheck layers gen-types test demo down bench chaos clean
 
 all: build
 
@@ -38,6 +38,15 @@ test: build typecheck layers
 bench: build
 	@npx tsc -p tsconfig.bench.json
 	@node dist-bench/test/bench/run.js $(SCENARIO) $(BENCH_ARGS)
+
+# Fault suite (not part of `make test`, which runs a ~1 min smoke of it): CHAOS_SECONDS (180) of
+# seeded random faults during rolling upgrades, then the invariants (docs/operations.md). Replay a
+# run with CHAOS_SEED=<its seed>; CHAOS_ARGS e.g. "--keep" (keep component logs) or "--smoke".
+# Results in test/chaos/results/latest.{json,md}; exits non-zero when an invariant failed.
+CHAOS_SECONDS ?= 180
+chaos: build
+	@npx tsc -p test/chaos/tsconfig.json
+	@CHAOS_SECONDS=$(CHAOS_SECONDS) node dist-bench/test/chaos/run.js $(if $(CHAOS_SEED),--seed $(CHAOS_SEED)) $(CHAOS_ARGS)
 
 # DEMO_DIR, API_PORT and ETCD_PORT may be set (make demo DEMO_DIR=/tmp/d); `make down` stops the
 # demo in DEMO_DIR, or without DEMO_DIR the last one `make demo` started (docs/operations.md).
