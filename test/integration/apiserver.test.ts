@@ -442,7 +442,14 @@ describe('flags', () => {
   it.each([
     ['apiserver', ['--token-file', '/nonexistent', '--port', 'abc'], "error: option '--port <port>' argument 'abc' is invalid. expected a whole number from 0 to 65535"],
     ['controller-manager', ['--leader-lease', '0'], "error: option '--leader-lease <seconds>' argument '0' is invalid. expected a whole number from 1 to 9007199254740991"],
-  ])('shoal-%s refuses a bad number with one line naming the flag', (daemon, args, message) => {
+    ['apiserver', ['--token-file', '/nonexistent'], 'error: give --tls-cert-file and --tls-private-key-file (HTTPS), or --insecure-http to serve plain HTTP on purpose'],
+    ['apiserver', ['--token-file', '/nonexistent', '--tls-cert-file', '/nonexistent.crt'], 'error: --tls-cert-file and --tls-private-key-file go together'],
+    ['apiserver', ['--token-file', '/nonexistent', '--tls-cert-file', '/nonexistent.crt', '--tls-private-key-file', '/nonexistent.key'], 'error: --tls-cert-file /nonexistent.crt: no such file'],
+    ['controller-manager', ['--etcd-endpoints', 'https://127.0.0.1:2379'], "error: --etcd-endpoints are https://: give --etcd-cacert (the CA that signed etcd's certificate)"],
+    ['controller-manager', ['--etcd-user', 'x'], 'error: --etcd-user and --etcd-password-file go together'],
+    ['agent', ['--etcd-endpoints', 'http://a:1,https://b:2'], 'error: --etcd-endpoints: mix of http:// and https:// URLs; use https:// for every member'],
+    ['agent', ['--etcd-endpoints', 'https://127.0.0.1:2379', '--etcd-cacert', '/nonexistent-ca.crt'], 'error: --etcd-cacert /nonexistent-ca.crt: no such file'],
+  ])('shoal-%s refuses a bad flag with one line naming it', (daemon, args, message) => {
     const r = spawnSync(process.execPath, [join(__dirname, `../../dist/cmd/${daemon}/main.js`), ...args], { encoding: 'utf8', timeout: 10_000 });
     expect(r.status).toBe(1);
     expect(r.stderr.trim()).toBe(message);
