@@ -78,6 +78,18 @@ export function fromStoreError(err: unknown, kind: string, name: string): never 
     throw new ApiError('Conflict', `${kind.toLowerCase()} "${name}" was modified (now at resourceVersion ${err.actual ?? 'none'}); read it again and retry`, { kind, name });
   }
   if (err instanceof CompactedError) throw new ApiError('Expired', `resourceVersion ${err.requested} is too old (compacted); list again`);
-  if (err instanceof UnavailableError) throw new ApiError('ServiceUnavailable', 'etcd is unavailable; retry shortly', { retryAfterSeconds: 1 });
+  if (err instanceof UnavailableError) throw unavailable(err);
   throw err;
+}
+
+/** Seconds a client is told to wait (Retry-After) when etcd is unavailable. */
+export const ETCD_UNAVAILABLE_RETRY_AFTER_SECONDS = 2;
+
+/**
+ * 503 for etcd being unreachable or without a quorum (its members cannot agree, so it refuses or
+ * times out every request), naming the cause. A write answered so may still be applied when etcd
+ * recovers, as any timed-out write: read before retrying it.
+ */
+export function unavailable(err: UnavailableError): ApiError {
+  return new ApiError('ServiceUnavailable', `etcd is unavailable (no quorum?): ${err.message}; retry in a few seconds`, { retryAfterSeconds: ETCD_UNAVAILABLE_RETRY_AFTER_SECONDS });
 }
