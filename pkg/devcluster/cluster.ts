@@ -214,7 +214,7 @@ interface DevSecurity {
 }
 
 /** etcd users and roles (auth on), and the connection and certificates of each component. */
-async function devSecurity(pki: DevPki, endpoint: string, dataDir: string): Promise<DevSecurity> {
+async function devSecurity(pki: DevPki, endpoint: string): Promise<DevSecurity> {
   const caPem = readFileSync(pki.ca.cert);
   const auth = { endpoint, ca: caPem, dir: join(pki.dir, 'etcd-users'), prefix: DEFAULT_PREFIX };
   const users = await ensureEtcdAuth(auth);
@@ -276,7 +276,7 @@ export async function startDevCluster(o: DevClusterOptions): Promise<DevCluster>
   writeFileSync(join(o.dataDir, 'etcd-endpoint'), `${etcd.endpoint}\n`, { mode: 0o644 });
   let sec: DevSecurity;
   try {
-    sec = await devSecurity(pki, etcd.endpoint, o.dataDir);
+    sec = await devSecurity(pki, etcd.endpoint);
   } catch (err) {
     await etcd.stop();
     throw err;
