@@ -1,6 +1,7 @@
 /**
- * Runs a single-member etcd (Debian's /usr/bin/etcd, v3.4) as a child process, for the
- * dev cluster and the test harness.
+ * Runs etcd (Debian's /usr/bin/etcd, v3.4) as child processes, for the dev cluster and the test
+ * harness: a single member (startEtcd), or a cluster of members on this machine whose members can
+ * be killed and restarted one by one (startEtcdCluster).
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -26,6 +27,24 @@ export interface StartEtcdOptions {
   log?: (line: string) => void;
   /** Serve clients over TLS with this certificate (files, PEM); `ca` is what clients verify it with. */
   tls?: { cert: string; key: string; ca: string };
+  /**
+   * Be a member of a cluster rather than a cluster of one. Its peer port must then be the one
+   * `initialCluster` gives it. A member of a new cluster becomes healthy only once a quorum of
+   * members runs: start them together. @default a single member named `shoal`
+   */
+  member?: EtcdMemberOptions;
+}
+
+/** One member of a multi-member etcd cluster (etcd's --name, --initial-cluster, ...). */
+export interface EtcdMemberOptions {
+  /** This member's name; one of initialCluster's. */
+  name: string;
+  /** Every member, `name=peerURL` joined by commas, e.g. `m0=http://127.0.0.1:2380,m1=...`. */
+  initialCluster: string;
+  /** `new` to bootstrap; `existing` to join a running cluster. A restart on its data dir ignores it. @default 'new' */
+  initialClusterState?: 'new' | 'existing';
+  /** Tells clusters apart on one network. @default 'shoal' */
+  initialClusterToken?: string;
 }
 
 /** A running etcd. */
@@ -36,6 +55,8 @@ export interface EtcdProcess {
   pid: number;
   /** SIGTERM, then SIGKILL after 5 s. Idempotent; resolves once the process has exited. */
   stop(): Promise<void>;
+  /** Sends `signal` (a crash: SIGKILL) and resolves once the process has exited. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
 const DEFAULT_QUOTA_BYTES = 2 * 1024 ** 3;
@@ -100,14 +121,16 @@ class PortInUseError extends Error {}
 function etcdArgs(opts: StartEtcdOptions, host: string, ports: Ports): string[] {
   const clientUrl = `${opts.tls ? 'https' : 'http'}://${host}:${ports.client}`;
   const peerUrl = `http://${host}:${ports.peer}`;
+  const m = opts.member;
   return [
-    '--name=shoal',
+    `--name=${m?.name ?? 'shoal'}`,
     `--data-dir=${opts.dataDir}`,
     `--listen-client-urls=${clientUrl}`,
     `--advertise-client-urls=${clientUrl}`,
     `--listen-peer-urls=${peerUrl}`,
     `--initial-advertise-peer-urls=${peerUrl}`,
-    `--initial-cluster=shoal=${peerUrl}`,
+    `--initial-cluster=${m?.initialCluster ?? `shoal=${peerUrl}`}`,
+    ...(m ? [`--initial-cluster-state=${m.initialClusterState ?? 'new'}`, `--initial-cluster-token=${m.initialClusterToken ?? 'shoal'}`] : []),
     // Without compaction the history grows until the quota is hit and etcd refuses writes.
     '--auto-compaction-mode=periodic',
     '--auto-compaction-retention=5m',
@@ -137,7 +160,11 @@ async function launch(bin: string, opts: StartEtcdOptions, ports: Ports): Promis
     const message = `${(err as Error).message}; last output of etcd:\n${tail}`;
     throw /address already in use/.test(tail) ? new PortInUseError(message) : new Error(message);
   }
-  return { endpoint, clientPort: ports.client, pid: child.pid!, stop };
+  const kill = async (signal: NodeJS.Signals = 'SIGKILL'): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    await exited;
+  };
+  return { endpoint, clientPort: ports.client, pid: child.pid!, stop, kill };
 }
 
 /**
@@ -236,4 +263,127 @@ function trackChild(child: ChildProcess): Promise<string> {
     child.once('exit', (code, signal) => done(signal ? `was killed by ${signal}` : `exited with code ${code}`));
     child.once('error', (err) => done(`failed to start (${err.message})`));
   });
+}
+
+/** Options of startEtcdCluster. */
+export interface StartEtcdClusterOptions {
+  /** Members. @default 3 */
+  size?: number;
+  /** Each member keeps its data in `<dir>/<member name>`. */
+  dir: string;
+  /** Address every member listens on and advertises. @default '127.0.0.1' */
+  host?: string;
+  /** Receives each line a member prints. */
+  log?: (member: string, line: string) => void;
+  /** Passed to each member. @default 2 GiB */
+  quotaBackendBytes?: number;
+}
+
+/**
+ * One member of a cluster started by startEtcdCluster. Its name, data dir and ports stay the same
+ * across kill() and start(): a start after a kill is the same member rejoining (a crash and a
+ * restart), not a new member.
+ */
+export class EtcdClusterMember {
+  private proc?: EtcdProcess;
+
+  constructor(readonly name: string, readonly endpoint: string, private readonly opts: StartEtcdOptions) {}
+
+  /** Whether its process runs (from start() until kill() or stop()). */
+  get running(): boolean {
+    return this.proc !== undefined;
+  }
+
+  /** Its pid while running. */
+  get pid(): number | undefined {
+    return this.proc?.pid;
+  }
+
+  /**
+   * Starts it (nothing when it runs) and resolves once it is healthy: it then has a leader, so a
+   * quorum of members must be running or starting at the same time.
+   */
+  async start(): Promise<void> {
+    if (this.proc) return;
+    this.proc = await startEtcd(this.opts);
+  }
+
+  /** A crash: SIGKILL (or `signal`), resolving once the process has exited. */
+  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const proc = this.proc;
+    this.proc = undefined;
+    await proc?.kill(signal);
+  }
+
+  /** A clean stop (see EtcdProcess.stop). */
+  async stop(): Promise<void> {
+    const proc = this.proc;
+    this.proc = undefined;
+    await proc?.stop();
+  }
+}
+
+/** A running etcd cluster of members on this machine. */
+export interface EtcdCluster {
+  /** Every member's client URL, in member order: what components connect to. */
+  readonly endpoints: string[];
+  readonly members: EtcdClusterMember[];
+  /** The member that is raft leader now, as a running member sees it; undefined when none knows one. */
+  leader(): Promise<EtcdClusterMember | undefined>;
+  /** Stops every running member (SIGTERM, then SIGKILL); the data dirs stay (the caller owns `dir`). */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts an etcd cluster of `size` members (named m0, m1, ...) on free ports, all at once (a
+ * member of a new cluster becomes healthy only once a quorum runs), and resolves once every
+ * member is healthy. Kill and restart members through `members`. Auto-compaction and the quota
+ * are as startEtcd's. When a member fails to start, the others are stopped before throwing.
+ */
+export async function startEtcdCluster(o: StartEtcdClusterOptions): Promise<EtcdCluster> {
+  const size = o.size ?? 3;
+  if (!Number.isInteger(size) || size < 1) throw new TypeError(`startEtcdCluster: size must be a positive integer, got ${size}`);
+  const host = o.host ?? '127.0.0.1';
+  for (let attempt = 1; ; attempt++) {
+    const ports = await freePorts(2 * size);
+    const names = Array.from({ length: size }, (_, i) => `m${i}`);
+    const initialCluster = names.map((n, i) => `${n}=http://${host}:${ports[2 * i + 1]}`).join(',');
+    const members = names.map((name, i) => new EtcdClusterMember(name, `http://${host}:${ports[2 * i]}`, {
+      dataDir: path.join(o.dir, name), host, clientPort: ports[2 * i], peerPort: ports[2 * i + 1],
+      quotaBackendBytes: o.quotaBackendBytes, log: o.log && ((line) => o.log!(name, line)),
+      member: { name, initialCluster, initialClusterState: 'new', initialClusterToken: `shoal-${ports[1]}` },
+    }));
+    const started = await Promise.allSettled(members.map((m) => m.start()));
+    const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (!failed) {
+      return {
+        endpoints: members.map((m) => m.endpoint),
+        members,
+        leader: () => findLeader(members),
+        stop: async () => void (await Promise.all(members.map((m) => m.stop()))),
+      };
+    }
+    await Promise.all(members.map((m) => m.stop()));
+    // Free ports are only free "a moment ago": start again on other ports, on fresh data dirs.
+    const inUse = /address already in use/.test(String((failed.reason as Error)?.message));
+    if (!inUse || attempt >= PORT_ATTEMPTS) throw failed.reason;
+    for (const name of names) fs.rmSync(path.join(o.dir, name), { recursive: true, force: true });
+  }
+}
+
+/** Asks the running members for their status (etcd's JSON gateway) until one names its leader. */
+async function findLeader(members: EtcdClusterMember[]): Promise<EtcdClusterMember | undefined> {
+  const ids = new Map<string, EtcdClusterMember>();
+  let leader: string | undefined;
+  for (const m of members.filter((x) => x.running)) {
+    try {
+      const res = await fetch(`${m.endpoint}/v3/maintenance/status`, { method: 'POST', body: '{}', signal: AbortSignal.timeout(2000) });
+      const status = (await res.json()) as { header?: { member_id?: string }; leader?: string };
+      if (status.header?.member_id) ids.set(status.header.member_id, m);
+      if (status.leader && status.leader !== '0') leader ??= status.leader;
+    } catch {
+      // down or hung: ask the next
+    }
+  }
+  return leader === undefined ? undefined : ids.get(leader);
 }
