@@ -286,6 +286,7 @@ export interface StartEtcdClusterOptions {
  */
 export class EtcdClusterMember {
   private proc?: EtcdProcess;
+  private starting?: Promise<void>;
 
   constructor(readonly name: string, readonly endpoint: string, private readonly opts: StartEtcdOptions) {}
 
@@ -305,18 +306,23 @@ export class EtcdClusterMember {
    */
   async start(): Promise<void> {
     if (this.proc) return;
-    this.proc = await startEtcd(this.opts);
+    // One start at a time: a second call while one is under way waits for it (two would leave an
+    // etcd process nobody stops).
+    this.starting ??= startEtcd(this.opts).then((p) => void (this.proc = p)).finally(() => (this.starting = undefined));
+    return this.starting;
   }
 
-  /** A crash: SIGKILL (or `signal`), resolving once the process has exited. */
+  /** A crash: SIGKILL (or `signal`), resolving once the process has exited. A start under way finishes first. */
   async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    await this.starting?.catch(() => undefined);
     const proc = this.proc;
     this.proc = undefined;
     await proc?.kill(signal);
   }
 
-  /** A clean stop (see EtcdProcess.stop). */
+  /** A clean stop (see EtcdProcess.stop). A start under way finishes first. */
   async stop(): Promise<void> {
+    await this.starting?.catch(() => undefined);
     const proc = this.proc;
     this.proc = undefined;
     await proc?.stop();
