@@ -21,7 +21,7 @@ import type { Watch, WatchEvent } from '../../pkg/store/types';
 import { AGENTS, ChaosCluster, CONTROLLER_MANAGERS, LEADER_LEASE_S, PREFIX, taskView } from './cluster';
 import { CapacitySampler, capacityCeiling, finalAppCheck, matchOneToOne, staleWindowViolations, type CheckResult, type WindowWrite } from './invariants';
 
-export const FAULT_KINDS = ['agent-kill', 'leader-kill', 'standby-kill', 'apiserver-kill', 'agent-loop', 'stale-leader', 'compact-paused'] as const;
+export const FAULT_KINDS = ['agent-kill', 'leader-kill', 'standby-kill', 'apiserver-kill', 'agent-loop', 'stale-leader', 'compact-paused', 'etcd-member-kill'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 export const APP = 'chaos';
@@ -303,6 +303,9 @@ async function injectFault(cluster: ChaosCluster, f: PlannedFault, rec: FaultRec
       return writes.run(() => staleLeader(cluster, rec));
     case 'compact-paused':
       return compactPaused(cluster, rec);
+    case 'etcd-member-kill':
+      rec.target = `etcd-${await cluster.killEtcdMember(randomInt(random, 0, 2), downMs())}`;
+      return;
   }
 }
 

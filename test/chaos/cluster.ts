@@ -1,5 +1,5 @@
 /**
- * The cluster the fault suite breaks: its own single-member etcd, one shoal-apiserver (HTTPS), two
+ * The cluster the fault suite breaks: its own 3-member etcd, one shoal-apiserver (HTTPS), two
  * shoal-controller-managers (one leads) and three shoal-agents on the process runtime, all the
  * compiled binaries (`dist/cmd/...`) as child processes with their output appended to
  * `<dir>/logs/<name>.log` across restarts. Every component can be SIGKILLed, restarted, SIGSTOPped
@@ -13,7 +13,7 @@ import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { Etcd3 } from 'etcd3';
 import { dump } from 'js-yaml';
-import { startEtcd, type EtcdProcess } from '../../pkg/devcluster/etcd';
+import { startEtcdCluster, type EtcdCluster } from '../../pkg/devcluster/etcd';
 import { EtcdStore } from '../../pkg/store/etcd';
 import { freePorts } from '../../pkg/util/net';
 import { TestPki } from '../harness/pki';
@@ -133,7 +133,7 @@ export class ChaosCluster {
   readonly components = new Map<string, Component>();
   readonly env: NodeJS.ProcessEnv;
 
-  private constructor(readonly dir: string, readonly etcd: EtcdProcess, readonly client: Etcd3, readonly store: EtcdStore, env: NodeJS.ProcessEnv) {
+  private constructor(readonly dir: string, readonly etcd: EtcdCluster, readonly client: Etcd3, readonly store: EtcdStore, env: NodeJS.ProcessEnv) {
     this.env = env;
   }
 
@@ -143,10 +143,9 @@ export class ChaosCluster {
     const dir = mkdtempSync(join(tmpdir(), 'shoal-chaos-'));
     chmodSync(dir, 0o711); // agents' data dirs are inside: process tasks' users must get through
     mkdirSync(join(dir, 'logs'));
-    const etcdLog = join(dir, 'logs', 'etcd.log');
-    const etcd = await startEtcd({ dataDir: join(dir, 'etcd'), log: (line) => writeFileSync(etcdLog, `${line}\n`, { flag: 'a' }) });
-    const client = new Etcd3({ hosts: etcd.endpoint });
-    const store = new EtcdStore({ client });
+    const etcd = await startEtcdCluster({ dir: join(dir, 'etcd'), log: (member, line) => writeFileSync(join(dir, 'logs', `etcd-${member}.log`), `${line}\n`, { flag: 'a' }) });
+    const client = new Etcd3({ hosts: etcd.endpoints });
+    const store = new EtcdStore({ endpoints: etcd.endpoints });
     const env: NodeJS.ProcessEnv = { ...process.env, SHOAL_CONFIG: join(dir, 'config.yaml'), HOME: dir, SHOAL_LOG_LEVEL: 'info' };
     const c = new ChaosCluster(dir, etcd, client, store, env);
     c.keep = opts.keep ?? false;
@@ -167,7 +166,7 @@ export class ChaosCluster {
     writeFileSync(join(this.dir, 'tokens.yaml'), dump({ users: [{ name: 'admin', token: ADMIN, roles: [{ namespace: '*', role: 'admin' }] }] }), { mode: 0o600 });
     writeFileSync(join(this.dir, 'agent-token'), `${AGENT_TOKEN}\n`, { mode: 0o600 });
     writeFileSync(join(this.dir, 'config.yaml'), dump({ ...pki.cliConfig(apiPort!), token: ADMIN }), { mode: 0o600 });
-    const etcd = ['--etcd-endpoints', this.etcd.endpoint, '--etcd-prefix', PREFIX];
+    const etcd = ['--etcd-endpoints', this.etcd.endpoints.join(','), '--etcd-prefix', PREFIX];
     const add = (name: string, script: string, args: string[]) => this.components.set(name, new Component(name, script, args, join(this.dir, 'logs', `${name}.log`), this.env));
     add('apiserver', BIN.apiserver, [...etcd, '--token-file', join(this.dir, 'tokens.yaml'), '--agent-token-file', join(this.dir, 'agent-token'), '--port', String(apiPort), ...pki.apiserverFlags()]);
     CONTROLLER_MANAGERS.forEach((name, i) =>
@@ -276,6 +275,18 @@ export class ChaosCluster {
     }).catch((err: Error) => {
       throw new Error(`${err.message}: ${last}`);
     });
+  }
+
+  /**
+   * SIGKILLs one etcd member (a random one: follower or raft leader), leaves it down `downMs`, then
+   * restarts it on its data dir and waits until it is healthy (rejoined). Two members always run.
+   */
+  async killEtcdMember(index: number, downMs: number): Promise<string> {
+    const member = this.etcd.members[index % this.etcd.members.length]!;
+    await member.kill('SIGKILL');
+    await new Promise((r) => setTimeout(r, downMs));
+    await member.start();
+    return member.name;
   }
 
   /** Compacts etcd's history up to its current revision (physical: waits until applied). */
