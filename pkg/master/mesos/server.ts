@@ -73,6 +73,8 @@ interface Session {
 export class SchedulerApiServer {
   private server?: Server | import("node:https").Server;
   private address?: string;
+  /** The rebuild of a term that has just begun (attach), while it runs. */
+  private attaching?: Promise<void>;
   /** How clients reach this API (the standbys' 307 names the leader with it: every member serves alike). */
   private scheme: 'http' | 'https' = 'http';
   private term?: SchedulerApiTerm;
@@ -119,9 +121,23 @@ export class SchedulerApiServer {
 
   // ---- terms ----
 
-  /** This controller-manager leads: rebuild every framework from etcd and advertise the address. */
+  /**
+   * This controller-manager leads: rebuild every framework from etcd and advertise the address.
+   * Calls that arrive meanwhile wait for the rebuild (a framework re-subscribing with its id must
+   * find itself, not be told it was removed).
+   */
   async attach(term: SchedulerApiTerm): Promise<void> {
     this.term = term;
+    const rebuilt = this.rebuild(term);
+    this.attaching = rebuilt;
+    try {
+      await rebuilt;
+    } finally {
+      if (this.attaching === rebuilt) this.attaching = undefined;
+    }
+  }
+
+  private async rebuild(term: SchedulerApiTerm): Promise<void> {
     if (this.address) {
       await fencedTxn(term, [], [{ op: 'put', key: schedulerLeaderKey(this.prefix), value: JSON.stringify({ identity: this.o.identity, address: this.address }) }]);
     }
@@ -180,6 +196,8 @@ export class SchedulerApiServer {
       }
       if (url.pathname !== '/api/v1/scheduler') return text(res, 404, `No endpoint ${url.pathname}: the scheduler API is POST /api/v1/scheduler`);
       if (req.method !== 'POST') return text(res, 405, `Expecting 'POST', received '${req.method}'`, { allow: 'POST' });
+      if (!this.term) return this.redirect(res);
+      await this.attaching?.catch(() => undefined);
       if (!this.term) return this.redirect(res);
       const user = this.authenticate(req, res);
       if (user === null) return;
