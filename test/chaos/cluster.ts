@@ -137,13 +137,16 @@ export class ChaosCluster {
     this.env = env;
   }
 
-  /** Starts etcd and every component, and waits until one controller-manager leads and three nodes are Ready. */
-  static async start(opts: { keep?: boolean } = {}): Promise<ChaosCluster> {
+  /**
+   * Starts etcd (`etcdMembers` members, default 3) and every component, and waits until one
+   * controller-manager leads and three nodes are Ready.
+   */
+  static async start(opts: { keep?: boolean; etcdMembers?: number } = {}): Promise<ChaosCluster> {
     for (const bin of Object.values(BIN)) if (!existsSync(bin)) throw new Error(`${bin} is missing: run \`npm run build\``);
     const dir = mkdtempSync(join(tmpdir(), 'shoal-chaos-'));
     chmodSync(dir, 0o711); // agents' data dirs are inside: process tasks' users must get through
     mkdirSync(join(dir, 'logs'));
-    const etcd = await startEtcdCluster({ dir: join(dir, 'etcd'), log: (member, line) => writeFileSync(join(dir, 'logs', `etcd-${member}.log`), `${line}\n`, { flag: 'a' }) });
+    const etcd = await startEtcdCluster({ dir: join(dir, 'etcd'), size: opts.etcdMembers ?? 3, log: (member, line) => writeFileSync(join(dir, 'logs', `etcd-${member}.log`), `${line}\n`, { flag: 'a' }) });
     const client = new Etcd3({ hosts: etcd.endpoints });
     const store = new EtcdStore({ endpoints: etcd.endpoints });
     const env: NodeJS.ProcessEnv = { ...process.env, SHOAL_CONFIG: join(dir, 'config.yaml'), HOME: dir, SHOAL_LOG_LEVEL: 'info' };

@@ -1,5 +1,5 @@
 /** The fault suite's invariants (test/chaos/invariants.ts) and its schedule, as tables. */
-import { planSchedule, FAULT_KINDS } from '../chaos/chaos';
+import { planSchedule, FAULT_KINDS, SMOKE_FAULT_KINDS } from '../chaos/chaos';
 import { CapacitySampler, capacityCeiling, finalAppCheck, matchOneToOne, staleWindowViolations, taskDirName, type ProcessView, type RecordView, type TaskView } from '../chaos/invariants';
 
 const task = (name: string, state = 'RUNNING', node = 'n1', version = 'v2'): TaskView => ({ namespace: 'default', name, uid: `${name}0000-1111`, node, state, app: 'web', version });
@@ -90,7 +90,7 @@ describe('planSchedule', () => {
 
   it('smokeHasOneFaultOfEachKindAndTwoVersionChanges', () => {
     const smoke = planSchedule(3, 42, true);
-    expect(smoke.faults.map((f) => f.kind).sort()).toEqual([...FAULT_KINDS].sort());
+    expect(smoke.faults.map((f) => f.kind).sort()).toEqual([...SMOKE_FAULT_KINDS].sort());
     expect(smoke.upgrades).toEqual([{ at: 0, version: 'v2' }, { at: 21, version: 'v3' }]);
   });
 });
