@@ -12,7 +12,7 @@ import { lookupKind } from '../api/kinds';
 import type { Condition, Node, NodeStatus, TaskStatus } from '../api/types.generated';
 import { admit, compileValidators, formatCauses } from '../api/validation';
 import { createRuntime, UNKNOWN_EXIT_CODE } from '../runtime';
-import type { ExitDetail, Runtime, StartedTask } from '../runtime/types';
+import type { ExitDetail, Runtime, RuntimeTaskRef, StartedTask } from '../runtime/types';
 import type { Resources } from '../api/resources';
 import { AlreadyExistsError, ConflictError, NotFoundError } from '../store/errors';
 import { DEFAULT_PREFIX, agentLeaseKey, assignmentPrefix, encodeObject, objectKey } from '../store/objects';
@@ -119,6 +119,8 @@ export class Agent {
   private writingNode = false;
   /** Per-task serialisation: a sync in flight, and whether another was asked for meanwhile. */
   private readonly syncing = new Set<string>();
+  /** Whether the tasks that ended while no agent ran were looked for (once, after the first assignment list). */
+  private endedChecked = false;
   private readonly dirty = new Set<string>();
   /** The lease being registered or registered with; cleared when lost. */
   private lease?: AgentLease;
@@ -487,6 +489,35 @@ export class Agent {
     this.desired.clear();
     all.forEach((a, k) => this.desired.set(k, a));
     keys.forEach((k) => this.sync(k));
+    if (!this.endedChecked) {
+      this.endedChecked = true;
+      void this.finishEndedUnassigned();
+    }
+  }
+
+  /**
+   * Tasks that ended while no agent ran here and are no longer assigned: the registry withdrew
+   * them (a kill whose KILLED an earlier agent process did not live to write). Reports each
+   * KILLED (the registry refuses it when the Task is gone or already terminal), then removes
+   * what it left. Runs once, after the first full list of assignments.
+   */
+  private async finishEndedUnassigned(): Promise<void> {
+    let ended: RuntimeTaskRef[];
+    try {
+      ended = (await this.runtime.listEnded?.()) ?? [];
+    } catch (err) {
+      this.log.warn({ err: errorMessage(err) }, 'listing ended runtime tasks failed');
+      return;
+    }
+    for (const ref of ended) {
+      const key = taskRefKey(ref);
+      if (this.stopped || this.desired.has(key) || this.tasks.has(key)) continue;
+      this.log.info({ task: key, uid: ref.uid }, 'task ended while the agent was down and is no longer assigned; reporting KILLED');
+      this.reporter.report(ref, { state: 'KILLED', reason: 'TaskKilled', message: `ended while agent ${this.nodeName} was down; no longer assigned`, finishedAt: this.clock.date().toISOString() });
+      await this.reporter.whenSettled(ref);
+      if (this.desired.has(key) || this.tasks.has(key)) continue;
+      await this.runtime.remove?.(ref.namespace, ref.name).catch((err: unknown) => this.log.warn({ task: key, err: errorMessage(err) }, 'task leftovers not removed'));
+    }
   }
 
   private putAssignment(key: string, assignment: Assignment): void {
@@ -583,6 +614,9 @@ export class Agent {
       const status: TaskStatus = { state: 'KILLED', reason: 'TaskKilled', message: `assignment removed from agent ${this.nodeName}`, finishedAt: this.clock.date().toISOString() };
       this.reporter.report({ namespace, name, uid: task.uid }, status);
     }
+    // The KILLED must be written before the task's trace goes: an agent that died in between would
+    // find nothing on its restart to report, and the Task would stay KILLING for ever.
+    await this.reporter.whenSettled({ namespace, name });
     // Unassigned means the Task is gone from the registry (or replaced): nothing will read its
     // output again, so its exited container or work dir goes too (a job's every run left one).
     await this.runtime.remove?.(namespace, name).catch((err: unknown) => this.log.warn({ task: key, err: errorMessage(err) }, 'task leftovers not removed'));

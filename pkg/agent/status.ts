@@ -125,8 +125,40 @@ export class StatusReporter {
   /** Compare bases, per task key, of tasks not terminal in the registry. */
   private readonly bases = new Map<string, TaskBase & { uid: string }>();
   private flushing = false;
+  /** Keys of reports being written now (taken from pending by a flush, not yet settled). */
+  private readonly inFlight = new Set<string>();
+  /** whenSettled() callers, per task key. */
+  private readonly waiters = new Map<string, Array<() => void>>();
 
-  constructor(private readonly o: StatusReporterOptions) {}
+  constructor(private readonly o: StatusReporterOptions) {
+    o.signal.addEventListener('abort', () => {
+      for (const list of this.waiters.values()) list.forEach((w) => w());
+      this.waiters.clear();
+    }, { once: true });
+  }
+
+  /**
+   * Resolves once nothing is pending or being written for the task: its latest report was
+   * written, found unneeded or refused by the registry (or the agent stopped). What must not be
+   * lost to a crash (a KILLED before the task's leftovers go) waits for this.
+   */
+  whenSettled(ref: { namespace: string; name: string }): Promise<void> {
+    const key = taskRefKey(ref);
+    if (this.o.signal.aborted || (!this.pending.has(key) && !this.inFlight.has(key))) return Promise.resolve();
+    return new Promise((resolve) => {
+      const list = this.waiters.get(key) ?? [];
+      list.push(resolve);
+      this.waiters.set(key, list);
+    });
+  }
+
+  private wake(key: string): void {
+    if (this.pending.has(key) || this.inFlight.has(key)) return;
+    const list = this.waiters.get(key);
+    if (!list) return;
+    this.waiters.delete(key);
+    list.forEach((w) => w());
+  }
 
   /**
    * Offers a value of the task's registry key (e.g. the bound Task carried by its assignment, at
@@ -182,13 +214,22 @@ export class StatusReporter {
       for (let attempt = 0; this.pending.size > 0 && !this.o.signal.aborted; ) {
         const all = [...this.pending.values()];
         this.pending.clear();
+        all.forEach((r) => this.inFlight.add(taskRefKey(r.ref)));
         const chunks = chunkTxn(all, (r) => this.bases.get(taskRefKey(r.ref))?.value.length ?? 0);
         const failed = (await Promise.all(chunks.map((c) => this.writeChunk(c, attempt)))).flat();
+        // Unwritten reports go back to pending before their keys leave inFlight: a waiter never
+        // sees a moment with nothing pending while a report is still to be written.
+        const unsettled = new Set(failed.map((r) => taskRefKey(r.ref)));
+        failed.forEach((r) => this.enqueue(r, true)); // retried with the latest word, not a stale one
+        for (const r of all) {
+          const key = taskRefKey(r.ref);
+          this.inFlight.delete(key);
+          if (!unsettled.has(key)) this.wake(key);
+        }
         if (failed.length === 0) {
           attempt = 0;
           continue;
         }
-        failed.forEach((r) => this.enqueue(r, true)); // retried with the latest word, not a stale one
         await sleepUnlessAborted(backoffDelay(attempt++, 500), this.o.signal, this.o.clock);
       }
     } catch (err) {

@@ -330,6 +330,17 @@ export class ProcessRuntime implements Runtime {
     return [...refs.values()];
   }
 
+  /** @inheritdoc Records of tasks whose process is gone, that this runtime does not track as running. */
+  async listEnded(): Promise<RuntimeTaskRef[]> {
+    const live = new Set((await this.list()).map((r) => keyOf(r)));
+    const refs = new Map<string, RuntimeTaskRef>();
+    for (const { record } of await this.scan()) {
+      const key = keyOf(record);
+      if (!live.has(key) && !isAlive(record)) refs.set(key, refOf(record));
+    }
+    return [...refs.values()];
+  }
+
   /**
    * Watches a task started by an earlier agent, so `onExit` is called when it ends (with the code
    * it recorded, or UNKNOWN_EXIT_CODE), or at the next poll if it has already ended. Resolves

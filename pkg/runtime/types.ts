@@ -51,6 +51,8 @@ export interface Runtime {
   stop(namespace: string, name: string, graceSeconds: number): Promise<void>;
   /** Every task this runtime runs now, including ones started before the agent restarted. */
   list(): Promise<RuntimeTaskRef[]>;
+  /** Tasks that have ended but whose trace (record, exited container) is still on the node. */
+  listEnded?(): Promise<RuntimeTaskRef[]>;
   /**
    * Attaches exit detection to a task started by an earlier agent process: true when the runtime
    * knows the task (running, or ended while no agent watched: its exit comes through onExit).

@@ -85,3 +85,34 @@ it('reportsWhatTheCommandDoesAndAdoptsAcrossAnAgentRestart', async () => {
   expect(() => process.kill(pid!, 0)).toThrow();
   await second.stop({ revoke: true });
 }, 30_000);
+
+it('finishesAKillThatAnEarlierAgentProcessDidNotLiveToReport', async () => {
+  const first = agent();
+  await first.start();
+  await bind('doomed', 'sleep 300');
+  await until('doomed RUNNING', async () => (await stateOf('doomed'))?.state === 'RUNNING');
+  const pid = (await stateOf('doomed'))!.pid!;
+  // The kill as the earlier agent process got through it: the assignment withdrawn, KILLING
+  // written, the process stopped, and then the agent SIGKILLed before its KILLED was written.
+  first.crash();
+  await store.delete(assignmentKey(prefix, 'proc-1', 'default', 'doomed'));
+  const key = `${prefix}/registry/tasks/default/doomed`;
+  const kv = (await store.get(key))!;
+  const task = JSON.parse(kv.value);
+  await store.update(key, JSON.stringify({ ...task, status: { ...task.status, state: 'KILLING' } }), kv.modRevision);
+  process.kill(-pid, 'SIGKILL');
+  await until('its process gone', async () => {
+    try {
+      process.kill(pid, 0);
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  const second = agent();
+  await second.start();
+  await until('doomed KILLED', async () => (await stateOf('doomed'))?.state === 'KILLED', 10_000);
+  expect(await stateOf('doomed')).toMatchObject({ reason: 'TaskKilled', message: 'ended while agent proc-1 was down; no longer assigned' });
+  await until('its leftovers removed', async () => readdirSync(join(dataDir, 'tasks', 'default')).every((d) => !d.startsWith('doomed-')));
+  await second.stop({ revoke: true });
+}, 30_000);

@@ -380,6 +380,31 @@ describe('task status writes', () => {
     abort.abort();
   });
 
+  it('whenSettled waits until the last report is written, through retries, and not for reports of other tasks', async () => {
+    jest.spyOn(Math, 'random').mockReturnValue(0.5);
+    await bind('web');
+    const realTxn = store.txn.bind(store);
+    let failures = 0;
+    jest.spyOn(store, 'txn').mockImplementation(async (...args) => {
+      if (failures++ < 1) throw new UnavailableError('etcd is unreachable');
+      return realTxn(...args);
+    });
+    const abort = new AbortController();
+    const reporter = new StatusReporter({ store, prefix: P, logger: log, signal: abort.signal, clock, onStale: () => undefined });
+    await reporter.whenSettled(ref); // nothing pending: at once
+    reporter.report(ref, { state: 'KILLED', finishedAt: 't2' });
+    let settled = false;
+    void reporter.whenSettled(ref).then(() => (settled = true));
+    await reporter.whenSettled({ namespace: 'default', name: 'other' }); // another task: at once
+    await until('the first write failed', () => failures === 1 && clock.pending() === 1);
+    await settle();
+    expect(settled).toBe(false); // the KILLED is not written yet
+    await clock.stepAsync(500);
+    await until('settled', () => settled);
+    expect(await state('web')).toBe('KILLED');
+    abort.abort();
+  });
+
   it('the reporter retries until written when the store is unavailable, with the latest word', async () => {
     jest.spyOn(Math, 'random').mockReturnValue(0.5); // backoff jitter ×1
     await bind('web');
