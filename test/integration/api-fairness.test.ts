@@ -15,6 +15,7 @@ import type { Store } from '../../pkg/store/types';
 import { silentLogger } from '../../pkg/util/log';
 import { fakeIO } from '../unit/cli-fakes';
 import { testEtcdEndpoint, uniquePrefix } from '../harness/etcd';
+import { until } from '../harness/wait';
 
 const TOKENS = { admin: 'admin-token-0123456789', viewer: 'view-token-0123456789', other: 'other-token-0123456789' };
 const USERS = new TokenAuthenticator([
@@ -82,7 +83,15 @@ async function openWatch(port: number, token: string): Promise<{ status: number;
   return { status: 200, close: () => ctl.abort() };
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** The value of one of the newest server's gauges (in-flight requests, open watches). */
+async function gauge(which: 'inflight' | 'watches'): Promise<number> {
+  return (await servers[servers.length - 1]!.metrics[which].get()).values[0]?.value ?? 0;
+}
+
+/** A few turns of the event loop: what a resolved promise set going has run. */
+async function turns(n = 20): Promise<void> {
+  for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+}
 const app = (name: string) => ({ apiVersion: 'shoal/v1', kind: 'App', metadata: { name }, spec: { cmd: 'sleep 1000' } });
 
 describe('request bodies', () => {
@@ -90,7 +99,13 @@ describe('request bodies', () => {
     const port = await serve({ requestBodyTimeoutMs: 60_000 });
     // 100 connections of the view-only user: headers sent, body never finished (the issue's attack).
     for (let i = 0; i < 100; i++) stalledBody(port, TOKENS.viewer);
-    await sleep(300);
+    // The attack is in place once the server reads all 100 bodies: a 101st body of that user is
+    // refused (before, a complete POST of the view-only user is just forbidden).
+    const attack = await until('100 stalled bodies being read', async () => {
+      const r = await call(port, 'POST', APPS, TOKENS.viewer, app('never'));
+      return r.status === 429 && r;
+    });
+    expect(attack.body.message).toMatch(/^user "viewer" has 100 request bodies arriving at once/);
     expect((await call(port, 'GET', APPS, TOKENS.admin)).status).toBe(200);
     expect((await call(port, 'POST', APPS, TOKENS.admin, app('served-1'))).status).toBe(201);
     expect((await call(port, 'GET', '/api/v1/namespaces/other/apps', TOKENS.other)).status).toBe(200);
@@ -149,7 +164,7 @@ describe('in-flight fair share', () => {
     // 10 slots, 1 of them headroom: the viewer alone may hold 9.
     const port = await serve({ store: slow, maxInflight: 10 });
     const held = Array.from({ length: 9 }, () => call(port, 'GET', APPS, TOKENS.viewer));
-    await sleep(200);
+    await until('9 requests in flight', async () => (await gauge('inflight')) === 9);
     const refused = await call(port, 'GET', APPS, TOKENS.viewer);
     expect(refused.status).toBe(429);
     expect(refused.body.message).toMatch(/^user "viewer" has 9 requests in flight, its fair share of 9/);
@@ -173,7 +188,7 @@ describe('watches per user', () => {
     expect(admins.status).toBe(200);
     // Closing one gives the slot back.
     mine[0].close();
-    await sleep(200);
+    await until('its watch gone', async () => (await gauge('watches')) === 3);
     const again = await openWatch(port, TOKENS.viewer);
     expect(again.status).toBe(200);
     for (const w of [...mine, admins, again]) w.close();
@@ -183,9 +198,10 @@ describe('watches per user', () => {
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
     let watches = 0;
+    let listed = 0;
     const slow = new Proxy(store, {
       get(target, p) {
-        if (p === 'list') return async (key: string) => gate.then(() => target.list(key));
+        if (p === 'list') return async (key: string) => gate.then(() => target.list(key)).finally(() => listed++);
         if (p === 'watch') return (...a: Parameters<Store['watch']>) => (watches++, target.watch(...a));
         const v = (target as any)[p];
         return typeof v === 'function' ? v.bind(target) : v;
@@ -194,12 +210,13 @@ describe('watches per user', () => {
     const port = await serve({ store: slow, maxWatchesPerUser: 1 });
     const ctl = new AbortController();
     const pending = fetch(`http://127.0.0.1:${port}${APPS}?watch=true`, { headers: { authorization: `Bearer ${TOKENS.viewer}` }, signal: ctl.signal }).catch(() => undefined);
-    await sleep(100);
+    await until('the watch counted', async () => (await gauge('watches')) === 1);
     ctl.abort();
     await pending;
-    await sleep(100);
+    await until('its count given back', async () => (await gauge('watches')) === 0);
     release();
-    await sleep(200);
+    await until('the initial list done', async () => listed === 1);
+    await turns(); // what would follow the list (an etcd watch) has had its chance
     expect(watches).toBe(0); // no etcd watch was left behind for the client that left
     const again = await openWatch(port, TOKENS.viewer);
     expect(again.status).toBe(200);
