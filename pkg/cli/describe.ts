@@ -390,18 +390,20 @@ function describeJobRun(w: DescribeWriter, run: JobRun, now: number): void {
   if (t.activeDeadlineSeconds !== undefined) w.field('Active Deadline', `${t.activeDeadlineSeconds}s`, 2);
 }
 
-/** A run's tasks as a table, oldest first: NAME, NODE, STATE, EXIT CODE, AGE. */
-function describeRunTasks(w: DescribeWriter, tasks: Task[] | string, now: number): void {
-  if (typeof tasks === 'string' || !tasks.length) {
-    w.field('Tasks', typeof tasks === 'string' ? tasks : NONE);
-    return;
-  }
+/** Tasks as a table, oldest first: NAME, NODE, STATE, one column of the caller's, AGE (or the listing error, or <none>). */
+function taskTable(w: DescribeWriter, tasks: Task[] | string, now: number, column: [string, (t: Task) => string]): void {
+  const listed = listedOrSaid(w, 'Tasks', tasks);
+  if (!listed) return;
   w.section('Tasks');
-  const rows = oldestFirst(tasks).map((t) => [
-    t.metadata.name, t.spec?.nodeName ?? NONE, t.status?.state ?? NONE,
-    t.status?.exitCode === undefined ? '-' : String(t.status.exitCode), age(t.metadata.creationTimestamp, now),
+  const rows = oldestFirst(listed).map((t) => [
+    t.metadata.name, t.spec?.nodeName ?? NONE, t.status?.state ?? NONE, column[1](t), age(t.metadata.creationTimestamp, now),
   ]);
-  w.table(['Name', 'Node', 'State', 'Exit Code', 'Age'], rows);
+  w.table(['Name', 'Node', 'State', column[0], 'Age'], rows);
+}
+
+/** A run's tasks: NAME, NODE, STATE, EXIT CODE, AGE. */
+function describeRunTasks(w: DescribeWriter, tasks: Task[] | string, now: number): void {
+  taskTable(w, tasks, now, ['Exit Code', (t) => (t.status?.exitCode === undefined ? '-' : String(t.status.exitCode))]);
 }
 
 /** Oldest first: by creation, then by name. */
@@ -512,18 +514,9 @@ function describeFramework(w: DescribeWriter, f: Framework, now: number): void {
   if (s.webuiUrl) w.field('Web UI', s.webuiUrl, 2);
 }
 
-/** A framework's tasks, oldest first: NAME (namespace/name when not in one namespace), NODE, STATE, MESOS TASK ID, AGE. */
+/** A framework's tasks: NAME, NODE, STATE, MESOS TASK ID, AGE. */
 function describeFrameworkTasks(w: DescribeWriter, tasks: Task[] | string, now: number): void {
-  if (typeof tasks === 'string' || !tasks.length) {
-    w.field('Tasks', typeof tasks === 'string' ? tasks : NONE);
-    return;
-  }
-  w.section('Tasks');
-  const rows = oldestFirst(tasks).map((t) => [
-    t.metadata.name, t.spec?.nodeName ?? NONE, t.status?.state ?? NONE,
-    t.metadata.annotations?.[MESOS_TASK_ID_ANNOTATION] ?? NONE, age(t.metadata.creationTimestamp, now),
-  ]);
-  w.table(['Name', 'Node', 'State', 'Mesos Task ID', 'Age'], rows);
+  taskTable(w, tasks, now, ['Mesos Task ID', (t) => t.metadata.annotations?.[MESOS_TASK_ID_ANNOTATION] ?? NONE]);
 }
 
 interface Totals { cpus: number; mem: number; disk: number }
