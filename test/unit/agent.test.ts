@@ -380,15 +380,21 @@ describe('task status writes', () => {
     abort.abort();
   });
 
+  /** The store's next txn fails as if etcd were unreachable; later ones go through. `calls` counts them all. */
+  function txnUnavailableOnce(): { calls: number } {
+    const realTxn = store.txn.bind(store);
+    const counter = { calls: 0 };
+    jest.spyOn(store, 'txn').mockImplementation(async (...args) => {
+      if (counter.calls++ < 1) throw new UnavailableError('etcd is unreachable');
+      return realTxn(...args);
+    });
+    return counter;
+  }
+
   it('whenSettled waits until the last report is written, through retries, and not for reports of other tasks', async () => {
     jest.spyOn(Math, 'random').mockReturnValue(0.5);
     await bind('web');
-    const realTxn = store.txn.bind(store);
-    let failures = 0;
-    jest.spyOn(store, 'txn').mockImplementation(async (...args) => {
-      if (failures++ < 1) throw new UnavailableError('etcd is unreachable');
-      return realTxn(...args);
-    });
+    const txns = txnUnavailableOnce();
     const abort = new AbortController();
     const reporter = new StatusReporter({ store, prefix: P, logger: log, signal: abort.signal, clock, onStale: () => undefined });
     await reporter.whenSettled(ref); // nothing pending: at once
@@ -396,7 +402,7 @@ describe('task status writes', () => {
     let settled = false;
     void reporter.whenSettled(ref).then(() => (settled = true));
     await reporter.whenSettled({ namespace: 'default', name: 'other' }); // another task: at once
-    await until('the first write failed', () => failures === 1 && clock.pending() === 1);
+    await until('the first write failed', () => txns.calls === 1 && clock.pending() === 1);
     await settle();
     expect(settled).toBe(false); // the KILLED is not written yet
     await clock.stepAsync(500);
@@ -408,24 +414,19 @@ describe('task status writes', () => {
   it('the reporter retries until written when the store is unavailable, with the latest word', async () => {
     jest.spyOn(Math, 'random').mockReturnValue(0.5); // backoff jitter ×1
     await bind('web');
-    const realTxn = store.txn.bind(store);
-    let failures = 0;
-    jest.spyOn(store, 'txn').mockImplementation(async (...args) => {
-      if (failures++ < 1) throw new UnavailableError('etcd is unreachable');
-      return realTxn(...args);
-    });
+    const txns = txnUnavailableOnce();
     const abort = new AbortController();
     const stale: string[] = [];
     const reporter = new StatusReporter({ store, prefix: P, logger: log, signal: abort.signal, clock, onStale: (_r, why) => stale.push(why) });
     reporter.report(ref, { state: 'RUNNING', startedAt: 't1' });
-    await until('the first write failed', () => failures === 1 && clock.pending() === 1);
+    await until('the first write failed', () => txns.calls === 1 && clock.pending() === 1);
     expect(clock.nextAt()).toBe(T0 + 500); // the backoff's first step, without jitter
     reporter.report(ref, { state: 'KILLED', finishedAt: 't2' }); // arrives while the first is backing off
     await clock.stepAsync(499);
-    expect([failures, await state('web')]).toEqual([1, 'STAGING']);
+    expect([txns.calls, await state('web')]).toEqual([1, 'STAGING']);
     await clock.stepAsync(1);
     expect(await state('web')).toBe('KILLED');
-    expect(failures).toBe(2); // one write failed, one wrote both reports' fields
+    expect(txns.calls).toBe(2); // one write failed, one wrote both reports' fields
     const t = decodeKeyValue<Task>((await store.get(key))!);
     expect(t.status).toMatchObject({ state: 'KILLED', startedAt: 't1', finishedAt: 't2' });
     expect(stale).toEqual([]);
