@@ -16,7 +16,7 @@ import { dump } from 'js-yaml';
 import { startEtcdCluster, type EtcdCluster } from '../../pkg/devcluster/etcd';
 import { EtcdStore } from '../../pkg/store/etcd';
 import { freePorts } from '../../pkg/util/net';
-import { TestPki } from '../harness/pki';
+import { operatorFiles } from '../harness/pki';
 import { killProcessesUnder } from '../harness/procs';
 import type { ProcessView, RecordView, TaskView } from './invariants';
 
@@ -164,21 +164,19 @@ export class ChaosCluster {
   private keep = false;
 
   private async startComponents(): Promise<void> {
-    const pki = new TestPki(this.dir);
     const [apiPort, mA, mB, ...agentPorts] = await freePorts(2 + CONTROLLER_MANAGERS.length + AGENTS.length);
-    writeFileSync(join(this.dir, 'tokens.yaml'), dump({ users: [{ name: 'admin', token: ADMIN, roles: [{ namespace: '*', role: 'admin' }] }] }), { mode: 0o600 });
-    writeFileSync(join(this.dir, 'agent-token'), `${AGENT_TOKEN}\n`, { mode: 0o600 });
-    writeFileSync(join(this.dir, 'config.yaml'), dump({ ...pki.cliConfig(apiPort!), token: ADMIN }), { mode: 0o600 });
+    const files = operatorFiles(this.dir, apiPort!, { admin: ADMIN, agent: AGENT_TOKEN });
+    const pki = files.pki;
     const etcd = ['--etcd-endpoints', this.etcd.endpoints.join(','), '--etcd-prefix', PREFIX];
     const add = (name: string, script: string, args: string[]) => this.components.set(name, new Component(name, script, args, join(this.dir, 'logs', `${name}.log`), this.env));
-    add('apiserver', BIN.apiserver, [...etcd, '--token-file', join(this.dir, 'tokens.yaml'), '--agent-token-file', join(this.dir, 'agent-token'), '--port', String(apiPort), ...pki.apiserverFlags()]);
+    add('apiserver', BIN.apiserver, [...etcd, ...files.apiserverArgs]);
     CONTROLLER_MANAGERS.forEach((name, i) =>
       add(name, BIN.cm, [...etcd, '--identity', name, '--metrics-port', String([mA, mB][i]), '--leader-lease', String(LEADER_LEASE_S), '--allocation-interval', '200']),
     );
     AGENTS.forEach((node, i) =>
       add(node, BIN.agent, [
         ...etcd, '--node-name', node, '--hostname', '127.0.0.1', '--runtime', 'process', '--data-dir', this.agentDir(node),
-        '--listen', String(agentPorts[i]), '--log-token-file', join(this.dir, 'agent-token'), '--cpus', '2', '--mem', '1024', '--lease-ttl', String(AGENT_LEASE_S),
+        '--listen', String(agentPorts[i]), '--log-token-file', files.agentTokenFile, '--cpus', '2', '--mem', '1024', '--lease-ttl', String(AGENT_LEASE_S),
         ...pki.agentFlags(node),
       ]),
     );

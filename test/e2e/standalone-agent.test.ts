@@ -17,7 +17,7 @@ import type { Task } from '../../pkg/api/types.generated';
 import { freePorts } from '../../pkg/util/net';
 import { runShoal, SHOAL_MAIN, type CliResult } from '../harness/cli';
 import { testEtcdEndpoint, uniquePrefix } from '../harness/etcd';
-import { TestPki } from '../harness/pki';
+import { operatorFiles, type TestPki } from '../harness/pki';
 
 const run = promisify(execFile);
 const DIST = join(__dirname, '../../dist/cmd');
@@ -89,12 +89,9 @@ beforeAll(async () => {
   const [apiPort, mPort, aPort, hostPort] = await freePorts(4);
   [metricsPort, agentPort] = [mPort!, aPort!];
   const etcd = ['--etcd-endpoints', testEtcdEndpoint(), '--etcd-prefix', uniquePrefix().slice(0, -1)];
-  writeFileSync(join(dir, 'tokens.yaml'), dump({ users: [{ name: 'admin', token: ADMIN, roles: [{ namespace: '*', role: 'admin' }] }] }), { mode: 0o600 });
-  writeFileSync(join(dir, 'agent-token'), `${AGENT_TOKEN}\n`, { mode: 0o600 });
-  pki = new TestPki(dir);
-  writeFileSync(join(dir, 'config.yaml'), dump({ ...pki.cliConfig(apiPort!), token: ADMIN }), { mode: 0o600 });
-  env = { ...process.env, SHOAL_CONFIG: join(dir, 'config.yaml'), HOME: dir };
-  start('apiserver', BIN.apiserver, [...etcd, '--token-file', join(dir, 'tokens.yaml'), '--agent-token-file', join(dir, 'agent-token'), '--port', String(apiPort), ...pki.apiserverFlags()]);
+  const files = operatorFiles(dir, apiPort!, { admin: ADMIN, agent: AGENT_TOKEN });
+  ({ pki, env } = files);
+  start('apiserver', BIN.apiserver, [...etcd, ...files.apiserverArgs]);
   start('controller-manager', BIN.cm, [...etcd, '--identity', 'e2e', '--metrics-port', String(metricsPort)]);
   start('agent', BIN.agent, [
     ...etcd, '--node-name', NODE, '--hostname', '127.0.0.1', '--runtime', 'process', '--data-dir', join(dir, 'agent'),
