@@ -21,6 +21,7 @@ import type { HealthCheck as ShoalHealthCheck } from '../../api/types.generated'
 import { admit, formatCauses } from '../../api/validation';
 import { FRAMEWORK_LABEL } from '../../client/informers';
 import type { LaunchRequest, LaunchTemplate, Offer } from '../../scheduler/types';
+import type { TaskRef, TaskStatusUpdate } from '../framework';
 import type {
   AcceptCall,
   Attribute,
@@ -964,15 +965,8 @@ export function isPartitionAware(info: FrameworkInfo): boolean {
   return hasCapability(info, 'PARTITION_AWARE');
 }
 
-export interface StatusInput {
-  taskId: string;
-  state: string;
-  agent?: string;
-  reason?: string;
-  message?: string;
-  healthy?: boolean;
-  source: 'agent' | 'master' | 'reconcile';
-}
+/** A master's status update as a Mesos task id sees it: the framework's id instead of the Task's name. */
+export type StatusInput = Omit<TaskStatusUpdate, keyof TaskRef> & { taskId: string };
 
 /**
  * A Shoal status update as Mesos' TaskStatus. Source: SOURCE_MASTER for master and reconcile
