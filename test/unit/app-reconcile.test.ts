@@ -234,6 +234,49 @@ const killsSent: Row[] = [
   { name: 'deletionDoesNotKillTwice', app: app({ deleting: true }), tasks: (a) => many(a, 't', 3), killing: ['t-0'], expect: { kill: ['t-1', 't-2'], done: false } },
 ];
 
+/** An UNREACHABLE task (its agent away since `secondsAgo` before T0). */
+function away(t: Task, secondsAgo: number): Task {
+  return { ...t, status: { ...t.status, state: 'UNREACHABLE', unreachableSince: new Date(T0 - secondsAgo * 1000).toISOString() } };
+}
+
+// The fault suite's over-capacity finding: an App of 10 (min 0.5, over 0.2: ceiling 12) rolling v2 → v3. The
+// kills of the last old tasks were sent and, in the next sync, the App counted as no longer upgrading: the steady
+// diff launched `instances − fresh` beside the old tasks still running (KILLING), and 13 were live at once.
+const chaosApp = (): App => app({ instances: 10, generation: 3, cmd: 'httpd -v3', min: 0.5, over: 0.2, checks: true, unreachable: { inactiveAfterSeconds: 300, expungeAfterSeconds: 600 } });
+const lastKillsSent: Row[] = [
+  {
+    // Seen as 3 KILLING + 7 RUNNING + 3 STAGING: 3 old kills sent in one sync, their agents not yet done.
+    name: 'theUpgradeLastsWhileKilledOldTasksStillRun', app: chaosApp(),
+    tasks: (a) => [...many(a, 'new', 7, { hash: cur(a), version: 3, created: 10 }), ...many(app(), 'old', 3, { hash: OLD, version: 2 })],
+    killing: ['old-0', 'old-1', 'old-2'],
+    expect: { launch: 2, kill: [], step: 'Upgrade', done: false },
+  },
+  {
+    // The same as the agent reports it (KILLING) after a leader change, when the new term's kill set is empty.
+    name: 'theUpgradeLastsWhileOldTasksReportKilling', app: chaosApp(),
+    tasks: (a) => [...many(a, 'new', 7, { hash: cur(a), version: 3, created: 10 }), ...many(app(), 'old', 3, { hash: OLD, version: 2, state: 'KILLING' })],
+    expect: { launch: 2, kill: [], step: 'Upgrade', done: false },
+  },
+  {
+    // Seen as 4 UNREACHABLE + 7 RUNNING + 2 STAGING: old tasks killed on an agent that then went away (their
+    // kill cannot complete; they stay live until inactiveAfterSeconds), 8 new ones (one of them on that agent).
+    name: 'oldTasksKilledOnAnAgentThatWentAwayStillCount', app: chaosApp(),
+    tasks: (a) => [
+      ...many(a, 'new', 7, { hash: cur(a), version: 3, created: 10 }), away(task(a, 'new-away', { hash: cur(a), version: 3, created: 10 }), 1),
+      ...many(app(), 'old', 3, { hash: OLD, version: 2 }).map((t) => away(t, 1)), task(app(), 'old-last', { hash: OLD, version: 2 }),
+    ],
+    killing: ['old-0', 'old-1', 'old-2', 'old-last'],
+    expect: { launch: 0, kill: [], step: 'Upgrade', done: false },
+  },
+  {
+    // Once the old tasks have ended the rest launches: the upgrade is done when the new ones are available.
+    name: 'theRestLaunchesOnceTheKilledOldTasksEnded', app: chaosApp(),
+    tasks: (a) => [...many(a, 'new', 7, { hash: cur(a), version: 3, created: 10 }), ...many(app(), 'old', 3, { hash: OLD, version: 2, state: 'KILLED' })],
+    killing: ['old-0'],
+    expect: { launch: 3, kill: [], step: 'ScaleUp' },
+  },
+];
+
 // tasksHealthy counts tasks with health checks that pass, as Marathon's does; available is separate.
 const counting: Row[] = [
   { name: 'tasksWithoutHealthChecksAreNotCountedHealthy', app: app(), tasks: (a) => many(a, 't', 3), expect: { healthy: 0, done: true } },
@@ -244,6 +287,7 @@ describe('reconcileApp', () => {
   describe('scaling', () => it.each(scaling.map((r) => [r.name, r] as const))('%s', (_n, r) => check(r)));
   describe('versions', () => it.each(versions.map((r) => [r.name, r] as const))('%s', (_n, r) => check(r)));
   describe('kills sent', () => it.each(killsSent.map((r) => [r.name, r] as const))('%s', (_n, r) => check(r)));
+  describe('last old kills sent (fault suite: over capacity)', () => it.each(lastKillsSent.map((r) => [r.name, r] as const))('%s', (_n, r) => check(r)));
   describe('counts', () => it.each(counting.map((r) => [r.name, r] as const))('%s', (_n, r) => check(r)));
   describe('rolling upgrades', () => it.each(upgrades.map((r) => [r.name, r] as const))('%s', (_n, r) => check(r)));
   describe('failures and deletion', () => it.each(failures.map((r) => [r.name, r] as const))('%s', (_n, r) => check(r)));
@@ -272,19 +316,22 @@ describe('reconcileApp', () => {
 
 
 /**
- * Steps an App from N old tasks to the new version: killed tasks vanish, launched ones appear STAGING and
- * become RUNNING and healthy on a later step (70% chance per step). Returns the number of steps taken.
+ * Steps an App from N old tasks to the new version: launched ones appear STAGING and become RUNNING and healthy
+ * on a later step (70% chance per step). A killed task vanishes at once, or with `slowKills` stays live (its kill
+ * sent, its agent not done) for a random number of steps, as on a loaded machine or an agent that went away.
+ * Returns the number of steps taken.
  */
-function simulateUpgrade(n: number, min: number, over: number, rnd: () => number): number {
+function simulateUpgrade(n: number, min: number, over: number, rnd: () => number, slowKills = false): number {
   const a = app({ instances: n, generation: 2, min, over, checks: true });
   const minAvailable = Math.ceil(n * min - 1e-9);
   const surge = Math.floor(n * over + 1e-9);
   const maxTotal = n + (surge === 0 && minAvailable >= n ? 1 : surge);
   let tasks = many(a, 'old', n);
+  const killing = new Set<string>();
   let launched = 0;
-  const limit = 10 * n + 20;
+  const limit = 10 * n + 20 + (slowKills ? 10 * n : 0);
   for (let step = 0; step < limit; step++) {
-    const plan = reconcileApp({ app: a, configHash: configHash(a), tasks, killing: new Set(), now: T0 + step * 1000, failures: { count: 0 }, inflight: 0 });
+    const plan = reconcileApp({ app: a, configHash: configHash(a), tasks, killing, now: T0 + step * 1000, failures: { count: 0 }, inflight: 0 });
     if (plan.deployment.done) {
       expect(tasks.every((t) => t.metadata.ownerReferences?.[0]?.version === 2)).toBe(true);
       expect(tasks.filter((t) => isAvailable(t, a))).toHaveLength(n);
@@ -292,13 +339,19 @@ function simulateUpgrade(n: number, min: number, over: number, rnd: () => number
     }
     // Killed tasks still exist while the launches start: together they must fit under the ceiling.
     expect(tasks.length + plan.launch).toBeLessThanOrEqual(maxTotal);
-    const killed = new Set(plan.kill.map((k) => k.task));
-    const survivors = tasks.filter((t) => !killed.has(t.metadata.name));
+    for (const k of plan.kill) {
+      expect(killing.has(k.task)).toBe(false); // a kill is sent once
+      killing.add(k.task);
+    }
+    const survivors = tasks.filter((t) => !killing.has(t.metadata.name));
     expect(survivors.filter((t) => isAvailable(t, a)).length).toBeGreaterThanOrEqual(minAvailable);
-    tasks = survivors.map((t) => (t.status.state === 'STAGING' && rnd() < 0.7 ? task(a, t.metadata.name, { version: 2, created: 100 }) : t));
+    const ended = new Set([...killing].filter(() => !slowKills || rnd() < 0.4));
+    for (const name of ended) killing.delete(name);
+    tasks = tasks.filter((t) => !ended.has(t.metadata.name))
+      .map((t) => (t.status.state === 'STAGING' && rnd() < 0.7 ? task(a, t.metadata.name, { version: 2, created: 100 }) : t));
     for (let i = 0; i < plan.launch; i++) tasks.push(task(a, `new-${launched++}`, { version: 2, state: 'STAGING', created: 100 + step }));
   }
-  throw new Error(`upgrade of ${n} instances (min ${min}, over ${over}) did not converge in ${limit} steps`);
+  throw new Error(`upgrade of ${n} instances (min ${min}, over ${over}${slowKills ? ', slow kills' : ''}) did not converge in ${limit} steps`);
 }
 
 describe('rolling upgrade simulation', () => {
@@ -310,7 +363,7 @@ describe('rolling upgrade simulation', () => {
       for (const min of mins) for (const over of overs) simulateUpgrade(n, min, over, seededRandom(n * 1000 + min * 100 + over * 10));
   });
 
-  it('keepsCapacityBoundsAndConvergesForRandomStrategies', () => {
+  it.each([false, true])('keepsCapacityBoundsAndConvergesForRandomStrategies (slow kills: %s)', (slowKills) => {
     const rnd = seededRandom(42);
     for (let i = 0; i < 300; i++) {
       const n = 1 + Math.floor(rnd() * 12);
@@ -318,11 +371,17 @@ describe('rolling upgrade simulation', () => {
       const over = Math.round(rnd() * 100) / 100;
       const seed = Math.floor(rnd() * 2 ** 31);
       try {
-        simulateUpgrade(n, min, over, seededRandom(seed));
+        simulateUpgrade(n, min, over, seededRandom(seed), slowKills);
       } catch (err) {
-        throw new Error(`replay: n=${n} min=${min} over=${over} seed=${seed}: ${(err as Error).message}`);
+        throw new Error(`replay: n=${n} min=${min} over=${over} seed=${seed} slowKills=${slowKills}: ${(err as Error).message}`);
       }
     }
+  });
+
+  it('keepsCapacityBoundsWhenKillsTakeTime', () => {
+    // Kills that take several steps leave old tasks KILLING when the last old kills are sent (the fault suite's finding).
+    for (let n = 1; n <= 12; n++)
+      for (const min of mins) for (const over of overs) simulateUpgrade(n, min, over, seededRandom(n * 1000 + min * 100 + over * 10 + 7), true);
   });
 });
 

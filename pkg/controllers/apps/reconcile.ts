@@ -22,6 +22,9 @@
  *   `failures.count > 0` without `lastFailureAt` cannot be anchored in time and delays nothing.
  * - Kills of tasks in the same reconcile still count as non-terminal: their resources are freed only once the
  *   agent reports them terminal, so with maximumOverCapacity 0 the replacements come in the next reconcile.
+ * - An upgrade is not over when the last old task's kill is sent but when no old task is live (Marathon's
+ *   replace step waits for the old instances to be terminal): until then launches stay under the
+ *   maximumOverCapacity ceiling, which counts the old KILLING tasks.
  */
 import type { App, Deployment, Task } from '../../api/types.generated';
 import { isTerminal } from '../../api/tasks';
@@ -181,15 +184,20 @@ export function reconcileApp(input: AppReconcileInput): AppPlan {
   const active = live.filter((t) => t.status?.state !== 'KILLING');
   const old = active.filter((t) => !isCurrent(t));
   const fresh = active.filter(isCurrent);
+  // The upgrade lasts until no task of an old version is live, KILLING ones included: they still
+  // run until their agent reports them ended. Deciding on the active ones only ended it as soon as
+  // the last old kills were sent, and the steady diff then launched `instances − fresh` beside
+  // them, over maxOverCapacity (13 live against 12 in the fault suite).
+  const upgrading = live.some((t) => !isCurrent(t));
   const budget = unhealthyBudget(app, live);
-  const diff = old.length > 0 ? upgradeDiff(input, live, old, fresh, budget) : steadyDiff(input, fresh, budget);
+  const diff = upgrading ? upgradeDiff(input, live, old, fresh, budget) : steadyDiff(input, fresh, budget);
 
   const delayUntil = backoffUntil(app, input.failures);
   const delayed = delayUntil !== undefined && input.now < delayUntil && diff.launch > 0;
   const plan: AppPlan = {
     launch: delayed ? 0 : diff.launch,
     kill: diff.kill,
-    deployment: deployment(app, live, isCurrent, counts, step(old.length > 0, delayed, diff)),
+    deployment: deployment(app, live, isCurrent, counts, step(upgrading, delayed, diff)),
     counts,
   };
   if (delayed) plan.delayUntil = delayUntil;
