@@ -1,8 +1,8 @@
 /**
  * The Shoal agent (Mesos agent / kubelet): registers its Node, keeps a lease alive (that IS the
  * heartbeat: the Node is not rewritten per beat), runs what `<prefix>/assignments/<node>/`
- * assigns, and reports each task's status with a status-only CAS update of its Task (see
- * ./status.ts). Every background loop catches, logs and retries; nothing here may crash the
+ * assigns, and reports each task's status under its own key range, relayed into the Task by
+ * the controller-manager (see ./status.ts). Every background loop catches, logs and retries; nothing here may crash the
  * process hosting it (one process can host thousands of hollow agents, see ./host.ts).
  */
 import { randomUUID } from 'node:crypto';
@@ -79,15 +79,13 @@ export interface AgentOptions {
   portSweepBatch?: number;
 }
 
-/** A task as this agent knows it. `done`: ended here, or refused by the registry; never (re)started while assigned. */
+/** A task as this agent knows it. `done`: ended here (or not started: it had ended before); never (re)started while assigned. */
 interface LocalTask {
   uid: string;
   phase: 'running' | 'done';
   graceSeconds: number;
-  /** Found running at start (adopted after an agent restart); its registry state is not checked yet. */
+  /** Found running at start (adopted after an agent restart); not reported since. */
   adopted?: boolean;
-  /** The registry said terminal or gone: stop it without reporting. */
-  stale?: boolean;
   /** When the runtime was asked to start it: its startedAt if it exits before the start returns. */
   startingAt?: string;
 }
@@ -144,7 +142,7 @@ export class Agent {
     this.clock = options.clock ?? realClock;
     this.startedAt = this.clock.date().toISOString();
     const signal = this.abort.signal;
-    this.reporter = new StatusReporter({ store: options.store, prefix: this.prefix, logger: this.log, signal, clock: this.clock, onStale: (ref, why) => this.onStale(ref, why) });
+    this.reporter = new StatusReporter({ store: options.store, prefix: this.prefix, node: options.nodeName, logger: this.log, signal, clock: this.clock });
     const handler = { reset: (all: Map<string, Assignment>) => this.resetAssignments(all), put: (k: string, a: Assignment) => this.putAssignment(k, a), delete: (k: string) => this.deleteAssignment(k) };
     this.assignments = new AssignmentWatch({ store: options.store, prefix: assignmentPrefix(this.prefix, this.nodeName), handler, logger: this.log, signal });
     const events = new EventRecorder(options.store, this.prefix, `agent/${options.nodeName}`, this.log, this.clock);
@@ -308,14 +306,14 @@ export class Agent {
       this.registrations++;
       const msg = this.registrations === 1 ? 'registered' : 're-registered';
       // Back after losing the lease (a partition, a slow etcd): node lifecycle may have marked our
-      // tasks UNREACHABLE meanwhile. Those still running say so again; LOST ones (expunged) are
-      // refused by the registry, and the reporter has them stopped.
+      // tasks UNREACHABLE meanwhile. Those still running say so again (a new report: node
+      // lifecycle marked the old one superseded); for LOST ones (expunged) the assignment is gone,
+      // and the relay deletes it for any the registry ended otherwise, so they stop here.
       if (this.registrations > 1) {
         for (const [key, t] of this.tasks) {
           if (t.phase !== 'running' || t.adopted) continue;
           const [namespace, name] = splitKey(key);
-          this.reporter.forget(key); // its cached base predates what node lifecycle wrote: read it again
-          this.reporter.report({ namespace, name, uid: t.uid }, { state: 'RUNNING' });
+          this.reporter.report({ namespace, name, uid: t.uid }, { state: 'RUNNING' }, {}, { force: true });
         }
       }
       this.log.info({ lease: lease.id, leaseRevision: revision, nodeObject: action, ttlSeconds: this.o.leaseTtlSeconds ?? DEFAULT_LEASE_TTL_SECONDS }, msg);
@@ -530,16 +528,6 @@ export class Agent {
     this.sync(key);
   }
 
-  /** The registry refused a task (terminal or gone): stop it here, report nothing. */
-  private onStale(ref: TaskRef, why: 'terminal' | 'gone'): void {
-    const key = taskRefKey(ref);
-    const local = this.tasks.get(key);
-    if (!local || local.uid !== ref.uid || local.phase !== 'running') return;
-    local.stale = true;
-    this.log.info({ task: key, why }, 'task must not run here');
-    this.sync(key);
-  }
-
   /** Converges one task; runs of the same task never overlap (level-triggered, coalesced). */
   private sync(key: string): void {
     if (this.stopped) return;
@@ -567,14 +555,10 @@ export class Agent {
     this.syncing.delete(key);
   }
 
-  /** What runs must match what is assigned: stop the stale, the unassigned and the replaced; start the new. */
+  /** What runs must match what is assigned: stop the unassigned and the replaced; start the new. */
   private async syncTask(key: string): Promise<void> {
     const want = this.desired.get(key);
     let have = this.tasks.get(key);
-    if (have?.stale) {
-      await this.stopStale(key, have);
-      have = this.tasks.get(key);
-    }
     if (have && (!want || want.uid !== have.uid)) {
       await this.kill(key, have, want ? 'replaced' : 'unassigned');
       have = undefined;
@@ -585,22 +569,10 @@ export class Agent {
     }
     if (!have) return this.launch(key, want);
     if (have.adopted) {
-      have.adopted = false; // ask the registry once whether it may keep running (it may be LOST by now)
-      this.reporter.report(this.ref(want), { state: 'RUNNING', hostPorts: hostPorts(want) }, { startedAt: this.clock.date().toISOString() });
+      have.adopted = false; // say once that it runs (the registry may have marked it UNREACHABLE; if it ended it, the relay has it stopped)
+      this.reporter.report(this.ref(want), { state: 'RUNNING', hostPorts: hostPorts(want) }, { startedAt: this.clock.date().toISOString() }, { force: true });
       this.startProbing(want, this.clock.now()); // its start time is not at hand: the grace period starts again
     }
-  }
-
-  /** Stops a task the registry ended or deleted, without a word to the registry. */
-  private async stopStale(key: string, task: LocalTask): Promise<void> {
-    this.health.stop(key);
-    if (task.phase === 'running') {
-      await this.runtime.stop(...splitKey(key), task.graceSeconds);
-      this.log.info({ task: key, uid: task.uid, reason: 'terminal or gone in the registry' }, 'task stopped');
-    }
-    task.phase = 'done'; // kept while assigned, so it is not started again
-    task.stale = false;
-    if (!this.desired.has(key)) this.tasks.delete(key);
   }
 
   /** Stops a task that is no longer assigned (or was replaced) and reports it KILLED. */
@@ -625,13 +597,12 @@ export class Agent {
 
   /** Starts an assigned task unless the registry already ended it; then reports RUNNING. */
   private async launch(key: string, want: Assignment): Promise<void> {
-    if (want.bound) this.reporter.seed(this.ref(want), want.bound);
     const verdict = await this.reporter.verdict(this.ref(want));
     if (this.desired.get(key)?.uid !== want.uid || this.stopped) return; // superseded while reading: the next sync decides
     const graceSeconds = want.spec.taskKillGracePeriodSeconds ?? DEFAULT_GRACE_SECONDS;
-    if (verdict === 'terminal' || verdict === 'gone') {
+    if (verdict === 'terminal') {
       this.tasks.set(key, { uid: want.uid, phase: 'done', graceSeconds });
-      this.log.info({ task: key, uid: want.uid, why: verdict }, 'task not started: the registry ended it');
+      this.log.info({ task: key, uid: want.uid }, 'task not started: it ended here before (this agent reported it)');
       return;
     }
     // A task that ended while no agent watched it is known to the runtime, not listed as running:

@@ -18,13 +18,6 @@ export interface Assignment {
   spec: TaskSpec;
   /** Name of the App or Job the task belongs to (its controlling owner reference). */
   owner?: string;
-  /**
-   * The Task as bound, when this assignment came as a watch event: the binder writes the Task and
-   * its assignment with the same value in one transaction, so this is the Task's value at
-   * `modRevision` (the compare base of the agent's first status write, which then needs no
-   * read). Absent after a relist: an old assignment says nothing of what its Task became since.
-   */
-  bound?: { value: string; modRevision: number };
 }
 
 /** Receives the assignment set; keys are `namespace/name`. */
@@ -114,20 +107,17 @@ export class AssignmentWatch {
   }
 
   /**
-   * The assignment under `key`, or undefined (logged) for a value that is not one. `bound` only
-   * for a creation seen by the watch: a listed assignment says nothing of what its Task became.
+   * The assignment under `key`, or undefined (logged) for a value that is not one.
    */
-  private parse(kv: { key: string; value: string; modRevision: number; createRevision: number; from: 'list' | 'watch' }): Assignment | undefined {
+  private parse(kv: { key: string; value: string }): Assignment | undefined {
     const taskKey = this.taskKey(kv.key);
     try {
-      const { metadata, spec, status } = JSON.parse(kv.value) as { metadata?: { name?: unknown; namespace?: unknown; uid?: unknown; ownerReferences?: Array<{ name?: unknown }> }; spec?: unknown; status?: unknown };
+      const { metadata, spec } = JSON.parse(kv.value) as { metadata?: { name?: unknown; namespace?: unknown; uid?: unknown; ownerReferences?: Array<{ name?: unknown }> }; spec?: unknown };
       const [namespace, name] = taskKey.split('/');
       const ok = metadata && metadata.name === name && (metadata.namespace ?? namespace) === namespace && typeof metadata.uid === 'string' && spec && typeof spec === 'object';
       if (!ok) throw new Error('want {metadata: {name, namespace, uid}, spec} matching the key');
       const owner = metadata.ownerReferences?.[0]?.name;
       const a: Assignment = { namespace, name, uid: metadata.uid as string, spec: spec as TaskSpec, ...(typeof owner === 'string' ? { owner } : {}) };
-      const wholeTask = typeof status === 'object' && status !== null;
-      if (kv.from === 'watch' && kv.createRevision === kv.modRevision && wholeTask) a.bound = { value: kv.value, modRevision: kv.modRevision };
       return a;
     } catch (err) {
       this.o.logger.warn({ key: kv.key, err: errorMessage(err) }, 'ignoring malformed assignment');

@@ -1,38 +1,33 @@
 /**
  * How an agent reports task status.
  *
- * Decision (DESIGN.md "Keys and writers"): the agent does a **status-only compare-and-swap
- * update of the Task object** at `objectKey(prefix, Task, namespace, name)`: it takes the value
- * it last read or wrote (for a new task: the bound Task its assignment carries, at the
- * assignment's revision), replaces `status` (and nothing else: spec and metadata are written
- * back byte-for-byte as parsed), and writes it on condition that the key's mod revision is
- * still that value's; when another writer came between, it reads again. A separate status key was rejected because every reader (allocator, frameworks, CLI)
- * would then have to join two keys, and a watch on Tasks would miss status changes.
+ * Decision (DESIGN.md "Keys and writers", issue 15): the agent writes a **status report per task
+ * under its own key range**, `taskStatusKey(prefix, node, namespace, name)`, and nothing else of
+ * a Task: its etcd role reaches only its lease key, its Node, its assignments (read) and this
+ * range, so a compromised agent cannot forge another node's task status. The leading
+ * controller-manager's task status relay (pkg/controllers/taskstatus) folds each report into its
+ * Task, checking that the Task is bound to this node and has the report's uid, and answers a
+ * report the registry refuses (the Task is terminal there) by deleting the assignment, which
+ * stops the task here. Writing through the apiserver with a node authorizer was the alternative;
+ * it would make every agent depend on the apiserver and cost an HTTP request per report, where
+ * this costs one put in a batched transaction (see docs/operations.md for the measured cost).
  *
- * Rules on every attempt, in this order:
- * - the Task key is gone, or holds another task (other uid): write nothing; the task must stop;
- * - the Task is terminal (FINISHED, FAILED, KILLED, ERROR, LOST): the registry's word is final,
- *   write nothing; the task must stop if it runs (this is how an agent that comes back stops a
- *   task of its own that node lifecycle marked LOST while it was away);
- * - otherwise write `{...defaults, ...current status, ...patch}`, unless that changes nothing
- *   (the same state twice is fine: writes are idempotent).
- * Failures other than conflicts (etcd unreachable) are retried with backoff until written or
- * the agent stops; a newer report for the same task replaces the pending one.
+ * A report holds everything the agent has said of the task (`status`, newest value per field,
+ * and `defaults`, first value per field), so the latest report alone is enough, and a restarted
+ * agent reads its range back to know what it said before (whether a task had started).
+ * Writes are idempotent and need no compare: only this agent writes its range (the relay only
+ * deletes reports of Tasks that are gone). Store errors are retried with backoff until written
+ * or the agent stops; a newer report for the same task merges into the pending one.
  */
 import type { Logger } from 'pino';
-import { lookupKind } from '../api/kinds';
-import type { Task, TaskStatus } from '../api/types.generated';
+import type { TaskStatus } from '../api/types.generated';
 import { jsonEqual } from '../util/json';
 import { backoffDelay, errorMessage, sleepUnlessAborted } from '../util/backoff';
 import type { Clock } from '../util/clock';
-import { objectKey } from '../store/objects';
-import { TERMINAL_STATES } from '../api/tasks';
+import { taskStatusKey, taskStatusPrefix } from '../store/objects';
+import { parseTaskStatusReport, TERMINAL_STATES, type TaskStatusReport } from '../api/tasks';
 import type { Store } from '../store/types';
 import { chunkTxn } from '../store/validate';
-
-const TASKS = lookupKind('task')!;
-/** Read-modify-write rounds lost to concurrent writers before backing off. */
-const MAX_CONFLICTS = 10;
 
 /** One task of this agent, as the registry names it. */
 export interface TaskRef {
@@ -42,63 +37,31 @@ export interface TaskRef {
 }
 
 /**
- * What the registry says about a task: `live` (present, ours, not started yet: it may start),
- * `started` (began running once already), `terminal`, or `gone` (deleted, or the key now holds
- * another task).
+ * What this agent said of a task before: nothing or only that it was staged (`live`: it may
+ * start), that it began running once already (`started`), or that it ended (`terminal`).
  */
-export type RegistryVerdict = 'live' | 'started' | 'terminal' | 'gone';
-
-/** Outcome of one status report. */
-export type ReportOutcome = 'written' | 'unchanged' | RegistryVerdict;
+export type ReportVerdict = 'live' | 'started' | 'terminal';
 
 /** `namespace/name`, the agent's key for a task. */
 export function taskRefKey(ref: { namespace: string; name: string }): string {
   return `${ref.namespace}/${ref.name}`;
 }
 
-function verdictOf(task: Task, ref: TaskRef): RegistryVerdict {
-  if (task.metadata?.uid !== ref.uid) return 'gone';
-  const state = task.status?.state ?? '';
-  if (TERMINAL_STATES.has(state)) return 'terminal';
-  return state === '' || state === 'STAGING' ? 'live' : 'started';
-}
-
-/** The Task as this agent last read or wrote it: the compare-and-swap base of its next status write. */
-export interface TaskBase {
-  /** The stored JSON, exactly as read or written. */
-  value: string;
-  modRevision: number;
-}
-
-/** What one report does to a Task whose stored value is `value` (undefined: absent). */
-export type StatusStep =
-  | { kind: 'gone' | 'terminal' | 'unchanged'; final: boolean }
-  | { kind: 'write'; value: string; final: boolean };
-
-/**
- * The rules above as a pure function. `final`: the Task is terminal in the registry after this
- * step (or gone), so the agent keeps no base for it.
- */
-export function statusStep(value: string | undefined, ref: TaskRef, patch: TaskStatus, defaults: TaskStatus = {}): StatusStep {
-  if (value === undefined) return { kind: 'gone', final: true };
-  const task = JSON.parse(value) as Task; // raw: spec and metadata go back untouched
-  const verdict = verdictOf(task, ref);
-  if (verdict === 'gone') return { kind: 'gone', final: true };
-  if (verdict === 'terminal') return { kind: task.status?.state === patch.state ? 'unchanged' : 'terminal', final: true };
-  const status = { ...defaults, ...task.status, ...patch };
-  const final = TERMINAL_STATES.has(status.state ?? '');
-  if (jsonEqual(status, task.status)) return { kind: 'unchanged', final };
-  return { kind: 'write', value: JSON.stringify({ ...task, status }), final };
+/** The report after `patch` (newer fields win) and `defaults` (older ones win) are added to `base`. */
+export function mergeReport(base: TaskStatusReport | undefined, uid: string, patch: TaskStatus, defaults: TaskStatus = {}): TaskStatusReport {
+  const same = base?.uid === uid ? base : undefined;
+  const merged = { ...defaults, ...same?.defaults };
+  return { uid, status: { ...same?.status, ...patch }, ...(Object.keys(merged).length ? { defaults: merged } : {}) };
 }
 
 export interface StatusReporterOptions {
   store: Store;
   prefix: string;
+  /** This agent's node: its reports go under taskStatusPrefix(prefix, node). */
+  node: string;
   logger: Logger;
   /** Aborts every pending report (the agent stopped). */
   signal: AbortSignal;
-  /** The registry says the task must not run (terminal or gone): stop it locally. */
-  onStale(ref: TaskRef, verdict: 'terminal' | 'gone'): void;
   /** Time of the retry backoff. @default realClock */
   clock?: Clock;
 }
@@ -107,23 +70,22 @@ interface Pending {
   ref: TaskRef;
   patch: TaskStatus;
   defaults: TaskStatus;
+  /** Write even if the report says nothing new (the registry may have moved on: say it again). */
+  force: boolean;
 }
 
 /**
- * Writes this agent's task status in the background, batched: whatever was reported while the
- * previous write was in flight goes out as one etcd transaction (a compare-and-swap per task,
- * up to 128 tasks), as Nomad clients batch allocation updates. The compare bases are the values
- * this agent last read or wrote, so a task started from a fresh assignment costs one write and
- * no read; a failed compare (another writer) re-reads that batch's tasks in one round trip and
- * tries again. Store errors back off and retry, with the latest word per task, until written or
- * the agent stops. Costs nothing for tasks with nothing pending but their base, which is
- * dropped once the task is terminal in the registry.
+ * Writes this agent's task status reports in the background, batched: whatever was reported
+ * while the previous write was in flight goes out as one etcd transaction (up to 128 puts), as
+ * Nomad clients batch allocation updates.
  */
 export class StatusReporter {
-  /** The latest report not yet being written, per task key. */
+  /** The latest word not yet being written, per task key. */
   private readonly pending = new Map<string, Pending>();
-  /** Compare bases, per task key, of tasks not terminal in the registry. */
-  private readonly bases = new Map<string, TaskBase & { uid: string }>();
+  /** What this agent's report key holds, per task key, as written (or read back after a restart). */
+  private readonly reports = new Map<string, TaskStatusReport>();
+  /** The read-back of this agent's range (once per agent). */
+  private loading?: Promise<void>;
   private flushing = false;
   /** Keys of reports being written now (taken from pending by a flush, not yet settled). */
   private readonly inFlight = new Set<string>();
@@ -138,9 +100,9 @@ export class StatusReporter {
   }
 
   /**
-   * Resolves once nothing is pending or being written for the task: its latest report was
-   * written, found unneeded or refused by the registry (or the agent stopped). What must not be
-   * lost to a crash (a KILLED before the task's leftovers go) waits for this.
+   * Resolves once nothing is pending or being written for the task: its latest report is in etcd
+   * (or the agent stopped). What must not be lost to a crash (a KILLED before the task's
+   * leftovers go) waits for this.
    */
   whenSettled(ref: { namespace: string; name: string }): Promise<void> {
     const key = taskRefKey(ref);
@@ -160,40 +122,46 @@ export class StatusReporter {
     list.forEach((w) => w());
   }
 
-  /**
-   * Offers a value of the task's registry key (e.g. the bound Task carried by its assignment, at
-   * the assignment's revision) as the base of its next write; an older one than known is ignored.
-   */
-  seed(ref: TaskRef, base: TaskBase): void {
-    const key = taskRefKey(ref);
-    const known = this.bases.get(key);
-    if (known && known.uid === ref.uid && known.modRevision >= base.modRevision) return;
-    this.bases.set(key, { uid: ref.uid, value: base.value, modRevision: base.modRevision }); // not a whole KeyValue: kept per running task
-  }
-
-  /** Drops what is known of a task that is no longer here, unless a report for it is still pending. */
+  /** Drops what is known of a task that is no longer here, unless a report for it is still to be written. */
   forget(key: string): void {
-    if (!this.pending.has(key)) this.bases.delete(key);
+    if (!this.pending.has(key) && !this.inFlight.has(key)) this.reports.delete(key);
   }
 
-  /** Whether the task may run: from its base when one is known, else read from the registry. Store errors propagate. */
-  async verdict(ref: TaskRef): Promise<RegistryVerdict> {
-    const key = taskRefKey(ref);
-    const known = this.bases.get(key);
-    if (known?.uid === ref.uid) return verdictOf(JSON.parse(known.value) as Task, ref);
-    const kv = await this.o.store.get(objectKey(this.o.prefix, TASKS, ref.namespace, ref.name));
-    if (!kv) return 'gone';
-    const verdict = verdictOf(JSON.parse(kv.value) as Task, ref);
-    if (verdict === 'live' || verdict === 'started') this.seed(ref, kv);
-    return verdict;
+  /** What this agent said of the task before (read back from etcd after a restart). Store errors propagate. */
+  async verdict(ref: TaskRef): Promise<ReportVerdict> {
+    await this.load();
+    const report = this.reports.get(taskRefKey(ref));
+    if (report?.uid !== ref.uid) return 'live';
+    const state = typeof report.status.state === 'string' ? report.status.state : '';
+    if (TERMINAL_STATES.has(state)) return 'terminal';
+    return state === '' || state === 'STAGING' ? 'live' : 'started';
   }
 
   /** Queues a report; it merges with (and supersedes) one still pending for the same task. */
-  report(ref: TaskRef, patch: TaskStatus, defaults: TaskStatus = {}): void {
-    this.enqueue({ ref, patch, defaults });
+  report(ref: TaskRef, patch: TaskStatus, defaults: TaskStatus = {}, opts: { force?: boolean } = {}): void {
+    this.enqueue({ ref, patch, defaults, force: opts.force ?? false });
     if (this.flushing || this.o.signal.aborted) return;
     this.flushing = true;
     setImmediate(() => void this.flush()); // reports made in this turn of the event loop go together
+  }
+
+  /** Reads this agent's range once; a failed read is tried again by the next caller. */
+  private load(): Promise<void> {
+    this.loading ??= this.o.store.list(taskStatusPrefix(this.o.prefix, this.o.node)).then(
+      ({ items }) => {
+        const from = taskStatusPrefix(this.o.prefix, this.o.node).length;
+        for (const kv of items) {
+          const key = kv.key.slice(from);
+          const report = parseTaskStatusReport(kv.value);
+          if (report && !this.reports.has(key)) this.reports.set(key, report);
+        }
+      },
+      (err: unknown) => {
+        this.loading = undefined;
+        throw err;
+      },
+    );
+    return this.loading;
   }
 
   /** Adds a report under any newer one for the same task (newer fields win). */
@@ -205,18 +173,25 @@ export class StatusReporter {
       return;
     }
     const [first, second] = older ? [report, other] : [other, report];
-    this.pending.set(key, { ref: second.ref, patch: { ...first.patch, ...second.patch }, defaults: { ...first.defaults, ...second.defaults } });
+    this.pending.set(key, { ref: second.ref, patch: { ...first.patch, ...second.patch }, defaults: { ...second.defaults, ...first.defaults }, force: first.force || second.force });
   }
 
   /** Writes until nothing is pending; one flush at a time. Never rejects. */
   private async flush(): Promise<void> {
     try {
       for (let attempt = 0; this.pending.size > 0 && !this.o.signal.aborted; ) {
+        let failed: Pending[];
         const all = [...this.pending.values()];
-        this.pending.clear();
-        all.forEach((r) => this.inFlight.add(taskRefKey(r.ref)));
-        const chunks = chunkTxn(all, (r) => this.bases.get(taskRefKey(r.ref))?.value.length ?? 0);
-        const failed = (await Promise.all(chunks.map((c) => this.writeChunk(c, attempt)))).flat();
+        try {
+          await this.load();
+          this.pending.clear();
+          all.forEach((r) => this.inFlight.add(taskRefKey(r.ref)));
+          failed = await this.write(all, attempt);
+        } catch (err) {
+          this.o.logger.warn({ err: errorMessage(err), attempt }, 'reading back task status reports failed; retrying');
+          await sleepUnlessAborted(backoffDelay(attempt++, 500), this.o.signal, this.o.clock);
+          continue;
+        }
         // Unwritten reports go back to pending before their keys leave inFlight: a waiter never
         // sees a moment with nothing pending while a report is still to be written.
         const unsettled = new Set(failed.map((r) => taskRefKey(r.ref)));
@@ -239,74 +214,31 @@ export class StatusReporter {
     }
   }
 
-  /** Writes one batch in one transaction, re-reading after lost compares; returns the reports a store error left unwritten. */
-  private async writeChunk(chunk: Pending[], attempt: number): Promise<Pending[]> {
-    let todo = chunk;
-    try {
-      for (let round = 0; todo.length > 0; round++) {
-        if (round === MAX_CONFLICTS) throw new Error(`tasks kept changing under ${MAX_CONFLICTS} status writes`);
-        const bases = await this.basesOf(todo);
-        const writes: Array<{ report: Pending; key: string; value: string; base: TaskBase; final: boolean }> = [];
-        for (const report of todo) {
-          const base = bases.get(taskRefKey(report.ref));
-          const step = statusStep(base?.value, report.ref, report.patch, report.defaults);
-          if (step.kind === 'write') writes.push({ report, key: this.keyOf(report.ref), value: step.value, base: base!, final: step.final });
-          else this.settle(report, step.kind, step.final);
+  /** Writes what changed, in as few transactions as etcd's limits allow; returns the reports a store error left unwritten. */
+  private async write(all: Pending[], attempt: number): Promise<Pending[]> {
+    const writes: Array<{ p: Pending; key: string; report: TaskStatusReport; value: string }> = [];
+    for (const p of all) {
+      const key = taskRefKey(p.ref);
+      const report = mergeReport(this.reports.get(key), p.ref.uid, p.patch, p.defaults);
+      if (!p.force && jsonEqual(report, this.reports.get(key))) continue;
+      writes.push({ p, key, report, value: JSON.stringify(report) });
+    }
+    const failed = await Promise.all(
+      chunkTxn(writes, (w) => w.value.length).map(async (chunk) => {
+        const ops = chunk.map((w) => ({ op: 'put' as const, key: taskStatusKey(this.o.prefix, this.o.node, w.p.ref.namespace, w.p.ref.name), value: w.value }));
+        try {
+          await this.o.store.txn([], ops);
+        } catch (err) {
+          this.o.logger.warn({ tasks: chunk.slice(0, 10).map((w) => w.key), count: chunk.length, err: errorMessage(err), attempt }, 'task status write failed; retrying');
+          return chunk.map((w) => w.p);
         }
-        todo = writes.map((w) => w.report);
-        if (writes.length === 0) return [];
-        const compares = writes.map((w) => ({ key: w.key, modRevision: w.base.modRevision }));
-        const revision = await this.o.store.txn(compares, writes.map((w) => ({ op: 'put' as const, key: w.key, value: w.value })));
-        if (revision === undefined) {
-          todo.forEach((r) => this.bases.delete(taskRefKey(r.ref))); // another writer: read them again
-          continue;
-        }
-        for (const w of writes) {
-          if (!w.final) this.bases.set(taskRefKey(w.report.ref), { uid: w.report.ref.uid, value: w.value, modRevision: revision });
-          this.settle(w.report, 'written', w.final);
+        for (const w of chunk) {
+          this.reports.set(w.key, w.report);
+          this.o.logger.info({ task: w.key, uid: w.p.ref.uid, state: w.p.patch.state }, 'task status reported');
         }
         return [];
-      }
-      return [];
-    } catch (err) {
-      this.o.logger.warn({ tasks: todo.map((r) => taskRefKey(r.ref)).slice(0, 10), count: todo.length, err: errorMessage(err), attempt }, 'task status write failed; retrying');
-      return todo;
-    }
-  }
-
-  /** The base of each report's task, reading those not known in one round trip; absent ones map to undefined. */
-  private async basesOf(reports: Pending[]): Promise<Map<string, TaskBase | undefined>> {
-    const out = new Map<string, TaskBase | undefined>();
-    const unknown: Pending[] = [];
-    for (const r of reports) {
-      const known = this.bases.get(taskRefKey(r.ref));
-      if (known?.uid === r.ref.uid) out.set(taskRefKey(r.ref), known);
-      else unknown.push(r);
-    }
-    if (unknown.length === 0) return out;
-    const kvs = await this.o.store.getMany(unknown.map((r) => this.keyOf(r.ref)));
-    unknown.forEach((r, i) => {
-      const kv = kvs[i];
-      out.set(taskRefKey(r.ref), kv && { value: kv.value, modRevision: kv.modRevision });
-      if (kv) this.bases.set(taskRefKey(r.ref), { uid: r.ref.uid, value: kv.value, modRevision: kv.modRevision });
-    });
-    return out;
-  }
-
-  /** A report is done: log it, drop the base of a task now terminal or gone, and stop what must not run. */
-  private settle(report: Pending, outcome: ReportOutcome, final: boolean): void {
-    const key = taskRefKey(report.ref);
-    if (final) this.bases.delete(key);
-    const fields = { task: key, uid: report.ref.uid, state: report.patch.state, outcome };
-    if (outcome === 'written') this.o.logger.info(fields, 'task status reported');
-    else if (outcome === 'unchanged') this.o.logger.debug(fields, 'task status already reported');
-    else {
-      this.o.logger.warn(fields, outcome === 'terminal' ? 'task status not reported: task is terminal in the registry' : 'task status not reported: task is gone from the registry');
-      if (outcome === 'terminal' || outcome === 'gone') this.o.onStale(report.ref, outcome);
-    }
-  }
-
-  private keyOf(ref: TaskRef): string {
-    return objectKey(this.o.prefix, TASKS, ref.namespace, ref.name);
+      }),
+    );
+    return failed.flat();
   }
 }

@@ -8,7 +8,7 @@ import { nameKey } from '../api/keys';
 import { lookupKind } from '../api/kinds';
 import type { App, Framework, Job, JobRun, Node, Task } from '../api/types.generated';
 import { Informer } from './informer';
-import { agentLeasePrefix, decodeObject, kindPrefix } from '../store/objects';
+import { agentLeasePrefix, decodeObject, kindPrefix, taskStatusPrefix } from '../store/objects';
 import type { Store } from '../store/types';
 import type { Clock } from '../util/clock';
 
@@ -19,6 +19,8 @@ export interface ClusterInformers {
   leases: Informer<number>;
   /** Task objects by key; indexes TASKS_BY_NODE (spec.nodeName) and TASKS_BY_FRAMEWORK. */
   tasks: Informer<Task>;
+  /** Agents' task status reports (`<prefix>/taskstatus/<node>/<namespace>/<task>`), relayed into Tasks. */
+  taskStatuses: Informer<StoredTaskStatusReport>;
   /** App objects by key. */
   apps: Informer<App>;
   /** Job objects by key. */
@@ -30,6 +32,18 @@ export interface ClusterInformers {
   start(): Promise<void>;
   stop(): Promise<void>;
 }
+
+/** A stored task status report, as the task status informer keeps it: where it is and its raw value. */
+export interface StoredTaskStatusReport {
+  node: string;
+  namespace: string;
+  name: string;
+  value: string;
+  modRevision: number;
+}
+
+/** Index of the task status informer: the reports about one task (`<namespace>/<name>`), whatever their node. */
+export const REPORTS_BY_TASK = 'task';
 
 /** Index of the tasks informer: a node's tasks, without scanning every task. */
 export const TASKS_BY_NODE = 'nodeName';
@@ -64,11 +78,21 @@ export function clusterInformers(store: Store, prefix: string, logger: Logger, c
     return run ? nameKey(t.metadata.namespace, run) : undefined;
   });
   const frameworks = new Informer<Framework>({ store, prefix: kindPrefix(prefix, lookupKind('framework')!), logger, clock, decode: (kv) => decodeObject<Framework>(kv.value, kv.modRevision) });
-  const all = [nodes, leases, tasks, apps, jobs, jobRuns, frameworks];
+  const reportsPrefix = taskStatusPrefix(prefix);
+  const taskStatuses = new Informer<StoredTaskStatusReport>({
+    store, prefix: reportsPrefix, logger, clock,
+    decode: (kv) => {
+      const [node, namespace, name, ...rest] = kv.key.slice(reportsPrefix.length).split('/');
+      return node && namespace && name && rest.length === 0 ? { node, namespace, name, value: kv.value, modRevision: kv.modRevision } : undefined;
+    },
+  });
+  taskStatuses.addIndex(REPORTS_BY_TASK, (r) => nameKey(r.namespace, r.name));
+  const all = [nodes, leases, tasks, taskStatuses, apps, jobs, jobRuns, frameworks];
   return {
     nodes,
     leases,
     tasks,
+    taskStatuses,
     apps,
     jobs,
     jobRuns,

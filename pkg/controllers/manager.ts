@@ -1,6 +1,7 @@
 /**
  * The controller-manager: campaigns for leadership and, while it leads, runs the master
- * (allocator + offer loop + binder) with its frameworks and the node lifecycle controller.
+ * (allocator + offer loop + binder) with its frameworks, the node lifecycle controller and the
+ * task status relay (agents' reports into Tasks).
  * Everything is rebuilt from etcd at the start of each term, so a new leader needs nothing
  * from the old one; every write is fenced on the leader key.
  */
@@ -15,6 +16,7 @@ import { realClock, type Clock } from '../util/clock';
 import type { Store } from '../store/types';
 import { AppController } from './apps/controller';
 import { JobController, JobMetrics } from './jobs/controller';
+import { TaskStatusRelay } from './taskstatus/relay';
 import type { SchedulerApiServer } from '../master/mesos/server';
 import type { TermContext } from './context';
 import { EventRecorder } from '../client/events';
@@ -62,6 +64,7 @@ interface Term {
   lifecycle: NodeLifecycleController;
   apps: AppController;
   jobs: JobController;
+  relay: TaskStatusRelay;
 }
 
 export class ControllerManager {
@@ -115,11 +118,13 @@ export class ControllerManager {
     const lifecycle = new NodeLifecycleController({ ...ctx, lostTaskGraceSeconds: this.o.lostTaskGraceSeconds });
     const apps = new AppController(ctx);
     const jobs = new JobController({ ...ctx, metrics: this.jobMetrics });
+    const relay = new TaskStatusRelay(ctx);
+    relay.start();
     master.start();
     lifecycle.start();
     apps.start();
     jobs.start();
-    this.term = { informers, master, lifecycle, apps, jobs };
+    this.term = { informers, master, lifecycle, apps, jobs, relay };
     if (this.o.schedulerApi) {
       await this.o.schedulerApi.attach({ store, prefix: this.prefix, fence, informers, frameworks: master, clock }).catch((err: Error) => {
         logger.error({ err: err.message }, 'scheduler API not attached to this term');
@@ -135,6 +140,7 @@ export class ControllerManager {
     await this.o.schedulerApi?.detach();
     term.apps.stop();
     term.jobs.stop();
+    term.relay.stop();
     term.master.stop();
     term.lifecycle.stop();
     await term.informers.stop();

@@ -9,12 +9,12 @@
  */
 import { lookupKind } from '../api/kinds';
 import type { Node, Task } from '../api/types.generated';
-import { agentLeaseKey, assignmentKey, encodeObject, objectKey } from '../store/objects';
+import { agentLeaseKey, assignmentKey, encodeObject, objectKey, taskStatusKey } from '../store/objects';
 import { chunkTxn, FENCED } from '../store/validate';
 import { nameKey } from '../api/keys';
 import { fencedTxn, NotLeaderError, type TermContext } from './context';
 import { lastSegment, TASKS_BY_NODE } from '../client/informers';
-import { isTerminal } from '../api/tasks';
+import { isTerminal, stampStatusRevision } from '../api/tasks';
 import { WorkQueue } from './queue';
 import type { Clock } from '../util/clock';
 
@@ -99,12 +99,19 @@ export class NodeLifecycleController {
       const ns = task.metadata.namespace ?? 'default';
       const key = objectKey(this.o.prefix, TASKS, ns, task.metadata.name);
       const lost = next === 'LOST';
-      return { task, key, lost, value: encodeObject(lost ? this.lost(task, node) : this.unreachable(task, node)), assignment: assignmentKey(this.o.prefix, node, ns, task.metadata.name) };
+      // The agent's last report about the task, as seen: compared, and stamped on the Task as
+      // superseded, so the relay never applies a report older than this mark (an agent's RUNNING
+      // written just before it was lost would otherwise undo the mark).
+      const report = taskStatusKey(this.o.prefix, node, ns, task.metadata.name);
+      const reportRevision = this.o.informers.taskStatuses.get(report)?.modRevision ?? 0;
+      const marked = stampStatusRevision(lost ? this.lost(task, node) : this.unreachable(task, node), reportRevision);
+      return { task, key, lost, value: encodeObject(marked), assignment: assignmentKey(this.o.prefix, node, ns, task.metadata.name), report, reportRevision };
     });
-    // Per task: a compare and a put of the Task, and for LOST a delete of its assignment.
-    const cost = (w: (typeof writes)[number]) => ({ ops: 2, compares: 1, bytes: 2 * w.key.length + w.value.length + w.assignment.length });
+    // Per task: two compares (the Task, the agent's report) and a put of the Task, and for LOST a
+    // delete of its assignment.
+    const cost = (w: (typeof writes)[number]) => ({ ops: 2, compares: 2, bytes: 2 * w.key.length + w.value.length + w.assignment.length + w.report.length });
     for (const batch of chunkTxn(writes, cost, FENCED)) {
-      const compares = batch.map((w) => ({ key: w.key, modRevision: Number(w.task.metadata.resourceVersion) }));
+      const compares = batch.flatMap((w) => [{ key: w.key, modRevision: Number(w.task.metadata.resourceVersion) }, { key: w.report, modRevision: w.reportRevision }]);
       const ops = batch.flatMap((w) => [{ op: 'put' as const, key: w.key, value: w.value }, ...(w.lost ? [{ op: 'delete' as const, key: w.assignment }] : [])]);
       if (!(await fencedTxn(this.o, compares, ops))) throw new Error(`tasks on ${node} changed; retrying`);
       for (const w of batch) this.o.logger.warn({ task: nameKey(w.task.metadata.namespace, w.task.metadata.name), node, state: w.lost ? 'LOST' : 'UNREACHABLE' }, w.lost ? 'task lost with its agent' : 'task unreachable with its agent');
@@ -150,3 +157,4 @@ export function decide(task: Task, now: number): { next?: 'UNREACHABLE' | 'LOST'
 function ignoreNotLeader(err: unknown): void {
   if (!(err instanceof NotLeaderError)) throw err;
 }
+

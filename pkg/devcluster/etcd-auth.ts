@@ -102,9 +102,9 @@ export function agentUser(node: string): string {
 /**
  * What the agent of `node` may touch, and nothing more: its lease key and its Node (one key each:
  * not another node's, so it cannot redirect the apiserver to itself), its own assignments (read
- * only: only the controller-manager assigns), and task status and events, written under keys that
- * do not name the node (so etcd cannot confine those to the node's own tasks: see
- * docs/operations.md).
+ * only: only the controller-manager assigns), its own task status reports (the controller-manager
+ * relays them into Tasks bound to this node only), and events. Events are keyed by the object they
+ * are about, not by node, so an agent can still write any event: see docs/operations.md.
  */
 export function agentGrants(prefix: string, node: string): Grant[] {
   const p = trimmed(prefix);
@@ -112,15 +112,19 @@ export function agentGrants(prefix: string, node: string): Grant[] {
     { permission: 'Readwrite', key: `${p}/leases/nodes/${node}` },
     { permission: 'Readwrite', key: `${p}/registry/nodes/${node}` },
     { permission: 'Read', prefix: `${p}/assignments/${node}/` },
-    { permission: 'Readwrite', prefix: `${p}/registry/tasks/` },
+    { permission: 'Readwrite', prefix: `${p}/taskstatus/${node}/` },
     { permission: 'Readwrite', prefix: `${p}/registry/events/` },
   ];
 }
 
-/** Creates (or updates) a user with a role of the same name holding exactly `grants` (and what it held before). */
+/** Creates (or updates) a user with a role of the same name holding exactly `grants` (what it held before is revoked). */
 async function ensureUser(client: Etcd3, cred: EtcdCredentials, grants: Grant[], users: Set<string>, roles: Set<string>): Promise<void> {
   const name = cred.username;
   if (!roles.has(name)) await client.role(name).create();
+  else {
+    const held = await client.role(name).permissions();
+    if (held.length) await client.role(name).revoke(held);
+  }
   for (const g of grants) {
     await client.role(name).grant(g.prefix !== undefined ? { permission: g.permission, range: Range.prefix(g.prefix) } : { permission: g.permission, key: g.key! });
   }

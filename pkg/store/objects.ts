@@ -63,6 +63,20 @@ export function assignmentPrefix(prefix: string, node: string): string {
   return `${prefix}/assignments/${node}/`;
 }
 
+/**
+ * An agent's status report for one of its tasks: `<prefix>/taskstatus/<node>/<namespace>/<task>`.
+ * Written only by that node's agent (its etcd role reaches only its own range), relayed into the
+ * Task by the controller-manager (pkg/controllers/taskstatus), which deletes it once the Task is gone.
+ */
+export function taskStatusKey(prefix: string, node: string, namespace: string, task: string): string {
+  return `${prefix}/taskstatus/${node}/${namespace}/${task}`;
+}
+
+/** Prefix of every agent's status reports, or of one agent's (`node`). Ends with '/'. */
+export function taskStatusPrefix(prefix: string, node?: string): string {
+  return node === undefined ? `${prefix}/taskstatus/` : `${prefix}/taskstatus/${node}/`;
+}
+
 /** The controller-manager's leader key; every controller-manager write is fenced on it. */
 export function leaderKey(prefix: string): string {
   return `${prefix}/leader/controller-manager`;

@@ -11,6 +11,7 @@ import Dockerode from 'dockerode';
 import { Agent } from '../../pkg/agent/agent';
 import { DockerRuntime } from '../../pkg/runtime/docker';
 import { EtcdStore } from '../../pkg/store/etcd';
+import { startTaskStatusRelay, type RunningRelay } from '../harness/relay';
 import { assignmentKey } from '../../pkg/store/objects';
 import { silentLogger } from '../../pkg/util/log';
 import { freePorts } from '../../pkg/util/net';
@@ -33,11 +34,14 @@ describeDocker('agent with the Docker runtime (real etcd, real Docker)', () => {
   let store: EtcdStore;
   let prefix: string;
   const agents: Agent[] = [];
-  beforeAll(() => {
+  /** Folds the agent's reports into Tasks, as the controller-manager does. */
+  let relay: RunningRelay;
+  beforeAll(async () => {
     const images = spawnSync(path.join(__dirname, '../../hack/build-images.sh'), { encoding: 'utf8' });
     if (images.status !== 0) throw new Error(`hack/build-images.sh failed: ${images.stderr}`);
     store = new EtcdStore({ endpoints: [testEtcdEndpoint()] });
     prefix = uniquePrefix().slice(0, -1);
+    relay = await startTaskStatusRelay(store, prefix);
   });
   afterAll(async () => {
     for (const a of agents) await a.stop({ revoke: true }).catch(() => undefined);
@@ -45,6 +49,7 @@ describeDocker('agent with the Docker runtime (real etcd, real Docker)', () => {
     for (const c of await docker.listContainers({ all: true, filters: { label: [`shoal.node=${NODE}`] } })) {
       await docker.getContainer(c.Id).remove({ force: true });
     }
+    await relay.stop();
     await store.close();
   });
 

@@ -10,6 +10,7 @@ import { Agent } from '../../pkg/agent/agent';
 import type { Event, HealthCheck } from '../../pkg/api/types.generated';
 import { ProcessRuntime } from '../../pkg/runtime/process';
 import { EtcdStore } from '../../pkg/store/etcd';
+import { startTaskStatusRelay, type RunningRelay } from '../harness/relay';
 import { assignmentKey } from '../../pkg/store/objects';
 import { createLogger, silentLogger } from '../../pkg/util/log';
 import { testEtcdEndpoint, uniquePrefix } from '../harness/etcd';
@@ -21,13 +22,17 @@ const NODE = 'health-1';
 let store: EtcdStore;
 let prefix: string;
 let dataDir: string;
+/** Folds the agent's reports into Tasks, as the controller-manager does. */
+let relay: RunningRelay;
 
-beforeAll(() => {
+beforeAll(async () => {
   store = new EtcdStore({ endpoints: [testEtcdEndpoint()] });
   prefix = uniquePrefix().slice(0, -1);
   dataDir = mkdtempSync(join(tmpdir(), 'shoal-agent-health-'));
+  relay = await startTaskStatusRelay(store, prefix);
 });
 afterAll(async () => {
+  await relay.stop();
   await store.close();
   rmSync(dataDir, { recursive: true, force: true });
 });

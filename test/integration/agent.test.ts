@@ -5,10 +5,12 @@
  */
 import { Agent, AgentHost, type AgentOptions } from '../../pkg/agent';
 import { lookupKind } from '../../pkg/api/kinds';
+import { STATUS_REVISION_ANNOTATION } from '../../pkg/api/tasks';
 import type { Node, Task } from '../../pkg/api/types.generated';
 import { admit } from '../../pkg/api/validation';
 import { FakeRuntime } from '../../pkg/runtime/fake';
 import { EtcdStore } from '../../pkg/store/etcd';
+import { startTaskStatusRelay, type RunningRelay } from '../harness/relay';
 import { agentLeaseKey, agentLeasePrefix, assignmentKey, decodeKeyValue, encodeObject, kindPrefix, objectKey } from '../../pkg/store/objects';
 import { silentLogger } from '../../pkg/util/log';
 import { testEtcdEndpoint, uniquePrefix } from '../harness/etcd';
@@ -22,6 +24,8 @@ const capacity = { cpus: 4, mem: 4096, disk: 10240, ports: [[31000, 31099]] as A
 
 let store: EtcdStore;
 let prefix: string;
+/** Folds the agents' reports into Tasks, as the controller-manager does. */
+let relay: RunningRelay;
 const running: Array<{ stop(o?: { revoke?: boolean }): Promise<void> }> = [];
 
 beforeAll(() => {
@@ -30,11 +34,13 @@ beforeAll(() => {
 afterAll(async () => {
   await store.close();
 });
-beforeEach(() => {
+beforeEach(async () => {
   prefix = uniquePrefix().slice(0, -1); // `/t-…`, no trailing slash, like `/shoal`
+  relay = await startTaskStatusRelay(store, prefix);
 });
 afterEach(async () => {
   await Promise.all(running.splice(0).map((a) => a.stop({ revoke: true })));
+  await relay.stop();
 });
 
 function agent(name: string, extra: Partial<AgentOptions> = {}): Agent {
@@ -157,7 +163,8 @@ describe('agent tasks', () => {
     const startLatency = Date.now() - t0;
     expect(runningTask.status).toMatchObject({ stagedAt: '2024-01-01T00:00:00.000Z', startedAt: expect.any(String), hostPorts: [31005] });
     expect(runningTask.spec).toEqual(bound.spec);
-    expect({ ...runningTask.metadata, resourceVersion: undefined }).toEqual({ ...bound.metadata, resourceVersion: undefined });
+    // Metadata untouched but for the relay's stamp of the report it applied.
+    expect({ ...runningTask.metadata, resourceVersion: undefined }).toEqual({ ...bound.metadata, annotations: { [STATUS_REVISION_ANNOTATION]: expect.any(String) }, resourceVersion: undefined });
     expect(a.runningTasks()).toEqual(['default/web-1']);
 
     await store.delete(assignmentKey(prefix, 'node-a', 'default', 'web-1'));
@@ -177,7 +184,7 @@ describe('agent tasks', () => {
     for (const name of ['lost-kept', 'lost-unassigned', 'live']) await bind('node-a', name);
     await until('three RUNNING', async () => (await Promise.all(['lost-kept', 'lost-unassigned', 'live'].map(getTask))).every((t) => t?.status.state === 'RUNNING'));
     before.crash(); // its tasks go on running in the runtime, as containers outlive their agent
-    await markLost('node-a', 'lost-kept', false); // assignment left behind: the registry check must win
+    await markLost('node-a', 'lost-kept', false); // assignment left behind: the relay deletes it when the agent says RUNNING
     await markLost('node-a', 'lost-unassigned', true); // as node lifecycle does it
     const revisions = await Promise.all(['lost-kept', 'lost-unassigned'].map(async (n) => (await store.get(taskKey(n)))!.modRevision));
     runtime.calls.length = 0;
@@ -192,8 +199,8 @@ describe('agent tasks', () => {
       expect(decodeKeyValue<Task>(kv).status.state).toBe('LOST');
     }
     expect((await getTask('live'))!.status.state).toBe('RUNNING');
-    // `live` was not restarted; the unassigned task's leftovers are removed once it is stopped.
-    expect(runtime.calls.sort()).toEqual(['remove default/lost-unassigned', 'stop default/lost-kept', 'stop default/lost-unassigned']);
+    // `live` was not restarted; the LOST tasks' leftovers are removed once they are stopped.
+    expect(runtime.calls.sort()).toEqual(['remove default/lost-kept', 'remove default/lost-unassigned', 'stop default/lost-kept', 'stop default/lost-unassigned']);
     expect(after.runningTasks()).toEqual(['default/live']);
   });
 

@@ -18,6 +18,7 @@ import { startDevCluster, type DevCluster } from '../../pkg/devcluster/cluster';
 import { ensureCa, issueCertificate } from '../../pkg/util/pki';
 import { silentLogger } from '../../pkg/util/log';
 import { freePorts } from '../../pkg/util/net';
+import { until } from '../harness/wait';
 
 const NODES = kindByPlural('nodes')!;
 let dir: string;
@@ -90,11 +91,15 @@ it('confinesAnAgentsEtcdUserToItsOwnNodesKeys', async () => {
   const agent = new Etcd3({ hosts: [`https://127.0.0.1:${etcdPort}`], credentials: { rootCertificate: ca }, auth: { username: 'shoal-agent-dev-agent-1', password } });
   const denied = /permission denied/;
   try {
-    // What it needs: its Node, its lease key, its assignments, task status.
+    // What it needs: its Node, its lease key, its assignments, its own task status reports.
     expect(await agent.get('/shoal/registry/nodes/dev-agent-1').string()).toContain('"dev-agent-1"');
     expect(await agent.get('/shoal/leases/nodes/dev-agent-1').string()).not.toBeNull();
     await agent.getAll().prefix('/shoal/assignments/dev-agent-1/').keys();
-    await agent.getAll().prefix('/shoal/registry/tasks/').keys();
+    await agent.getAll().prefix('/shoal/taskstatus/dev-agent-1/').keys();
+    // Any Task (another node's status, or its spec and env), another node's reports: refused.
+    await expect(agent.put('/shoal/registry/tasks/default/victim').value('{}')).rejects.toThrow(denied);
+    await expect(agent.getAll().prefix('/shoal/registry/tasks/').keys()).rejects.toThrow(denied);
+    await expect(agent.put('/shoal/taskstatus/other-node/default/victim').value('{}')).rejects.toThrow(denied);
     // Another node's assignments (forging work for it, or reading it), another Node (its address:
     // where the apiserver would send the agent token), any App, the leader key: refused by etcd.
     await expect(agent.put('/shoal/assignments/other-node/default/forged').value('{}')).rejects.toThrow(denied);
@@ -107,6 +112,30 @@ it('confinesAnAgentsEtcdUserToItsOwnNodesKeys', async () => {
     await expect(agent.put('/shoal/leader/controller-manager').value('me')).rejects.toThrow(denied);
     await expect(agent.put('/shoal/leases/nodes/other-node').value('x')).rejects.toThrow(denied);
   } finally {
+    agent.close();
+  }
+});
+
+it('refusesAReportAboutAnotherNodesTaskWrittenInTheAgentsOwnRange', async () => {
+  const ca = readFileSync(join(dir, 'pki', 'ca.crt'));
+  const as = (user: string) => new Etcd3({ hosts: [`https://127.0.0.1:${etcdPort}`], credentials: { rootCertificate: ca }, auth: { username: user, password: readFileSync(join(dir, 'pki', 'etcd-users', `${user}.password`), 'utf8').trim() } });
+  const cm = as('shoal-controller-manager');
+  const agent = as('shoal-agent-dev-agent-1');
+  try {
+    // A task bound to another node, as the binder would write it.
+    const victim = { apiVersion: 'shoal/v1', kind: 'Task', metadata: { name: 'victim', namespace: 'default', uid: 'uid-victim' }, spec: { nodeName: 'other-node', cmd: 'sleep 1' }, status: { state: 'RUNNING' } };
+    await cm.put('/shoal/registry/tasks/default/victim').value(JSON.stringify(victim));
+    const before = JSON.parse((await cm.get('/shoal/registry/tasks/default/victim').string())!) as typeof victim;
+    // The agent forges its status where etcd lets it write: its own range.
+    await agent.put('/shoal/taskstatus/dev-agent-1/default/victim').value(JSON.stringify({ uid: 'uid-victim', status: { state: 'FAILED', message: 'forged' } }));
+    await until('the relay drops the forged report', async () => (await cm.get('/shoal/taskstatus/dev-agent-1/default/victim').string()) === null);
+    expect(JSON.parse((await cm.get('/shoal/registry/tasks/default/victim').string())!)).toEqual(before);
+    const events = async () => Object.values(await cm.getAll().prefix('/shoal/registry/events/').strings()).map((v) => JSON.parse(v) as { reason: string; involvedObject: { name: string } });
+    await until('a ForgedTaskStatus event', async () => (await events()).some((e) => e.reason === 'ForgedTaskStatus'));
+    expect(await events()).toContainEqual(expect.objectContaining({ reason: 'ForgedTaskStatus', involvedObject: expect.objectContaining({ name: 'dev-agent-1' }) }));
+    await cm.delete().key('/shoal/registry/tasks/default/victim');
+  } finally {
+    cm.close();
     agent.close();
   }
 });

@@ -12,6 +12,7 @@ import { TokenAuthenticator } from '../../pkg/apiserver/auth';
 import { ApiServer } from '../../pkg/apiserver/server';
 import { ProcessRuntime } from '../../pkg/runtime/process';
 import { EtcdStore } from '../../pkg/store/etcd';
+import { startTaskStatusRelay, type RunningRelay } from '../harness/relay';
 import { assignmentKey, decodeKeyValue } from '../../pkg/store/objects';
 import { silentLogger } from '../../pkg/util/log';
 import { testEtcdEndpoint, uniquePrefix } from '../harness/etcd';
@@ -24,6 +25,8 @@ const VIEW = 'view-token-0123456789';
 const NODE = 'logs-1';
 let store: EtcdStore;
 let prefix: string;
+/** Folds the agent's reports into Tasks, as the controller-manager does. */
+let relay: RunningRelay;
 let dataDir: string;
 let api: ApiServer;
 let apiBase: string;
@@ -41,6 +44,7 @@ beforeAll(async () => {
   store = new EtcdStore({ endpoints: [testEtcdEndpoint()] });
   prefix = uniquePrefix().slice(0, -1);
   dataDir = mkdtempSync(join(tmpdir(), 'shoal-logs-'));
+  relay = await startTaskStatusRelay(store, prefix);
   api = new ApiServer({
     store, prefix, logger: log, agentToken: AGENT_TOKEN,
     authenticator: new TokenAuthenticator([{ name: 'viewer', token: VIEW, roles: [{ namespace: 'default', role: 'view' }] }]),
@@ -68,6 +72,7 @@ afterAll(async () => {
   await agent.stop();
   await http.close();
   await api.close();
+  await relay.stop();
   await store.close();
   rmSync(dataDir, { recursive: true, force: true });
 });

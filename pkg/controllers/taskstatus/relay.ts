@@ -1,0 +1,186 @@
+/**
+ * The task status relay: agents write status reports only under their own key range
+ * (`<prefix>/taskstatus/<node>/`, all their etcd role allows them besides their lease, their Node
+ * and reading their assignments); the leading controller-manager folds each report into its Task
+ * (./decide.ts says how), as a Mesos master receives an agent's status updates and forwards them.
+ *
+ * Batched like the agents' reports before it: every report that changed while the previous round
+ * was being written goes out together, as fenced transactions of up to {@link CHUNK} tasks, each
+ * Task compared on the mod revision it was decided on. A failed compare re-reads that chunk's
+ * Tasks and reports in one round trip and decides again; a store error backs off and retries.
+ * Reports of Tasks that are gone are deleted (compared on their own revision and on the Task's
+ * absence), so the range holds one key per live task.
+ */
+import { lookupKind } from '../../api/kinds';
+import { nameKey } from '../../api/keys';
+import type { Task } from '../../api/types.generated';
+import { REPORTS_BY_TASK, type StoredTaskStatusReport } from '../../client/informers';
+import { assignmentKey, decodeObject, encodeObject, objectKey, taskStatusKey, taskStatusPrefix } from '../../store/objects';
+import type { TxnCompare, TxnOp } from '../../store/types';
+import { backoffDelay, errorMessage, sleepUnlessAborted } from '../../util/backoff';
+import { fencedTxn, NotLeaderError, type TermContext } from '../context';
+import { relayStep, type RelayStep } from './decide';
+
+const TASKS = lookupKind('task')!;
+/** Tasks per transaction: each costs at most two compares and two ops (with the fence, under etcd's 128). */
+const CHUNK = 40;
+/** Rounds of compare failures in a row before a chunk backs off. */
+const MAX_CONFLICTS = 10;
+
+interface Seen {
+  /** The report key. */
+  key: string;
+  report: StoredTaskStatusReport;
+  task: Task | undefined;
+}
+
+/** What the relay uses of its term. */
+export type TaskStatusRelayOptions = Pick<TermContext, 'store' | 'prefix' | 'informers' | 'fence' | 'events' | 'logger' | 'clock'>;
+
+export class TaskStatusRelay {
+  private readonly dirty = new Set<string>();
+  private flushing = false;
+  private readonly abort = new AbortController();
+
+  constructor(private readonly o: TaskStatusRelayOptions) {}
+
+  start(): void {
+    const { taskStatuses, tasks } = this.o.informers;
+    taskStatuses.addHandlers({ onAdd: (key) => this.enqueue(key), onUpdate: (key) => this.enqueue(key) });
+    // A Task deleted: the reports about it go too.
+    tasks.addHandlers({
+      onDelete: (_key, t) => {
+        for (const r of taskStatuses.byIndex(REPORTS_BY_TASK, nameKey(t.metadata.namespace, t.metadata.name))) {
+          this.enqueue(taskStatusKey(this.o.prefix, r.node, r.namespace, r.name));
+        }
+      },
+    });
+    for (const [key] of taskStatuses.entries()) this.enqueue(key);
+  }
+
+  stop(): void {
+    this.abort.abort();
+  }
+
+  private enqueue(key: string): void {
+    this.dirty.add(key);
+    if (this.flushing || this.abort.signal.aborted) return;
+    this.flushing = true;
+    setImmediate(() => void this.flush()); // reports of this turn of the event loop go together
+  }
+
+  private async flush(): Promise<void> {
+    const { signal } = this.abort;
+    try {
+      for (let attempt = 0; this.dirty.size > 0 && !signal.aborted; ) {
+        const keys = [...this.dirty];
+        this.dirty.clear();
+        const chunks: string[][] = [];
+        for (let i = 0; i < keys.length; i += CHUNK) chunks.push(keys.slice(i, i + CHUNK));
+        const failed = (await Promise.all(chunks.map((c) => this.relayChunk(c, attempt)))).flat();
+        if (failed.length === 0) {
+          attempt = 0;
+          continue;
+        }
+        failed.forEach((k) => this.dirty.add(k));
+        await sleepUnlessAborted(backoffDelay(attempt++, 500), signal, this.o.clock);
+      }
+    } catch (err) {
+      if (err instanceof NotLeaderError) this.abort.abort();
+      else this.o.logger.error({ err: errorMessage(err) }, 'task status relay failed');
+    } finally {
+      this.flushing = false;
+      if (this.dirty.size > 0 && !signal.aborted) this.enqueue([...this.dirty][0]);
+    }
+  }
+
+  /** Decides and writes one chunk, re-reading after lost compares; returns the keys a store error left undone. */
+  private async relayChunk(keys: string[], attempt: number): Promise<string[]> {
+    try {
+      let seen = this.fromInformers(keys);
+      for (let round = 0; seen.length > 0; round++) {
+        if (round === MAX_CONFLICTS) throw new Error(`tasks kept changing under ${MAX_CONFLICTS} rounds of status writes`);
+        const decided = seen.map((s) => ({ s, step: relayStep({ task: s.task, node: s.report.node, value: s.report.value, revision: s.report.modRevision }) }));
+        const writes = decided.filter((d) => d.step.kind !== 'none');
+        if (writes.length === 0) return [];
+        const compares: TxnCompare[] = [];
+        const ops: TxnOp[] = [];
+        for (const { s, step } of writes) this.plan(s, step, compares, ops);
+        if ((await fencedTxn(this.o, compares, ops)) !== undefined) {
+          for (const { s, step } of writes) this.log(s, step);
+          return [];
+        }
+        seen = await this.read(writes.map((w) => w.s.key)); // another writer came between: decide again on what is there now
+      }
+      return [];
+    } catch (err) {
+      if (err instanceof NotLeaderError) throw err;
+      this.o.logger.warn({ reports: keys.slice(0, 10), count: keys.length, err: errorMessage(err), attempt }, 'task status relay write failed; retrying');
+      return keys;
+    }
+  }
+
+  /** The compares and ops of one step (see ./decide.ts). */
+  private plan(s: Seen, step: RelayStep, compares: TxnCompare[], ops: TxnOp[]): void {
+    const { namespace, name, node } = s.report;
+    const taskKey = objectKey(this.o.prefix, TASKS, namespace, name);
+    const taskRevision = s.task ? Number(s.task.metadata.resourceVersion) : 0;
+    if (step.kind === 'apply') {
+      compares.push({ key: taskKey, modRevision: taskRevision });
+      ops.push({ op: 'put', key: taskKey, value: encodeObject(step.task) });
+    } else if (step.kind === 'stop') {
+      compares.push({ key: taskKey, modRevision: taskRevision });
+      ops.push({ op: 'delete', key: assignmentKey(this.o.prefix, node, namespace, name) });
+    } else if (step.kind === 'drop') {
+      // Only this report, and only while the Task is as decided on (absent: revision 0).
+      compares.push({ key: s.key, modRevision: s.report.modRevision }, { key: taskKey, modRevision: taskRevision });
+      ops.push({ op: 'delete', key: s.key });
+    }
+  }
+
+  private log(s: Seen, step: RelayStep): void {
+    const fields = { task: nameKey(s.report.namespace, s.report.name), node: s.report.node, revision: s.report.modRevision };
+    const { logger } = this.o;
+    if (step.kind === 'apply') {
+      if (step.from !== step.to) logger.info({ ...fields, from: step.from, state: step.to }, 'task status relayed');
+      else logger.debug(fields, 'task status relayed');
+    } else if (step.kind === 'stop') {
+      logger.info(fields, 'task is terminal in the registry but its agent says it runs: assignment deleted so the agent stops it');
+    } else if (step.kind === 'drop') {
+      if (step.why === 'forged' || step.why === 'invalid' || step.why === 'malformed') {
+        logger.warn({ ...fields, why: step.why, message: step.message }, 'task status report refused');
+        void this.o.events.record({ kind: 'Node', name: s.report.node }, 'Warning', step.why === 'forged' ? 'ForgedTaskStatus' : 'InvalidTaskStatus', `status report for task ${fields.task} refused: ${step.message ?? 'not a task status report'}`);
+      } else logger.debug(fields, 'task status report dropped: the task is gone');
+    }
+  }
+
+  private fromInformers(keys: string[]): Seen[] {
+    const { taskStatuses, tasks } = this.o.informers;
+    const out: Seen[] = [];
+    for (const key of keys) {
+      const report = taskStatuses.get(key);
+      if (!report) continue; // deleted since: nothing to relay
+      out.push({ key, report, task: tasks.get(objectKey(this.o.prefix, TASKS, report.namespace, report.name)) });
+    }
+    return out;
+  }
+
+  /** The chunk's reports and Tasks as they are now, in one round trip. */
+  private async read(keys: string[]): Promise<Seen[]> {
+    const refs = keys.map((key) => ({ key, report: this.o.informers.taskStatuses.get(key) ?? parseKey(this.o.prefix, key) }));
+    const kvs = await this.o.store.getMany(refs.flatMap(({ key, report }) => [key, objectKey(this.o.prefix, TASKS, report.namespace, report.name)]));
+    const out: Seen[] = [];
+    refs.forEach(({ key, report }, i) => {
+      const [reportKv, taskKv] = [kvs[2 * i], kvs[2 * i + 1]];
+      if (!reportKv) return;
+      out.push({ key, report: { ...report, value: reportKv.value, modRevision: reportKv.modRevision }, task: taskKv && decodeObject<Task>(taskKv.value, taskKv.modRevision) });
+    });
+    return out;
+  }
+}
+
+/** The place a report key names (its value and revision unknown). */
+function parseKey(prefix: string, key: string): StoredTaskStatusReport {
+  const [node = '', namespace = '', name = ''] = key.slice(taskStatusPrefix(prefix).length).split('/');
+  return { node, namespace, name, value: '', modRevision: 0 };
+}
