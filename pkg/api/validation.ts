@@ -75,6 +75,7 @@ function buildValidators(): Map<string, ValidateFunction> {
   for (const schema of [appSchema, jobSchema, jobRunSchema, frameworkSchema, taskSchema, nodeSchema, eventSchema]) {
     byKind.set(schema.title, ajv.compile(schema));
   }
+  byKind.set(TASK_STATUS, ajv.compile({ $ref: 'task.json#/definitions/TaskStatus' }));
   return byKind;
 }
 
@@ -93,6 +94,21 @@ function validatorFor(kind: string): ValidateFunction {
   const v = (validators ??= buildValidators()).get(kind);
   if (!v) throw new TypeError(`no schema for kind ${kind}`);
   return v;
+}
+
+/** The validator of a Task's status alone (what an agent's report may set). */
+const TASK_STATUS = 'Task.status';
+
+/**
+ * Causes (fields named from `status.`) why `status` is not a Task status, none when it is; it is
+ * not modified. Cheaper than admitting the whole Task when only its status is new.
+ */
+export function taskStatusCauses(status: unknown): FieldCause[] {
+  const structural = structuralCause(status);
+  if (structural) return [{ ...structural, field: joinField('status', structural.field) }];
+  const validate = validatorFor(TASK_STATUS);
+  if (validate(structuredClone(status))) return [];
+  return causesOf((validate.errors ?? []).map((e) => ({ ...e, instancePath: `/status${e.instancePath}` })));
 }
 
 /** Formats an ajv instance path (`/spec/ports/0`) as a field path (`spec.ports[0]`). */

@@ -56,6 +56,8 @@ describe('relayStep (pure)', () => {
     ['a task bound to another node', { node: 'n2' }, { kind: 'drop', why: 'forged', message: 'agent n2 reported the status of a task bound to node n1' }],
     ['a state the API refuses', { value: report({ status: { state: 'PWNED' } }) }, { kind: 'drop', why: 'invalid', message: expect.stringContaining('status.state') }],
     ['a field the API refuses', { value: report({ status: { state: 'RUNNING', owner: 'me' } }) }, { kind: 'drop', why: 'invalid', message: expect.stringContaining('status') }],
+    ['a report over 64 KiB', { value: report({ status: { state: 'RUNNING', message: 'x'.repeat(70_000) } }) }, { kind: 'drop', why: 'invalid', message: expect.stringContaining('at most 65536') }],
+    ['a message that is not a string', { value: report({ status: { state: 'RUNNING', message: { a: 1 } } }) }, { kind: 'drop', why: 'invalid', message: expect.stringContaining('status.message') }],
     ['already reflected (revision ≤ the stamp)', { task: task('web', { annotations: { [STATUS_REVISION_ANNOTATION]: '10' } }) }, { kind: 'none' }],
     ['superseded by a node lifecycle mark', { task: task('web', { state: 'UNREACHABLE', annotations: { [STATUS_REVISION_ANNOTATION]: '12' } }) }, { kind: 'none' }],
     ['saying what the Task already says', { task: task('web', { state: 'RUNNING' }), value: report({ status: { state: 'RUNNING' } }) }, { kind: 'none' }],

@@ -4,7 +4,7 @@
  * An agent may write only under its own `<prefix>/taskstatus/<node>/` (its etcd role), so a
  * report's key names the node that wrote it; the relay trusts a report only for a Task bound to
  * that node, with the uid the report names. Rules, in order:
- * - the report is not one (unparseable): drop it;
+ * - the report is larger than MAX_REPORT_BYTES, or not one (unparseable): drop it;
  * - the Task is gone, or is another task of the same name (another uid): drop the report, the
  *   task's status has no reader any more (its assignment went with the Task, so the agent stops it);
  * - the Task is bound to another node: drop it, a forged report (warned, with an event);
@@ -13,13 +13,20 @@
  * - the Task is terminal: the registry's word is final, nothing is written over it; when the
  *   agent still says the task runs, its assignment is deleted so the agent stops it (the relay's
  *   answer to an agent that comes back with a task the cluster gave up on);
- * - otherwise the Task's status becomes `{...defaults, ...status, ...report}`, validated as any
- *   Task (an agent cannot write what the API would refuse), unless that changes nothing.
+ * - otherwise the Task's status becomes `{...defaults, ...status, ...report}`, validated against
+ *   the Task status schema (an agent cannot write what the API would refuse), unless that
+ *   changes nothing.
  */
 import { isTerminal, isTerminalState, parseTaskStatusReport, stampStatusRevision, statusRevisionOf, type TaskStatusReport } from '../../api/tasks';
 import type { Task, TaskStatus } from '../../api/types.generated';
-import { admit, formatCauses } from '../../api/validation';
+import { formatCauses, taskStatusCauses } from '../../api/validation';
 import { jsonEqual } from '../../util/json';
+
+/**
+ * Largest report relayed: a Task's status has no size limit of its own (its object size excludes
+ * status), so an agent could otherwise grow any of its Tasks to etcd's request limit.
+ */
+export const MAX_REPORT_BYTES = 64 * 1024;
 
 export type RelayStep =
   /** Write this Task (its status merged, the report's revision stamped). */
@@ -42,6 +49,7 @@ export interface RelayInput {
 }
 
 export function relayStep({ task, node, value, revision }: RelayInput): RelayStep {
+  if (value.length > MAX_REPORT_BYTES) return { kind: 'drop', why: 'invalid', message: `the report takes ${value.length} bytes: at most ${MAX_REPORT_BYTES}` };
   const report = parseTaskStatusReport(value);
   if (!report) return { kind: 'drop', why: 'malformed' };
   if (!task || task.metadata.uid !== report.uid) return { kind: 'drop', why: 'gone' };
@@ -52,10 +60,9 @@ export function relayStep({ task, node, value, revision }: RelayInput): RelaySte
   }
   const status = { ...report.defaults, ...task.status, ...report.status } as TaskStatus;
   if (jsonEqual(status, task.status ?? {})) return { kind: 'none' };
-  const next = stampStatusRevision({ ...task, status }, revision);
-  const admitted = admit(next);
-  if (!admitted.ok) return { kind: 'drop', why: 'invalid', message: formatCauses(admitted.causes) };
-  return { kind: 'apply', task: next, from: task.status?.state, to: status.state };
+  const causes = taskStatusCauses(status);
+  if (causes.length) return { kind: 'drop', why: 'invalid', message: formatCauses(causes) };
+  return { kind: 'apply', task: stampStatusRevision({ ...task, status }, revision), from: task.status?.state, to: status.state };
 }
 
 function stateOf(report: TaskStatusReport): string | undefined {
