@@ -2,8 +2,9 @@
  * The Shoal agent (Mesos agent / kubelet): registers its Node, keeps a lease alive (that IS the
  * heartbeat: the Node is not rewritten per beat), runs what `<prefix>/assignments/<node>/`
  * assigns, and reports each task's status under its own key range, relayed into the Task by
- * the controller-manager (see ./status.ts). Every background loop catches, logs and retries; nothing here may crash the
- * process hosting it (one process can host thousands of hollow agents, see ./host.ts).
+ * the controller-manager (see ./status.ts). Every background loop catches, logs and retries;
+ * nothing here may crash the process hosting it (one process can host thousands of hollow
+ * agents, see ./host.ts).
  */
 import { randomUUID } from 'node:crypto';
 import * as os from 'node:os';
@@ -595,7 +596,7 @@ export class Agent {
     this.tasks.delete(key);
   }
 
-  /** Starts an assigned task unless the registry already ended it; then reports RUNNING. */
+  /** Starts an assigned task unless this agent reported it ended before; then reports RUNNING. */
   private async launch(key: string, want: Assignment): Promise<void> {
     const verdict = await this.reporter.verdict(this.ref(want));
     if (this.desired.get(key)?.uid !== want.uid || this.stopped) return; // superseded while reading: the next sync decides

@@ -15,6 +15,7 @@ import { DockerRuntimeError, ImageNotPresentError, dockerCall, isDockerError, to
 import { DEFAULT_IMAGE, DEFAULT_PIDS_LIMIT, LABEL, containerName, createOptions, effectiveUser, imageOf, refFromLabels } from './docker-spec';
 import type { NodeContext } from './env';
 import { UNKNOWN_EXIT_CODE, type ExecResult, type ExitDetail, type ExitHandler, type LogOptions, type Runtime, type RuntimeTask, type RuntimeTaskRef, type StartedTask } from './types';
+import { MAX_TIMER_MS } from '../util/clock';
 
 /** exec()'s exit code when the command ran out of time (GNU timeout's, as the process runtime). */
 export const EXEC_TIMEOUT_EXIT_CODE = 124;
@@ -397,7 +398,7 @@ export class DockerRuntime implements Runtime {
       const timer = setTimeout(() => {
         (stream as Partial<Readable>).destroy?.();
         finish(true);
-      }, Math.max(0, timeoutSeconds) * 1000);
+      }, Math.min(Math.max(0, timeoutSeconds) * 1000, MAX_TIMER_MS)); // longer: Node would fire at once
       stream.on('end', () => finish(false));
       stream.on('close', () => finish(false));
       stream.on('error', (err: Error) => finish(false, err));

@@ -72,6 +72,7 @@ import { DEFAULT_PIDS_LIMIT } from './docker-spec';
 import { taskEnv, type NodeContext } from './env';
 import { ancestorsOf, parsePasswdLine, pickUid, resolveTaskUser, untraversable, type PasswdEntry, type TaskIdentity, type TaskUserPolicy } from './task-users';
 import type { ExecResult, ExitDetail, ExitHandler, LogOptions, Runtime, RuntimeTask, RuntimeTaskRef, StartedTask } from './types';
+import { MAX_TIMER_MS } from '../util/clock';
 
 /** The PATH a task gets unless its spec sets one. */
 export const PROCESS_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -769,7 +770,7 @@ function runShell(command: string, ctx: ShellContext, timeoutMs: number): Promis
     let exitCode = UNKNOWN_EXIT_CODE;
     let failed: Error | undefined;
     const kill = () => child.pid !== undefined && signalGroup(child.pid, 'SIGKILL');
-    const timer = timeoutMs > 0 ? setTimeout(() => ((timedOut = true), kill()), timeoutMs).unref() : undefined;
+    const timer = timeoutMs > 0 ? setTimeout(() => ((timedOut = true), kill()), Math.min(timeoutMs, MAX_TIMER_MS)).unref() : undefined; // longer: Node would fire at once
     child.once('error', (err) => (clearTimeout(timer), reject(err)));
     // Background children would hold the pipes open and 'close' would never come.
     child.once('exit', (code, signal) => ((exitCode = code ?? signalExitCode(signal)), kill()));

@@ -24,14 +24,58 @@ export interface Clock {
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
 }
 
-/** Node's clock and timers. */
+/**
+ * Node's longest timer. A longer delay is not an error there: Node warns and fires after 1 ms, so
+ * a user's `intervalSeconds: 2592000` (30 days) would run a health check every millisecond.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A timer of any length: a chain of Node timers of at most MAX_TIMER_MS. */
+class LongTimer implements TimerHandle {
+  private timer?: NodeJS.Timeout;
+  private unrefed = false;
+  private cancelled = false;
+
+  constructor(private readonly fn: () => void, ms: number, private readonly every?: number) {
+    this.arm(ms);
+  }
+
+  private arm(left: number): void {
+    if (this.cancelled) return;
+    const step = Math.min(left, MAX_TIMER_MS);
+    this.timer = setTimeout(() => {
+      if (left > MAX_TIMER_MS) return this.arm(left - MAX_TIMER_MS);
+      if (this.every !== undefined) this.arm(this.every);
+      this.fn();
+    }, step);
+    if (this.unrefed) this.timer.unref();
+  }
+
+  unref(): TimerHandle {
+    this.unrefed = true;
+    this.timer?.unref();
+    return this;
+  }
+
+  cancel(): void {
+    this.cancelled = true;
+    clearTimeout(this.timer);
+  }
+}
+
+function cancelTimer(h: TimerHandle | undefined, clear: (t: NodeJS.Timeout | undefined) => void): void {
+  if (h instanceof LongTimer) h.cancel();
+  else clear(h as NodeJS.Timeout | undefined);
+}
+
+/** Node's clock and timers (any delay: longer ones than Node's limit are chained). */
 export const realClock: Clock = {
   now: () => Date.now(),
   date: () => new Date(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout | undefined),
-  setInterval: (fn, ms) => setInterval(fn, ms),
-  clearInterval: (h) => clearInterval(h as NodeJS.Timeout | undefined),
+  setTimeout: (fn, ms) => (ms > MAX_TIMER_MS ? new LongTimer(fn, ms) : setTimeout(fn, ms)),
+  clearTimeout: (h) => cancelTimer(h, clearTimeout),
+  setInterval: (fn, ms) => (ms > MAX_TIMER_MS ? new LongTimer(fn, ms, ms) : setInterval(fn, ms)),
+  clearInterval: (h) => cancelTimer(h, clearInterval),
   sleep: (ms, signal) => sleepOn(realClock, ms, signal),
 };
 

@@ -1,4 +1,4 @@
-import { FakeClock } from '../../pkg/util/clock';
+import { FakeClock, MAX_TIMER_MS, realClock } from '../../pkg/util/clock';
 
 describe('FakeClock', () => {
   test('fires timers in time order as it steps, and only when due', () => {
@@ -48,5 +48,41 @@ describe('FakeClock', () => {
     ac.abort();
     await q;
     expect(clock.pending()).toBe(0);
+  });
+});
+
+describe('realClock', () => {
+  beforeEach(() => jest.useFakeTimers());
+  afterEach(() => jest.useRealTimers());
+
+  test('a timer longer than Node allows (24.8 days) fires when due, not at once', () => {
+    const fired: number[] = [];
+    const start = Date.now();
+    realClock.setTimeout(() => fired.push(Date.now() - start), 30 * 86_400_000).unref();
+    jest.advanceTimersByTime(1000);
+    expect(fired).toEqual([]);
+    jest.advanceTimersByTime(MAX_TIMER_MS);
+    expect(fired).toEqual([]);
+    jest.advanceTimersByTime(30 * 86_400_000 - MAX_TIMER_MS - 1000);
+    expect(fired).toEqual([30 * 86_400_000]);
+  });
+
+  test('a long timer is cancelled by clearTimeout, at any link of its chain; a long interval repeats every period', () => {
+    let fired = 0;
+    const h = realClock.setTimeout(() => fired++, MAX_TIMER_MS * 2);
+    jest.advanceTimersByTime(MAX_TIMER_MS + 5);
+    realClock.clearTimeout(h);
+    jest.advanceTimersByTime(MAX_TIMER_MS * 2);
+    expect(fired).toBe(0);
+    let ticks = 0;
+    const every = MAX_TIMER_MS + 1000;
+    const i = realClock.setInterval(() => ticks++, every);
+    jest.advanceTimersByTime(every * 3 - 1);
+    expect(ticks).toBe(2);
+    jest.advanceTimersByTime(1);
+    expect(ticks).toBe(3);
+    realClock.clearInterval(i);
+    jest.advanceTimersByTime(every * 3);
+    expect(ticks).toBe(3);
   });
 });
