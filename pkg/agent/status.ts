@@ -180,18 +180,18 @@ export class StatusReporter {
   private async flush(): Promise<void> {
     try {
       for (let attempt = 0; this.pending.size > 0 && !this.o.signal.aborted; ) {
-        let failed: Pending[];
-        const all = [...this.pending.values()];
         try {
           await this.load();
-          this.pending.clear();
-          all.forEach((r) => this.inFlight.add(taskRefKey(r.ref)));
-          failed = await this.write(all, attempt);
         } catch (err) {
           this.o.logger.warn({ err: errorMessage(err), attempt }, 'reading back task status reports failed; retrying');
           await sleepUnlessAborted(backoffDelay(attempt++, 500), this.o.signal, this.o.clock);
           continue;
         }
+        // Taken after the read-back: reports made while it was awaited are in pending now.
+        const all = [...this.pending.values()];
+        this.pending.clear();
+        all.forEach((r) => this.inFlight.add(taskRefKey(r.ref)));
+        const failed = await this.write(all, attempt);
         // Unwritten reports go back to pending before their keys leave inFlight: a waiter never
         // sees a moment with nothing pending while a report is still to be written.
         const unsettled = new Set(failed.map((r) => taskRefKey(r.ref)));

@@ -350,6 +350,27 @@ describe('task status reports', () => {
     abort.abort();
   });
 
+  it('a report made while the reporter reads its range back is written too (not dropped with the batch it joined)', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const realList = store.list.bind(store);
+    jest.spyOn(store, 'list').mockImplementation(async (prefix) => {
+      await gate;
+      return realList(prefix);
+    });
+    const abort = new AbortController();
+    const reporter = reporterOf(abort.signal);
+    reporter.report(ref, { state: 'KILLING' });
+    await settle(); // the flush is waiting on the read-back
+    reporter.report(ref, { state: 'KILLED', finishedAt: 't2' });
+    let settled = false;
+    void reporter.whenSettled(ref).then(() => (settled = true));
+    release();
+    await until('settled', () => settled);
+    expect((await report('web'))!.status).toEqual({ state: 'KILLED', finishedAt: 't2' });
+    abort.abort();
+  });
+
   it('a batch of large reports is split into transactions etcd accepts (1 MiB each at most)', async () => {
     const refs = [...Array(10).keys()].map((i) => ({ namespace: 'default', name: `big${i}`, uid: `uid-big${i}` }));
     const abort = new AbortController();
