@@ -16,7 +16,7 @@ import { realClock, type Clock } from '../util/clock';
 import type { Store } from '../store/types';
 import { AppController } from './apps/controller';
 import { JobController, JobMetrics } from './jobs/controller';
-import { TaskStatusRelay } from './taskstatus/relay';
+import { TaskStatusRelay, TaskStatusRelayMetrics } from './taskstatus/relay';
 import type { SchedulerApiServer } from '../master/mesos/server';
 import type { TermContext } from './context';
 import { EventRecorder } from '../client/events';
@@ -72,10 +72,12 @@ export class ControllerManager {
   private term?: Term;
   private readonly prefix: string;
   private readonly jobMetrics: JobMetrics;
+  private readonly relayMetrics: TaskStatusRelayMetrics;
 
   constructor(private readonly o: ControllerManagerOptions) {
     this.prefix = o.prefix ?? '/shoal';
     this.jobMetrics = new JobMetrics(o.registry);
+    this.relayMetrics = new TaskStatusRelayMetrics(o.registry);
     this.elector = new LeaderElector({ store: o.leaderStore ?? o.store, prefix: this.prefix, identity: o.identity, ttlSeconds: o.leaderLeaseSeconds, logger: o.logger });
   }
 
@@ -118,7 +120,7 @@ export class ControllerManager {
     const lifecycle = new NodeLifecycleController({ ...ctx, lostTaskGraceSeconds: this.o.lostTaskGraceSeconds });
     const apps = new AppController(ctx);
     const jobs = new JobController({ ...ctx, metrics: this.jobMetrics });
-    const relay = new TaskStatusRelay(ctx);
+    const relay = new TaskStatusRelay({ ...ctx, metrics: this.relayMetrics });
     relay.start();
     master.start();
     lifecycle.start();

@@ -11,7 +11,8 @@ import { clusterInformers } from '../../pkg/client/informers';
 import type { TermContext } from '../../pkg/controllers/context';
 import { NodeLifecycleController } from '../../pkg/controllers/nodelifecycle';
 import { relayStep, type RelayInput } from '../../pkg/controllers/taskstatus/decide';
-import { TaskStatusRelay } from '../../pkg/controllers/taskstatus/relay';
+import { TaskStatusRelay, TaskStatusRelayMetrics } from '../../pkg/controllers/taskstatus/relay';
+import { Registry } from 'prom-client';
 import { FakeRuntime } from '../../pkg/runtime/fake';
 import { MemoryStore } from '../../pkg/store/memory';
 import { agentLeaseKey, assignmentKey, decodeKeyValue, encodeObject, leaderKey, taskStatusKey } from '../../pkg/store/objects';
@@ -100,8 +101,8 @@ describe('TaskStatusRelay on the memory store', () => {
     return { store, prefix: P, informers, fence, logger: log, events: new EventRecorder(store, P, 'test', log, clock), frameworks: {} as TermContext['frameworks'], clock };
   }
 
-  async function startRelay(ctx: TermContext): Promise<TaskStatusRelay> {
-    const relay = new TaskStatusRelay(ctx);
+  async function startRelay(ctx: TermContext, metrics?: TaskStatusRelayMetrics): Promise<TaskStatusRelay> {
+    const relay = new TaskStatusRelay({ ...ctx, metrics });
     relay.start();
     stops.push(async () => relay.stop());
     return relay;
@@ -139,7 +140,8 @@ describe('TaskStatusRelay on the memory store', () => {
 
   it('refuses a report about another node\'s task: the Task is untouched, the report deleted, a Warning event on the reporting node', async () => {
     await bind(task('web', { node: 'n2' }));
-    await startRelay(await term());
+    const registry = new Registry();
+    await startRelay(await term(), new TaskStatusRelayMetrics(registry));
     const before = (await store.get(taskKey('web')))!.modRevision;
     await store.create(taskStatusKey(P, 'n1', 'default', 'web'), report({ status: { state: 'FAILED' } }));
     await until('report deleted', async () => (await store.get(taskStatusKey(P, 'n1', 'default', 'web'))) === undefined);
@@ -147,6 +149,7 @@ describe('TaskStatusRelay on the memory store', () => {
     await until('event', async () => (await store.list(`${P}/registry/events/`)).items.length > 0);
     const event = JSON.parse((await store.list(`${P}/registry/events/`)).items[0].value);
     expect(event).toMatchObject({ type: 'Warning', reason: 'ForgedTaskStatus', involvedObject: { kind: 'Node', name: 'n1' } });
+    expect(await registry.getSingleMetricAsString('shoal_task_status_reports_total')).toContain('shoal_task_status_reports_total{outcome="forged"} 1');
   });
 
   it('deletes the reports of a Task once it is deleted', async () => {

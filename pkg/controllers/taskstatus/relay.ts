@@ -11,6 +11,7 @@
  * Reports of Tasks that are gone are deleted (compared on their own revision and on the Task's
  * absence), so the range holds one key per live task.
  */
+import { Counter, type Registry } from 'prom-client';
 import { lookupKind } from '../../api/kinds';
 import { nameKey } from '../../api/keys';
 import type { Task } from '../../api/types.generated';
@@ -34,8 +35,20 @@ interface Seen {
   task: Task | undefined;
 }
 
+/** Reports the relay decided on, by outcome (one counter per registry, kept across terms). */
+export class TaskStatusRelayMetrics {
+  readonly reports: Counter<'outcome'>;
+  constructor(registry: Registry) {
+    const name = 'shoal_task_status_reports_total';
+    this.reports = (registry.getSingleMetric(name) as Counter<'outcome'> | undefined) ?? new Counter({
+      name, labelNames: ['outcome'], registers: [registry],
+      help: "Agents' task status reports the relay wrote something for, by outcome: applied, stopped (the Task was terminal: assignment deleted), gone (Task deleted: report dropped), forged, invalid, malformed (refused).",
+    });
+  }
+}
+
 /** What the relay uses of its term. */
-export type TaskStatusRelayOptions = Pick<TermContext, 'store' | 'prefix' | 'informers' | 'fence' | 'events' | 'logger' | 'clock'>;
+export type TaskStatusRelayOptions = Pick<TermContext, 'store' | 'prefix' | 'informers' | 'fence' | 'events' | 'logger' | 'clock'> & { metrics?: TaskStatusRelayMetrics };
 
 export class TaskStatusRelay {
   private readonly dirty = new Set<string>();
@@ -139,6 +152,7 @@ export class TaskStatusRelay {
   }
 
   private log(s: Seen, step: RelayStep): void {
+    if (step.kind !== 'none') this.o.metrics?.reports.inc({ outcome: step.kind === 'apply' ? 'applied' : step.kind === 'stop' ? 'stopped' : step.why });
     const fields = { task: nameKey(s.report.namespace, s.report.name), node: s.report.node, revision: s.report.modRevision };
     const { logger } = this.o;
     if (step.kind === 'apply') {
