@@ -16,6 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Etcd3, Range, type IOptions } from 'etcd3';
+import { ignoreIpServernameWarning } from '../util/warnings';
 
 /** The etcd users of Shoal's components. */
 export const COMPONENT_USERS = ['shoal-apiserver', 'shoal-controller-manager'] as const;
@@ -61,6 +62,7 @@ export async function ensureEtcdAuth(o: EnsureEtcdAuthOptions): Promise<Record<C
   const root = passwordOf(o.dir, 'root');
   const users = Object.fromEntries(COMPONENT_USERS.map((u) => [u, passwordOf(o.dir, u)])) as Record<ComponentUser, EtcdCredentials>;
   const base: IOptions = { hosts: [o.endpoint], credentials: { rootCertificate: o.ca }, dialTimeout: 5000 };
+  ignoreIpServernameWarning();
   let client = new Etcd3(base);
   let enabled = false;
   try {
@@ -140,6 +142,7 @@ async function ensureUser(client: Etcd3, cred: EtcdCredentials, grants: Grant[],
 export async function ensureAgentUser(o: EnsureEtcdAuthOptions, node: string): Promise<EtcdCredentials> {
   const cred = passwordOf(o.dir, agentUser(node));
   const root = passwordOf(o.dir, 'root');
+  ignoreIpServernameWarning();
   const client = new Etcd3({ hosts: [o.endpoint], credentials: { rootCertificate: o.ca }, dialTimeout: 5000, auth: { username: 'root', password: root.password } });
   try {
     const users = new Set((await client.getUsers().catch(rootLoginAdvice)).map((u) => u.name));

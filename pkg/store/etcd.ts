@@ -11,6 +11,7 @@ import { EtcdWatch, recordCompactRevisions } from './etcd-watch';
 import { AlreadyExistsError, ConflictError, LeaseLostError, NotFoundError, StoreError, UnavailableError } from './errors';
 import type { KeyValue, Lease, ListResult, PutOptions, Store, TxnCompare, TxnOp, Watch, WatchOptions } from './types';
 import { checkKey, checkKeys, checkLeaseId, checkPutOptions, checkRevision, checkTtl, checkTxn } from './validate';
+import { ignoreIpServernameWarning } from '../util/warnings';
 
 /** Names passed to StoreMetrics.observe. */
 export type StoreOperation =
@@ -348,6 +349,7 @@ export class EtcdStore implements Store {
 
 function connect(options: EtcdStoreOptions): Etcd3 {
   const timeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+  if (options.tls) ignoreIpServernameWarning();
   return new Etcd3({
     hosts: options.endpoints,
     auth: options.auth,
