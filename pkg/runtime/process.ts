@@ -681,7 +681,9 @@ export class ProcessRuntime implements Runtime {
     if (!found) throw new TaskNotFoundError(namespace, name);
     const which = o.stream ?? 'both';
     const files = (which === 'both' ? ['stdout', 'stderr'] : [which]).map((f) => path.join(found.dir, f));
-    const spans = await Promise.all(files.map((f) => tailSpan(f, o.tail)));
+    // Not following, a running task's last `tail` lines stop at its last whole line (a snapshot).
+    const wholeLines = o.follow !== true && o.tail !== undefined && isAlive(found.record);
+    const spans = await Promise.all(files.map((f) => tailSpan(f, o.tail, wholeLines)));
     const offsets = spans.map((s) => s.start);
     // Without follow the answer is a snapshot: the last `tail` lines as they were when asked, not
     // those plus whatever the task wrote while we read (tail=1 must give one line).
@@ -933,10 +935,11 @@ async function subdirs(dir: string): Promise<string[]> {
 }
 
 /**
- * Where the last `lines` lines of `file` begin (0 without a limit or file), and where the file
- * ended when asked.
+ * Where the last `lines` lines of `file` begin (0 without a limit or file), and where the answer
+ * ends: where the file ended when asked or, with `wholeLines` (the task still writes), after its
+ * last newline, so a line caught half-written is not given as a line (it comes whole next time).
  */
-async function tailSpan(file: string, lines: number | undefined): Promise<{ start: number; end: number }> {
+async function tailSpan(file: string, lines: number | undefined, wholeLines: boolean): Promise<{ start: number; end: number }> {
   let fh: fs.FileHandle;
   try {
     fh = await fs.open(file, 'r');
@@ -945,11 +948,17 @@ async function tailSpan(file: string, lines: number | undefined): Promise<{ star
   }
   try {
     const { size } = await fh.stat();
-    if (lines === undefined || lines < 0) return { start: 0, end: size };
-    if (lines === 0 || size === 0) return { start: size, end: size };
+    let end = size;
+    if (size > 0 && wholeLines) {
+      const last = Buffer.alloc(1);
+      await fh.read(last, 0, 1, size - 1);
+      if (last[0] !== 0x0a) end = await newlineBefore(fh, size, 1);
+    }
+    if (lines === undefined || lines < 0) return { start: 0, end };
+    if (lines === 0 || end === 0) return { start: end, end };
     const last = Buffer.alloc(1);
-    await fh.read(last, 0, 1, size - 1);
-    return { start: await newlineBefore(fh, last[0] === 0x0a ? size - 1 : size, lines), end: size }; // a final newline ends a line, it starts none
+    await fh.read(last, 0, 1, end - 1);
+    return { start: await newlineBefore(fh, last[0] === 0x0a ? end - 1 : end, lines), end }; // a final newline ends a line, it starts none
   } finally {
     await fh.close();
   }
