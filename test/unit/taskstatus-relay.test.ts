@@ -15,6 +15,7 @@ import { TaskStatusRelay, TaskStatusRelayMetrics } from '../../pkg/controllers/t
 import { Registry } from 'prom-client';
 import { FakeRuntime } from '../../pkg/runtime/fake';
 import { MemoryStore } from '../../pkg/store/memory';
+import { MAX_TXN_BYTES } from '../../pkg/store/validate';
 import { agentLeaseKey, assignmentKey, decodeKeyValue, encodeObject, leaderKey, taskStatusKey } from '../../pkg/store/objects';
 import { FakeClock, settle } from '../../pkg/util/clock';
 import { silentLogger } from '../../pkg/util/log';
@@ -194,6 +195,23 @@ describe('TaskStatusRelay on the memory store', () => {
     await store.create(agentLeaseKey(P, 'n1'), '{}');
     await store.txn([], [{ op: 'put', key: taskStatusKey(P, 'n1', 'default', 'web'), value: report({ status: { state: 'RUNNING', healthy: true } }) }]);
     await until('RUNNING again', async () => (await stored('web'))?.status.state === 'RUNNING');
+  });
+
+  it('large Tasks are written in as many transactions as etcd accepts (1 MiB each at most)', async () => {
+    const env = Object.fromEntries([0, 1, 2].map((i) => [`BIG_${i}`, 'x'.repeat(65_000)])); // ~200 KB per Task
+    const names = [...Array(10).keys()].map((i) => `big${i}`);
+    for (const name of names) {
+      const t = task(name);
+      t.spec.env = env;
+      await bind(t);
+    }
+    await startRelay(await term());
+    const txn = jest.spyOn(store, 'txn');
+    await store.txn([], names.map((n) => ({ op: 'put' as const, key: taskStatusKey(P, 'n1', 'default', n), value: report({ status: { state: 'RUNNING' } }, `uid-${n}`) })));
+    await until('all RUNNING', async () => (await Promise.all(names.map(stored))).every((t) => t?.status.state === 'RUNNING'));
+    const relayTxns = txn.mock.calls.slice(1);
+    expect(relayTxns.length).toBeGreaterThanOrEqual(2);
+    for (const [, ops] of relayTxns) expect(ops.reduce((n, o) => n + (o.op === 'put' ? o.value.length : 0), 0)).toBeLessThanOrEqual(MAX_TXN_BYTES);
   });
 
   it('a Task written by someone else after it was seen: the batch is read again in one round trip and written, keeping the other change', async () => {

@@ -5,8 +5,9 @@
  * (./decide.ts says how), as a Mesos master receives an agent's status updates and forwards them.
  *
  * Batched like the agents' reports before it: every report that changed while the previous round
- * was being written goes out together, as fenced transactions of up to {@link CHUNK} tasks, each
- * Task compared on the mod revision it was decided on. A failed compare re-reads that chunk's
+ * was being written goes out together, decided {@link CHUNK} at a time and written in as few
+ * fenced transactions as etcd's limits allow, each Task compared on the mod revision it was
+ * decided on. A failed compare re-reads that chunk's
  * Tasks and reports in one round trip and decides again; a store error backs off and retries.
  * Reports of Tasks that are gone are deleted (compared on their own revision and on the Task's
  * absence), so the range holds one key per live task.
@@ -18,12 +19,13 @@ import type { Task } from '../../api/types.generated';
 import { REPORTS_BY_TASK, type StoredTaskStatusReport } from '../../client/informers';
 import { assignmentKey, decodeObject, encodeObject, objectKey, taskStatusKey, taskStatusPrefix } from '../../store/objects';
 import type { TxnCompare, TxnOp } from '../../store/types';
+import { chunkTxn, FENCED, txnOpCost, type TxnCost } from '../../store/validate';
 import { backoffDelay, errorMessage, sleepUnlessAborted } from '../../util/backoff';
 import { fencedTxn, NotLeaderError, type TermContext } from '../context';
 import { relayStep, type RelayStep } from './decide';
 
 const TASKS = lookupKind('task')!;
-/** Tasks per transaction: each costs at most two compares and two ops (with the fence, under etcd's 128). */
+/** Reports decided together (one round trip to re-read after a lost compare: 2 keys each, under 128). */
 const CHUNK = 40;
 /** Rounds of compare failures in a row before a chunk backs off. */
 const MAX_CONFLICTS = 10;
@@ -114,16 +116,15 @@ export class TaskStatusRelay {
       for (let round = 0; seen.length > 0; round++) {
         if (round === MAX_CONFLICTS) throw new Error(`tasks kept changing under ${MAX_CONFLICTS} rounds of status writes`);
         const decided = seen.map((s) => ({ s, step: relayStep({ task: s.task, node: s.report.node, value: s.report.value, revision: s.report.modRevision }) }));
-        const writes = decided.filter((d) => d.step.kind !== 'none');
-        if (writes.length === 0) return [];
-        const compares: TxnCompare[] = [];
-        const ops: TxnOp[] = [];
-        for (const { s, step } of writes) this.plan(s, step, compares, ops);
-        if ((await fencedTxn(this.o, compares, ops)) !== undefined) {
-          for (const { s, step } of writes) this.log(s, step);
-          return [];
+        const writes = decided.filter((d) => d.step.kind !== 'none').map((d) => ({ ...d, ...this.plan(d.s, d.step) }));
+        // As many transactions as etcd's limits need (large Tasks: fewer per transaction).
+        const conflicted: string[] = [];
+        for (const group of chunkTxn(writes, txnCostOf, FENCED)) {
+          if ((await fencedTxn(this.o, group.flatMap((w) => w.compares), group.flatMap((w) => w.ops))) !== undefined) group.forEach((w) => this.log(w.s, w.step));
+          else conflicted.push(...group.map((w) => w.s.key));
         }
-        seen = await this.read(writes.map((w) => w.s.key)); // another writer came between: decide again on what is there now
+        if (conflicted.length === 0) return [];
+        seen = await this.read(conflicted); // another writer came between: decide again on what is there now
       }
       return [];
     } catch (err) {
@@ -134,20 +135,19 @@ export class TaskStatusRelay {
   }
 
   /** The compares and ops of one step (see ./decide.ts). */
-  private plan(s: Seen, step: RelayStep, compares: TxnCompare[], ops: TxnOp[]): void {
+  private plan(s: Seen, step: RelayStep): { compares: TxnCompare[]; ops: TxnOp[] } {
     const { namespace, name, node } = s.report;
     const taskKey = objectKey(this.o.prefix, TASKS, namespace, name);
-    const taskRevision = s.task ? Number(s.task.metadata.resourceVersion) : 0;
-    if (step.kind === 'apply') {
-      compares.push({ key: taskKey, modRevision: taskRevision });
-      ops.push({ op: 'put', key: taskKey, value: encodeObject(step.task) });
-    } else if (step.kind === 'stop') {
-      compares.push({ key: taskKey, modRevision: taskRevision });
-      ops.push({ op: 'delete', key: assignmentKey(this.o.prefix, node, namespace, name) });
-    } else if (step.kind === 'drop') {
-      // Only this report, and only while the Task is as decided on (absent: revision 0).
-      compares.push({ key: s.key, modRevision: s.report.modRevision }, { key: taskKey, modRevision: taskRevision });
-      ops.push({ op: 'delete', key: s.key });
+    const onTask = { key: taskKey, modRevision: s.task ? Number(s.task.metadata.resourceVersion) : 0 };
+    switch (step.kind) {
+      case 'apply':
+        return { compares: [onTask], ops: [{ op: 'put', key: taskKey, value: encodeObject(step.task) }] };
+      case 'stop':
+        return { compares: [onTask], ops: [{ op: 'delete', key: assignmentKey(this.o.prefix, node, namespace, name) }] };
+      case 'drop': // only this report, and only while the Task is as decided on (absent: revision 0)
+        return { compares: [{ key: s.key, modRevision: s.report.modRevision }, onTask], ops: [{ op: 'delete', key: s.key }] };
+      case 'none':
+        return { compares: [], ops: [] };
     }
   }
 
@@ -191,6 +191,11 @@ export class TaskStatusRelay {
     });
     return out;
   }
+}
+
+/** What one write adds to a transaction. */
+function txnCostOf(w: { compares: TxnCompare[]; ops: TxnOp[] }): TxnCost {
+  return { compares: w.compares.length, ops: w.ops.length, bytes: w.ops.reduce((n, op) => n + txnOpCost(op).bytes!, 0) };
 }
 
 /** The place a report key names (its value and revision unknown). */
