@@ -497,7 +497,7 @@ export class Agent {
   /**
    * Tasks that ended while no agent ran here and are no longer assigned: the registry withdrew
    * them (a kill whose KILLED an earlier agent process did not live to write). Reports each
-   * KILLED (the registry refuses it when the Task is gone or already terminal), then removes
+   * KILLED (the relay ignores it when the Task is gone or already terminal), then removes
    * what it left. Runs once, after the first full list of assignments.
    */
   private async finishEndedUnassigned(): Promise<void> {
