@@ -7,6 +7,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { connect } from 'node:tls';
 import { Etcd3 } from 'etcd3';
 import { agentIdentity } from '../../pkg/apiserver/server';
@@ -16,7 +17,7 @@ import { CliError } from '../../pkg/cli/errors';
 import { kindByPlural } from '../../pkg/api/kinds';
 import { startDevCluster, type DevCluster } from '../../pkg/devcluster/cluster';
 import { ensureCa, issueCertificate } from '../../pkg/util/pki';
-import { silentLogger } from '../../pkg/util/log';
+import { createLogger } from '../../pkg/util/log';
 import { freePorts } from '../../pkg/util/net';
 import { until } from '../harness/wait';
 
@@ -26,8 +27,12 @@ let cluster: DevCluster | undefined;
 let apiPort: number;
 let etcdPort: number;
 
+/** The cluster's log lines (warnings and up), for a failure's message. */
+const logLines: string[] = [];
+const logger = createLogger('dev-tls', { level: 'warn', destination: new Writable({ write: (chunk: Buffer, _enc, done) => (logLines.push(...chunk.toString().split('\n').filter(Boolean)), done()) }) });
+
 async function start(): Promise<DevCluster> {
-  cluster = await startDevCluster({ dataDir: dir, apiPort, etcdPort, schedulerApiPort: null, agents: 1, runtime: 'process', logger: silentLogger() });
+  cluster = await startDevCluster({ dataDir: dir, apiPort, etcdPort, schedulerApiPort: null, agents: 1, runtime: 'process', logger });
   return cluster;
 }
 
@@ -126,10 +131,13 @@ it('refusesAReportAboutAnotherNodesTaskWrittenInTheAgentsOwnRange', async () => 
     const victim = { apiVersion: 'shoal/v1', kind: 'Task', metadata: { name: 'victim', namespace: 'default', uid: 'uid-victim' }, spec: { nodeName: 'other-node', cmd: 'sleep 1' }, status: { state: 'RUNNING' } };
     await cm.put('/shoal/registry/tasks/default/victim').value(JSON.stringify(victim));
     const before = JSON.parse((await cm.get('/shoal/registry/tasks/default/victim').string())!) as typeof victim;
+    // Only the leading controller-manager relays; a dev cluster returns before its controller-manager leads.
+    const cluster = async () => `leader ${await cm.get('/shoal/leader/controller-manager').string()}; log: ${logLines.slice(-20).join('\n')}`;
+    await until('a controller-manager leads', async () => (await cm.get('/shoal/leader/controller-manager').string()) !== null, 60_000, { explain: cluster });
     // The agent forges its status where etcd lets it write: its own range.
     await agent.put('/shoal/taskstatus/dev-agent-1/default/victim').value(JSON.stringify({ uid: 'uid-victim', status: { state: 'FAILED', message: 'forged' } }));
     // What a slow run must show: whether a controller-manager leads (only the leader relays), and what is stored.
-    const explain = async () => `leader ${await cm.get('/shoal/leader/controller-manager').string()}; report ${await cm.get('/shoal/taskstatus/dev-agent-1/default/victim').string()}; task ${await cm.get('/shoal/registry/tasks/default/victim').string()}`;
+    const explain = async () => `leader ${await cm.get('/shoal/leader/controller-manager').string()}; report ${await cm.get('/shoal/taskstatus/dev-agent-1/default/victim').string()}; task ${await cm.get('/shoal/registry/tasks/default/victim').string()}; log: ${logLines.slice(-20).join('\n')}`;
     await until('the relay drops the forged report', async () => (await cm.get('/shoal/taskstatus/dev-agent-1/default/victim').string()) === null, 30_000, { explain });
     expect(JSON.parse((await cm.get('/shoal/registry/tasks/default/victim').string())!)).toEqual(before);
     const events = async () => Object.values(await cm.getAll().prefix('/shoal/registry/events/').strings()).map((v) => JSON.parse(v) as { reason: string; involvedObject: { name: string } });
@@ -140,7 +148,7 @@ it('refusesAReportAboutAnotherNodesTaskWrittenInTheAgentsOwnRange', async () => 
     cm.close();
     agent.close();
   }
-}, 90_000);
+}, 150_000);
 
 it('servesEachAgentsEndpointOnHttpsWithACertificateNamingItsNode', async () => {
   const node = (await cliClient().get(NODES, undefined, 'dev-agent-1')) as { status?: { address?: string } };
