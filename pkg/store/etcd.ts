@@ -327,10 +327,17 @@ export class EtcdStore implements Store {
   private async timed<T>(operation: StoreOperation, fn: () => Promise<T>): Promise<T> {
     const started = process.hrtime.bigint();
     try {
-      for (let attempt = 1; ; attempt++) {
+      for (let attempt = 1, authRaces = 0; ; attempt++) {
         try {
           return await fn();
         } catch (err) {
+          // Users or roles changed while the request was on its way: etcd applied nothing, and
+          // etcd's Go client retries it too (etcd3 does not). Only a burst of changes repeats it.
+          if (isAuthOldRevision(err) && ++authRaces < AUTH_RACE_ATTEMPTS) {
+            attempt--;
+            await sleep(10 * authRaces);
+            continue;
+          }
           if (attempt >= CALL_ATTEMPTS || !isSafeToRetry(operation, err)) throw err;
           await sleep(RETRY_DELAY_MS * attempt);
         }
@@ -399,6 +406,8 @@ const NOT_CONNECTED = /No connection established/;
 
 /** Attempts of one store call when a retry is safe, and the pause before the n-th retry (× n). */
 const CALL_ATTEMPTS = 3;
+/** Sends of one request refused for an auth change racing it (see isAuthOldRevision). */
+const AUTH_RACE_ATTEMPTS = 8;
 const RETRY_DELAY_MS = 100;
 
 /**
@@ -414,6 +423,15 @@ const RETRY_DELAY_MS = 100;
 export function isSafeToRetry(operation: StoreOperation, err: unknown): boolean {
   if (!(err instanceof GRPCUnavailableError) || SERVER_TIMED_OUT.test(err.message)) return false;
   return !WRITES.has(operation) || NOT_CONNECTED.test(err.message);
+}
+
+/**
+ * etcd refused a request because users or roles changed between its arrival and its apply
+ * ("revision of auth store is old": `shoal node add`, or a dev cluster making its agents' users
+ * while its controller-manager campaigned). Nothing was applied; the request may be sent again.
+ */
+function isAuthOldRevision(err: unknown): boolean {
+  return err instanceof Error && err.message.includes('etcdserver: revision of auth store is old');
 }
 
 /** etcd gave up on the request (after 5 s + 2 election timeouts): no quorum, or one too slow. */
