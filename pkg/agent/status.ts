@@ -48,7 +48,7 @@ export function taskRefKey(ref: { namespace: string; name: string }): string {
 }
 
 /** The report after `patch` (newer fields win) and `defaults` (older ones win) are added to `base`. */
-export function mergeReport(base: TaskStatusReport | undefined, uid: string, patch: TaskStatus, defaults: TaskStatus = {}): TaskStatusReport {
+function mergeReport(base: TaskStatusReport | undefined, uid: string, patch: TaskStatus, defaults: TaskStatus = {}): TaskStatusReport {
   const same = base?.uid === uid ? base : undefined;
   const merged = { ...defaults, ...same?.defaults };
   return { uid, status: { ...same?.status, ...patch }, ...(Object.keys(merged).length ? { defaults: merged } : {}) };

@@ -948,17 +948,16 @@ async function tailSpan(file: string, lines: number | undefined, wholeLines: boo
   }
   try {
     const { size } = await fh.stat();
-    let end = size;
-    if (size > 0 && wholeLines) {
-      const last = Buffer.alloc(1);
-      await fh.read(last, 0, 1, size - 1);
-      if (last[0] !== 0x0a) end = await newlineBefore(fh, size, 1);
-    }
-    if (lines === undefined || lines < 0) return { start: 0, end };
-    if (lines === 0 || end === 0) return { start: end, end };
+    const all = lines === undefined || lines < 0;
+    if (size === 0 || (all && !wholeLines)) return { start: 0, end: size };
     const last = Buffer.alloc(1);
-    await fh.read(last, 0, 1, end - 1);
-    return { start: await newlineBefore(fh, last[0] === 0x0a ? end - 1 : end, lines), end }; // a final newline ends a line, it starts none
+    await fh.read(last, 0, 1, size - 1);
+    const partial = last[0] !== 0x0a;
+    const end = partial && wholeLines ? await newlineBefore(fh, size, 1) : size;
+    if (all) return { start: 0, end };
+    if (lines === 0 || end === 0) return { start: end, end };
+    // A final newline ends a line, it starts none; the partial line left out ended at a newline.
+    return { start: await newlineBefore(fh, partial && !wholeLines ? end : end - 1, lines), end };
   } finally {
     await fh.close();
   }

@@ -17,7 +17,7 @@ import { lookupKind } from '../../api/kinds';
 import { nameKey } from '../../api/keys';
 import type { Task } from '../../api/types.generated';
 import { REPORTS_BY_TASK, type StoredTaskStatusReport } from '../../client/informers';
-import { assignmentKey, decodeObject, encodeObject, objectKey, taskStatusKey, taskStatusPrefix } from '../../store/objects';
+import { assignmentKey, decodeObject, encodeObject, objectKey, taskStatusKey } from '../../store/objects';
 import type { TxnCompare, TxnOp } from '../../store/types';
 import { chunkTxn, FENCED, txnOpCost, type TxnCost } from '../../store/validate';
 import { backoffDelay, errorMessage, sleepUnlessAborted } from '../../util/backoff';
@@ -118,10 +118,10 @@ export class TaskStatusRelay {
         const decided = seen.map((s) => ({ s, step: relayStep({ task: s.task, node: s.report.node, value: s.report.value, revision: s.report.modRevision }) }));
         const writes = decided.filter((d) => d.step.kind !== 'none').map((d) => ({ ...d, ...this.plan(d.s, d.step) }));
         // As many transactions as etcd's limits need (large Tasks: fewer per transaction).
-        const conflicted: string[] = [];
+        const conflicted: Seen[] = [];
         for (const group of chunkTxn(writes, txnCostOf, FENCED)) {
           if ((await fencedTxn(this.o, group.flatMap((w) => w.compares), group.flatMap((w) => w.ops))) !== undefined) group.forEach((w) => this.log(w.s, w.step));
-          else conflicted.push(...group.map((w) => w.s.key));
+          else conflicted.push(...group.map((w) => w.s));
         }
         if (conflicted.length === 0) return [];
         seen = await this.read(conflicted); // another writer came between: decide again on what is there now
@@ -179,12 +179,11 @@ export class TaskStatusRelay {
     return out;
   }
 
-  /** The chunk's reports and Tasks as they are now, in one round trip. */
-  private async read(keys: string[]): Promise<Seen[]> {
-    const refs = keys.map((key) => ({ key, report: this.o.informers.taskStatuses.get(key) ?? parseKey(this.o.prefix, key) }));
-    const kvs = await this.o.store.getMany(refs.flatMap(({ key, report }) => [key, objectKey(this.o.prefix, TASKS, report.namespace, report.name)]));
+  /** These reports and their Tasks as they are now, in one round trip (a report deleted since is left out). */
+  private async read(stale: Seen[]): Promise<Seen[]> {
+    const kvs = await this.o.store.getMany(stale.flatMap(({ key, report }) => [key, objectKey(this.o.prefix, TASKS, report.namespace, report.name)]));
     const out: Seen[] = [];
-    refs.forEach(({ key, report }, i) => {
+    stale.forEach(({ key, report }, i) => {
       const [reportKv, taskKv] = [kvs[2 * i], kvs[2 * i + 1]];
       if (!reportKv) return;
       out.push({ key, report: { ...report, value: reportKv.value, modRevision: reportKv.modRevision }, task: taskKv && decodeObject<Task>(taskKv.value, taskKv.modRevision) });
@@ -196,10 +195,4 @@ export class TaskStatusRelay {
 /** What one write adds to a transaction. */
 function txnCostOf(w: { compares: TxnCompare[]; ops: TxnOp[] }): TxnCost {
   return { compares: w.compares.length, ops: w.ops.length, bytes: w.ops.reduce((n, op) => n + txnOpCost(op).bytes!, 0) };
-}
-
-/** The place a report key names (its value and revision unknown). */
-function parseKey(prefix: string, key: string): StoredTaskStatusReport {
-  const [node = '', namespace = '', name = ''] = key.slice(taskStatusPrefix(prefix).length).split('/');
-  return { node, namespace, name, value: '', modRevision: 0 };
 }
